@@ -1,0 +1,1 @@
+//! Detector API. Being written.

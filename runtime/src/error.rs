@@ -1,0 +1,44 @@
+//! Errors of the runtime library. Every variant carries enough context to print one clear line.
+
+use std::path::PathBuf;
+
+/// Result alias used across the runtime.
+pub type Result<T, E = HoodError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoodError {
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes of a `.hood` file are not a valid model (bad magic, truncated, checksum, ...).
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    /// The op graph is inconsistent (shapes, references, attributes).
+    #[error("invalid graph: {0}")]
+    Graph(String),
+    /// An input image or tensor does not fit the model.
+    #[error("{what}: {msg}")]
+    Input { what: String, msg: String },
+    /// A backend could not be created or failed while running.
+    #[error("backend {backend}: {msg}")]
+    Backend { backend: &'static str, msg: String },
+}
+
+impl HoodError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        HoodError::Io { path: path.into(), source }
+    }
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        HoodError::Format { path: path.into(), msg: msg.into() }
+    }
+    pub fn graph(msg: impl Into<String>) -> Self {
+        HoodError::Graph(msg.into())
+    }
+    pub fn input(what: impl Into<String>, msg: impl Into<String>) -> Self {
+        HoodError::Input { what: what.into(), msg: msg.into() }
+    }
+}

@@ -1,0 +1,1 @@
+//! The `.hood` file format (docs/FORMAT.md). Being written.

@@ -1,0 +1,24 @@
+//! hood runtime: loads `.hood` HEAT out-of-distribution detectors and runs them.
+//!
+//! * [`ops`] — the one op list with stable ids; [`graph`] — the op graph and its validation.
+//! * [`format`] — the `.hood` file format (docs/FORMAT.md): reader and writer; [`model::Model`].
+//! * [`reference`] — the CPU reference executor (the oracle and the fallback).
+//! * [`preprocess`] — images → normalised tensors, torchvision semantics.
+//! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
+//! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
+
+pub mod detector;
+pub mod error;
+pub mod format;
+pub mod graph;
+pub mod meta;
+pub mod model;
+pub mod ops;
+pub mod preprocess;
+pub mod reference;
+pub mod tensor;
+pub mod tolerance;
+
+
+pub use error::{HoodError, Result};
+

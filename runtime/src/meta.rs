@@ -1,0 +1,156 @@
+//! Model metadata: the JSON section of a `.hood` file (see docs/FORMAT.md §META).
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a user or the runtime needs to know about a model besides its graph and weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Human-readable model name.
+    pub name: String,
+    /// Architecture family: `resnet18`, `resnet50`, `wrn-40-2`, ... or `custom`.
+    pub family: String,
+    pub input: InputSpec,
+    pub classes: ClassSpec,
+    /// How many classifier features feed the decoder (1 = only z; up to 4).
+    pub fw_layers: u32,
+    pub score: ScoreSpec,
+    /// Calibrated OOD threshold; `None` until calibrated.
+    #[serde(default)]
+    pub threshold: Option<Threshold>,
+    /// Golden self-test vector stored as tensors; `None` in hand-made files without one.
+    #[serde(default)]
+    pub golden: Option<Golden>,
+    pub source: Source,
+    pub converter: Converter,
+}
+
+/// Input image geometry and normalisation: `x = (pixel/255 − mean[c]) / std[c]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Model input height and width in pixels.
+    pub height: u32,
+    pub width: u32,
+    /// Number of input channels (3 = RGB).
+    pub channels: u32,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSpec {
+    pub count: u32,
+    /// Optional class names, `count` of them when present.
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+}
+
+/// How the OOD score is defined. v1 knows one definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    /// `mean_hw_max_c_abs`: mean over H×W of max over channels of |h|. Higher = more OOD.
+    pub definition: String,
+}
+
+pub const SCORE_MEAN_HW_MAX_C_ABS: &str = "mean_hw_max_c_abs";
+
+/// A calibrated threshold: `score > value` ⇒ OOD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub value: f32,
+    /// How it was obtained, e.g. `tpr` (ID true-positive rate on validation data) or `manual`.
+    pub method: String,
+    /// Target ID true-positive rate when `method == "tpr"`.
+    #[serde(default)]
+    pub tpr: Option<f32>,
+    /// Number of images used.
+    #[serde(default)]
+    pub images: Option<u64>,
+    /// Free-text description of the calibration data.
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// Names of the tensors that hold the golden self-test batch and its expected outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Golden {
+    /// f32 `[n, C, H, W]`, already normalised.
+    pub input: String,
+    /// f32 `[n, classes]`.
+    pub logits: String,
+    /// i32 `[n]`.
+    pub classes: String,
+    /// f32 `[n]`.
+    pub scores: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The checkpoint files the model was converted from (base names) and their sha256 (hex).
+    #[serde(default)]
+    pub files: Vec<SourceFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    pub name: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Converter {
+    pub name: String,
+    pub version: String,
+}
+
+impl Metadata {
+    /// Checks the fields that do not depend on the graph.
+    pub fn validate(&self) -> Result<(), String> {
+        let i = &self.input;
+        if i.height == 0 || i.width == 0 || i.height > 4096 || i.width > 4096 {
+            return Err(format!("input size {}x{} out of range 1..=4096", i.height, i.width));
+        }
+        if i.channels == 0 || i.channels > 4 {
+            return Err(format!("input channels {} out of range 1..=4", i.channels));
+        }
+        if i.mean.len() != i.channels as usize || i.std.len() != i.channels as usize {
+            return Err(format!(
+                "mean/std have {}/{} entries, input has {} channels",
+                i.mean.len(),
+                i.std.len(),
+                i.channels
+            ));
+        }
+        if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || i.mean.iter().any(|m| !m.is_finite()) {
+            return Err("mean must be finite and std finite and > 0".into());
+        }
+        if self.classes.count == 0 || self.classes.count > 1_000_000 {
+            return Err(format!("class count {} out of range", self.classes.count));
+        }
+        if let Some(n) = &self.classes.names {
+            if n.len() != self.classes.count as usize {
+                return Err(format!("{} class names for {} classes", n.len(), self.classes.count));
+            }
+        }
+        if !(1..=4).contains(&self.fw_layers) {
+            return Err(format!("fw_layers {} out of range 1..=4", self.fw_layers));
+        }
+        if self.score.definition != SCORE_MEAN_HW_MAX_C_ABS {
+            return Err(format!("unknown score definition '{}'", self.score.definition));
+        }
+        if let Some(t) = &self.threshold {
+            if !t.value.is_finite() {
+                return Err("threshold is not finite".into());
+            }
+        }
+        Ok(())
+    }
+}

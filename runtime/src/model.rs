@@ -1,0 +1,1 @@
+//! Model: a loaded .hood file. Being written.

@@ -1,0 +1,79 @@
+//! Reference 2-D convolution (cross-correlation, PyTorch semantics), NCHW, f32, plain loops.
+
+use crate::ops::Conv2d;
+
+/// Optional per-input-channel affine + ReLU applied to loaded values (pre-activation BN).
+pub struct PrologueRef<'a> {
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+    pub relu: bool,
+}
+
+/// `x` is `[n, cin, h, w]`; `weight` `[cout, cin, k, k]`; `residual` (if any) has the output's shape.
+/// Returns `[n, cout, oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    a: &Conv2d,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    prologue: Option<PrologueRef>,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let (cin, cout, k, s, p) = (a.cin, a.cout, a.k, a.stride, a.pad);
+    let oh = (h + 2 * p - k) / s + 1;
+    let ow = (w + 2 * p - k) / s + 1;
+    // Apply the prologue once to the input values; padding is added afterwards, so it stays 0.
+    let xin: Vec<f32> = match &prologue {
+        None => x.to_vec(),
+        Some(pr) => x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / (h * w)) % cin;
+                let y = v * pr.scale[c] + pr.shift[c];
+                if pr.relu {
+                    y.max(0.0)
+                } else {
+                    y
+                }
+            })
+            .collect(),
+    };
+    let mut out = vec![0f32; n * cout * oh * ow];
+    for b in 0..n {
+        for co in 0..cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.map_or(0.0, |bb| bb[co]);
+                    for ci in 0..cin {
+                        for ky in 0..k {
+                            let iy = (oy * s + ky) as isize - p as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..k {
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = xin[((b * cin + ci) * h + iy as usize) * w + ix as usize];
+                                let wv = weight[((co * cin + ci) * k + ky) * k + kx];
+                                acc += xv * wv;
+                            }
+                        }
+                    }
+                    let idx = ((b * cout + co) * oh + oy) * ow + ox;
+                    if let Some(r) = residual {
+                        acc += r[idx];
+                    }
+                    out[idx] = if a.relu { acc.max(0.0) } else { acc };
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,187 @@
+//! The CPU reference executor: the oracle every other backend is tested against, and the
+//! fallback on devices without a usable Vulkan driver. f32 arithmetic on weights widened from
+//! their stored type; one plain-loop function per op family, in files named after the op.
+
+pub mod conv;
+pub mod deconv;
+pub mod elementwise;
+pub mod linear;
+pub mod pool;
+pub mod score;
+
+use crate::error::{HoodError, Result};
+use crate::graph::{Graph, ValueType};
+use crate::ops::Op;
+use crate::tensor::HostTensor;
+use std::collections::HashMap;
+
+/// One value for a whole batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Buffer {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+}
+
+impl Buffer {
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            Buffer::F32(v) => Some(v),
+            Buffer::I32(_) => None,
+        }
+    }
+    pub fn as_i32(&self) -> Option<&[i32]> {
+        match self {
+            Buffer::I32(v) => Some(v),
+            Buffer::F32(_) => None,
+        }
+    }
+}
+
+/// Weights widened to f32, by tensor name.
+#[derive(Debug, Default, Clone)]
+pub struct Weights {
+    map: HashMap<String, Vec<f32>>,
+}
+
+impl Weights {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&mut self, name: impl Into<String>, values: Vec<f32>) {
+        self.map.insert(name.into(), values);
+    }
+    pub fn from_host<'a>(tensors: impl IntoIterator<Item = (&'a String, &'a HostTensor)>) -> Self {
+        let mut w = Weights::new();
+        for (n, t) in tensors {
+            w.insert(n.clone(), t.to_f32());
+        }
+        w
+    }
+    pub fn get(&self, name: &str) -> Result<&[f32]> {
+        self.map
+            .get(name)
+            .map(|v| v.as_slice())
+            .ok_or_else(|| HoodError::graph(format!("weight '{name}' missing")))
+    }
+    fn opt(&self, name: &Option<String>) -> Result<Option<&[f32]>> {
+        name.as_deref().map(|n| self.get(n)).transpose()
+    }
+}
+
+fn f32_of(values: &[Option<Buffer>], id: usize) -> Result<&[f32]> {
+    values
+        .get(id)
+        .and_then(|b| b.as_ref())
+        .and_then(|b| b.as_f32())
+        .ok_or_else(|| HoodError::graph(format!("value {id} is not a computed f32 value")))
+}
+
+fn i32_of(values: &[Option<Buffer>], id: usize) -> Result<&[i32]> {
+    values
+        .get(id)
+        .and_then(|b| b.as_ref())
+        .and_then(|b| b.as_i32())
+        .ok_or_else(|| HoodError::graph(format!("value {id} is not a computed i32 value")))
+}
+
+/// Runs a validated graph on a batch of `n` normalised images (`input` is `[n, C, H, W]`).
+/// Returns every value of the graph (`None` for values never computed).
+pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Result<Vec<Option<Buffer>>> {
+    let in_info = &graph.values[graph.input];
+    if in_info.dtype != ValueType::F32 || input.len() != n * in_info.numel() {
+        return Err(HoodError::input(
+            "input batch",
+            format!("has {} values, expected {n} × {:?}", input.len(), in_info.shape),
+        ));
+    }
+    let mut values: Vec<Option<Buffer>> = vec![None; graph.values.len()];
+    values[graph.input] = Some(Buffer::F32(input.to_vec()));
+    for node in &graph.nodes {
+        let in0 = &graph.values[node.inputs[0]];
+        let s = &in0.shape;
+        let dim = |i: usize| s.get(i).copied().unwrap_or(1);
+        let out: Vec<Buffer> = match &node.op {
+            Op::Conv2d(a) => {
+                let prologue = match &a.prologue {
+                    None => None,
+                    Some(p) => Some(conv::PrologueRef {
+                        scale: weights.get(&p.scale)?,
+                        shift: weights.get(&p.shift)?,
+                        relu: p.relu,
+                    }),
+                };
+                let residual = if a.residual { Some(f32_of(&values, node.inputs[1])?) } else { None };
+                vec![Buffer::F32(conv::conv2d(
+                    a,
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    dim(1),
+                    dim(2),
+                    weights.get(&a.weight)?,
+                    weights.opt(&a.bias)?,
+                    prologue,
+                    residual,
+                ))]
+            }
+            Op::ConvTranspose2d(a) => {
+                let feature = if a.add.is_some() { Some(f32_of(&values, node.inputs[1])?) } else { None };
+                vec![Buffer::F32(deconv::conv_transpose2d(
+                    a,
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    dim(1),
+                    dim(2),
+                    weights.get(&a.weight)?,
+                    weights.opt(&a.bias)?,
+                    feature,
+                ))]
+            }
+            Op::Linear(a) => vec![Buffer::F32(linear::linear(
+                a,
+                f32_of(&values, node.inputs[0])?,
+                n,
+                weights.get(&a.weight)?,
+                weights.opt(&a.bias)?,
+            ))],
+            Op::ClassLinear(a) => vec![Buffer::F32(linear::class_linear(
+                a,
+                f32_of(&values, node.inputs[0])?,
+                i32_of(&values, node.inputs[1])?,
+                n,
+                weights.get(&a.weight)?,
+                weights.get(&a.class_weight)?,
+                weights.opt(&a.bias)?,
+            ))],
+            Op::Argmax => {
+                vec![Buffer::I32(linear::argmax(f32_of(&values, node.inputs[0])?, n, in0.numel()))]
+            }
+            Op::GlobalAvgPool => {
+                vec![Buffer::F32(pool::global_avg_pool(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2)))]
+            }
+            Op::MaxPool2x2 => {
+                vec![Buffer::F32(pool::max_pool2x2(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2)))]
+            }
+            Op::Add(a) => vec![Buffer::F32(elementwise::add(
+                f32_of(&values, node.inputs[0])?,
+                f32_of(&values, node.inputs[1])?,
+                a.relu,
+            ))],
+            Op::ChannelAffine(a) => vec![Buffer::F32(elementwise::channel_affine(
+                f32_of(&values, node.inputs[0])?,
+                dim(0),
+                in0.numel() / dim(0).max(1),
+                weights.get(&a.scale)?,
+                weights.get(&a.shift)?,
+                a.relu,
+            ))],
+            Op::HeatScore => {
+                let (scores, heat) = score::heat_score(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2));
+                vec![Buffer::F32(scores), Buffer::F32(heat)]
+            }
+        };
+        for (&id, buf) in node.outputs.iter().zip(out) {
+            values[id] = Some(buf);
+        }
+    }
+    Ok(values)
+}
