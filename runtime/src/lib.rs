@@ -6,6 +6,7 @@
 //! * [`preprocess`] — images → normalised tensors, torchvision semantics.
 //! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
+//! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
 
 pub mod detector;
 pub mod error;
@@ -17,8 +18,10 @@ pub mod ops;
 pub mod preprocess;
 pub mod reference;
 pub mod tensor;
+pub mod testing;
 pub mod tolerance;
 
 
 pub use error::{HoodError, Result};
+pub use model::Model;
 
