@@ -1,1 +1,258 @@
-//! Detector API. Being written.
+//! The API a camera program calls: load a [`Model`], make a [`Detector`] for a [`Backend`],
+//! feed it images or normalised tensors, get one [`Detection`] per image.
+//!
+//! ```no_run
+//! use hood_runtime::{Backend, Detector, Model};
+//! let model = Model::open("model.hood")?;
+//! let mut det = Detector::new(&model, Backend::Auto)?;
+//! let img = image::open("frame.png").expect("demo");
+//! let d = &det.detect_images(&[img])?[0];
+//! println!("class {} score {:.4} ood {:?}", d.class, d.score, d.ood);
+//! # Ok::<(), hood_runtime::HoodError>(())
+//! ```
+
+use crate::backend::{BatchOutputs, Executor};
+use crate::cpu::CpuExecutor;
+use crate::error::{HoodError, Result};
+use crate::meta::Metadata;
+use crate::model::Model;
+use crate::preprocess::{self, Prepared};
+use crate::tolerance;
+use image::DynamicImage;
+use ndarray::ArrayView4;
+
+/// Which executor runs the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU reference (always available).
+    Cpu,
+    /// The Vulkan compute backend; an error when no usable device exists.
+    Vulkan,
+    /// Vulkan when a usable device exists, else the CPU (the choice is logged).
+    Auto,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Backend::Cpu),
+            "vulkan" | "vk" | "gpu" => Ok(Backend::Vulkan),
+            "auto" => Ok(Backend::Auto),
+            other => Err(format!("unknown backend '{other}' (expected cpu, vulkan or auto)")),
+        }
+    }
+}
+
+/// A heatmap `max_c |h|` at model resolution, row-major `[height, width]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f32>,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Predicted class index (argmax of the logits).
+    pub class: usize,
+    /// Its name, when the model has class names.
+    pub class_name: Option<String>,
+    pub logits: Vec<f32>,
+    /// HEAT OOD score (higher = more out of distribution).
+    pub score: f32,
+    /// `score > threshold`; `None` when the model has no threshold and none was set.
+    pub ood: Option<bool>,
+    pub heatmap: Option<Heatmap>,
+}
+
+/// Outcome of re-running the model's stored golden batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfTest {
+    pub images: usize,
+    pub max_score_dev: f32,
+    pub max_logit_dev: f32,
+    pub class_mismatches: usize,
+    pub passed: bool,
+}
+
+/// Runs one model on one backend.
+pub struct Detector {
+    exec: Box<dyn Executor>,
+    meta: Metadata,
+    golden: Option<(Vec<f32>, Vec<f32>, Vec<i32>, Vec<f32>)>,
+    threshold: Option<f32>,
+    heatmaps: bool,
+}
+
+fn make_executor(model: &Model, backend: Backend) -> Result<Box<dyn Executor>> {
+    match backend {
+        Backend::Cpu => Ok(Box::new(CpuExecutor::new(&model.graph, model.weights()))),
+        Backend::Vulkan => vulkan_executor(model),
+        Backend::Auto => match vulkan_executor(model) {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                log::warn!("no usable Vulkan device ({e}); falling back to the CPU reference");
+                Ok(Box::new(CpuExecutor::new(&model.graph, model.weights())))
+            }
+        },
+    }
+}
+
+#[cfg(feature = "vulkan")]
+fn vulkan_executor(model: &Model) -> Result<Box<dyn Executor>> {
+    Ok(Box::new(crate::vulkan::VulkanExecutor::new(&model.graph, &model.host_tensors())?))
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn vulkan_executor(_model: &Model) -> Result<Box<dyn Executor>> {
+    Err(HoodError::Backend { backend: "vulkan", msg: "this build of hood has no Vulkan support (feature `vulkan`)".into() })
+}
+
+impl Detector {
+    pub fn new(model: &Model, backend: Backend) -> Result<Detector> {
+        let exec = make_executor(model, backend)?;
+        log::info!("backend: {}", exec.name());
+        let golden = match &model.meta.golden {
+            None => None,
+            Some(g) => {
+                let get = |n: &str| {
+                    model.tensor(n).ok_or_else(|| HoodError::format(model.path(), format!("golden tensor '{n}' missing")))
+                };
+                let classes = get(&g.classes)?
+                    .to_i32()
+                    .ok_or_else(|| HoodError::format(model.path(), "golden classes must be i32"))?;
+                Some((get(&g.input)?.to_f32(), get(&g.logits)?.to_f32(), classes, get(&g.scores)?.to_f32()))
+            }
+        };
+        Ok(Detector {
+            exec,
+            threshold: model.meta.threshold.as_ref().map(|t| t.value),
+            meta: model.meta.clone(),
+            golden,
+            heatmaps: false,
+        })
+    }
+
+    /// The backend actually in use (`cpu` or `vulkan`).
+    pub fn backend_name(&self) -> &'static str {
+        self.exec.name()
+    }
+
+    pub fn meta(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// Overrides the model's calibrated threshold (`None` = the model's / no verdict).
+    pub fn set_threshold(&mut self, t: Option<f32>) {
+        if t.is_some() {
+            self.threshold = t;
+        }
+    }
+
+    pub fn threshold(&self) -> Option<f32> {
+        self.threshold
+    }
+
+    /// Whether detections carry heatmaps.
+    pub fn set_heatmaps(&mut self, on: bool) {
+        self.heatmaps = on;
+    }
+
+    /// Elements of one normalised input image `[C, H, W]`.
+    pub fn input_len(&self) -> usize {
+        let i = &self.meta.input;
+        (i.channels * i.height * i.width) as usize
+    }
+
+    /// Preprocesses one image per the model's metadata.
+    pub fn prepare(&self, img: &DynamicImage, what: &str) -> Result<Prepared> {
+        preprocess::prepare(img, &self.meta.input, what)
+    }
+
+    /// Runs decoded images (any size; resized/cropped/normalised per the metadata).
+    pub fn detect_images(&mut self, images: &[DynamicImage]) -> Result<Vec<Detection>> {
+        let mut batch = Vec::with_capacity(images.len() * self.input_len());
+        for (i, img) in images.iter().enumerate() {
+            batch.extend(self.prepare(img, &format!("image {i}"))?.tensor);
+        }
+        self.detect_flat(&batch, images.len())
+    }
+
+    /// Runs an already normalised `[n, C, H, W]` tensor.
+    pub fn detect_tensor(&mut self, input: ArrayView4<f32>) -> Result<Vec<Detection>> {
+        let i = &self.meta.input;
+        let want = [i.channels as usize, i.height as usize, i.width as usize];
+        let sh = input.shape();
+        if sh[1..] != want {
+            return Err(HoodError::input("input tensor", format!("shape {sh:?}, the model expects [n, {}, {}, {}]", want[0], want[1], want[2])));
+        }
+        let flat: Vec<f32> = input.iter().copied().collect();
+        self.detect_flat(&flat, sh[0])
+    }
+
+    /// Runs `n` normalised images laid out `[n, C, H, W]` in `input`.
+    pub fn detect_flat(&mut self, input: &[f32], n: usize) -> Result<Vec<Detection>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if input.len() != n * self.input_len() {
+            return Err(HoodError::input("input batch", format!("{} values for {n} images of {} each", input.len(), self.input_len())));
+        }
+        let out = self.exec.run(input, n, self.heatmaps)?;
+        self.detections(out, n)
+    }
+
+    fn detections(&self, out: BatchOutputs, n: usize) -> Result<Vec<Detection>> {
+        let k = self.meta.classes.count as usize;
+        let (h, w) = (self.meta.input.height as usize, self.meta.input.width as usize);
+        if out.logits.len() != n * k || out.classes.len() != n || out.scores.len() != n {
+            return Err(HoodError::Backend { backend: self.exec.name(), msg: "output sizes do not match the batch".into() });
+        }
+        let hm_len = out.heatmaps.as_ref().map(|v| v.len() / n.max(1)).unwrap_or(0);
+        Ok((0..n)
+            .map(|b| {
+                let class = out.classes[b].max(0) as usize;
+                let score = out.scores[b];
+                Detection {
+                    class,
+                    class_name: self.meta.classes.names.as_ref().and_then(|v| v.get(class).cloned()),
+                    logits: out.logits[b * k..(b + 1) * k].to_vec(),
+                    score,
+                    ood: self.threshold.map(|t| score > t),
+                    heatmap: out.heatmaps.as_ref().map(|hm| {
+                        let (hh, ww) = if hm_len == h * w { (h, w) } else { (hm_len / w.max(1), w) };
+                        Heatmap { height: hh, width: ww, data: hm[b * hm_len..(b + 1) * hm_len].to_vec() }
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    /// Re-runs the golden batch stored in the model and compares with the stored outputs.
+    pub fn selftest(&mut self) -> Result<SelfTest> {
+        let (input, logits, classes, scores) = self
+            .golden
+            .clone()
+            .ok_or_else(|| HoodError::input("self-test", "the model file has no golden self-test vector"))?;
+        let n = scores.len();
+        let out = self.exec.run(&input, n, false)?;
+        let max_dev = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_score_dev = max_dev(&out.scores, &scores);
+        let max_logit_dev = max_dev(&out.logits, &logits);
+        let class_mismatches = out.classes.iter().zip(&classes).filter(|(a, b)| a != b).count();
+        let finite = out.scores.iter().chain(&out.logits).all(|v| v.is_finite());
+        Ok(SelfTest {
+            images: n,
+            max_score_dev,
+            max_logit_dev,
+            class_mismatches,
+            passed: finite
+                && out.scores.len() == n
+                && max_score_dev <= tolerance::SELFTEST_SCORE
+                && max_logit_dev <= tolerance::SELFTEST_LOGIT
+                && class_mismatches == 0,
+        })
+    }
+}

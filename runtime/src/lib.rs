@@ -8,6 +8,8 @@
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
 //! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
 
+pub mod backend;
+pub mod cpu;
 pub mod detector;
 pub mod error;
 pub mod format;
@@ -15,13 +17,17 @@ pub mod graph;
 pub mod meta;
 pub mod model;
 pub mod ops;
+pub mod overlay;
 pub mod preprocess;
 pub mod reference;
 pub mod tensor;
 pub mod testing;
 pub mod tolerance;
+#[cfg(feature = "vulkan")]
+pub mod vulkan;
 
 
+pub use detector::{Backend, Detection, Detector};
 pub use error::{HoodError, Result};
 pub use model::Model;
 

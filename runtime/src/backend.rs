@@ -1,0 +1,24 @@
+//! What every execution backend (CPU reference, Vulkan) provides to the detector.
+
+use crate::error::Result;
+
+/// Outputs of one batch of `n` images, flattened batch-major.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchOutputs {
+    /// `[n, classes]`.
+    pub logits: Vec<f32>,
+    /// `[n]`: argmax of the logits.
+    pub classes: Vec<i32>,
+    /// `[n]`: HEAT score.
+    pub scores: Vec<f32>,
+    /// `[n, H, W]` heatmaps `max_c |h|`, when asked for.
+    pub heatmaps: Option<Vec<f32>>,
+}
+
+/// A backend that runs a whole validated graph on a batch of normalised images.
+pub trait Executor: Send {
+    /// Short name for logs: `cpu`, `vulkan`.
+    fn name(&self) -> &'static str;
+    /// `input` is `[n, C, H, W]` normalised; `n ≥ 1`.
+    fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs>;
+}

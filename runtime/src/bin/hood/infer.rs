@@ -1,0 +1,131 @@
+//! `hood infer MODEL IMAGE... [--backend] [--json] [--logits] [--heatmaps DIR]`.
+//! Undecodable images get one error line each and a non-zero exit; the others are still scored.
+
+use hood_runtime::detector::Detection;
+use hood_runtime::preprocess::{self, Prepared};
+use hood_runtime::{overlay, Backend, Detector, Model};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    model: PathBuf,
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// cpu, vulkan or auto (Vulkan when a usable device exists, else CPU).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+    /// One JSON object per image per line.
+    #[arg(long)]
+    json: bool,
+    /// Include the logits.
+    #[arg(long)]
+    logits: bool,
+    /// Write a heatmap overlay PNG per image into DIR (created if missing).
+    #[arg(long, value_name = "DIR")]
+    heatmaps: Option<PathBuf>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// OOD threshold overriding the model's calibrated one.
+    #[arg(long)]
+    threshold: Option<f32>,
+}
+
+fn unique_png(dir: &Path, src: &Path, used: &mut HashSet<PathBuf>) -> PathBuf {
+    let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let mut p = dir.join(format!("{stem}.heatmap.png"));
+    let mut k = 1;
+    while used.contains(&p) {
+        p = dir.join(format!("{stem}.{k}.heatmap.png"));
+        k += 1;
+    }
+    used.insert(p.clone());
+    p
+}
+
+fn report(path: &Path, d: &Detection, args: &Args, threshold: Option<f32>, heat_png: Option<&Path>) {
+    if args.json {
+        let mut v = serde_json::json!({
+            "path": path.display().to_string(),
+            "class": d.class,
+            "score": d.score,
+            "ood": d.ood,
+        });
+        if let Some(n) = &d.class_name {
+            v["class_name"] = n.clone().into();
+        }
+        if let Some(t) = threshold {
+            v["threshold"] = t.into();
+        }
+        if args.logits {
+            v["logits"] = d.logits.clone().into();
+        }
+        if let Some(p) = heat_png {
+            v["heatmap"] = p.display().to_string().into();
+        }
+        println!("{v}");
+    } else {
+        let name = d.class_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let verdict = match d.ood {
+            Some(true) => "OUT-OF-DISTRIBUTION",
+            Some(false) => "in-distribution",
+            None => "no threshold",
+        };
+        print!("{}: class {}{} score {:.5} -> {}", path.display(), d.class, name, d.score, verdict);
+        if args.logits {
+            print!(" logits {:?}", d.logits);
+        }
+        if let Some(p) = heat_png {
+            print!(" heatmap {}", p.display());
+        }
+        println!();
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let model = Model::open(&args.model)?;
+    let mut det = Detector::new(&model, args.backend)?;
+    det.set_threshold(args.threshold);
+    det.set_heatmaps(args.heatmaps.is_some());
+    if let Some(dir) = &args.heatmaps {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create heatmap folder: {e}", dir.display()))?;
+    }
+    let threshold = det.threshold();
+    let mut failures = 0usize;
+    let mut used = HashSet::new();
+    for chunk in args.images.chunks(args.batch as usize) {
+        let mut ok: Vec<(&PathBuf, Prepared)> = Vec::new();
+        for p in chunk {
+            match preprocess::prepare_file(p, &det.meta().input) {
+                Ok(prep) => ok.push((p, prep)),
+                Err(e) => {
+                    eprintln!("hood: {e}");
+                    failures += 1;
+                }
+            }
+        }
+        if ok.is_empty() {
+            continue;
+        }
+        let flat: Vec<f32> = ok.iter().flat_map(|(_, p)| p.tensor.iter().copied()).collect();
+        let dets = det.detect_flat(&flat, ok.len())?;
+        for ((path, prep), d) in ok.iter().zip(&dets) {
+            let mut png = None;
+            if let (Some(dir), Some(hm)) = (&args.heatmaps, &d.heatmap) {
+                let out = unique_png(dir, path, &mut used);
+                let img = overlay::overlay(&prep.view, &hm.data, 1.0, 8);
+                match img.save(&out) {
+                    Ok(()) => png = Some(out),
+                    Err(e) => {
+                        eprintln!("hood: {}: cannot write heatmap: {e}", out.display());
+                        failures += 1;
+                    }
+                }
+            }
+            report(path, d, args, threshold, png.as_deref());
+        }
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

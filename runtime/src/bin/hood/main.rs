@@ -1,0 +1,62 @@
+//! `hood` — inspect and run `.hood` HEAT OOD detectors.
+//!
+//! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`.
+//! Errors print one line `hood: <file>: <problem>` and exit non-zero.
+
+mod info;
+mod infer;
+mod selftest;
+
+use clap::{Parser, Subcommand};
+use hood_runtime::Backend;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hood", version, about = "Run heatmap-based OOD detectors (.hood models)")]
+struct Cli {
+    /// More log output (info level); RUST_LOG overrides.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print a model's metadata, op list, parameter count and file size.
+    Info {
+        model: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify images and score them for out-of-distribution-ness.
+    Infer(infer::Args),
+    /// Re-run the model's stored golden batch and compare with the stored outputs.
+    Selftest {
+        model: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: Backend,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+    let r = match cli.cmd {
+        Cmd::Info { model, json } => info::run(&model, json),
+        Cmd::Infer(args) => infer::run(&args),
+        Cmd::Selftest { model, backend } => selftest::run(&model, backend),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hood: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `hood selftest MODEL`.
+
+use hood_runtime::{tolerance, Backend, Detector, Model};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(path: &Path, backend: Backend) -> anyhow::Result<ExitCode> {
+    let m = Model::open(path)?;
+    let mut det = Detector::new(&m, backend)?;
+    let r = det.selftest().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    println!(
+        "selftest {} on {}: {} images, max |Δscore| {:.3e} (tol {:.0e}), max |Δlogit| {:.3e} (tol {:.0e}), class mismatches {}: {}",
+        path.display(),
+        det.backend_name(),
+        r.images,
+        r.max_score_dev,
+        tolerance::SELFTEST_SCORE,
+        r.max_logit_dev,
+        tolerance::SELFTEST_LOGIT,
+        r.class_mismatches,
+        if r.passed { "PASS" } else { "FAIL" }
+    );
+    Ok(if r.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

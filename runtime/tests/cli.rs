@@ -1,0 +1,205 @@
+//! The `hood` CLI end to end: info / infer / selftest on a model written by the library's own
+//! writer, and one clear error line + non-zero exit (never a panic) for each kind of bad input.
+
+use hood_runtime::format::write_model;
+use hood_runtime::testing::tiny_model;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hood(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hood"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("spawn hood")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts: non-zero exit, no panic, stderr mentions every needle.
+fn assert_clean_failure(out: &Output, needles: &[&str]) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr {err:?} should mention {n:?}");
+    }
+}
+
+fn model_in(dir: &Path) -> PathBuf {
+    let (meta, graph, tensors) = tiny_model(7);
+    let p = dir.join("tiny.hood");
+    write_model(&p, &meta, &graph, &tensors).expect("write tiny model");
+    p
+}
+
+fn png(dir: &Path, name: &str, w: u32, h: u32, seed: u8) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 17) as u8 ^ seed, (y * 29) as u8, seed.wrapping_mul(3)])
+    });
+    let p = dir.join(name);
+    img.save(&p).expect("save png");
+    p
+}
+
+#[test]
+fn info_prints_metadata_ops_and_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let out = hood(&["info", m.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    for needle in ["conv2d", "heat_score", "class_linear", "parameters", "file size", "golden"] {
+        assert!(s.contains(needle), "info output lacks {needle}: {s}");
+    }
+    let out = hood(&["info", "--json", m.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info --json is JSON");
+    assert_eq!(v["meta"]["classes"]["count"], 5);
+    assert!(v["parameters"].as_u64().unwrap() > 0);
+    assert_eq!(v["file_size"].as_u64().unwrap(), std::fs::metadata(&m).unwrap().len());
+}
+
+#[test]
+fn infer_json_matches_the_library_and_writes_heatmaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let a = png(dir.path(), "a.png", 8, 8, 1);
+    let b = png(dir.path(), "b.png", 20, 13, 90); // resized + cropped
+    let hm = dir.path().join("heat");
+    let out = hood(&[
+        "infer", m.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap(),
+        "--backend", "cpu", "--json", "--logits", "--threshold", "0.05",
+        "--heatmaps", hm.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+
+    let model = hood_runtime::Model::open(&m).unwrap();
+    let mut det = hood_runtime::Detector::new(&model, hood_runtime::Backend::Cpu).unwrap();
+    let imgs = vec![image::open(&a).unwrap(), image::open(&b).unwrap()];
+    let want = det.detect_images(&imgs).unwrap();
+    for (l, w) in lines.iter().zip(&want) {
+        assert_eq!(l["class"].as_u64().unwrap() as usize, w.class);
+        assert_eq!(l["score"].as_f64().unwrap() as f32, w.score);
+        assert_eq!(l["ood"].as_bool().unwrap(), w.score > 0.05);
+        assert_eq!(l["logits"].as_array().unwrap().len(), 5);
+        let png = l["heatmap"].as_str().expect("heatmap path");
+        let img = image::open(png).expect("heatmap png readable");
+        assert_eq!((img.width(), img.height()), (64, 64));
+    }
+}
+
+#[test]
+fn selftest_passes_and_detects_a_tampered_golden_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let out = hood(&["selftest", m.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("PASS"));
+
+    let (meta, graph, mut tensors) = tiny_model(7);
+    for (name, t) in tensors.iter_mut() {
+        if name == &meta.golden.as_ref().unwrap().scores {
+            if let hood_runtime::tensor::TensorValues::F32(v) = &mut t.values {
+                v[0] += 0.01;
+            }
+        }
+    }
+    let bad = dir.path().join("tampered.hood");
+    write_model(&bad, &meta, &graph, &tensors).unwrap();
+    let out = hood(&["selftest", bad.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stdout).contains("FAIL"));
+}
+
+#[test]
+fn bundled_demo_model_passes_its_selftest() {
+    let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo-untrained.hood");
+    let out = hood(&["selftest", m.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+}
+
+#[test]
+fn bad_model_files_get_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = std::fs::read(model_in(d)).unwrap();
+    let missing = d.join("missing.hood");
+    let empty = d.join("empty.hood");
+    std::fs::write(&empty, b"").unwrap();
+    let text_file = d.join("notes.hood");
+    std::fs::write(&text_file, b"this is not a model, just some text....................................").unwrap();
+    let truncated = d.join("truncated.hood");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let flipped = d.join("flipped.hood");
+    let mut f = good.clone();
+    let mid = f.len() / 3;
+    f[mid] ^= 0x10;
+    std::fs::write(&flipped, &f).unwrap();
+    let mut v2 = good.clone();
+    v2[8] = 2; // major version
+    let future = d.join("v2.hood");
+    std::fs::write(&future, &v2).unwrap();
+
+    for (p, needle) in [
+        (&missing, "missing.hood"),
+        (&d.to_path_buf(), "director"),
+        (&empty, "empty.hood"),
+        (&text_file, "not a .hood file"),
+        (&truncated, "truncated.hood"),
+        (&flipped, "checksum"),
+        (&future, "version"),
+    ] {
+        for cmd in ["info", "selftest"] {
+            let out = hood(&[cmd, p.to_str().unwrap()]);
+            assert_clean_failure(&out, &[needle]);
+            assert_eq!(text(&out.stderr).trim().lines().count(), 1, "one error line: {}", text(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn bad_images_are_reported_and_the_rest_still_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model_in(d);
+    let good = png(d, "good.png", 8, 8, 3);
+    let junk = d.join("junk.png");
+    std::fs::write(&junk, b"definitely not a png").unwrap();
+    let empty = d.join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = d.join("nope.png");
+    let out = hood(&[
+        "infer", m.to_str().unwrap(), junk.to_str().unwrap(), good.to_str().unwrap(),
+        empty.to_str().unwrap(), missing.to_str().unwrap(), d.to_str().unwrap(),
+        "--backend", "cpu", "--json",
+    ]);
+    assert_clean_failure(&out, &["junk.png", "empty.jpg", "nope.png", "is a directory"]);
+    assert_eq!(text(&out.stderr).trim().lines().count(), 4, "{}", text(&out.stderr));
+    let lines: Vec<&str> = text(&out.stdout).lines().map(|_| "").collect();
+    assert_eq!(lines.len(), 1, "the good image is still scored");
+}
+
+#[test]
+fn vulkan_without_support_fails_clearly_and_auto_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let img = png(dir.path(), "x.png", 8, 8, 5);
+    let auto = hood(&["infer", m.to_str().unwrap(), img.to_str().unwrap(), "--backend", "auto"]);
+    assert!(auto.status.success(), "{}", text(&auto.stderr));
+    if !cfg!(feature = "vulkan") {
+        let out = hood(&["infer", m.to_str().unwrap(), img.to_str().unwrap(), "--backend", "vulkan"]);
+        assert_clean_failure(&out, &["vulkan"]);
+    }
+}
+
+#[test]
+fn usage_errors_exit_non_zero() {
+    assert_clean_failure(&hood(&["infer"]), &["Usage"]);
+    assert_clean_failure(&hood(&["infer", "m.hood", "x.png", "--backend", "tpu"]), &["tpu"]);
+    assert_clean_failure(&hood(&["infer", "m.hood", "x.png", "--batch", "0"]), &["batch"]);
+}
