@@ -1,2 +1,26 @@
-//! Checkpoint conversion: PyTorch zip / tch archives / safetensors → `.hood`.
-//! Work in progress (issue: convert); the checkpoint readers land first.
+//! `hood_convert`: reads HEAT checkpoints (PyTorch `torch.save` zips, libtorch/tch archives,
+//! safetensors) into a format-independent value tree, for lowering to `.hood` models.
+//!
+//! Layers, one file each (formats are specified in `docs/CHECKPOINTS.md`):
+//! - [`zip`]: bounded zip reader (EOCD + Zip64, central directory, stored entries);
+//! - [`pickle`]: inert pickle interpreter with an allow-list of globals; executes nothing;
+//! - `torch_zip` (internal): `data.pkl` + `data/<key>` storages → tensors (strides, views,
+//!   shared storages, byte order), tch `__torch__ Module` objects;
+//! - `safetensors` (internal): header validation and decoding;
+//! - [`tensor`]: source dtypes and decoded tensors (f32 / i64 values);
+//! - [`checkpoint`]: format detection from the bytes, [`Checkpoint`], [`Checkpoint::flatten`];
+//! - [`error`]: [`ConvertError`], every message naming the file.
+//!
+//! Architecture recognition (which HEAT network a checkpoint holds) is a later step.
+
+pub mod checkpoint;
+pub mod error;
+pub mod pickle;
+mod safetensors;
+pub mod tensor;
+mod torch_zip;
+pub mod zip;
+
+pub use checkpoint::{load, load_bytes, Checkpoint, Format, Key, Value};
+pub use error::ConvertError;
+pub use tensor::{DType, Tensor, TensorData};

@@ -1,0 +1,352 @@
+//! Decoded tensors: source dtype, shape and values (floats widened/narrowed to f32, integers to
+//! i64), plus the two primitives the readers share: decoding raw element bytes (either byte order)
+//! and gathering a strided view out of a decoded storage.
+
+use std::fmt;
+
+/// The element type a tensor had in the checkpoint file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    F64,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl DType {
+    /// Bytes per element in the file.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// Floating-point dtypes decode to f32 values, the others to i64 values.
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+    }
+
+    /// Short name, as safetensors spells it (`F32`, `BF16`, `I64`, `BOOL`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::F64 => "F64",
+            DType::I64 => "I64",
+            DType::I32 => "I32",
+            DType::I16 => "I16",
+            DType::I8 => "I8",
+            DType::U8 => "U8",
+            DType::Bool => "BOOL",
+        }
+    }
+
+    /// From a safetensors dtype string.
+    pub fn from_safetensors(name: &str) -> Option<DType> {
+        ALL.iter().copied().find(|d| d.name() == name)
+    }
+
+    /// From a typed torch storage class name (`FloatStorage`, `HalfStorage`, ...).
+    pub fn from_torch_storage(name: &str) -> Option<DType> {
+        Some(match name {
+            "FloatStorage" => DType::F32,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "DoubleStorage" => DType::F64,
+            "LongStorage" => DType::I64,
+            "IntStorage" => DType::I32,
+            "ShortStorage" => DType::I16,
+            "CharStorage" => DType::I8,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// From a torch dtype attribute name (`float32`, `half`, `long`, ...), as pickled for
+    /// `_rebuild_tensor_v3`.
+    pub fn from_torch_dtype(name: &str) -> Option<DType> {
+        Some(match name {
+            "float32" | "float" => DType::F32,
+            "float16" | "half" => DType::F16,
+            "bfloat16" => DType::BF16,
+            "float64" | "double" => DType::F64,
+            "int64" | "long" => DType::I64,
+            "int32" | "int" => DType::I32,
+            "int16" | "short" => DType::I16,
+            "int8" => DType::I8,
+            "uint8" => DType::U8,
+            "bool" => DType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+const ALL: [DType; 10] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::F64,
+    DType::I64,
+    DType::I32,
+    DType::I16,
+    DType::I8,
+    DType::U8,
+    DType::Bool,
+];
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Decoded values: f32 for floating dtypes, i64 for integer and bool dtypes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+impl TensorData {
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A dense, row-major tensor read from a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    /// The dtype in the file (values are held as f32 or i64 whatever it was).
+    pub dtype: DType,
+    pub data: TensorData,
+}
+
+impl Tensor {
+    /// Number of elements (1 for a 0-d tensor).
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// The values of a floating-point tensor.
+    pub fn f32s(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::F32(v) => Some(v),
+            TensorData::I64(_) => None,
+        }
+    }
+    /// The values of an integer or bool tensor.
+    pub fn i64s(&self) -> Option<&[i64]> {
+        match &self.data {
+            TensorData::I64(v) => Some(v),
+            TensorData::F32(_) => None,
+        }
+    }
+}
+
+/// Decodes `bytes.len() / dtype.size()` elements (a trailing partial element is ignored).
+pub(crate) fn decode(bytes: &[u8], dtype: DType, big_endian: bool) -> TensorData {
+    macro_rules! elems {
+        ($n:literal, $conv:expr) => {
+            bytes
+                .chunks_exact($n)
+                .map(|c| {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(c);
+                    if big_endian {
+                        a.reverse();
+                    }
+                    #[allow(clippy::redundant_closure_call)]
+                    $conv(a)
+                })
+                .collect()
+        };
+    }
+    match dtype {
+        DType::F32 => TensorData::F32(elems!(4, f32::from_le_bytes)),
+        DType::F64 => TensorData::F32(elems!(8, |a| f64::from_le_bytes(a) as f32)),
+        DType::F16 => TensorData::F32(elems!(2, |a| half::f16::from_le_bytes(a).to_f32())),
+        DType::BF16 => TensorData::F32(elems!(2, |a| half::bf16::from_le_bytes(a).to_f32())),
+        DType::I64 => TensorData::I64(elems!(8, i64::from_le_bytes)),
+        DType::I32 => TensorData::I64(elems!(4, |a| i32::from_le_bytes(a) as i64)),
+        DType::I16 => TensorData::I64(elems!(2, |a| i16::from_le_bytes(a) as i64)),
+        DType::I8 => TensorData::I64(bytes.iter().map(|&b| b as i8 as i64).collect()),
+        DType::U8 => TensorData::I64(bytes.iter().map(|&b| b as i64).collect()),
+        DType::Bool => TensorData::I64(bytes.iter().map(|&b| (b != 0) as i64).collect()),
+    }
+}
+
+/// Number of elements of a shape, `None` on overflow.
+pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Copies the view `(offset, size, stride)` (all in elements) out of `storage` in row-major
+/// order. Strides may be zero (expanded tensors) or in any order (transposes). The highest
+/// index touched is checked against the storage length; `max_numel` bounds the output size.
+pub(crate) fn gather(
+    storage: &TensorData,
+    offset: usize,
+    size: &[usize],
+    stride: &[usize],
+    max_numel: usize,
+) -> Result<TensorData, String> {
+    if size.len() != stride.len() {
+        return Err(format!(
+            "size {size:?} and stride {stride:?} have different ranks"
+        ));
+    }
+    let numel = checked_numel(size).ok_or_else(|| format!("size {size:?} overflows"))?;
+    if numel > max_numel {
+        return Err(format!(
+            "size {size:?} has {numel} elements, more than the {max_numel} this file can plausibly hold"
+        ));
+    }
+    if numel == 0 {
+        return Ok(match storage {
+            TensorData::F32(_) => TensorData::F32(Vec::new()),
+            TensorData::I64(_) => TensorData::I64(Vec::new()),
+        });
+    }
+    // A dimension of size 1 never moves: its stride (which torch lets be anything) is irrelevant,
+    // and zeroing it keeps the index arithmetic below within the storage length.
+    let stride: Vec<usize> = size
+        .iter()
+        .zip(stride)
+        .map(|(&n, &s)| if n == 1 { 0 } else { s })
+        .collect();
+    let mut last = offset;
+    for (&n, &s) in size.iter().zip(&stride) {
+        last = (n - 1)
+            .checked_mul(s)
+            .and_then(|v| v.checked_add(last))
+            .ok_or_else(|| {
+                format!("view offset {offset}, size {size:?}, stride {stride:?} overflows")
+            })?;
+    }
+    if last >= storage.len() {
+        return Err(format!(
+            "view (offset {offset}, size {size:?}, stride {stride:?}) reaches element {last} \
+             but the storage holds only {}",
+            storage.len()
+        ));
+    }
+    Ok(match storage {
+        TensorData::F32(v) => TensorData::F32(gather_slice(v, offset, size, &stride, numel)),
+        TensorData::I64(v) => TensorData::I64(gather_slice(v, offset, size, &stride, numel)),
+    })
+}
+
+/// The gather itself; the caller has checked every index is in bounds.
+fn gather_slice<T: Copy>(
+    v: &[T],
+    offset: usize,
+    size: &[usize],
+    stride: &[usize],
+    numel: usize,
+) -> Vec<T> {
+    // Fast path: contiguous row-major view.
+    let mut expect = 1usize;
+    let mut contiguous = true;
+    for (&n, &s) in size.iter().zip(stride).rev() {
+        if n != 1 && s != expect {
+            contiguous = false;
+            break;
+        }
+        expect *= n;
+    }
+    if contiguous {
+        return v[offset..offset + numel].to_vec();
+    }
+    let mut out = Vec::with_capacity(numel);
+    let mut index = vec![0usize; size.len()];
+    let mut pos = offset;
+    for _ in 0..numel {
+        out.push(v[pos]);
+        // Odometer increment over the multi-index, last axis fastest.
+        for d in (0..size.len()).rev() {
+            index[d] += 1;
+            pos += stride[d];
+            if index[d] < size[d] {
+                break;
+            }
+            pos -= stride[d] * size[d];
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_transposed_and_expanded() {
+        let s = TensorData::F32((0..6).map(|x| x as f32).collect());
+        // 2x3 row-major storage viewed as its 3x2 transpose.
+        let t = gather(&s, 0, &[3, 2], &[1, 3], 100).unwrap();
+        assert_eq!(t, TensorData::F32(vec![0., 3., 1., 4., 2., 5.]));
+        // Row 1 expanded to 2 rows.
+        let e = gather(&s, 3, &[2, 3], &[0, 1], 100).unwrap();
+        assert_eq!(e, TensorData::F32(vec![3., 4., 5., 3., 4., 5.]));
+        // 0-d at offset 5.
+        assert_eq!(
+            gather(&s, 5, &[], &[], 100).unwrap(),
+            TensorData::F32(vec![5.])
+        );
+        // Out of range.
+        assert!(gather(&s, 1, &[2, 3], &[3, 1], 100)
+            .unwrap_err()
+            .contains("reaches element 6"));
+        // Too many elements.
+        assert!(gather(&s, 0, &[1000, 1000], &[0, 0], 100)
+            .unwrap_err()
+            .contains("more than"));
+        assert!(gather(&s, 0, &[usize::MAX, 3], &[0, 0], 100)
+            .unwrap_err()
+            .contains("overflows"));
+        // Size-1 dimensions may carry any stride.
+        let g = gather(&s, 1, &[1, 2, 1], &[usize::MAX, 2, usize::MAX / 2], 100).unwrap();
+        assert_eq!(g, TensorData::F32(vec![1., 3.]));
+        assert!(gather(&s, 1, &[2, 2], &[usize::MAX, 1], 100)
+            .unwrap_err()
+            .contains("overflows"));
+    }
+
+    #[test]
+    fn decode_byte_orders() {
+        let le = 1.5f32.to_le_bytes();
+        let be = 1.5f32.to_be_bytes();
+        assert_eq!(decode(&le, DType::F32, false), TensorData::F32(vec![1.5]));
+        assert_eq!(decode(&be, DType::F32, true), TensorData::F32(vec![1.5]));
+        assert_eq!(
+            decode(&[0x00, 0x3c], DType::F16, false),
+            TensorData::F32(vec![1.0])
+        );
+        assert_eq!(
+            decode(&[0x3f, 0x80], DType::BF16, true),
+            TensorData::F32(vec![1.0])
+        );
+        assert_eq!(
+            decode(&[0xff, 2], DType::I8, false),
+            TensorData::I64(vec![-1, 2])
+        );
+    }
+}
