@@ -11,10 +11,22 @@
 //! - [`checkpoint`]: format detection from the bytes, [`Checkpoint`], [`Checkpoint::flatten`];
 //! - [`error`]: [`ConvertError`], every message naming the file.
 //!
-//! Architecture recognition (which HEAT network a checkpoint holds) is a later step.
+//!
+//! Conversion, on top of the readers:
+//! - [`parts`]: split inputs into encoder / head / decoder + normalisation scalars, any layout;
+//! - [`arch`]: recognise ResNet (basic / bottleneck) and WideResNet encoders and HEAT decoders;
+//! - [`lower`]: the op graph with BatchNorm and normalisation folded (f32);
+//! - [`precision`]: fp16 cast with range check; [`golden`]: the self-test batch;
+//! - [`pipeline`]: the whole `convert` run.
 
+pub mod arch;
 pub mod checkpoint;
 pub mod error;
+pub mod golden;
+pub mod lower;
+pub mod parts;
+pub mod pipeline;
+pub mod precision;
 pub mod pickle;
 mod safetensors;
 pub mod tensor;

@@ -1,5 +1,142 @@
-//! `convert CKPT... OUT.hood` — not implemented yet: exits with an error saying so.
-fn main() {
-    eprintln!("convert: not implemented yet in this build (see the convert issue); no file written");
-    std::process::exit(2);
+//! `convert INPUT... OUTPUT.hood [options]`: HEAT checkpoints (torch.save zips in the authors'
+//! layouts, tch archives, safetensors) → a checked fp16 `.hood` model. No Python, no libtorch.
+
+use clap::Parser;
+use hood_convert::arch::ArchHint;
+use hood_convert::pipeline::{convert, Options, Summary};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "convert", version, about = "Convert HEAT checkpoints to a .hood model")]
+struct Args {
+    /// Checkpoint files (any order; format detected from the bytes), then the output `.hood`.
+    #[arg(required = true, num_args = 2.., value_name = "INPUT... OUTPUT")]
+    files: Vec<PathBuf>,
+    /// Override architecture recognition: resnet18 (basic blocks), resnet50 (bottleneck), wrn.
+    #[arg(long)]
+    arch: Option<ArchHint>,
+    /// fw_layers when neither the checkpoint nor a config.txt beside the decoder says.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4))]
+    fw_layers: Option<u32>,
+    /// Decoder snapshot epoch in the authors' layout (default: the highest).
+    #[arg(long)]
+    epoch: Option<i64>,
+    /// Feature normalisation min / max when the checkpoint lacks them.
+    #[arg(long, allow_negative_numbers = true)]
+    norm_min: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    norm_max: Option<f64>,
+    /// Keep f32 weights (debugging; twice the size).
+    #[arg(long)]
+    fp32: bool,
+    /// Class names, one per line (count checked against the head).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Model name stored in the file (default: output file stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// Input size in pixels (default: from config.txt, else 64 for ResNet-50, else 32).
+    #[arg(long)]
+    input_size: Option<u32>,
+    /// Per-channel normalisation mean, comma-separated (default 0.5,0.5,0.5).
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    mean: Option<Vec<f32>>,
+    /// Per-channel normalisation std, comma-separated (default 0.5,0.5,0.5).
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    std: Option<Vec<f32>>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the per-tensor mapping and progress.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn print_summary(s: &Summary) {
+    println!("wrote       {} ({} bytes, {:.2}× smaller than the inputs)", s.output, s.output_bytes, s.compression);
+    println!("model       {}  input 3×{}×{}  {} classes", s.family, s.input_size, s.input_size, s.classes);
+    println!("fw_layers   {} (from {})", s.fw_layers, s.fw_layers_from);
+    if let Some(e) = s.decoder_epoch {
+        println!("decoder     snapshot of epoch {e}");
+    }
+    println!("normalise   min {}  max {}", s.norm_min, s.norm_max);
+    println!(
+        "weights     {} parameters, stored {}{}",
+        s.parameters,
+        s.precision,
+        if s.precision == "f16" {
+            format!(" ({} subnormal, {} flushed to zero)", s.subnormal_weights, s.flushed_weights)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "self-test   {} golden images: max |Δscore| {:.2e}, max |Δlogit| {:.2e}, {}/{} classes agree (stored vs f32 weights)",
+        s.golden_images, s.max_score_dev_vs_f32, s.max_logit_dev_vs_f32, s.class_agreement_vs_f32, s.golden_images
+    );
+    println!("time        {:.2} s", s.seconds);
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let level = if a.verbose { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp(None).init();
+    let mut files = a.files.clone();
+    let output = files.pop().unwrap_or_default();
+    if output.extension().and_then(|e| e.to_str()) != Some("hood") {
+        eprintln!("convert: the last argument must be the output .hood file, got {}", output.display());
+        return ExitCode::from(2);
+    }
+    if let Some(dup) = files.iter().find(|f| **f == output) {
+        eprintln!("convert: {} is both an input and the output", dup.display());
+        return ExitCode::from(2);
+    }
+    let opts = Options {
+        inputs: files,
+        output,
+        arch: a.arch,
+        fw_layers: a.fw_layers,
+        epoch: a.epoch,
+        norm_min: a.norm_min,
+        norm_max: a.norm_max,
+        fp32: a.fp32,
+        classes_file: a.classes.clone(),
+        name: a.name.clone(),
+        input_size: a.input_size,
+        mean: a.mean.clone(),
+        std: a.std.clone(),
+    };
+    let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
+    let progress = |msg: &str| {
+        if show {
+            eprintln!("convert: {msg}…");
+        }
+    };
+    match convert(&opts, &progress) {
+        Ok(s) => {
+            if a.verbose {
+                for (f, orig, part, name) in &s.mapping {
+                    println!("map  {}: {orig} -> {part}: {name}", f.display());
+                }
+            }
+            if a.json {
+                match serde_json::to_string(&s) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("convert: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print_summary(&s);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("convert: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -25,3 +25,21 @@ pub const SCORE_FP32: f32 = 1e-4;
 /// Golden self-test: recomputed vs stored scores and logits on the same backend family.
 pub const SELFTEST_SCORE: f32 = 2e-3;
 pub const SELFTEST_LOGIT: f32 = 5e-2;
+/// Vulkan kernels vs the CPU reference on one op with fp16-exact inputs and weights: fp32 storage, and fp16 storage (outputs and one intermediate rounded to fp16).
+pub const VK_OP_FP32: Tol = Tol { abs: 1e-4, rel: 1e-4 };
+pub const VK_OP_FP16: Tol = Tol { abs: 2e-3, rel: 2e-3 };
+/// Single heatmap pixels (|tanh| in [0, 1]) of an fp16 model vs PyTorch. Rounding the weights to
+/// fp16 moves PyTorch's own pixels by up to 0.069 on the ResNet-50 fixture; the score (their
+/// mean) stays within [`SCORE_FP16`].
+pub const HEATMAP_FP16: f32 = 0.1;
+/// Heatmap pixels and logits of an fp32 model vs PyTorch.
+pub const HEATMAP_FP32: f32 = 1e-3;
+pub const LOGIT_FP32: f32 = 1e-3;
+/// Bound on an fp16-stored model's logits vs PyTorch, per image: [`LOGIT_FP16`] plus twice
+/// `torch_fp16_dev`, the change rounding the weights to fp16 makes to PyTorch's own logits on that
+/// image. Weight rounding alone moves the fixtures' logits by up to 0.75 (ResNet-50 w8, logits up
+/// to 192), and our BatchNorm-folded fp16 weights round differently from PyTorch's unfolded ones,
+/// so a flat 5e-2 cannot hold for every model; scores stay within [`SCORE_FP16`].
+pub fn logit_fp16_bound(torch_fp16_dev: f32) -> f32 {
+    LOGIT_FP16 + 2.0 * torch_fp16_dev
+}

@@ -43,34 +43,43 @@ pub fn conv2d(
             })
             .collect(),
     };
+    // Direct convolution, one output plane at a time: start from the bias, then add the terms
+    // in (ci, ky, kx) order — for each output element the same order as the textbook sum —
+    // walking output rows so the inner loop is contiguous. Then residual, then ReLU.
     let mut out = vec![0f32; n * cout * oh * ow];
     for b in 0..n {
         for co in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = bias.map_or(0.0, |bb| bb[co]);
-                    for ci in 0..cin {
-                        for ky in 0..k {
+            let plane = &mut out[(b * cout + co) * oh * ow..(b * cout + co + 1) * oh * ow];
+            plane.fill(bias.map_or(0.0, |bb| bb[co]));
+            for ci in 0..cin {
+                let xp = &xin[(b * cin + ci) * h * w..(b * cin + ci + 1) * h * w];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let wv = weight[((co * cin + ci) * k + ky) * k + kx];
+                        for oy in 0..oh {
                             let iy = (oy * s + ky) as isize - p as isize;
                             if iy < 0 || iy >= h as isize {
                                 continue;
                             }
-                            for kx in 0..k {
+                            let xrow = &xp[iy as usize * w..(iy as usize + 1) * w];
+                            let orow = &mut plane[oy * ow..(oy + 1) * ow];
+                            for (ox, o) in orow.iter_mut().enumerate() {
                                 let ix = (ox * s + kx) as isize - p as isize;
-                                if ix < 0 || ix >= w as isize {
-                                    continue;
+                                if ix >= 0 && ix < w as isize {
+                                    *o += xrow[ix as usize] * wv;
                                 }
-                                let xv = xin[((b * cin + ci) * h + iy as usize) * w + ix as usize];
-                                let wv = weight[((co * cin + ci) * k + ky) * k + kx];
-                                acc += xv * wv;
                             }
                         }
                     }
-                    let idx = ((b * cout + co) * oh + oy) * ow + ox;
-                    if let Some(r) = residual {
-                        acc += r[idx];
-                    }
-                    out[idx] = if a.relu { acc.max(0.0) } else { acc };
+                }
+            }
+            let base = (b * cout + co) * oh * ow;
+            for (i, o) in plane.iter_mut().enumerate() {
+                if let Some(r) = residual {
+                    *o += r[base + i];
+                }
+                if a.relu {
+                    *o = o.max(0.0);
                 }
             }
         }

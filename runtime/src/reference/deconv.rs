@@ -26,14 +26,17 @@ pub fn conv_transpose2d(
     let mut full = vec![0f32; n * cout * fh * fw];
     for b in 0..n {
         for ci in 0..cin {
-            for iy in 0..h {
-                for ix in 0..w {
-                    let xv = x[((b * cin + ci) * h + iy) * w + ix];
-                    for co in 0..cout {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let wv = weight[((ci * cout + co) * k + ky) * k + kx];
-                                full[((b * cout + co) * fh + iy * s + ky) * fw + ix * s + kx] += xv * wv;
+            let xp = &x[(b * cin + ci) * h * w..(b * cin + ci + 1) * h * w];
+            for co in 0..cout {
+                let fp = &mut full[(b * cout + co) * fh * fw..(b * cout + co + 1) * fh * fw];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let wv = weight[((ci * cout + co) * k + ky) * k + kx];
+                        // Input pixel (iy, ix) lands on full-output pixel (iy·s + ky, ix·s + kx).
+                        for iy in 0..h {
+                            let row = (iy * s + ky) * fw;
+                            for ix in 0..w {
+                                fp[row + ix * s + kx] += xp[iy * w + ix] * wv;
                             }
                         }
                     }

@@ -1,0 +1,295 @@
+//! Splits one or more loaded checkpoints into the three parts of a HEAT model — classifier
+//! encoder, linear head, decoder — plus the normalisation scalars and `fw_layers`, whatever the
+//! layout: the authors' two files (`{'net_state_dict','cls_state_dict'}` and
+//! `{'min','max', <epoch>: {'generator': sd}}`), plain or nested state dicts, wrapper prefixes
+//! (`module.`, `_orig_mod.`, `model.`, `state_dict.`), and the single-file tch convention
+//! (`encoder.`/`net.`/`enc.`, `classifier.`/`cls.`/`head.`, `decoder.`/`generator.`/`gen.`,
+//! `norm_min`/`norm_max` or `min`/`max`, `fw_layers`).
+
+use crate::checkpoint::{Checkpoint, Key, Value};
+use crate::tensor::Tensor;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A state dict of one part: names relative to the part (`layer1.0.conv1.weight`).
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    /// Which file it came from (for messages).
+    pub file: PathBuf,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+/// The parts found across all inputs.
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub encoder: Option<StateDict>,
+    pub head: Option<StateDict>,
+    pub decoder: Option<StateDict>,
+    /// The decoder snapshot epoch used (authors' layout only).
+    pub epoch: Option<i64>,
+    pub norm_min: Option<(f64, PathBuf)>,
+    pub norm_max: Option<(f64, PathBuf)>,
+    pub fw_layers: Option<(i64, String)>,
+    /// Decoder files (for finding `config.txt` beside them).
+    pub decoder_files: Vec<PathBuf>,
+    /// Per-tensor mapping for `--verbose`: (file, original name, part, name in part).
+    pub mapping: Vec<(PathBuf, String, &'static str, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Part {
+    Encoder,
+    Head,
+    Decoder,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Encoder => "classifier encoder",
+            Part::Head => "classifier head",
+            Part::Decoder => "decoder",
+        }
+    }
+}
+
+const WRAPPERS: [&str; 5] = ["module.", "_orig_mod.", "model.", "state_dict.", "model_state_dict."];
+const PART_PREFIXES: [(&str, Part); 11] = [
+    ("net_state_dict.", Part::Encoder),
+    ("cls_state_dict.", Part::Head),
+    ("encoder.", Part::Encoder),
+    ("net.", Part::Encoder),
+    ("enc.", Part::Encoder),
+    ("classifier.", Part::Head),
+    ("cls.", Part::Head),
+    ("head.", Part::Head),
+    ("decoder.", Part::Decoder),
+    ("generator.", Part::Decoder),
+    ("gen.", Part::Decoder),
+];
+
+fn strip_wrappers(mut name: &str) -> &str {
+    loop {
+        match WRAPPERS.iter().find(|w| name.starts_with(*w)) {
+            Some(w) => name = &name[w.len()..],
+            None => return name,
+        }
+    }
+}
+
+/// Which part an unprefixed name belongs to, from its first component.
+fn part_of_bare(name: &str) -> Option<Part> {
+    let first = name.split('.').next().unwrap_or("");
+    if first == "linear" {
+        Some(Part::Head)
+    } else if first == "fc1" || first.starts_with("conv_block") {
+        Some(Part::Decoder)
+    } else if first == "conv1" || first == "bn1" || first.starts_with("layer") || first == "shortcut" {
+        Some(Part::Encoder)
+    } else {
+        None
+    }
+}
+
+const SCALAR_NAMES: [&str; 5] = ["norm_min", "norm_max", "min", "max", "fw_layers"];
+
+fn scalar_of(t: &Tensor) -> Option<f64> {
+    if t.numel() != 1 {
+        return None;
+    }
+    t.f32s().map(|v| v[0] as f64).or_else(|| t.i64s().map(|v| v[0] as f64))
+}
+
+impl Parts {
+    fn part_mut(&mut self, p: Part) -> &mut Option<StateDict> {
+        match p {
+            Part::Encoder => &mut self.encoder,
+            Part::Head => &mut self.head,
+            Part::Decoder => &mut self.decoder,
+        }
+    }
+
+    fn set_scalar(&mut self, key: &str, v: f64, file: &Path) -> Result<(), String> {
+        let slot = match key {
+            "norm_min" | "min" => &mut self.norm_min,
+            "norm_max" | "max" => &mut self.norm_max,
+            "fw_layers" => {
+                if v.fract() != 0.0 || !(1.0..=4.0).contains(&v) {
+                    return Err(format!("{}: fw_layers = {v} is not an integer in 1..=4", file.display()));
+                }
+                self.fw_layers = Some((v as i64, format!("{}", file.display())));
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        if !v.is_finite() {
+            return Err(format!("{}: normalisation scalar '{key}' is {v}", file.display()));
+        }
+        if let Some((old, f)) = slot {
+            if *old != v {
+                return Err(format!(
+                    "{}: normalisation '{key}' = {v} disagrees with {} from {}",
+                    file.display(),
+                    old,
+                    f.display()
+                ));
+            }
+        }
+        *slot = Some((v, file.to_path_buf()));
+        Ok(())
+    }
+
+    fn add_tensors(&mut self, file: &Path, part: Part, tensors: Vec<(String, Tensor)>, orig: Vec<String>) -> Result<(), String> {
+        let slot = self.part_mut(part);
+        if let Some(existing) = slot {
+            if existing.file != file {
+                return Err(format!(
+                    "two {}s: one in {} and one in {}; give exactly one",
+                    part.name(),
+                    existing.file.display(),
+                    file.display()
+                ));
+            }
+        }
+        let sd = slot.get_or_insert_with(|| StateDict { file: file.to_path_buf(), tensors: BTreeMap::new() });
+        let mut mapped = Vec::new();
+        for ((name, t), o) in tensors.into_iter().zip(orig) {
+            if sd.tensors.insert(name.clone(), t).is_some() {
+                return Err(format!("{}: tensor '{name}' appears twice in the {}", file.display(), part.name()));
+            }
+            mapped.push((file.to_path_buf(), o, part.name(), name));
+        }
+        self.mapping.extend(mapped);
+        if part == Part::Decoder && !self.decoder_files.iter().any(|f| f == file) {
+            self.decoder_files.push(file.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Adds one checkpoint. `epoch` picks the decoder snapshot in the authors' layout.
+    pub fn add(&mut self, ck: &Checkpoint, epoch: Option<i64>) -> Result<(), String> {
+        let file = ck.path.clone();
+        // The authors' decoder file: top-level int keys holding {'generator': sd}.
+        let epochs: Vec<i64> = ck
+            .int_keys()
+            .into_iter()
+            .filter(|k| ck.get(*k).and_then(|v| v.get("generator")).is_some())
+            .collect();
+        let mut snapshot_root: Option<&Value> = None;
+        if !epochs.is_empty() {
+            let pick = match epoch {
+                Some(e) if epochs.contains(&e) => e,
+                Some(e) => {
+                    return Err(format!(
+                        "{}: no decoder snapshot for epoch {e}; the file has epochs {:?}",
+                        file.display(),
+                        epochs
+                    ))
+                }
+                None => *epochs.iter().max().unwrap_or(&0),
+            };
+            self.epoch = Some(pick);
+            snapshot_root = ck.get(pick).and_then(|v| v.get("generator"));
+        }
+        // Top-level float/int scalars (authors' `min`/`max`).
+        if let Value::Dict(d) = &ck.root {
+            for (k, v) in d {
+                if let Key::Str(s) = k {
+                    if SCALAR_NAMES.contains(&s.as_str()) {
+                        if let Some(x) = v.as_f64() {
+                            self.set_scalar(s, x, &file)?;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(gen) = snapshot_root {
+            let sub = Checkpoint { path: file.clone(), format: ck.format, root: gen.clone() };
+            let flat = sub.flatten();
+            let orig = flat.iter().map(|(n, _)| format!("{}.generator.{n}", self.epoch.unwrap_or(0))).collect();
+            let named = flat.into_iter().map(|(n, t)| (strip_wrappers(&n).to_string(), t)).collect();
+            return self.add_tensors(&file, Part::Decoder, named, orig);
+        }
+        let mut by_part: Vec<(Part, Vec<(String, Tensor)>, Vec<String>)> = Vec::new();
+        let mut unknown = Vec::new();
+        for (orig, t) in ck.flatten() {
+            let name = strip_wrappers(&orig);
+            // Scalars: top-level or under a decoder prefix.
+            let bare = PART_PREFIXES
+                .iter()
+                .find(|(p, _)| name.starts_with(p))
+                .map(|(p, part)| (&name[p.len()..], Some(*part)))
+                .unwrap_or((name, None));
+            let (rest, prefixed_part) = bare;
+            let rest = strip_wrappers(rest);
+            if SCALAR_NAMES.contains(&rest) && matches!(prefixed_part, None | Some(Part::Decoder)) {
+                if let Some(v) = scalar_of(&t) {
+                    self.set_scalar(rest, v, &file)?;
+                    continue;
+                }
+            }
+            let part = match prefixed_part.or_else(|| part_of_bare(rest)) {
+                Some(p) => p,
+                None => {
+                    unknown.push(orig.clone());
+                    continue;
+                }
+            };
+            match by_part.iter_mut().find(|(p, _, _)| *p == part) {
+                Some((_, v, o)) => {
+                    v.push((rest.to_string(), t));
+                    o.push(orig);
+                }
+                None => by_part.push((part, vec![(rest.to_string(), t)], vec![orig])),
+            }
+        }
+        if by_part.is_empty() && !unknown.is_empty() {
+            let shown: Vec<&str> = unknown.iter().take(6).map(|s| s.as_str()).collect();
+            return Err(format!(
+                "{}: no HEAT classifier or decoder tensors recognised (found e.g. {})",
+                file.display(),
+                shown.join(", ")
+            ));
+        }
+        for name in &unknown {
+            log::warn!("{}: ignoring tensor '{name}' (not part of a HEAT model)", file.display());
+        }
+        for (part, tensors, orig) in by_part {
+            self.add_tensors(&file, part, tensors, orig)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `'fw_layers': N` from the authors' `config.txt` (a printed Python dict) beside a file.
+pub fn fw_layers_from_config(decoder_file: &Path) -> Option<(i64, PathBuf)> {
+    let cfg = decoder_file.parent()?.join("config.txt");
+    let text = std::fs::read_to_string(&cfg).ok()?;
+    let at = text.find("'fw_layers'")?;
+    let rest = text[at + "'fw_layers'".len()..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok().map(|n| (n, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrappers_and_bare_names() {
+        assert_eq!(strip_wrappers("module._orig_mod.conv1.weight"), "conv1.weight");
+        assert_eq!(part_of_bare("layer3.1.bn2.weight"), Some(Part::Encoder));
+        assert_eq!(part_of_bare("linear.bias"), Some(Part::Head));
+        assert_eq!(part_of_bare("conv_block5.0.weight"), Some(Part::Decoder));
+        assert_eq!(part_of_bare("optimizer.state"), None);
+    }
+
+    #[test]
+    fn config_txt_fw_layers() {
+        let dir = std::env::temp_dir().join(format!("hood-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.txt"), "{'arch': 'wrn', 'fw_layers': 3, 'x': 1}").unwrap();
+        assert_eq!(fw_layers_from_config(&dir.join("dec.pt")).map(|x| x.0), Some(3));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

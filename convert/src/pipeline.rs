@@ -1,0 +1,234 @@
+//! The whole conversion: load → split into parts → recognise → lower → cast → golden self-test
+//! → write (temporary file + rename, so a failure leaves no output file).
+
+use crate::arch::{self, ArchHint};
+use crate::checkpoint;
+use crate::golden::{self, GOLDEN_N};
+use crate::lower::{self, Inputs};
+use crate::parts::{fw_layers_from_config, Parts};
+use crate::precision::{self, CastReport};
+use hood_runtime::meta::*;
+use hood_runtime::tensor::HostTensor;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub arch: Option<ArchHint>,
+    pub fw_layers: Option<u32>,
+    pub epoch: Option<i64>,
+    pub norm_min: Option<f64>,
+    pub norm_max: Option<f64>,
+    pub fp32: bool,
+    pub classes_file: Option<PathBuf>,
+    pub name: Option<String>,
+    pub input_size: Option<u32>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub output: String,
+    pub family: String,
+    pub classes: u32,
+    pub input_size: u32,
+    pub fw_layers: u32,
+    pub fw_layers_from: String,
+    pub decoder_epoch: Option<i64>,
+    pub norm_min: f64,
+    pub norm_max: f64,
+    pub parameters: usize,
+    pub precision: &'static str,
+    pub subnormal_weights: usize,
+    pub flushed_weights: usize,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    pub compression: f64,
+    /// Golden batch: stored weights vs the same graph with f32 weights.
+    pub golden_images: usize,
+    pub max_score_dev_vs_f32: f32,
+    pub max_logit_dev_vs_f32: f32,
+    pub class_agreement_vs_f32: usize,
+    pub seconds: f64,
+    #[serde(skip)]
+    pub mapping: Vec<(PathBuf, String, &'static str, String)>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    if names.len() != count {
+        return Err(format!("{}: {} class names, the model's head has {count} classes", path.display(), names.len()));
+    }
+    Ok(names)
+}
+
+/// Input size from the authors' config.txt (`'id_dataset': 'tinyimagenet'` → 64).
+fn input_size_from_config(decoder_file: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(decoder_file.parent()?.join("config.txt")).ok()?;
+    let at = text.find("'id_dataset'")?;
+    let rest = &text[at..text.len().min(at + 60)].to_ascii_lowercase();
+    if rest.contains("tinyimagenet") || rest.contains("tiny_imagenet") {
+        Some(64)
+    } else if rest.contains("cifar") {
+        Some(32)
+    } else {
+        None
+    }
+}
+
+pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
+    let t0 = Instant::now();
+    if opts.inputs.is_empty() {
+        return Err("no input checkpoints given".into());
+    }
+    let mut parts = Parts::default();
+    let mut sources = Vec::new();
+    let mut input_bytes = 0u64;
+    for p in &opts.inputs {
+        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        progress(&format!("reading {} ({:.1} MB)", p.display(), bytes.len() as f64 / 1e6));
+        input_bytes += bytes.len() as u64;
+        let ck = checkpoint::load_bytes(p, &bytes).map_err(|e| e.to_string())?;
+        sources.push(SourceFile {
+            name: p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            sha256: sha256_hex(&bytes),
+        });
+        parts.add(&ck, opts.epoch)?;
+    }
+    let files: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
+    let missing = |what: &str, hint: &str| format!("no {what} found in {}; {hint}", files.join(", "));
+    let enc_sd = parts.encoder.as_ref().ok_or_else(|| missing("classifier encoder", "give the classifier checkpoint too"))?;
+    let head_sd = parts.head.as_ref().ok_or_else(|| missing("classifier head (linear.weight)", "give the classifier checkpoint too"))?;
+    let dec_sd = parts.decoder.as_ref().ok_or_else(|| missing("decoder", "give the decoder checkpoint too"))?;
+    if opts.epoch.is_some() && parts.epoch.is_none() {
+        return Err("--epoch given, but no input has the authors' epoch-keyed decoder layout".into());
+    }
+
+    // fw_layers: checkpoint, else config.txt beside the decoder, else --fw-layers, else 1.
+    let (fw_layers, fw_from) = if let Some((n, f)) = &parts.fw_layers {
+        (*n as u32, format!("checkpoint {f}"))
+    } else if let Some((n, cfg)) = parts.decoder_files.iter().find_map(|f| fw_layers_from_config(f)) {
+        (n as u32, cfg.display().to_string())
+    } else if let Some(n) = opts.fw_layers {
+        (n, "--fw-layers".into())
+    } else {
+        log::warn!("fw_layers not stored in the checkpoint nor in a config.txt beside the decoder: assuming 1 (use --fw-layers)");
+        (1, "default (1)".into())
+    };
+    if let (Some(flag), true) = (opts.fw_layers, fw_from != "--fw-layers") {
+        if flag != fw_layers {
+            log::warn!("--fw-layers {flag} ignored: {fw_from} says {fw_layers}");
+        }
+    }
+    if !(1..=4).contains(&fw_layers) {
+        return Err(format!("fw_layers {fw_layers} out of range 1..=4 (from {fw_from})"));
+    }
+    let norm_min = parts.norm_min.as_ref().map(|x| x.0).or(opts.norm_min).ok_or(
+        "normalisation min not found in the decoder checkpoint (key 'min' / 'norm_min'); give --norm-min",
+    )?;
+    let norm_max = parts.norm_max.as_ref().map(|x| x.0).or(opts.norm_max).ok_or(
+        "normalisation max not found in the decoder checkpoint (key 'max' / 'norm_max'); give --norm-max",
+    )?;
+
+    progress("recognising the architecture");
+    let enc = arch::recognise_encoder(enc_sd, opts.arch)?;
+    let dec = arch::recognise_decoder(dec_sd)?;
+    let input_size = opts
+        .input_size
+        .or_else(|| parts.decoder_files.iter().find_map(|f| input_size_from_config(f)))
+        .unwrap_or_else(|| enc.default_input_size());
+    progress("lowering (BatchNorm folding, normalisation folding)");
+    let lowered = lower::lower(&Inputs {
+        encoder: (enc_sd, &enc),
+        head: head_sd,
+        decoder: (dec_sd, &dec),
+        norm_min,
+        norm_max,
+        fw_layers: fw_layers as usize,
+        input_size,
+    })?;
+    let graph = lowered.graph;
+    let (stored, cast): (Vec<(String, HostTensor)>, CastReport) = precision::cast(&lowered.tensors, opts.fp32)?;
+    let (reference32, _) = precision::cast(&lowered.tensors, true)?;
+
+    progress("golden self-test batch");
+    let s = input_size as usize;
+    let input = golden::golden_input(s);
+    let gold = golden::run(&graph, &stored, &input, GOLDEN_N)?;
+    let full = golden::run(&graph, &reference32, &input, GOLDEN_N)?;
+    let classes = head_sd.tensors.get("linear.weight").map(|t| t.shape[0]).unwrap_or(0);
+    let class_names = match &opts.classes_file {
+        Some(p) => Some(read_classes(p, classes)?),
+        None => None,
+    };
+    let mut tensors = stored;
+    let parameters = tensors.iter().map(|(_, t)| t.len()).sum();
+    tensors.push(("golden.input".into(), HostTensor::f32(vec![GOLDEN_N, 3, s, s], input)));
+    tensors.push(("golden.logits".into(), HostTensor::f32(vec![GOLDEN_N, classes], gold.logits.clone())));
+    tensors.push(("golden.classes".into(), HostTensor::i32(vec![GOLDEN_N], gold.classes.clone())));
+    tensors.push(("golden.scores".into(), HostTensor::f32(vec![GOLDEN_N], gold.scores.clone())));
+
+    let name = opts.name.clone().unwrap_or_else(|| {
+        opts.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+    });
+    let meta = Metadata {
+        name,
+        family: enc.family(),
+        input: InputSpec {
+            height: input_size,
+            width: input_size,
+            channels: 3,
+            mean: opts.mean.clone().unwrap_or_else(|| vec![0.5; 3]),
+            std: opts.std.clone().unwrap_or_else(|| vec![0.5; 3]),
+        },
+        classes: ClassSpec { count: classes as u32, names: class_names },
+        fw_layers,
+        score: ScoreSpec { definition: SCORE_MEAN_HW_MAX_C_ABS.into() },
+        threshold: None,
+        golden: Some(Golden {
+            input: "golden.input".into(),
+            logits: "golden.logits".into(),
+            classes: "golden.classes".into(),
+            scores: "golden.scores".into(),
+        }),
+        source: Source { files: sources },
+        converter: Converter { name: "hood-convert".into(), version: env!("CARGO_PKG_VERSION").into() },
+    };
+    meta.validate().map_err(|e| format!("metadata: {e}"))?;
+    progress(&format!("writing {}", opts.output.display()));
+    hood_runtime::format::write_model(&opts.output, &meta, &graph, &tensors).map_err(|e| e.to_string())?;
+    let output_bytes = std::fs::metadata(&opts.output).map(|m| m.len()).unwrap_or(0);
+    Ok(Summary {
+        output: opts.output.display().to_string(),
+        family: meta.family,
+        classes: classes as u32,
+        input_size,
+        fw_layers,
+        fw_layers_from: fw_from,
+        decoder_epoch: parts.epoch,
+        norm_min,
+        norm_max,
+        parameters,
+        precision: if opts.fp32 { "f32" } else { "f16" },
+        subnormal_weights: cast.subnormal,
+        flushed_weights: cast.flushed,
+        input_bytes,
+        output_bytes,
+        compression: if output_bytes > 0 { input_bytes as f64 / output_bytes as f64 } else { 0.0 },
+        golden_images: GOLDEN_N,
+        max_score_dev_vs_f32: golden::max_dev(&gold.scores, &full.scores),
+        max_logit_dev_vs_f32: golden::max_dev(&gold.logits, &full.logits),
+        class_agreement_vs_f32: gold.classes.iter().zip(&full.classes).filter(|(a, b)| a == b).count(),
+        seconds: t0.elapsed().as_secs_f64(),
+        mapping: std::mem::take(&mut parts.mapping),
+    })
+}
