@@ -5,10 +5,12 @@
 //! are what `torch.load` returned for the written file). CI has no torch: these tests only read
 //! the committed files.
 
+mod common;
+
+use common::{entries_of, zip_without_crc};
 use std::path::{Path, PathBuf};
 
 use hood_convert::pickle;
-use hood_convert::zip::ZipArchive;
 use hood_convert::{load, load_bytes, Checkpoint, DType, Format, Key, Tensor, TensorData, Value};
 use serde_json::Value as Json;
 
@@ -336,53 +338,6 @@ fn unrecognised_and_missing_files() {
 
 // ---------------------------------------------------------------------------------------------
 // Fuzz-ish: corrupted inputs give errors, never panics.
-
-/// A stored zip with CRC 0 (so the reader skips the CRC check and the corrupted bytes reach
-/// the pickle and tensor layers).
-fn zip_without_crc(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let (mut out, mut central) = (Vec::new(), Vec::new());
-    for (name, data) in entries {
-        let off = out.len() as u32;
-        let fixed = |sig: u32| {
-            let mut h = sig.to_le_bytes().to_vec();
-            h.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            h
-        };
-        out.extend(fixed(0x0403_4b50));
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        let mut c = fixed(0x0201_4b50);
-        c.insert(4, 0);
-        c.insert(4, 20); // version made by
-        central.extend(c);
-        central.extend_from_slice(&[0; 12]);
-        central.extend_from_slice(&off.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
-    }
-    let cd = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out
-}
-
-fn entries_of(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let z = ZipArchive::parse(bytes).unwrap();
-    z.entries()
-        .iter()
-        .filter(|e| e.method == 0)
-        .map(|e| (e.name.clone(), z.read(e).unwrap().to_vec()))
-        .collect()
-}
 
 #[test]
 fn rebuilt_zip_without_crc_loads_identically() {

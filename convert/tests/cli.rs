@@ -1,0 +1,150 @@
+//! The `convert` binary end to end: a good conversion, and one clear error line + non-zero exit +
+//! no output file (and no temporary file) for each kind of bad input.
+
+mod common;
+
+use common::{entries_of, zip_without_crc};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn heat(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/heat/resnet18_w8_c10_fw4").join(file)
+}
+
+fn ckpt(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/checkpoints").join(file)
+}
+
+fn convert(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convert")).args(args).env("RUST_LOG", "error").output().expect("spawn convert")
+}
+
+/// Runs a conversion into a fresh folder that must fail; checks the message and that the folder
+/// stays empty (no output, no temporary file).
+fn fails(inputs: &[PathBuf], needles: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.hood");
+    let mut args: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+    args.push(&out);
+    let o = convert(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure for {inputs:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+    assert!(err.starts_with("convert: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr {err:?} should mention {n:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+/// Writes a copy of `src` (a torch zip) with its entries changed by `edit`.
+fn rewritten(dir: &Path, name: &str, src: &Path, edit: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> PathBuf {
+    let mut entries = entries_of(&std::fs::read(src).unwrap());
+    edit(&mut entries);
+    let p = dir.join(name);
+    std::fs::write(&p, zip_without_crc(&entries)).unwrap();
+    p
+}
+
+#[test]
+fn converts_the_authors_layout_and_reports_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.hood");
+    let o = Command::new(env!("CARGO_BIN_EXE_convert"))
+        .arg(heat("decoder.pt"))
+        .arg(heat("classifier.pt"))
+        .arg(&out)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("summary JSON");
+    assert_eq!(v["family"], "resnet18");
+    assert_eq!(v["fw_layers"], 4);
+    assert_eq!(v["classes"], 10);
+    assert_eq!(v["precision"], "f16");
+    assert!(v["max_score_dev_vs_f32"].as_f64().unwrap() < 2e-3);
+    let m = hood_runtime::Model::open(&out).unwrap();
+    assert_eq!(m.meta.source.files.len(), 2);
+    assert!(m.meta.source.files.iter().all(|f| f.sha256.len() == 64));
+}
+
+#[test]
+fn reader_level_failures() {
+    let dec = heat("decoder.pt");
+    fails(&[ckpt("truncated.pt"), dec.clone()], &["truncated.pt", "truncated"]);
+    fails(&[ckpt("no_data_pkl.pt"), dec.clone()], &["no_data_pkl.pt", "data.pkl"]);
+    fails(&[ckpt("short_storage.pt"), dec.clone()], &["short_storage.pt", "shorter"]);
+    fails(&[ckpt("malicious.pt"), dec.clone()], &["malicious.pt", "os.system"]);
+    fails(&[ckpt("legacy.pt"), dec.clone()], &["legacy.pt", "re-save"]);
+    fails(&[heat("missing.pt"), dec], &["missing.pt"]);
+}
+
+#[test]
+fn missing_storage_entry_and_unknown_storage_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cls = heat("classifier.pt");
+    let no_entry = rewritten(tmp.path(), "no_entry.pt", &cls, |e| {
+        let i = e.iter().position(|(n, _)| n.contains("/data/") && !n.ends_with("data.pkl")).unwrap();
+        e.remove(i);
+    });
+    let unknown = rewritten(tmp.path(), "unknown_storage.pt", &cls, |e| {
+        let pkl = e.iter_mut().find(|(n, _)| n.ends_with("data.pkl")).unwrap();
+        let pos = pkl.1.windows(12).position(|w| w == b"FloatStorage").expect("FloatStorage in data.pkl");
+        pkl.1[pos..pos + 12].copy_from_slice(b"QuintStorage");
+    });
+    fails(&[no_entry, heat("decoder.pt")], &["no_entry.pt", "data/"]);
+    fails(&[unknown, heat("decoder.pt")], &["unknown_storage.pt", "QuintStorage"]);
+}
+
+#[test]
+fn nan_weights_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nan = rewritten(tmp.path(), "nan.pt", &heat("classifier.pt"), |e| {
+        for (n, d) in e.iter_mut() {
+            if n.contains("/data/") && !n.ends_with(".pkl") && d.len() >= 64 {
+                // This fixture is stored in fp32: put a NaN in the middle of every storage.
+                let at = (d.len() / 2) & !3;
+                d[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+        }
+    });
+    fails(&[nan, heat("decoder.pt")], &["non-finite"]);
+}
+
+#[test]
+fn missing_parts_two_decoders_and_unknown_shapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    fails(&[heat("classifier.pt")], &["no decoder", "classifier.pt"]);
+    fails(&[heat("decoder.pt")], &["no classifier encoder"]);
+    let copy = tmp.path().join("decoder_copy.pt");
+    std::fs::copy(heat("decoder.pt"), &copy).unwrap();
+    fails(&[heat("classifier.pt"), heat("decoder.pt"), copy], &["two decoders"]);
+    // A WideResNet override on a ResNet: the shapes match no WRN.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let out = tmp2.path().join("x.hood");
+    let o = Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args([heat("classifier.pt"), heat("decoder.pt"), out.clone()])
+        .args(["--arch", "wrn"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("WideResNet expects 3 stages"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn unwritable_output_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("no/such/dir/m.hood");
+    let o = convert(&[&heat("classifier.pt"), &heat("decoder.pt"), &out]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("m.hood"), "{err}");
+    assert!(!out.exists());
+    let o = convert(&[&heat("classifier.pt"), &heat("decoder.pt"), Path::new("not-a-model.txt")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(".hood"));
+}
