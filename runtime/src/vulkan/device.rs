@@ -1,0 +1,230 @@
+//! Instance and device choice: discrete > integrated > virtual > CPU (lavapipe) > other,
+//! overridable with `HOOD_VULKAN_DEVICE` (an index into the enumeration order, or a
+//! case-insensitive substring of the device name). Enables 16-bit storage (and fp16
+//! arithmetic, when present) so kernels can store weights and activations as fp16.
+
+use super::{vk_err, VkOptions};
+use crate::error::Result;
+use std::sync::Arc;
+use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
+use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
+use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
+use vulkano::device::{
+    Device, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue, QueueCreateInfo, QueueFlags,
+};
+use vulkano::instance::{Instance, InstanceCreateFlags, InstanceCreateInfo};
+use vulkano::memory::allocator::StandardMemoryAllocator;
+use vulkano::VulkanLibrary;
+
+/// Everything the executor needs from the device: queue, allocators, what the device can do.
+pub struct VkContext {
+    pub device: Arc<Device>,
+    pub queue: Arc<Queue>,
+    pub memory: Arc<StandardMemoryAllocator>,
+    pub descriptors: Arc<StandardDescriptorSetAllocator>,
+    pub commands: Arc<StandardCommandBufferAllocator>,
+    /// Kernels store weights and activations as fp16 (16-bit storage enabled and not switched off).
+    pub fp16_storage: bool,
+    /// Alignment of every buffer range bound as a storage buffer.
+    pub binding_align: u64,
+    /// Largest workgroup count in x and y of one dispatch.
+    pub max_groups: [u32; 2],
+    /// "name (type, driver ...)" for logs and errors.
+    pub description: String,
+}
+
+fn type_rank(t: PhysicalDeviceType) -> u32 {
+    match t {
+        PhysicalDeviceType::DiscreteGpu => 0,
+        PhysicalDeviceType::IntegratedGpu => 1,
+        PhysicalDeviceType::VirtualGpu => 2,
+        PhysicalDeviceType::Cpu => 3,
+        _ => 4,
+    }
+}
+
+fn compute_family(pd: &PhysicalDevice) -> Option<u32> {
+    pd.queue_family_properties()
+        .iter()
+        .position(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+        .map(|i| i as u32)
+}
+
+/// Picks a device among `(index, name, type)` candidates that have a compute queue.
+/// `selector` is `HOOD_VULKAN_DEVICE`: an enumeration index or a name substring.
+pub fn choose(
+    candidates: &[(usize, String, PhysicalDeviceType)],
+    selector: Option<&str>,
+) -> Result<usize> {
+    if candidates.is_empty() {
+        return Err(vk_err("no Vulkan device with a compute queue"));
+    }
+    if let Some(sel) = selector.map(str::trim).filter(|s| !s.is_empty()) {
+        let hit = match sel.parse::<usize>() {
+            Ok(idx) => candidates.iter().find(|c| c.0 == idx),
+            Err(_) => {
+                let low = sel.to_lowercase();
+                candidates
+                    .iter()
+                    .find(|c| c.1.to_lowercase().contains(&low))
+            }
+        };
+        let names: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("{}: {}", c.0, c.1))
+            .collect();
+        return hit.map(|c| c.0).ok_or_else(|| {
+            vk_err(format!(
+                "HOOD_VULKAN_DEVICE={sel} matches no device (have {})",
+                names.join(", ")
+            ))
+        });
+    }
+    // Stable: among equal types the first enumerated wins.
+    let best = candidates
+        .iter()
+        .min_by_key(|c| (type_rank(c.2), c.0))
+        .map(|c| c.0);
+    best.ok_or_else(|| vk_err("no Vulkan device"))
+}
+
+impl VkContext {
+    /// Loads Vulkan, picks a device and creates the queue and allocators.
+    pub fn new(opts: &VkOptions) -> Result<VkContext> {
+        let library = VulkanLibrary::new()
+            .map_err(|e| vk_err(format!("cannot load the Vulkan loader: {e}")))?;
+        let instance = Instance::new(
+            library,
+            InstanceCreateInfo {
+                flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+                application_name: Some("hood".into()),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| vk_err(format!("cannot create a Vulkan instance: {e}")))?;
+        let physicals: Vec<Arc<PhysicalDevice>> = instance
+            .enumerate_physical_devices()
+            .map_err(|e| vk_err(format!("cannot enumerate devices: {e}")))?
+            .collect();
+        let candidates: Vec<(usize, String, PhysicalDeviceType)> = physicals
+            .iter()
+            .enumerate()
+            .filter(|(_, pd)| compute_family(pd).is_some())
+            .map(|(i, pd)| {
+                (
+                    i,
+                    pd.properties().device_name.clone(),
+                    pd.properties().device_type,
+                )
+            })
+            .collect();
+        let selector = std::env::var("HOOD_VULKAN_DEVICE").ok();
+        let idx = choose(&candidates, selector.as_deref())?;
+        let pd = physicals[idx].clone();
+        let family =
+            compute_family(&pd).ok_or_else(|| vk_err("chosen device lost its compute queue"))?;
+
+        let supported = pd.supported_features();
+        let has16 = supported.storage_buffer16_bit_access;
+        let want = DeviceFeatures {
+            storage_buffer16_bit_access: has16,
+            shader_float16: supported.shader_float16,
+            ..DeviceFeatures::empty()
+        };
+        // Before Vulkan 1.1/1.2 these features live in extensions; enabling a supported
+        // extension is always valid.
+        let ext = pd.supported_extensions();
+        let enabled_extensions = DeviceExtensions {
+            khr_16bit_storage: ext.khr_16bit_storage,
+            khr_storage_buffer_storage_class: ext.khr_storage_buffer_storage_class,
+            khr_shader_float16_int8: ext.khr_shader_float16_int8,
+            ..DeviceExtensions::empty()
+        };
+        let (device, mut queues) = Device::new(
+            pd.clone(),
+            DeviceCreateInfo {
+                queue_create_infos: vec![QueueCreateInfo {
+                    queue_family_index: family,
+                    ..Default::default()
+                }],
+                enabled_extensions,
+                enabled_features: want,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| vk_err(format!("cannot create the device: {e}")))?;
+        let queue = queues
+            .next()
+            .ok_or_else(|| vk_err("the device returned no queue"))?;
+
+        let props = pd.properties();
+        let description = format!(
+            "{} ({:?}, driver {} {}, Vulkan {})",
+            props.device_name,
+            props.device_type,
+            props.driver_name.as_deref().unwrap_or("?"),
+            props.driver_info.as_deref().unwrap_or(""),
+            pd.api_version()
+        );
+        let fp16_storage = has16 && !opts.no_fp16;
+        log::info!(
+            "vulkan: device {idx} {description}; storageBuffer16BitAccess={has16} shaderFloat16={}; \
+             storage {}",
+            supported.shader_float16,
+            if fp16_storage { "fp16" } else { "fp32" }
+        );
+        let binding_align = props
+            .min_storage_buffer_offset_alignment
+            .as_devicesize()
+            .max(4);
+        let g = props.max_compute_work_group_count;
+        Ok(VkContext {
+            memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
+            descriptors: Arc::new(StandardDescriptorSetAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            commands: Arc::new(StandardCommandBufferAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            device,
+            queue,
+            fp16_storage,
+            binding_align,
+            max_groups: [g[0].min(65535), g[1].min(65535)],
+            description,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cands() -> Vec<(usize, String, PhysicalDeviceType)> {
+        vec![
+            (0, "llvmpipe (LLVM 19)".into(), PhysicalDeviceType::Cpu),
+            (1, "Intel UHD 620".into(), PhysicalDeviceType::IntegratedGpu),
+            (2, "NVIDIA H100".into(), PhysicalDeviceType::DiscreteGpu),
+        ]
+    }
+
+    #[test]
+    fn prefers_discrete_then_integrated() {
+        assert_eq!(choose(&cands(), None).unwrap(), 2);
+        assert_eq!(choose(&cands()[..2], None).unwrap(), 1);
+        assert_eq!(choose(&cands()[..1], None).unwrap(), 0);
+    }
+
+    #[test]
+    fn env_selector_by_index_or_name() {
+        assert_eq!(choose(&cands(), Some("0")).unwrap(), 0);
+        assert_eq!(choose(&cands(), Some("llvm")).unwrap(), 0);
+        assert_eq!(choose(&cands(), Some("intel")).unwrap(), 1);
+        assert_eq!(choose(&cands(), Some(" ")).unwrap(), 2);
+        assert!(choose(&cands(), Some("amd")).is_err());
+        assert!(choose(&cands(), Some("7")).is_err());
+        assert!(choose(&[], None).is_err());
+    }
+}

@@ -1,0 +1,552 @@
+//! [`VulkanExecutor`]: runs a whole graph on the GPU.
+//!
+//! At construction the weights are uploaded, every value gets a slot of one device-local
+//! arena (liveness-planned for the largest batch), and every node becomes a prepared
+//! [`Step`] (pipeline + descriptor set + typed push constants). Per batch size the steps are
+//! recorded once into a command buffer — input copy-in, all dispatches, output copy-out —
+//! and replayed; vulkano's automatic synchronisation inserts barriers only where a dispatch
+//! reads or overwrites bytes an earlier command wrote. One fence wait per batch.
+
+use super::arena::{self, Live};
+use super::device::VkContext;
+use super::pipelines::{Builder, Pipelines};
+use super::weights::{storage_bytes, WeightStore};
+use super::{submit_and_wait, vk_err, VkOptions};
+use crate::backend::{BatchOutputs, Executor};
+use crate::error::{HoodError, Result};
+use crate::graph::{Graph, ValueId, ValueType};
+use crate::ops::Op;
+use crate::tensor::{DType, HostTensor};
+use half::f16;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
+use vulkano::command_buffer::{
+    AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo, PrimaryAutoCommandBuffer,
+};
+use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
+use vulkano::pipeline::{ComputePipeline, Pipeline};
+
+/// One prepared dispatch: records itself for a batch of `n` images.
+pub(super) type Step = Box<dyn Fn(&mut Builder, u32) -> Result<()> + Send + Sync>;
+
+/// How a value's elements are stored on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Elem {
+    /// The kernels' storage type (fp16 or fp32).
+    Store,
+    /// Always fp32 (the HEAT score and heatmap).
+    F32,
+    /// Class indices.
+    I32,
+}
+
+/// What a dispatch file needs to build its step: pipelines, value slots, weights.
+pub(super) struct Binder<'a> {
+    pub ctx: &'a VkContext,
+    pub pipes: &'a Pipelines,
+    pub graph: &'a Graph,
+    values: &'a [Option<Subbuffer<[u8]>>],
+    weights: &'a WeightStore,
+    dummy: Subbuffer<[u8]>,
+}
+
+impl Binder<'_> {
+    /// The arena range of value `id` (sized for the largest batch).
+    pub fn value(&self, id: ValueId) -> Result<Subbuffer<[u8]>> {
+        self.values
+            .get(id)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| vk_err(format!("value {id} has no device memory")))
+    }
+    pub fn weight(&self, name: &str) -> Result<Subbuffer<[u8]>> {
+        self.weights.get(name)
+    }
+    /// An optional weight and its `has_*` flag (a never-read placeholder when absent).
+    pub fn opt_weight(&self, name: &Option<String>) -> Result<(Subbuffer<[u8]>, u32)> {
+        match name {
+            Some(n) => Ok((self.weight(n)?, 1)),
+            None => Ok((self.dummy(), 0)),
+        }
+    }
+    /// A small read-only buffer bound where a kernel's optional input is switched off.
+    pub fn dummy(&self) -> Subbuffer<[u8]> {
+        self.dummy.clone()
+    }
+    /// Per-image shape of value `id`.
+    pub fn shape(&self, id: ValueId) -> &[usize] {
+        &self.graph.values[id].shape
+    }
+    /// `[C, H, W]` of value `id` (shapes with fewer dims are padded with 1s).
+    pub fn chw(&self, id: ValueId) -> (u32, u32, u32) {
+        let s = self.shape(id);
+        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
+        (d(0), d(1), d(2))
+    }
+    pub fn numel(&self, id: ValueId) -> u32 {
+        self.graph.values[id].numel() as u32
+    }
+    /// A descriptor set binding `buffers` to bindings 0, 1, ... of `pipeline`'s set 0.
+    pub fn set(
+        &self,
+        pipeline: &Arc<ComputePipeline>,
+        buffers: Vec<Subbuffer<[u8]>>,
+    ) -> Result<Arc<DescriptorSet>> {
+        let layout = pipeline
+            .layout()
+            .set_layouts()
+            .first()
+            .cloned()
+            .ok_or_else(|| vk_err("kernel has no descriptor set"))?;
+        let writes = buffers
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| WriteDescriptorSet::buffer(i as u32, b));
+        DescriptorSet::new(self.ctx.descriptors.clone(), layout, writes, [])
+            .map_err(|e| vk_err(format!("descriptor set: {e}")))
+    }
+    /// Max workgroup counts for [`super::pipelines::groups_for`].
+    pub fn max_groups(&self) -> [u32; 2] {
+        self.ctx.max_groups
+    }
+}
+
+/// Where one graph output is read back from.
+struct Readback {
+    value: ValueId,
+    elem: Elem,
+    /// Elements per image.
+    numel: usize,
+    host: Subbuffer<[u8]>,
+}
+
+/// The Vulkan executor of one graph.
+pub struct VulkanExecutor {
+    ctx: VkContext,
+    max_batch: usize,
+    steps: Vec<Step>,
+    input_numel: usize,
+    input_slot: Subbuffer<[u8]>,
+    input_host: Subbuffer<[u8]>,
+    logits: Readback,
+    class: Readback,
+    score: Readback,
+    heatmap: Readback,
+    slots: Vec<Option<Subbuffer<[u8]>>>,
+    recorded: HashMap<usize, Arc<PrimaryAutoCommandBuffer>>,
+    arena_bytes: u64,
+    weight_bytes: u64,
+    _pipes: Pipelines,
+    _weights: WeightStore,
+}
+
+fn elem_bytes(e: Elem, fp16: bool) -> u64 {
+    match e {
+        Elem::Store if fp16 => 2,
+        _ => 4,
+    }
+}
+
+/// Storage kind of every value: i32 values are `I32`, HeatScore outputs `F32`, the rest `Store`.
+fn value_elems(graph: &Graph) -> Vec<Elem> {
+    let mut e: Vec<Elem> = graph
+        .values
+        .iter()
+        .map(|v| {
+            if v.dtype == ValueType::I32 {
+                Elem::I32
+            } else {
+                Elem::Store
+            }
+        })
+        .collect();
+    for node in &graph.nodes {
+        if matches!(node.op, Op::HeatScore) {
+            for &o in &node.outputs {
+                e[o] = Elem::F32;
+            }
+        }
+    }
+    e
+}
+
+/// Live intervals in steps: 0 = input copy, node j = j + 1, nodes.len() + 1 = output copy.
+fn live_intervals(graph: &Graph, bytes: impl Fn(ValueId) -> u64) -> Vec<Option<Live>> {
+    let end = graph.nodes.len() + 1;
+    let mut first: Vec<Option<usize>> = vec![None; graph.values.len()];
+    let mut last: Vec<usize> = vec![0; graph.values.len()];
+    first[graph.input] = Some(0);
+    for (j, node) in graph.nodes.iter().enumerate() {
+        for &i in &node.inputs {
+            last[i] = last[i].max(j + 1);
+        }
+        for &o in &node.outputs {
+            first[o] = Some(j + 1);
+            last[o] = last[o].max(j + 1);
+        }
+    }
+    let o = &graph.outputs;
+    for id in [o.logits, o.class, o.score, o.heatmap] {
+        last[id] = end;
+    }
+    (0..graph.values.len())
+        .map(|i| {
+            first[i].map(|f| Live {
+                size: bytes(i),
+                first: f,
+                last: last[i].max(f),
+            })
+        })
+        .collect()
+}
+
+fn host_buffer(ctx: &VkContext, bytes: u64, upload: bool) -> Result<Subbuffer<[u8]>> {
+    let (usage, filter) = if upload {
+        (
+            BufferUsage::TRANSFER_SRC,
+            MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+        )
+    } else {
+        (
+            BufferUsage::TRANSFER_DST,
+            MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+        )
+    };
+    Buffer::new_slice(
+        ctx.memory.clone(),
+        BufferCreateInfo {
+            usage,
+            ..Default::default()
+        },
+        AllocationCreateInfo {
+            memory_type_filter: filter,
+            ..Default::default()
+        },
+        bytes.max(4),
+    )
+    .map_err(|e| vk_err(format!("host buffer of {bytes} bytes: {e}")))
+}
+
+impl VulkanExecutor {
+    /// Uploads the weights and plans memory for batches of up to `HOOD_VK_MAX_BATCH` (8).
+    pub fn new(graph: &Graph, tensors: &[(String, HostTensor)]) -> Result<VulkanExecutor> {
+        Self::with_options(graph, tensors, &VkOptions::from_env())
+    }
+
+    pub fn with_options(
+        graph: &Graph,
+        tensors: &[(String, HostTensor)],
+        opts: &VkOptions,
+    ) -> Result<VulkanExecutor> {
+        let lookup = |n: &str| -> Option<(DType, Vec<usize>)> {
+            tensors
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, t)| (t.dtype(), t.shape.clone()))
+        };
+        graph.validate(lookup).map_err(HoodError::graph)?;
+        let max_batch = opts.max_batch.max(1);
+        let largest = graph.values.iter().map(|v| v.numel()).max().unwrap_or(1);
+        if largest
+            .checked_mul(max_batch)
+            .is_none_or(|t| t > u32::MAX as usize / 4)
+        {
+            return Err(vk_err(format!(
+                "a batch of {max_batch} × {largest} elements does not fit 32-bit indexing; lower HOOD_VK_MAX_BATCH"
+            )));
+        }
+
+        let ctx = VkContext::new(opts)?;
+        let pipes = Pipelines::new(&ctx, graph.nodes.iter().map(|n| n.op.kind()))?;
+        let weights = WeightStore::upload(&ctx, &graph.referenced_tensors(), tensors)?;
+
+        let fp16 = ctx.fp16_storage;
+        let elems = value_elems(graph);
+        let value_bytes =
+            |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
+        let plan = arena::plan(&live_intervals(graph, value_bytes), ctx.binding_align);
+        let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
+        let arena: Subbuffer<[u8]> = Buffer::new_slice(
+            ctx.memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER
+                    | BufferUsage::TRANSFER_SRC
+                    | BufferUsage::TRANSFER_DST,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+                ..Default::default()
+            },
+            arena_bytes,
+        )
+        .map_err(|e| vk_err(format!("activation arena of {arena_bytes} bytes: {e}")))?;
+        let slots: Vec<Option<Subbuffer<[u8]>>> = plan
+            .slots
+            .iter()
+            .map(|s| s.map(|s| arena.clone().slice(s.offset..s.offset + s.size)))
+            .collect();
+        let dummy: Subbuffer<[u8]> = Buffer::new_slice(
+            ctx.memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+                ..Default::default()
+            },
+            ctx.binding_align.max(16),
+        )
+        .map_err(|e| vk_err(format!("placeholder buffer: {e}")))?;
+
+        let steps = {
+            let bx = Binder {
+                ctx: &ctx,
+                pipes: &pipes,
+                graph,
+                values: &slots,
+                weights: &weights,
+                dummy,
+            };
+            let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
+            for (j, node) in graph.nodes.iter().enumerate() {
+                let step = match &node.op {
+                    Op::Conv2d(a) => super::conv::conv2d(&bx, a, node),
+                    Op::ConvTranspose2d(a) => super::deconv::conv_transpose2d(&bx, a, node),
+                    Op::Linear(a) => super::linear::linear(&bx, a, node),
+                    Op::ClassLinear(a) => super::linear::class_linear(&bx, a, node),
+                    Op::Argmax => super::linear::argmax(&bx, node),
+                    Op::GlobalAvgPool => super::pool::global_avg_pool(&bx, node),
+                    Op::MaxPool2x2 => super::pool::max_pool2x2(&bx, node),
+                    Op::Add(a) => super::elementwise::add(&bx, a, node),
+                    Op::ChannelAffine(a) => super::elementwise::channel_affine(&bx, a, node),
+                    Op::HeatScore => super::score::heat_score(&bx, node),
+                };
+                steps.push(step.map_err(|e| match e {
+                    HoodError::Backend { backend, msg } => HoodError::Backend {
+                        backend,
+                        msg: format!("node {j} ({}): {msg}", node.op.kind().name()),
+                    },
+                    other => other,
+                })?);
+            }
+            steps
+        };
+
+        let input_numel = graph.values[graph.input].numel();
+        let input_slot = slots[graph.input]
+            .clone()
+            .ok_or_else(|| vk_err("graph input has no device memory"))?;
+        let input_host = host_buffer(&ctx, value_bytes(graph.input), true)?;
+        let readback = |id: ValueId| -> Result<Readback> {
+            Ok(Readback {
+                value: id,
+                elem: elems[id],
+                numel: graph.values[id].numel(),
+                host: host_buffer(&ctx, value_bytes(id), false)?,
+            })
+        };
+        let o = &graph.outputs;
+        let (logits, class, score, heatmap) = (
+            readback(o.logits)?,
+            readback(o.class)?,
+            readback(o.score)?,
+            readback(o.heatmap)?,
+        );
+        log::info!(
+            "vulkan: {} nodes, weights {} bytes, activation arena {} bytes (max batch {max_batch})",
+            graph.nodes.len(),
+            weights.bytes,
+            arena_bytes
+        );
+        Ok(VulkanExecutor {
+            max_batch,
+            steps,
+            input_numel,
+            input_slot,
+            input_host,
+            logits,
+            class,
+            score,
+            heatmap,
+            slots,
+            recorded: HashMap::new(),
+            arena_bytes,
+            weight_bytes: weights.bytes,
+            _pipes: pipes,
+            _weights: weights,
+            ctx,
+        })
+    }
+
+    /// Bytes of the activation arena (the liveness-planned peak for the largest batch).
+    pub fn arena_bytes(&self) -> u64 {
+        self.arena_bytes
+    }
+
+    /// Bytes of the uploaded weights.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// Largest batch recorded into one command buffer.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// Whether weights and activations are stored as fp16 on the device.
+    pub fn fp16_storage(&self) -> bool {
+        self.ctx.fp16_storage
+    }
+
+    /// The chosen device, for logs.
+    pub fn device_description(&self) -> &str {
+        &self.ctx.description
+    }
+
+    fn elem_size(&self, e: Elem) -> u64 {
+        elem_bytes(e, self.ctx.fp16_storage)
+    }
+
+    /// Records input copy, every step and the output copies for a batch of `n`.
+    fn record(&self, n: usize) -> Result<Arc<PrimaryAutoCommandBuffer>> {
+        let mut b = AutoCommandBufferBuilder::primary(
+            self.ctx.commands.clone(),
+            self.ctx.queue.queue_family_index(),
+            CommandBufferUsage::MultipleSubmit,
+        )
+        .map_err(|e| vk_err(format!("command buffer: {e}")))?;
+        let in_bytes = (n * self.input_numel) as u64 * self.elem_size(Elem::Store);
+        b.copy_buffer(CopyBufferInfo::buffers(
+            self.input_host.clone().slice(0..in_bytes),
+            self.input_slot.clone().slice(0..in_bytes),
+        ))
+        .map_err(|e| vk_err(format!("recording the input copy: {e}")))?;
+        for step in &self.steps {
+            step(&mut b, n as u32)?;
+        }
+        for r in [&self.logits, &self.class, &self.score, &self.heatmap] {
+            let bytes = (n * r.numel) as u64 * self.elem_size(r.elem);
+            let slot = self.slots[r.value]
+                .clone()
+                .ok_or_else(|| vk_err("output value has no device memory"))?;
+            b.copy_buffer(CopyBufferInfo::buffers(
+                slot.slice(0..bytes),
+                r.host.clone().slice(0..bytes),
+            ))
+            .map_err(|e| vk_err(format!("recording an output copy: {e}")))?;
+        }
+        b.build()
+            .map_err(|e| vk_err(format!("building the command buffer: {e}")))
+    }
+
+    fn read_f32(&self, r: &Readback, n: usize) -> Result<Vec<f32>> {
+        let guard = r
+            .host
+            .read()
+            .map_err(|e| vk_err(format!("reading an output: {e}")))?;
+        let len = n * r.numel;
+        Ok(match (r.elem, self.ctx.fp16_storage) {
+            (Elem::Store, true) => guard[..len * 2]
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            (Elem::I32, _) => guard[..len * 4]
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
+            _ => guard[..len * 4]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        })
+    }
+
+    fn read_i32(&self, r: &Readback, n: usize) -> Result<Vec<i32>> {
+        if r.elem != Elem::I32 {
+            return Err(vk_err("class output is not i32"));
+        }
+        let guard = r
+            .host
+            .read()
+            .map_err(|e| vk_err(format!("reading an output: {e}")))?;
+        Ok(guard[..n * r.numel * 4]
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// Runs at most `max_batch` images.
+    fn run_chunk(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        want_heatmaps: bool,
+        out: &mut BatchOutputs,
+    ) -> Result<()> {
+        let cb = match self.recorded.get(&n) {
+            Some(cb) => cb.clone(),
+            None => {
+                let cb = self.record(n)?;
+                self.recorded.insert(n, cb.clone());
+                cb
+            }
+        };
+        {
+            let bytes = storage_bytes(input, self.ctx.fp16_storage);
+            let mut guard = self
+                .input_host
+                .write()
+                .map_err(|e| vk_err(format!("writing the input: {e}")))?;
+            guard[..bytes.len()].copy_from_slice(&bytes);
+        }
+        submit_and_wait(&self.ctx, cb)?;
+        out.logits.extend(self.read_f32(&self.logits, n)?);
+        out.classes.extend(self.read_i32(&self.class, n)?);
+        out.scores.extend(self.read_f32(&self.score, n)?);
+        if want_heatmaps {
+            let h = self.read_f32(&self.heatmap, n)?;
+            out.heatmaps.get_or_insert_with(Vec::new).extend(h);
+        }
+        Ok(())
+    }
+}
+
+impl Executor for VulkanExecutor {
+    fn name(&self) -> &'static str {
+        "vulkan"
+    }
+
+    fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {
+        if n == 0 || input.len() != n * self.input_numel {
+            return Err(HoodError::input(
+                "input batch",
+                format!(
+                    "has {} values, expected {n} × {} (n ≥ 1)",
+                    input.len(),
+                    self.input_numel
+                ),
+            ));
+        }
+        let mut out = BatchOutputs {
+            heatmaps: want_heatmaps.then(Vec::new),
+            ..Default::default()
+        };
+        let per = self.input_numel;
+        let mut start = 0;
+        while start < n {
+            let m = (n - start).min(self.max_batch);
+            self.run_chunk(
+                &input[start * per..(start + m) * per],
+                m,
+                want_heatmaps,
+                &mut out,
+            )?;
+            start += m;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,99 @@
+//! The Vulkan backend (cargo feature `vulkan`): GLSL compute kernels from `shaders/`
+//! (compiled at build time by vulkano-shaders, fp16- and fp32-storage variants of one
+//! source), weights uploaded once, activations in one liveness-planned arena, the whole
+//! graph recorded into one command buffer per batch size and replayed with one fence wait
+//! per batch. The CPU reference ([`crate::reference`]) is the oracle its tests compare to.
+//!
+//! * [`device`] — instance and device choice, features, allocators.
+//! * [`pipelines`] — the compiled kernels, typed push constants, the dispatch helper.
+//! * [`weights`] — weight conversion and upload; [`arena`] — activation memory plan.
+//! * `conv`, `deconv`, `linear`, `pool`, `elementwise`, `score` — one dispatch file per op
+//!   family (named like the reference's files), each next to its shader in `shaders/`.
+//! * [`executor`] — [`VulkanExecutor`], the [`crate::backend::Executor`] on Vulkan.
+//!
+//! Environment switches (for bisecting on-device problems):
+//! * `HOOD_VULKAN_DEVICE` — device index or name substring (default: discrete > integrated >
+//!   virtual > CPU).
+//! * `HOOD_VK_NO_FP16=1` — store weights and activations as fp32 even where fp16 storage works.
+//! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
+//!   batches are split.
+
+pub mod arena;
+mod conv;
+mod deconv;
+pub mod device;
+mod elementwise;
+pub mod executor;
+mod linear;
+pub mod pipelines;
+mod pool;
+mod score;
+pub mod weights;
+
+pub use executor::VulkanExecutor;
+
+use crate::error::{HoodError, Result};
+use std::sync::Arc;
+use vulkano::command_buffer::PrimaryAutoCommandBuffer;
+use vulkano::sync::GpuFuture;
+
+/// Default largest batch recorded into one command buffer.
+pub const DEFAULT_MAX_BATCH: usize = 8;
+
+/// A backend error of this backend.
+pub(crate) fn vk_err(msg: impl Into<String>) -> HoodError {
+    HoodError::Backend {
+        backend: "vulkan",
+        msg: msg.into(),
+    }
+}
+
+/// Options of the Vulkan executor; [`VkOptions::from_env`] reads the environment switches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VkOptions {
+    /// Largest batch recorded into one command buffer; larger batches are split.
+    pub max_batch: usize,
+    /// Store weights and activations as fp32 even if the device has 16-bit storage.
+    pub no_fp16: bool,
+}
+
+impl Default for VkOptions {
+    fn default() -> Self {
+        VkOptions {
+            max_batch: DEFAULT_MAX_BATCH,
+            no_fp16: false,
+        }
+    }
+}
+
+impl VkOptions {
+    /// Defaults, overridden by `HOOD_VK_NO_FP16` and `HOOD_VK_MAX_BATCH`.
+    pub fn from_env() -> VkOptions {
+        let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
+        let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(DEFAULT_MAX_BATCH);
+        VkOptions {
+            max_batch,
+            no_fp16: flag("HOOD_VK_NO_FP16"),
+        }
+    }
+}
+
+/// Submits `cb` on the context's queue and waits for its fence.
+pub(crate) fn submit_and_wait(
+    ctx: &device::VkContext,
+    cb: Arc<PrimaryAutoCommandBuffer>,
+) -> Result<()> {
+    let future = vulkano::sync::now(ctx.device.clone())
+        .then_execute(ctx.queue.clone(), cb)
+        .map_err(|e| vk_err(format!("submit: {e}")))?
+        .then_signal_fence_and_flush()
+        .map_err(|e| vk_err(format!("submit: {e}")))?;
+    future
+        .wait(None)
+        .map_err(|e| vk_err(format!("waiting for the GPU: {e}")))?;
+    Ok(())
+}

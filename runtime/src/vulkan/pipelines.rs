@@ -1,0 +1,211 @@
+//! Compute pipelines: every kernel of `shaders/` compiled twice at build time from the same
+//! GLSL (vulkano-shaders), once with `HOOD_FP16` (fp16 storage) and once without (fp32
+//! storage), and turned into pipelines for the variant the device supports.
+//!
+//! The push-constant structs are generated from the GLSL blocks that declare them (one
+//! `*Params` block per kernel); both variants declare identical blocks, so the fp32
+//! module's structs ([`params`]) serve both.
+
+use super::device::VkContext;
+use super::vk_err;
+use crate::error::Result;
+use crate::ops::OpKind;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vulkano::buffer::BufferContents;
+use vulkano::command_buffer::{AutoCommandBufferBuilder, PrimaryAutoCommandBuffer};
+use vulkano::descriptor_set::DescriptorSet;
+use vulkano::pipeline::compute::ComputePipelineCreateInfo;
+use vulkano::pipeline::layout::PipelineDescriptorSetLayoutCreateInfo;
+use vulkano::pipeline::{
+    ComputePipeline, Pipeline, PipelineBindPoint, PipelineLayout, PipelineShaderStageCreateInfo,
+};
+use vulkano::shader::ShaderModule;
+use vulkano::{Validated, VulkanError};
+
+/// Invocations per workgroup of the element-wise kernels (`HOOD_LOCAL_SIZE` in common.glsl).
+pub const LOCAL_SIZE: u32 = 64;
+
+/// Activation codes of common.glsl (`ACT_NONE`, `ACT_RELU`, `ACT_TANH`).
+pub const ACT_NONE: u32 = 0;
+pub const ACT_RELU: u32 = 1;
+pub const ACT_TANH: u32 = 2;
+
+macro_rules! hood_kernels {
+    ($($define:tt)*) => {
+        vulkano_shaders::shader! {
+            shaders: {
+                add: { ty: "compute", path: "../shaders/add.comp" },
+                channel_affine: { ty: "compute", path: "../shaders/channel_affine.comp" },
+                conv2d: { ty: "compute", path: "../shaders/conv2d.comp" },
+                conv_transpose2d: { ty: "compute", path: "../shaders/conv_transpose2d.comp" },
+                linear: { ty: "compute", path: "../shaders/linear.comp" },
+                argmax: { ty: "compute", path: "../shaders/argmax.comp" },
+                global_avg_pool: { ty: "compute", path: "../shaders/global_avg_pool.comp" },
+                max_pool2x2: { ty: "compute", path: "../shaders/max_pool2x2.comp" },
+                heat_score: { ty: "compute", path: "../shaders/heat_score.comp" },
+            },
+            $($define)*
+        }
+    };
+}
+
+/// fp16-storage variant (`HOOD_FP16` defined).
+#[allow(dead_code, clippy::all)]
+mod fp16 {
+    hood_kernels!(define: [("HOOD_FP16", "1")]);
+}
+
+/// fp32-storage variant; its generated structs are the typed push constants of both variants.
+#[allow(dead_code, clippy::all)]
+mod fp32 {
+    hood_kernels!();
+}
+
+/// Typed push constants, generated from the `*Params` blocks of the GLSL kernels.
+pub mod params {
+    pub use super::fp32::{
+        AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, ConvTranspose2dParams,
+        GlobalAvgPoolParams, HeatScoreParams, LinearParams, MaxPool2x2Params,
+    };
+}
+
+type Loader = fn(Arc<vulkano::device::Device>) -> Result<Arc<ShaderModule>, Validated<VulkanError>>;
+
+/// The pipelines of the kernels a graph uses, for the chosen storage variant.
+pub struct Pipelines {
+    by_kind: HashMap<OpKind, Arc<ComputePipeline>>,
+}
+
+fn build(ctx: &VkContext, name: &str, load: Loader) -> Result<Arc<ComputePipeline>> {
+    let ctxerr = |e: String| vk_err(format!("kernel {name}: {e}"));
+    let module = load(ctx.device.clone())
+        .map_err(|e| ctxerr(format!("cannot load the shader module: {e}")))?;
+    let entry = module
+        .entry_point("main")
+        .ok_or_else(|| ctxerr("no entry point 'main'".into()))?;
+    let stage = PipelineShaderStageCreateInfo::new(entry);
+    let layout_info = PipelineDescriptorSetLayoutCreateInfo::from_stages([&stage])
+        .into_pipeline_layout_create_info(ctx.device.clone())
+        .map_err(|e| ctxerr(format!("descriptor set layout: {e:?}")))?;
+    let layout = PipelineLayout::new(ctx.device.clone(), layout_info)
+        .map_err(|e| ctxerr(format!("pipeline layout: {e}")))?;
+    ComputePipeline::new(
+        ctx.device.clone(),
+        None,
+        ComputePipelineCreateInfo::stage_layout(stage, layout),
+    )
+    .map_err(|e| ctxerr(format!("pipeline: {e}")))
+}
+
+/// The shader-module loader of `kind`'s kernel in variant `fp16` / `fp32`.
+macro_rules! loader {
+    ($m:ident, $kind:expr) => {
+        match $kind {
+            OpKind::Add => $m::load_add as Loader,
+            OpKind::ChannelAffine => $m::load_channel_affine,
+            OpKind::Conv2d => $m::load_conv2d,
+            OpKind::ConvTranspose2d => $m::load_conv_transpose2d,
+            OpKind::Linear | OpKind::ClassLinear => $m::load_linear,
+            OpKind::Argmax => $m::load_argmax,
+            OpKind::GlobalAvgPool => $m::load_global_avg_pool,
+            OpKind::MaxPool2x2 => $m::load_max_pool2x2,
+            OpKind::HeatScore => $m::load_heat_score,
+        }
+    };
+}
+
+impl Pipelines {
+    /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
+    /// start-up short on drivers that compile SPIR-V slowly).
+    pub fn new(ctx: &VkContext, kinds: impl IntoIterator<Item = OpKind>) -> Result<Pipelines> {
+        let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
+        for kind in kinds {
+            if by_kind.contains_key(&kind) {
+                continue;
+            }
+            // Linear and ClassLinear share one kernel.
+            let twin = match kind {
+                OpKind::Linear => by_kind.get(&OpKind::ClassLinear).cloned(),
+                OpKind::ClassLinear => by_kind.get(&OpKind::Linear).cloned(),
+                _ => None,
+            };
+            let pipeline = match twin {
+                Some(p) => p,
+                None => {
+                    let load = if ctx.fp16_storage {
+                        loader!(fp16, kind)
+                    } else {
+                        loader!(fp32, kind)
+                    };
+                    build(ctx, kind.name(), load)?
+                }
+            };
+            by_kind.insert(kind, pipeline);
+        }
+        Ok(Pipelines { by_kind })
+    }
+
+    /// The pipeline of `kind`'s kernel.
+    pub fn get(&self, kind: OpKind) -> Result<Arc<ComputePipeline>> {
+        self.by_kind
+            .get(&kind)
+            .cloned()
+            .ok_or_else(|| vk_err(format!("no pipeline built for {}", kind.name())))
+    }
+}
+
+/// The command buffer builder every dispatch records into.
+pub type Builder = AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>;
+
+/// Workgroup counts covering `invocations` one-per-element invocations of `LOCAL_SIZE`,
+/// spread over y when x would exceed the device limit (kernels use `flat_id()`).
+pub fn groups_for(invocations: u64, max_groups: [u32; 2]) -> Result<[u32; 3]> {
+    let groups = invocations.div_ceil(LOCAL_SIZE as u64).max(1);
+    let gx = groups.min(max_groups[0] as u64);
+    let gy = groups.div_ceil(gx);
+    if gy > max_groups[1] as u64 {
+        return Err(vk_err(format!(
+            "dispatch of {invocations} invocations exceeds the device's workgroup limits"
+        )));
+    }
+    Ok([gx as u32, gy as u32, 1])
+}
+
+/// Binds `pipeline` and `set`, pushes `params` and dispatches `groups`.
+pub fn dispatch<P: BufferContents>(
+    b: &mut Builder,
+    pipeline: &Arc<ComputePipeline>,
+    set: &Arc<DescriptorSet>,
+    params: P,
+    groups: [u32; 3],
+) -> Result<()> {
+    let layout = pipeline.layout().clone();
+    b.bind_pipeline_compute(pipeline.clone())
+        .and_then(|b| {
+            b.bind_descriptor_sets(PipelineBindPoint::Compute, layout.clone(), 0, set.clone())
+        })
+        .and_then(|b| b.push_constants(layout, 0, params))
+        .map_err(|e| vk_err(format!("recording: {e}")))?;
+    // SAFETY: every kernel bounds-checks its flat index against the element count in its
+    // push constants, and each bound range holds at least that many elements (planned by
+    // the executor for the largest batch).
+    unsafe { b.dispatch(groups) }.map_err(|e| vk_err(format!("recording a dispatch: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_split_over_y() {
+        assert_eq!(groups_for(1, [65535, 65535]).unwrap(), [1, 1, 1]);
+        assert_eq!(groups_for(64 * 10, [65535, 65535]).unwrap(), [10, 1, 1]);
+        assert_eq!(
+            groups_for(64 * 70000, [65535, 65535]).unwrap(),
+            [65535, 2, 1]
+        );
+        assert!(groups_for(u64::MAX / 2, [4, 4]).is_err());
+    }
+}

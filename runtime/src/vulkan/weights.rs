@@ -1,0 +1,123 @@
+//! Weights: converted once to the kernels' storage type (fp16 or fp32), packed into one
+//! device-local buffer (each tensor at a binding-aligned offset) and uploaded through a
+//! staging buffer with one copy.
+
+use super::device::VkContext;
+use super::{submit_and_wait, vk_err};
+use crate::error::Result;
+use crate::tensor::{HostTensor, TensorValues};
+use half::f16;
+use std::collections::HashMap;
+use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
+use vulkano::command_buffer::{AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo};
+use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
+
+/// Little-endian bytes of `values` in the storage type.
+pub fn storage_bytes(values: &[f32], fp16: bool) -> Vec<u8> {
+    if fp16 {
+        values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect()
+    } else {
+        values.iter().flat_map(|&v| v.to_le_bytes()).collect()
+    }
+}
+
+/// Storage-type bytes of a weight tensor (fp16 tensors are copied bit-exact when storing fp16).
+fn tensor_bytes(t: &HostTensor, fp16: bool) -> Vec<u8> {
+    match (&t.values, fp16) {
+        (TensorValues::F16(v), true) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        _ => storage_bytes(&t.to_f32(), fp16),
+    }
+}
+
+/// The uploaded weights, by tensor name.
+pub struct WeightStore {
+    ranges: HashMap<String, Subbuffer<[u8]>>,
+    pub bytes: u64,
+}
+
+impl WeightStore {
+    /// Uploads the tensors named in `names` (those the graph reads).
+    pub fn upload(
+        ctx: &VkContext,
+        names: &[&str],
+        tensors: &[(String, HostTensor)],
+    ) -> Result<WeightStore> {
+        let align = ctx.binding_align;
+        let mut packed: Vec<u8> = Vec::new();
+        let mut placed: Vec<(String, u64, u64)> = Vec::new();
+        for &name in names {
+            let (_, t) = tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))?;
+            let bytes = tensor_bytes(t, ctx.fp16_storage);
+            let offset = (packed.len() as u64).div_ceil(align) * align;
+            packed.resize(offset as usize, 0);
+            packed.extend_from_slice(&bytes);
+            // Bound ranges are whole 4-byte words.
+            let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
+            placed.push((name.to_string(), offset, size));
+        }
+        let total = (packed.len() as u64).div_ceil(align).max(1) * align;
+        packed.resize(total as usize, 0);
+
+        let staging = Buffer::from_iter(
+            ctx.memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::TRANSFER_SRC,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_HOST
+                    | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+                ..Default::default()
+            },
+            packed,
+        )
+        .map_err(|e| vk_err(format!("weight staging buffer of {total} bytes: {e}")))?;
+        let device_buf: Subbuffer<[u8]> = Buffer::new_slice(
+            ctx.memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+                ..Default::default()
+            },
+            total,
+        )
+        .map_err(|e| vk_err(format!("weight buffer of {total} bytes: {e}")))?;
+        let mut b = AutoCommandBufferBuilder::primary(
+            ctx.commands.clone(),
+            ctx.queue.queue_family_index(),
+            CommandBufferUsage::OneTimeSubmit,
+        )
+        .map_err(|e| vk_err(format!("command buffer: {e}")))?;
+        b.copy_buffer(CopyBufferInfo::buffers(staging, device_buf.clone()))
+            .map_err(|e| vk_err(format!("weight upload: {e}")))?;
+        let cb = b
+            .build()
+            .map_err(|e| vk_err(format!("weight upload: {e}")))?;
+        submit_and_wait(ctx, cb)?;
+
+        let ranges = placed
+            .into_iter()
+            .map(|(n, off, size)| (n, device_buf.clone().slice(off..off + size)))
+            .collect();
+        Ok(WeightStore {
+            ranges,
+            bytes: total,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Subbuffer<[u8]>> {
+        self.ranges
+            .get(name)
+            .cloned()
+            .ok_or_else(|| vk_err(format!("weight '{name}' was not uploaded")))
+    }
+}

@@ -1,0 +1,143 @@
+//! Helpers shared by the Vulkan tests: a seeded RNG, fp16-exact random tensors, single-op
+//! test graphs, and the executor factory that skips cleanly where no Vulkan device exists
+//! (set `HOOD_VK_REQUIRE_DEVICE=1` to make a missing device a failure instead).
+#![allow(dead_code)]
+
+use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
+use hood_runtime::ops::Op;
+use hood_runtime::reference::{self, Buffer, Weights};
+use hood_runtime::tensor::{DType, HostTensor};
+use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+use hood_runtime::HoodError;
+
+/// Small deterministic generator (PCG-style LCG), so every case is reproducible from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1))
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 32) as u32
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u32() as usize) % (hi - lo + 1)
+    }
+    /// Uniform in `[-a, a)`.
+    pub fn sym(&mut self, a: f32) -> f32 {
+        (self.next_u32() as f32 / (1u64 << 31) as f32 - 1.0) * a
+    }
+    pub fn bool(&mut self) -> bool {
+        self.next_u32() & 1 == 1
+    }
+    /// `n` values in `[-a, a)` rounded to fp16 (exactly representable in both variants).
+    pub fn f16_vec(&mut self, n: usize, a: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| half::f16::from_f32(self.sym(a)).to_f32())
+            .collect()
+    }
+}
+
+/// Weight tensors of a test graph, fp16-representable.
+#[derive(Default)]
+pub struct Tensors(pub Vec<(String, HostTensor)>);
+
+impl Tensors {
+    /// Adds a random fp16 tensor and returns its name.
+    pub fn rand(&mut self, rng: &mut Rng, name: &str, shape: Vec<usize>, a: f32) -> String {
+        let n = shape.iter().product();
+        let v = rng.f16_vec(n, a);
+        self.0
+            .push((name.to_string(), HostTensor::f16_from_f32(shape, &v)));
+        name.to_string()
+    }
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<(DType, Vec<usize>)> + '_ {
+        move |n: &str| {
+            self.0
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, t)| (t.dtype(), t.shape.clone()))
+        }
+    }
+    pub fn weights(&self) -> Weights {
+        Weights::from_host(self.0.iter().map(|(n, t)| (n, t)))
+    }
+}
+
+/// Adds the scaffolding every graph needs (class = argmax(input), score/heatmap =
+/// heat_score(input)) and makes `logits` the value under test.
+pub fn finish(mut g: GraphBuilder<'_>, logits: ValueId) -> Graph {
+    let input = g.input();
+    let class = g.add1("class", Op::Argmax, &[input]).expect("argmax");
+    let hs = g.add("heat", Op::HeatScore, &[input]).expect("heat_score");
+    g.finish(GraphOutputs {
+        logits,
+        class,
+        score: hs[0],
+        heatmap: hs[1],
+    })
+}
+
+/// Builds an executor; `None` (test skipped) when the machine has no Vulkan device.
+pub fn executor(
+    graph: &Graph,
+    t: &Tensors,
+    fp16: bool,
+    max_batch: usize,
+) -> Option<VulkanExecutor> {
+    let opts = VkOptions {
+        max_batch,
+        no_fp16: !fp16,
+    };
+    match VulkanExecutor::with_options(graph, &t.0, &opts) {
+        Ok(e) => Some(e),
+        Err(HoodError::Backend { msg, .. })
+            if (msg.contains("Vulkan loader") || msg.contains("no Vulkan device"))
+                && std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() =>
+        {
+            eprintln!("skipping: {msg}");
+            None
+        }
+        Err(e) => panic!("creating the Vulkan executor: {e}"),
+    }
+}
+
+/// The reference result of every value.
+pub fn reference(graph: &Graph, t: &Tensors, input: &[f32], n: usize) -> Vec<Option<Buffer>> {
+    reference::execute(graph, &t.weights(), input, n).expect("reference")
+}
+
+pub fn ref_f32(vals: &[Option<Buffer>], id: ValueId) -> Vec<f32> {
+    vals[id]
+        .as_ref()
+        .and_then(|b| b.as_f32())
+        .expect("f32 value")
+        .to_vec()
+}
+
+pub fn ref_i32(vals: &[Option<Buffer>], id: ValueId) -> Vec<i32> {
+    vals[id]
+        .as_ref()
+        .and_then(|b| b.as_i32())
+        .expect("i32 value")
+        .to_vec()
+}
+
+/// Asserts `got ≈ want` elementwise within `tol`, naming the first bad element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: hood_runtime::tolerance::Tol) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = 0f32;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            tol.ok(g, w),
+            "{what}: element {i}: gpu {g} vs reference {w} (tol {tol:?})"
+        );
+        worst = worst.max((g - w).abs());
+    }
+    let _ = worst;
+}

@@ -1,0 +1,350 @@
+//! Every Vulkan kernel vs the CPU reference (`reference::execute`) on random shapes and
+//! attributes, seeded (the seed is in every failure message; failing seeds are kept below as
+//! named tests), in both storage variants (fp16, fp32), for batch sizes 1, 3 and 8 (8 is
+//! split at the planned maximum of 4), replayed twice with identical results.
+//!
+//! Each case is a small graph: the op(s) under test produce the value read back as `logits`;
+//! `class = argmax(input)` and `score, heatmap = heat_score(input)` are checked too.
+#![cfg(feature = "vulkan")]
+
+mod vulkan_common;
+
+use hood_runtime::backend::Executor;
+use hood_runtime::graph::{Graph, GraphBuilder, ValueId};
+use hood_runtime::ops::*;
+use hood_runtime::tolerance::{VK_OP_FP16, VK_OP_FP32};
+use vulkan_common::*;
+
+/// A test graph, its weights, the value under test and the input scale.
+struct Case {
+    graph: Graph,
+    tensors: Tensors,
+    out: ValueId,
+}
+
+/// Runs `case` on both variants and batch sizes 1, 3, 8 and compares with the reference.
+fn check(name: &str, seed: u64, case: &Case) {
+    let in_numel = case.graph.values[case.graph.input].numel();
+    for fp16 in [true, false] {
+        let Some(mut ex) = executor(&case.graph, &case.tensors, fp16, 4) else {
+            return;
+        };
+        let tol = if ex.fp16_storage() {
+            VK_OP_FP16
+        } else {
+            VK_OP_FP32
+        };
+        for n in [1usize, 3, 8] {
+            let what = format!("{name} seed {seed} fp16={} n={n}", ex.fp16_storage());
+            let mut rng = Rng::new(seed ^ (n as u64) << 32);
+            let input = rng.f16_vec(n * in_numel, 2.0);
+            let want = reference(&case.graph, &case.tensors, &input, n);
+            let got = ex
+                .run(&input, n, true)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_close(
+                &format!("{what}: output"),
+                &got.logits,
+                &ref_f32(&want, case.out),
+                tol,
+            );
+            let o = &case.graph.outputs;
+            assert_eq!(got.classes, ref_i32(&want, o.class), "{what}: argmax");
+            assert_close(
+                &format!("{what}: score"),
+                &got.scores,
+                &ref_f32(&want, o.score),
+                VK_OP_FP32,
+            );
+            let heat = got.heatmaps.as_deref().expect("heatmaps asked for");
+            assert_close(
+                &format!("{what}: heatmap"),
+                heat,
+                &ref_f32(&want, o.heatmap),
+                VK_OP_FP32,
+            );
+            if n == 3 {
+                let again = ex
+                    .run(&input, n, true)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(again, got, "{what}: replay differs");
+            }
+        }
+    }
+}
+
+fn conv2d_case(seed: u64) -> Case {
+    let mut r = Rng::new(seed);
+    let k = [1, 2, 3, 5][r.range(0, 3)];
+    let (cin, cout, stride, pad) = (r.range(1, 6), r.range(1, 6), r.range(1, 3), r.range(0, 2));
+    let (h, w) = (r.range(k.max(2), 11), r.range(k.max(2), 11));
+    let mut t = Tensors::default();
+    let a = 1.0 / ((cin * k * k) as f32).sqrt();
+    let mut op = Conv2d {
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        weight: t.rand(&mut r, "w", vec![cout, cin, k, k], a),
+        bias: r.bool().then(|| t.rand(&mut r, "b", vec![cout], 0.5)),
+        prologue: None,
+        residual: r.bool(),
+        relu: r.bool(),
+    };
+    if r.bool() {
+        op.prologue = Some(Prologue {
+            scale: t.rand(&mut r, "ps", vec![cin], 1.5),
+            shift: t.rand(&mut r, "pt", vec![cin], 0.5),
+            relu: r.bool(),
+        });
+    }
+    let wr = t.rand(&mut r, "wr", vec![cout, cin, k, k], a);
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new([cin, h, w], &lookup);
+    let x = g.input();
+    let out = if op.residual {
+        let res_op = Conv2d {
+            weight: wr,
+            bias: None,
+            prologue: None,
+            residual: false,
+            relu: false,
+            ..op.clone()
+        };
+        let res = g
+            .add1("res", Op::Conv2d(res_op), &[x])
+            .expect("residual conv");
+        g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
+    } else {
+        g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
+    };
+    let graph = finish(g, out);
+    drop(lookup);
+    Case {
+        graph,
+        tensors: t,
+        out,
+    }
+}
+
+fn conv_transpose2d_case(seed: u64) -> Case {
+    let mut r = Rng::new(seed);
+    let k = r.range(1, 5);
+    let (cin, cout, stride) = (r.range(1, 6), r.range(1, 6), r.range(1, 3));
+    let (h, w) = (r.range(1, 6), r.range(1, 6));
+    let full = (h.min(w) - 1) * stride + k;
+    let pad = r.range(0, (k - 1).min((full - 1) / 2));
+    let mut t = Tensors::default();
+    let a = 1.0 / ((cin * k * k) as f32).sqrt();
+    let act = [Activation::None, Activation::Relu, Activation::Tanh][r.range(0, 2)];
+    let op = ConvTranspose2d {
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        weight: t.rand(&mut r, "w", vec![cin, cout, k, k], a),
+        bias: r.bool().then(|| t.rand(&mut r, "b", vec![cout], 0.5)),
+        act,
+        add: r.bool().then(|| FeatureAdd {
+            scale: 0.75,
+            shift: -0.25,
+        }),
+    };
+    let wf = t.rand(&mut r, "wf", vec![cin, cout, k, k], a);
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new([cin, h, w], &lookup);
+    let x = g.input();
+    let out = if op.add.is_some() {
+        let f_op = ConvTranspose2d {
+            weight: wf,
+            bias: None,
+            act: Activation::None,
+            add: None,
+            ..op.clone()
+        };
+        let f = g
+            .add1("feature", Op::ConvTranspose2d(f_op), &[x])
+            .expect("feature deconv");
+        g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
+            .expect("deconv")
+    } else {
+        g.add1("deconv", Op::ConvTranspose2d(op), &[x])
+            .expect("deconv")
+    };
+    let graph = finish(g, out);
+    drop(lookup);
+    Case {
+        graph,
+        tensors: t,
+        out,
+    }
+}
+
+fn linear_case(seed: u64) -> Case {
+    let mut r = Rng::new(seed);
+    let shape = [r.range(1, 4), r.range(1, 5), r.range(1, 5)];
+    let cin: usize = shape.iter().product();
+    let cout = r.range(1, 40);
+    let mut t = Tensors::default();
+    let a = 1.0 / (cin as f32).sqrt();
+    let class = r.bool();
+    let classes = r.range(1, cin);
+    let weight = t.rand(&mut r, "w", vec![cout, cin], a);
+    let bias = r.bool().then(|| t.rand(&mut r, "b", vec![cout], 0.5));
+    let class_weight = t.rand(&mut r, "cw", vec![cout, classes], 1.0);
+    let relu = r.bool();
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new(shape, &lookup);
+    let x = g.input();
+    let out = if class {
+        // The class index comes from argmax(input): often ≥ classes, which must add nothing.
+        let c = g.add1("cls", Op::Argmax, &[x]).expect("argmax");
+        let op = ClassLinear {
+            cin,
+            classes,
+            cout,
+            weight,
+            class_weight,
+            bias,
+        };
+        g.add1("fc1", Op::ClassLinear(op), &[x, c])
+            .expect("class_linear")
+    } else {
+        g.add1(
+            "fc",
+            Op::Linear(Linear {
+                cin,
+                cout,
+                weight,
+                bias,
+                relu,
+            }),
+            &[x],
+        )
+        .expect("linear")
+    };
+    let graph = finish(g, out);
+    drop(lookup);
+    Case {
+        graph,
+        tensors: t,
+        out,
+    }
+}
+
+fn pool_case(seed: u64) -> Case {
+    let mut r = Rng::new(seed);
+    let shape = [r.range(1, 5), r.range(2, 9), r.range(2, 9)];
+    let t = Tensors::default();
+    let avg = r.bool();
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new(shape, &lookup);
+    let x = g.input();
+    let out = if avg {
+        g.add1("gap", Op::GlobalAvgPool, &[x]).expect("gap")
+    } else {
+        g.add1("pool", Op::MaxPool2x2, &[x]).expect("maxpool")
+    };
+    let graph = finish(g, out);
+    drop(lookup);
+    Case {
+        graph,
+        tensors: t,
+        out,
+    }
+}
+
+fn elementwise_case(seed: u64) -> Case {
+    let mut r = Rng::new(seed);
+    let shape = [r.range(1, 5), r.range(1, 7), r.range(1, 7)];
+    let mut t = Tensors::default();
+    let scale = t.rand(&mut r, "s", vec![shape[0]], 1.5);
+    let shift = t.rand(&mut r, "t", vec![shape[0]], 0.5);
+    let (relu_a, relu_b, same) = (r.bool(), r.bool(), r.bool());
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new(shape, &lookup);
+    let x = g.input();
+    let y = g
+        .add1(
+            "affine",
+            Op::ChannelAffine(ChannelAffine {
+                scale,
+                shift,
+                relu: relu_a,
+            }),
+            &[x],
+        )
+        .expect("affine");
+    let other = if same { x } else { y };
+    let out = g
+        .add1("add", Op::Add(Add { relu: relu_b }), &[x, other])
+        .expect("add");
+    let graph = finish(g, out);
+    drop(lookup);
+    Case {
+        graph,
+        tensors: t,
+        out,
+    }
+}
+
+const SEEDS: u64 = 12;
+
+#[test]
+fn conv2d_random() {
+    for seed in 0..SEEDS {
+        check("conv2d", seed, &conv2d_case(seed));
+    }
+}
+
+#[test]
+fn conv_transpose2d_random() {
+    for seed in 0..SEEDS {
+        check("conv_transpose2d", seed, &conv_transpose2d_case(seed));
+    }
+}
+
+#[test]
+fn linear_and_class_linear_random() {
+    for seed in 0..SEEDS {
+        check("linear", seed, &linear_case(seed));
+    }
+}
+
+#[test]
+fn pools_random() {
+    for seed in 0..SEEDS {
+        check("pool", seed, &pool_case(seed));
+    }
+}
+
+#[test]
+fn add_and_channel_affine_random() {
+    for seed in 0..SEEDS {
+        check("elementwise", seed, &elementwise_case(seed));
+    }
+}
+
+/// First maximum wins on ties, in both variants.
+#[test]
+fn argmax_ties_take_the_first() {
+    let t = Tensors::default();
+    let lookup = t.lookup();
+    let g = GraphBuilder::new([2, 2, 2], &lookup);
+    let input = g.input();
+    let graph = finish(g, input);
+    drop(lookup);
+    let x = [
+        0.5, 1.0, -1.0, 1.0, 1.0, 0.0, 0.25, 1.0, -3.0, -2.0, -2.0, -5.0, -2.0, -9.0, -9.0, -9.0,
+    ];
+    for fp16 in [true, false] {
+        let Some(mut ex) = executor(&graph, &t, fp16, 4) else {
+            return;
+        };
+        let got = ex.run(&x, 2, false).expect("run");
+        assert_eq!(got.classes, vec![1, 1]);
+        assert!(got.heatmaps.is_none());
+    }
+}

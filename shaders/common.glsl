@@ -1,0 +1,40 @@
+// Shared by every hood kernel: storage type, flat invocation index, activations.
+//
+// One source, two variants chosen by the compiler's defines:
+//   HOOD_FP16 defined  -> activations and weights stored as float16_t (needs the
+//                         device feature storageBuffer16BitAccess); arithmetic and
+//                         accumulation stay fp32.
+//   otherwise          -> fp32 storage.
+// `STORE_T` is the element type of activation and weight buffers. Class indices are
+// always int, HEAT score and heatmap outputs are always float.
+#ifdef HOOD_FP16
+#extension GL_EXT_shader_16bit_storage : require
+#define STORE_T float16_t
+#else
+#define STORE_T float
+#endif
+
+// Workgroup size of the one-invocation-per-element kernels; the host side uses
+// `LOCAL_SIZE` = 64 in runtime/src/vulkan/pipelines.rs.
+#define HOOD_LOCAL_SIZE 64
+
+// Flat index of this invocation over a 2-D grid of workgroups (the host splits large
+// dispatches over y because the x group count is limited to 65535).
+uint flat_id() {
+    return (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * HOOD_LOCAL_SIZE
+        + gl_LocalInvocationID.x;
+}
+
+// Activation codes, shared with `ops::Activation` through pipelines.rs.
+#define ACT_NONE 0u
+#define ACT_RELU 1u
+#define ACT_TANH 2u
+
+float activate(float v, uint act) {
+    if (act == ACT_RELU) {
+        return max(v, 0.0);
+    } else if (act == ACT_TANH) {
+        return tanh(v);
+    }
+    return v;
+}
