@@ -74,10 +74,20 @@ fn check(name: &str, seed: u64, case: &Case) {
 }
 
 fn conv2d_case(seed: u64) -> Case {
+    conv2d_case_sized(seed, 6, 11)
+}
+
+/// A conv2d case with up to `max_c` channels and `max_hw` rows/columns.
+fn conv2d_case_sized(seed: u64, max_c: usize, max_hw: usize) -> Case {
     let mut r = Rng::new(seed);
     let k = [1, 2, 3, 5][r.range(0, 3)];
-    let (cin, cout, stride, pad) = (r.range(1, 6), r.range(1, 6), r.range(1, 3), r.range(0, 2));
-    let (h, w) = (r.range(k.max(2), 11), r.range(k.max(2), 11));
+    let (cin, cout, stride, pad) = (
+        r.range(1, max_c),
+        r.range(1, max_c),
+        r.range(1, 3),
+        r.range(0, 2),
+    );
+    let (h, w) = (r.range(k.max(2), max_hw), r.range(k.max(2), max_hw));
     let mut t = Tensors::default();
     let a = 1.0 / ((cin * k * k) as f32).sqrt();
     let mut op = Conv2d {
@@ -296,6 +306,14 @@ const SEEDS: u64 = 12;
 fn conv2d_random() {
     for seed in 0..SEEDS {
         check("conv2d", seed, &conv2d_case(seed));
+    }
+}
+
+/// Longer accumulations (up to 48·25 products) on larger planes.
+#[test]
+fn conv2d_random_larger() {
+    for seed in 100..104 {
+        check("conv2d_larger", seed, &conv2d_case_sized(seed, 48, 24));
     }
 }
 

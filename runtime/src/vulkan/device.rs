@@ -101,7 +101,7 @@ impl VkContext {
                 ..Default::default()
             },
         )
-        .map_err(|e| vk_err(format!("cannot create a Vulkan instance: {e}")))?;
+        .map_err(|e| vk_err(format!("no Vulkan driver (cannot create an instance: {e})")))?;
         let physicals: Vec<Arc<PhysicalDevice>> = instance
             .enumerate_physical_devices()
             .map_err(|e| vk_err(format!("cannot enumerate devices: {e}")))?

@@ -1,0 +1,74 @@
+//! The Vulkan executor reports problems as errors, never panics: an unknown device selector,
+//! a bad input batch, a graph whose weights are missing. One test function, because it sets
+//! `HOOD_VULKAN_DEVICE` for this process.
+#![cfg(feature = "vulkan")]
+
+mod vulkan_common;
+
+use hood_runtime::backend::Executor;
+use hood_runtime::graph::GraphBuilder;
+use hood_runtime::ops::*;
+use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+use hood_runtime::HoodError;
+use vulkan_common::*;
+
+#[test]
+fn errors_are_values() {
+    let mut r = Rng::new(5);
+    let mut t = Tensors::default();
+    let s = t.rand(&mut r, "s", vec![2], 1.0);
+    let sh = t.rand(&mut r, "t", vec![2], 1.0);
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new([2, 3, 3], &lookup);
+    let x = g.input();
+    let y = g
+        .add1(
+            "affine",
+            Op::ChannelAffine(ChannelAffine {
+                scale: s,
+                shift: sh,
+                relu: true,
+            }),
+            &[x],
+        )
+        .unwrap();
+    let graph = finish(g, y);
+    drop(lookup);
+
+    let Some(mut ex) = executor(&graph, &t, true, 4) else {
+        return;
+    };
+    // Wrong input length and an empty batch.
+    assert!(matches!(
+        ex.run(&[0.0; 5], 1, false),
+        Err(HoodError::Input { .. })
+    ));
+    assert!(matches!(
+        ex.run(&[], 0, false),
+        Err(HoodError::Input { .. })
+    ));
+    // A weight missing from the tensor table: a graph error, before any device work.
+    let missing = Tensors(t.0[..1].to_vec());
+    let e = VulkanExecutor::with_options(&graph, &missing.0, &VkOptions::default())
+        .err()
+        .expect("must fail");
+    assert!(matches!(e, HoodError::Graph(_)), "{e}");
+    // A device selector that matches nothing.
+    std::env::set_var("HOOD_VULKAN_DEVICE", "no-such-gpu-xyz");
+    let e = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default())
+        .err()
+        .expect("must fail");
+    std::env::remove_var("HOOD_VULKAN_DEVICE");
+    match e {
+        HoodError::Backend {
+            backend: "vulkan",
+            msg,
+        } => assert!(msg.contains("matches no device"), "{msg}"),
+        other => panic!("unexpected error {other}"),
+    }
+    // Selecting device 0 by index works (every machine with Vulkan has one).
+    std::env::set_var("HOOD_VULKAN_DEVICE", "0");
+    let ok = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default());
+    std::env::remove_var("HOOD_VULKAN_DEVICE");
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
