@@ -6,6 +6,11 @@
 //! produces [`Value::Reduce`] (except `collections.OrderedDict()`, which *is* an empty dict so that
 //! SETITEMS can fill it), NEWOBJ + BUILD produce [`Value::Object`], BINPERSID produces
 //! [`Value::PersistentId`]. Interpreting those (tensor rebuilds, storages) is the caller's job.
+//! The one exception is numpy scalars (`numpy.float64` min/max in the authors' decoder files):
+//! the [`numpy`] submodule recognises their exact call shapes (`numpy.dtype`,
+//! `numpy[._]core.multiarray.scalar` / `_reconstruct`, `_codecs.encode` with latin-1) and turns
+//! them into plain [`Value::Float`] / [`Value::Int`] / [`Value::Bool`], again without calling
+//! anything.
 //!
 //! Values live in an arena while the machine runs, so the memo shares them exactly as Python does
 //! (a dict fetched by BINGET and then filled is the same dict); the result is then materialised
@@ -14,6 +19,8 @@
 //! checked against the remaining input; malformed input is an error, never a panic.
 
 use std::collections::HashMap;
+
+mod numpy;
 
 /// A pickled value, inert.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +92,17 @@ pub enum PickleError {
     #[error(
         "refusing to load: the pickle references the global `{module}.{name}` (byte {pos}), which \
          is not on the allow-list (torch tensor/storage rebuild functions, collections.OrderedDict, \
-         TorchScript __torch__ modules); nothing was executed"
+         TorchScript __torch__ modules, numpy scalars); nothing was executed"
     )]
     ForbiddenGlobal {
         pos: usize,
         module: String,
         name: String,
     },
+    /// An allow-listed global used in a way the interpreter does not read (e.g. a numpy array
+    /// with elements, a structured numpy dtype).
+    #[error("unsupported pickle content at byte {pos}: {msg}; nothing was executed")]
+    Unsupported { pos: usize, msg: String },
 }
 
 /// Names torch pickles as `torch.<dtype>` (for `_rebuild_tensor_v3`); supported or not, they are
@@ -153,6 +164,7 @@ pub fn is_allowed_global(module: &str, name: &str) -> bool {
                 || TORCH_DTYPES.contains(&name)
         }
         "torch.storage" => name == "UntypedStorage",
+        m if numpy::handles(m) => numpy::is_allowed(m, name),
         m => {
             (m == "__torch__" || m.starts_with("__torch__."))
                 && identifier(name)
@@ -195,6 +207,15 @@ enum Node {
         state: Option<Id>,
     },
     PersistentId(Id),
+    /// `numpy.dtype(code, ..)` with the byte order of its BUILD (`=` until then); see [`numpy`].
+    NpDtype {
+        code: String,
+        order: char,
+    },
+    /// `<module>._reconstruct(numpy.ndarray, ..)` awaiting the BUILD that makes it a scalar.
+    NpArray {
+        module: String,
+    },
 }
 
 /// Maximum nesting depth of the materialised tree (state dicts nest < 10 deep).
@@ -230,6 +251,21 @@ impl<'a> Machine<'a> {
             pos: self.op_pos,
             msg: msg.into(),
         })
+    }
+    fn unsupported(&self, msg: String) -> PickleError {
+        PickleError::Unsupported {
+            pos: self.op_pos,
+            msg,
+        }
+    }
+    /// The module and name if `id` is a global that [`numpy`] interprets.
+    fn numpy_global(&self, id: Id) -> Option<(String, String)> {
+        match &self.nodes[id] {
+            Node::Global { module, name } if numpy::handles(module) => {
+                Some((module.clone(), name.clone()))
+            }
+            _ => None,
+        }
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], PickleError> {
@@ -541,7 +577,11 @@ impl<'a> Machine<'a> {
                     let func = self.pop()?;
                     let is_odict = matches!(&self.nodes[func],
                         Node::Global { module, name } if module == "collections" && name == "OrderedDict");
-                    if is_odict {
+                    if let Some((module, name)) = self.numpy_global(func) {
+                        let node = numpy::reduce(&self.nodes, &module, &name, args)
+                            .map_err(|m| self.unsupported(m))?;
+                        self.push(node);
+                    } else if is_odict {
                         // OrderedDict() is an empty dict that SETITEMS fills; anything else is odd.
                         if !matches!(&self.nodes[args], Node::Tuple(a) if a.is_empty()) {
                             return self.bad("collections.OrderedDict called with arguments");
@@ -561,6 +601,11 @@ impl<'a> Machine<'a> {
                     if !matches!(self.nodes[class], Node::Global { .. }) {
                         return self.bad("NEWOBJ on something that is not a class");
                     }
+                    if let Some((module, name)) = self.numpy_global(class) {
+                        return Err(self.unsupported(format!(
+                            "NEWOBJ of {module}.{name} (only numpy scalars are read)"
+                        )));
+                    }
                     self.push(Node::Object {
                         class,
                         args,
@@ -570,6 +615,12 @@ impl<'a> Machine<'a> {
                 b'b' => {
                     let state = self.pop()?;
                     let obj = self.top()?;
+                    if numpy::is_buildable(&self.nodes[obj]) {
+                        // Replaced in place: memo references see the completed value.
+                        self.nodes[obj] = numpy::build(&self.nodes, obj, state)
+                            .map_err(|m| self.unsupported(m))?;
+                        continue;
+                    }
                     match &mut self.nodes[obj] {
                         // OrderedDict attributes (`_metadata`) are irrelevant: ignore them.
                         Node::Dict(_) => {}
@@ -682,6 +733,22 @@ impl<'a> Machine<'a> {
                 },
             },
             Node::PersistentId(p) => Value::PersistentId(Box::new(m(*p, budget)?)),
+            // A dtype or an unfinished array left in the tree is shown as the call that made it
+            // (consumers reject it as an unsupported call).
+            Node::NpDtype { code, order } => Value::Reduce {
+                func: Box::new(Value::Global {
+                    module: "numpy".into(),
+                    name: "dtype".into(),
+                }),
+                args: Box::new(Value::Tuple(vec![Value::Str(format!("{order}{code}"))])),
+            },
+            Node::NpArray { module } => Value::Reduce {
+                func: Box::new(Value::Global {
+                    module: module.clone(),
+                    name: "_reconstruct".into(),
+                }),
+                args: Box::new(Value::Tuple(Vec::new())),
+            },
         })
     }
 }

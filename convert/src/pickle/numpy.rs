@@ -1,0 +1,436 @@
+//! numpy scalars as inert data: the authors' decoder files store `max` (and sometimes `min`) as a
+//! `numpy.float64`, which pickles as
+//!
+//! ```text
+//! GLOBAL numpy._core.multiarray scalar          (numpy 1.x: numpy.core.multiarray)
+//!   GLOBAL numpy dtype  REDUCE ('f8', False, True)  BUILD (3, '<', None, None, None, -1, -1, 0)
+//!   <8 raw bytes>       protocol 2: GLOBAL _codecs encode REDUCE ('<latin-1 str>', 'latin1')
+//!                       protocol 3+: SHORT_BINBYTES
+//! TUPLE2 REDUCE
+//! ```
+//!
+//! and a 0-d `numpy.ndarray` as `_reconstruct(numpy.ndarray, (0,), b'b')` followed by BUILD
+//! `(1, (), dtype, is_fortran, raw bytes)`.
+//!
+//! The interpreter never calls these functions: it recognises exactly these call shapes and
+//! computes their *result* from the data (a dtype descriptor, a byte string, a number). Only
+//! plain numeric dtypes are accepted (f8 f4 f2 i8 i4 i2 i1 u1 b1, byte order `<`, `>`, `|` or
+//! `=`, the latter read as little-endian); structured, object and other dtypes, arrays with
+//! elements, `_codecs.encode` with any encoding but latin-1, and every other numpy name are
+//! errors. A scalar becomes [`Node::Float`], [`Node::Int`] or [`Node::Bool`], so the rest of the
+//! converter sees the same value as for a Python float / int / bool.
+
+use super::{Id, Node};
+
+/// The numpy / codecs globals the allow-list admits (only interpreted as described above).
+pub(super) fn is_allowed(module: &str, name: &str) -> bool {
+    matches!(
+        (module, name),
+        ("numpy", "dtype" | "ndarray")
+            | (
+                "numpy.core.multiarray" | "numpy._core.multiarray",
+                "scalar" | "_reconstruct"
+            )
+            | ("_codecs", "encode")
+    )
+}
+
+/// Whether REDUCE / NEWOBJ of a global from `module` must go through [`reduce`].
+pub(super) fn handles(module: &str) -> bool {
+    module == "numpy" || module.starts_with("numpy.") || module == "_codecs"
+}
+
+/// Whether a node is a numpy placeholder that a BUILD completes ([`build`]).
+pub(super) fn is_buildable(node: &Node) -> bool {
+    matches!(node, Node::NpDtype { .. } | Node::NpArray { .. })
+}
+
+/// Scalar dtype codes as numpy pickles them (`dtype.str` without the byte order).
+const CODES: [&str; 9] = ["f8", "f4", "f2", "i8", "i4", "i2", "i1", "u1", "b1"];
+
+/// The default byte order of a dtype before its BUILD (numpy's native, read as little).
+const NATIVE: char = '=';
+
+fn code_size(code: &str) -> usize {
+    // Every code in CODES ends in its size in bytes.
+    code[1..].parse().unwrap_or(0)
+}
+
+/// The result of REDUCE `module.name(*args)` for an allowed numpy / codecs global.
+pub(super) fn reduce(nodes: &[Node], module: &str, name: &str, args: Id) -> Result<Node, String> {
+    let Node::Tuple(items) = &nodes[args] else {
+        return Err(format!("{module}.{name} called without an argument tuple"));
+    };
+    let arg = |i: usize| &nodes[items[i]];
+    match (module, name) {
+        ("_codecs", "encode") => {
+            let (Some(Node::Str(text)), Some(Node::Str(encoding)), 2) = (
+                items.first().map(|&i| &nodes[i]),
+                items.get(1).map(|&i| &nodes[i]),
+                items.len(),
+            ) else {
+                return Err("_codecs.encode is only read as encode(str, 'latin1')".into());
+            };
+            if !(encoding.eq_ignore_ascii_case("latin1")
+                || encoding.eq_ignore_ascii_case("latin-1"))
+            {
+                return Err(format!(
+                    "_codecs.encode with encoding {encoding:?}: only 'latin1' (how pickle protocol 2 \
+                     stores bytes) is read"
+                ));
+            }
+            let mut bytes = Vec::with_capacity(text.len());
+            for c in text.chars() {
+                match u8::try_from(u32::from(c)) {
+                    Ok(b) => bytes.push(b),
+                    Err(_) => {
+                        return Err(format!(
+                            "_codecs.encode(.., 'latin1') of a string with U+{:04X}, which latin-1 \
+                             cannot encode",
+                            u32::from(c)
+                        ))
+                    }
+                }
+            }
+            Ok(Node::Bytes(bytes))
+        }
+        ("numpy", "dtype") => {
+            let flags_ok = items[1.min(items.len())..]
+                .iter()
+                .all(|&i| matches!(nodes[i], Node::Bool(_) | Node::Int(0 | 1)));
+            match items.first().map(|&i| &nodes[i]) {
+                Some(Node::Str(code)) if items.len() <= 3 && flags_ok => {
+                    if CODES.contains(&code.as_str()) {
+                        Ok(Node::NpDtype {
+                            code: code.clone(),
+                            order: NATIVE,
+                        })
+                    } else {
+                        Err(format!(
+                            "numpy.dtype({code:?}) is not supported: only the scalar dtypes {} are read",
+                            CODES.join(" ")
+                        ))
+                    }
+                }
+                _ => Err("numpy.dtype is only read as dtype(str, bool, bool)".into()),
+            }
+        }
+        (_, "scalar") => match (items.len(), items.first().map(|&i| &nodes[i])) {
+            (2, Some(Node::NpDtype { code, order })) => match arg(1) {
+                Node::Bytes(b) => scalar(code, *order, b),
+                other => Err(format!(
+                    "numpy scalar of dtype {code} with {} instead of its raw bytes",
+                    describe(other)
+                )),
+            },
+            _ => Err(format!(
+                "{module}.scalar is only read as scalar(numpy.dtype, bytes)"
+            )),
+        },
+        (_, "_reconstruct") => match items.first().map(|&i| &nodes[i]) {
+            Some(Node::Global { module: m, name: n })
+                if items.len() == 3 && m == "numpy" && n == "ndarray" =>
+            {
+                Ok(Node::NpArray {
+                    module: module.to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{module}._reconstruct is only read as _reconstruct(numpy.ndarray, shape, typecode)"
+            )),
+        },
+        _ => Err(format!(
+            "calling {module}.{name} is not supported (only numpy scalars and 0-d arrays are read)"
+        )),
+    }
+}
+
+/// The node a BUILD with `state` turns the numpy placeholder `target` into.
+pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, String> {
+    let Node::Tuple(items) = &nodes[state] else {
+        return Err(format!(
+            "BUILD of a numpy value with {} instead of a state tuple",
+            describe(&nodes[state])
+        ));
+    };
+    let items: Vec<&Node> = items.iter().map(|&i| &nodes[i]).collect();
+    match &nodes[target] {
+        // (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
+        Node::NpDtype { code, .. } => {
+            if !(8..=9).contains(&items.len()) || !matches!(items[0], Node::Int(_)) {
+                return Err(format!(
+                    "numpy dtype {code} with a state of {} items; expected (version, byteorder, \
+                     subarray, names, fields, elsize, alignment, flags)",
+                    items.len()
+                ));
+            }
+            if !items[2..5].iter().all(|n| matches!(n, Node::None)) {
+                return Err(format!(
+                    "numpy dtype {code} with sub-array or named fields (a structured dtype) is not \
+                     supported"
+                ));
+            }
+            let order = match items[1] {
+                Node::Str(s) if matches!(s.as_str(), "<" | ">" | "|" | "=") => {
+                    s.chars().next().unwrap_or(NATIVE)
+                }
+                Node::Str(s) => {
+                    return Err(format!(
+                        "numpy dtype {code} with byte order {s:?}; expected '<', '>', '|' or '='"
+                    ))
+                }
+                other => {
+                    return Err(format!(
+                    "numpy dtype {code} with {} as its byte order; expected '<', '>', '|' or '='",
+                    describe(other)
+                ))
+                }
+            };
+            Ok(Node::NpDtype {
+                code: code.clone(),
+                order,
+            })
+        }
+        // (version, shape, dtype, is_fortran, raw data)
+        Node::NpArray { module } => {
+            let [_, Node::Tuple(shape), Node::NpDtype { code, order }, _, data] = items.as_slice()
+            else {
+                return Err(format!(
+                    "numpy array ({module}._reconstruct) with a state that is not (version, shape, \
+                     dtype, is_fortran, data) for a supported dtype"
+                ));
+            };
+            if !shape.is_empty() {
+                let dims: Vec<String> = shape
+                    .iter()
+                    .map(|&i| match &nodes[i] {
+                        Node::Int(d) => d.to_string(),
+                        _ => "?".into(),
+                    })
+                    .collect();
+                return Err(format!(
+                    "numpy array of shape ({}) is not supported: only 0-d arrays (scalars) are read; \
+                     store tensors as torch tensors",
+                    dims.join(", ")
+                ));
+            }
+            match data {
+                Node::Bytes(b) => scalar(code, *order, b),
+                other => Err(format!(
+                    "0-d numpy array of dtype {code} with {} instead of its raw bytes",
+                    describe(other)
+                )),
+            }
+        }
+        _ => Err("BUILD on a value that is not a numpy dtype or array".into()),
+    }
+}
+
+/// A scalar of dtype `code` (one of [`CODES`]) from exactly its raw bytes.
+fn scalar(code: &str, order: char, raw: &[u8]) -> Result<Node, String> {
+    let size = code_size(code);
+    if raw.len() != size {
+        return Err(format!(
+            "numpy scalar of dtype {code} with {} bytes of data instead of {size}",
+            raw.len()
+        ));
+    }
+    let mut le = [0u8; 8];
+    le[..size].copy_from_slice(raw);
+    if order == '>' {
+        le[..size].reverse();
+    }
+    let u = u64::from_le_bytes(le);
+    // Sign-extends the low `size` bytes.
+    let signed = |bits: u32| ((u << (64 - bits)) as i64) >> (64 - bits);
+    Ok(match code {
+        "f8" => Node::Float(f64::from_bits(u)),
+        "f4" => Node::Float(f32::from_bits(u as u32) as f64),
+        "f2" => Node::Float(half::f16::from_bits(u as u16).to_f64()),
+        "i8" | "i4" | "i2" | "i1" => Node::Int(signed(8 * size as u32)),
+        "u1" => Node::Int(u as i64),
+        "b1" => Node::Bool(u != 0),
+        _ => return Err(format!("numpy dtype {code} is not supported")),
+    })
+}
+
+fn describe(node: &Node) -> &'static str {
+    match node {
+        Node::None => "None",
+        Node::Bool(_) => "a bool",
+        Node::Int(_) => "an int",
+        Node::Float(_) => "a float",
+        Node::Str(_) => "a str",
+        Node::Bytes(_) => "bytes",
+        Node::Tuple(_) => "a tuple",
+        Node::List(_) | Node::Set(_) => "a list",
+        Node::Dict(_) => "a dict",
+        Node::Global { .. } => "a global",
+        Node::Reduce { .. } | Node::Object { .. } => "an object",
+        Node::PersistentId(_) => "a persistent id",
+        Node::NpDtype { .. } => "a numpy dtype",
+        Node::NpArray { .. } => "a numpy array",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{is_allowed_global, parse, PickleError, Value};
+
+    #[test]
+    fn allow_list_is_exact() {
+        for (m, n) in [
+            ("numpy", "dtype"),
+            ("numpy", "ndarray"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("_codecs", "encode"),
+        ] {
+            assert!(is_allowed_global(m, n), "{m}.{n}");
+        }
+        for (m, n) in [
+            ("numpy", "load"),
+            ("numpy", "frombuffer"),
+            ("numpy.testing._private.utils", "runstring"),
+            ("numpy._core.multiarray", "frombuffer"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy.lib.npyio", "load"),
+            ("_codecs", "decode"),
+            ("codecs", "encode"),
+        ] {
+            assert!(!is_allowed_global(m, n), "{m}.{n}");
+        }
+    }
+
+    /// `pickle.dumps(x, protocol=2)` bytes of a numpy scalar, with the dtype code, byte order and
+    /// latin-1 string of raw bytes substituted.
+    fn p2_scalar(module: &str, code: &str, order: &str, latin1: &str, encoding: &str) -> Vec<u8> {
+        let mut p = b"\x80\x02c".to_vec();
+        p.extend_from_slice(module.as_bytes());
+        p.extend_from_slice(b"\nscalar\ncnumpy\ndtype\n");
+        let s = |p: &mut Vec<u8>, s: &str| {
+            p.push(b'X');
+            p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            p.extend_from_slice(s.as_bytes());
+        };
+        s(&mut p, code);
+        p.extend_from_slice(b"\x89\x88\x87R(K\x03");
+        s(&mut p, order);
+        p.extend_from_slice(b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbc_codecs\nencode\n");
+        s(&mut p, latin1);
+        s(&mut p, encoding);
+        p.extend_from_slice(b"\x86R\x86R.");
+        p
+    }
+
+    fn latin1(bytes: &[u8]) -> String {
+        bytes.iter().map(|&b| b as char).collect()
+    }
+
+    #[test]
+    fn protocol2_scalars_of_every_dtype() {
+        let m = "numpy._core.multiarray";
+        let cases: Vec<(&str, &str, Vec<u8>, Value)> = vec![
+            ("f8", "<", 2.5f64.to_le_bytes().to_vec(), Value::Float(2.5)),
+            ("f8", ">", 2.5f64.to_be_bytes().to_vec(), Value::Float(2.5)),
+            (
+                "f8",
+                "=",
+                (-0.1f64).to_le_bytes().to_vec(),
+                Value::Float(-0.1),
+            ),
+            (
+                "f4",
+                "<",
+                (-1.25f32).to_le_bytes().to_vec(),
+                Value::Float(-1.25),
+            ),
+            ("f4", ">", 3.5f32.to_be_bytes().to_vec(), Value::Float(3.5)),
+            ("f2", "<", vec![0x00, 0x3e], Value::Float(1.5)),
+            ("i8", "<", (-5i64).to_le_bytes().to_vec(), Value::Int(-5)),
+            ("i4", ">", (-7i32).to_be_bytes().to_vec(), Value::Int(-7)),
+            (
+                "i2",
+                "<",
+                (-300i16).to_le_bytes().to_vec(),
+                Value::Int(-300),
+            ),
+            ("i1", "|", vec![0xff], Value::Int(-1)),
+            ("u1", "|", vec![0xff], Value::Int(255)),
+            ("b1", "|", vec![1], Value::Bool(true)),
+        ];
+        for (code, order, raw, want) in cases {
+            let p = p2_scalar(m, code, order, &latin1(&raw), "latin1");
+            assert_eq!(parse(&p), Ok(want), "{code} {order}");
+        }
+        // numpy 1.x module name, 'latin-1' spelling.
+        let p = p2_scalar(
+            "numpy.core.multiarray",
+            "f8",
+            "<",
+            &latin1(&4.0f64.to_le_bytes()),
+            "latin-1",
+        );
+        assert_eq!(parse(&p), Ok(Value::Float(4.0)));
+    }
+
+    fn unsupported(p: &[u8]) -> String {
+        match parse(p) {
+            Err(e @ PickleError::Unsupported { .. }) => e.to_string(),
+            other => panic!("expected an unsupported-content error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_dtypes_encodings_and_sizes_are_errors() {
+        let m = "numpy._core.multiarray";
+        let raw = latin1(&2.5f64.to_le_bytes());
+        let e = unsupported(&p2_scalar(m, "u8", "<", &raw, "latin1"));
+        assert!(
+            e.contains("numpy.dtype(\"u8\")") && e.contains("f8 f4"),
+            "{e}"
+        );
+        let e = unsupported(&p2_scalar(m, "O8", "|", &raw, "latin1"));
+        assert!(e.contains("O8"), "{e}");
+        let e = unsupported(&p2_scalar(m, "f8", "<", &raw, "utf-8"));
+        assert!(e.contains("utf-8"), "{e}");
+        let e = unsupported(&p2_scalar(m, "f8", "<", "\u{100}xxxxxxx", "latin1"));
+        assert!(e.contains("U+0100"), "{e}");
+        let e = unsupported(&p2_scalar(m, "f8", "<", "abc", "latin1"));
+        assert!(e.contains("3 bytes") && e.contains("instead of 8"), "{e}");
+        let e = unsupported(&p2_scalar(m, "f8", "?", &raw, "latin1"));
+        assert!(e.contains("byte order"), "{e}");
+        // Not on the allow-list at all.
+        let e = parse(&p2_scalar("numpy.testing", "f8", "<", &raw, "latin1")).unwrap_err();
+        assert!(matches!(e, PickleError::ForbiddenGlobal { .. }), "{e}");
+        // A structured dtype state (names given).
+        let mut p = p2_scalar(m, "f8", "<", &raw, "latin1");
+        let at = p.windows(3).position(|w| w == b"NNN").unwrap();
+        p[at + 1] = b')';
+        let e = unsupported(&p);
+        assert!(e.contains("structured"), "{e}");
+    }
+
+    #[test]
+    fn zero_d_arrays_but_not_larger_ones() {
+        // pickle.dumps(numpy.array(2.5), protocol=2)
+        let mut p = b"\x80\x02cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85\
+                      c_codecs\nencode\nX\x01\x00\x00\x00bX\x06\x00\x00\x00latin1\x86R\x87R\
+                      (K\x01)cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R\
+                      (K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\
+                      \x89c_codecs\nencode\nX\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04@\
+                      X\x06\x00\x00\x00latin1\x86Rtb."
+            .to_vec();
+        assert_eq!(parse(&p), Ok(Value::Float(2.5)));
+        // Shape (1,) instead of ().
+        let at = p.windows(3).position(|w| w == b"K\x01)").unwrap();
+        p.splice(at + 2..at + 3, *b"K\x01\x85");
+        let e = unsupported(&p);
+        assert!(e.contains("shape (1)") && e.contains("0-d"), "{e}");
+        // Calling numpy.ndarray itself, or a dtype, is refused.
+        let e = unsupported(b"\x80\x02cnumpy\nndarray\n)R.");
+        assert!(e.contains("numpy.ndarray"), "{e}");
+        let e = unsupported(b"\x80\x02cnumpy\ndtype\n)\x81.");
+        assert!(e.contains("numpy.dtype"), "{e}");
+    }
+}
