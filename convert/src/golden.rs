@@ -7,7 +7,7 @@ use hood_runtime::graph::Graph;
 use hood_runtime::reference::{self, Buffer, Weights};
 use hood_runtime::tensor::HostTensor;
 
-pub const GOLDEN_N: usize = 8;
+pub const GOLDEN_N: usize = 4;
 
 /// `[GOLDEN_N, 3, s, s]` values in [-1, 1].
 pub fn golden_input(s: usize) -> Vec<f32> {

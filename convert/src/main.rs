@@ -109,9 +109,10 @@ fn main() -> ExitCode {
         std: a.std.clone(),
     };
     let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
+    let t0 = std::time::Instant::now();
     let progress = |msg: &str| {
         if show {
-            eprintln!("convert: {msg}…");
+            eprintln!("convert: [{:6.2} s] {msg}…", t0.elapsed().as_secs_f64());
         }
     };
     match convert(&opts, &progress) {

@@ -163,8 +163,14 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     progress("golden self-test batch");
     let s = input_size as usize;
     let input = golden::golden_input(s);
-    let gold = golden::run(&graph, &stored, &input, GOLDEN_N)?;
-    let full = golden::run(&graph, &reference32, &input, GOLDEN_N)?;
+    // The stored-precision run and the f32 run are independent: one thread each.
+    let (gold, full) = std::thread::scope(|sc| {
+        let f32_run = sc.spawn(|| golden::run(&graph, &reference32, &input, GOLDEN_N));
+        let gold = golden::run(&graph, &stored, &input, GOLDEN_N);
+        let full = f32_run.join().unwrap_or_else(|_| Err("golden f32 run panicked".into()));
+        (gold, full)
+    });
+    let (gold, full) = (gold?, full?);
     let classes = head_sd.tensors.get("linear.weight").map(|t| t.shape[0]).unwrap_or(0);
     let class_names = match &opts.classes_file {
         Some(p) => Some(read_classes(p, classes)?),

@@ -56,18 +56,22 @@ pub fn conv2d(
                 for ky in 0..k {
                     for kx in 0..k {
                         let wv = weight[((co * cin + ci) * k + ky) * k + kx];
+                        // Output columns whose input column ox·s + kx − p lies inside the row.
+                        let lo = if p > kx { (p - kx).div_ceil(s) } else { 0 };
+                        let hi = if w + p > kx { ((w - 1 + p - kx) / s + 1).min(ow) } else { 0 };
+                        if lo >= hi {
+                            continue;
+                        }
+                        let x0 = lo * s + kx - p;
                         for oy in 0..oh {
                             let iy = (oy * s + ky) as isize - p as isize;
                             if iy < 0 || iy >= h as isize {
                                 continue;
                             }
-                            let xrow = &xp[iy as usize * w..(iy as usize + 1) * w];
-                            let orow = &mut plane[oy * ow..(oy + 1) * ow];
-                            for (ox, o) in orow.iter_mut().enumerate() {
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if ix >= 0 && ix < w as isize {
-                                    *o += xrow[ix as usize] * wv;
-                                }
+                            let xrow = &xp[iy as usize * w + x0..(iy as usize + 1) * w];
+                            let orow = &mut plane[oy * ow + lo..oy * ow + hi];
+                            for (o, xv) in orow.iter_mut().zip(xrow.iter().step_by(s)) {
+                                *o += xv * wv;
                             }
                         }
                     }

@@ -34,9 +34,10 @@ pub fn conv_transpose2d(
                         let wv = weight[((ci * cout + co) * k + ky) * k + kx];
                         // Input pixel (iy, ix) lands on full-output pixel (iy·s + ky, ix·s + kx).
                         for iy in 0..h {
-                            let row = (iy * s + ky) * fw;
-                            for ix in 0..w {
-                                fp[row + ix * s + kx] += xp[iy * w + ix] * wv;
+                            let row = (iy * s + ky) * fw + kx;
+                            let outs = fp[row..].iter_mut().step_by(s);
+                            for (o, xv) in outs.zip(&xp[iy * w..(iy + 1) * w]) {
+                                *o += xv * wv;
                             }
                         }
                     }
