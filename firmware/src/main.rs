@@ -1,5 +1,47 @@
-//! `hood-watch` — the camera daemon (its own issue). This build only says so and exits non-zero.
+//! `hood-watch`: see firmware/README.md. Exit status: 0 after a clean stop (signal, end of a finite
+//! feed, --max-frames), 2 when it refuses to start (bad options, model, self-test, threshold).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 fn main() {
-    eprintln!("hood-watch: not built yet (see the hood-watch issue)");
-    std::process::exit(2);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let stop = Arc::new(AtomicBool::new(false));
+    // First signal: stop cleanly. A second one while stopping: exit at once (status 130).
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let r = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
+        if let Err(e) = r {
+            eprintln!("hood-watch: cannot install the handler for signal {sig}: {e}");
+            std::process::exit(2);
+        }
+    }
+    let opts = match hood_firmware::config::Options::load() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("hood-watch: {e}");
+            std::process::exit(2);
+        }
+    };
+    let watch = match hood_firmware::app::build(&opts, stop) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("hood-watch: {e}");
+            std::process::exit(2);
+        }
+    };
+    match watch.run() {
+        Ok(s) => {
+            let raised = s.stats.alerts_raised;
+            println!(
+                "hood-watch: stopped ({}), {} frames, {raised} alert(s), pin inactive",
+                s.reason.name(),
+                s.stats.frames
+            );
+        }
+        Err(e) => {
+            eprintln!("hood-watch: {e}");
+            std::process::exit(2);
+        }
+    }
 }

@@ -1,0 +1,196 @@
+//! [`Options`] → a ready [`Watch`]: model, self-test, threshold policy, source, pin, outputs.
+//!
+//! Threshold policy: `--threshold`, else the model's calibrated threshold; a model with neither
+//! refuses to start (a detector without a threshold would never alert). The one exception is the
+//! embedded default (bundled model *and* bundled feed), which derives a demo threshold
+//! ([`crate::bundled`]) and says so.
+
+use crate::alert::{AlertOutput, LogPin, PinAlert};
+use crate::bundled;
+use crate::config::Options;
+use crate::daemon::{detector_factory, Backoff, Watch};
+use crate::events::{EventLog, OverlayWriter};
+use crate::source::{FileSource, FileSpec, FrameSource, MemorySource};
+use hood_runtime::Model;
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Default pacing of the bundled feed, so a person can follow it.
+pub const BUNDLED_FPS: f32 = 10.0;
+
+fn open_source(o: &Options) -> Result<Option<Box<dyn FrameSource>>, String> {
+    if let Some(dev) = &o.camera {
+        return open_camera(o, dev).map(Some);
+    }
+    Ok(o.input
+        .as_deref()
+        .map(|s| Box::new(FileSource::new(FileSpec::parse(s), o.looping)) as Box<dyn FrameSource>))
+}
+
+#[cfg(feature = "v4l2")]
+fn open_camera(o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, String> {
+    use crate::camera::{CameraConfig, CameraSource};
+    let cfg = CameraConfig {
+        device: dev.to_path_buf(),
+        width: o.width.unwrap_or(640),
+        height: o.height.unwrap_or(480),
+        fps: o.fps.map(|f| f.round().max(1.0) as u32).unwrap_or(30),
+        format: o.pixel_format.as_deref().unwrap_or("mjpeg").parse()?,
+    };
+    Ok(Box::new(CameraSource::open(cfg)))
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn open_camera(_o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, String> {
+    Err(format!(
+        "--camera {}: this build has no V4L2 support; rebuild with `cargo build --release -p hood-firmware --features v4l2` (needs libclang at build time)",
+        dev.display()
+    ))
+}
+
+fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
+    match (&o.gpio_chip, o.gpio_line) {
+        (Some(chip), Some(line)) => {
+            Ok(Box::new(crate::alert::open_gpio(chip, line, o.active_low)?))
+        }
+        (None, None) => Ok(Box::new(PinAlert::new(
+            LogPin::default(),
+            o.active_low,
+            "log-only pin",
+        ))),
+        _ => Err("--gpio-chip and --gpio-line go together".into()),
+    }
+}
+
+/// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
+pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
+    let backend = o.backend()?;
+    let debounce = o.debounce()?;
+    let (model, bundled_model) = match &o.model {
+        Some(p) => (
+            Model::open(p).map_err(|e| format!("cannot load the model: {e}"))?,
+            false,
+        ),
+        None => (
+            Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME)
+                .map_err(|e| format!("the bundled model is broken: {e}"))?,
+            true,
+        ),
+    };
+    let model = Arc::new(model);
+    let mut factory = detector_factory(model.clone());
+    let mut engine = factory(backend).map_err(|e| format!("cannot create the detector: {e}"))?;
+
+    let st = engine
+        .selftest()
+        .map_err(|e| format!("model self-test cannot run ({e}); refusing to start. Re-convert the model with a golden self-test vector"))?;
+    if !st.passed {
+        return Err(format!(
+            "model self-test FAILED on backend {} ({} images: max score deviation {:.3e}, max logit deviation {:.3e}, {} class mismatches); refusing to start",
+            engine.backend_name(),
+            st.images,
+            st.max_score_dev,
+            st.max_logit_dev,
+            st.class_mismatches
+        ));
+    }
+    println!(
+        "self-test passed on {} ({} images)",
+        engine.backend_name(),
+        st.images
+    );
+
+    let source = open_source(o)?;
+    let bundled_feed = source.is_none();
+    let source = source.unwrap_or_else(|| {
+        let frames = bundled::feed()
+            .into_iter()
+            .map(|(l, b, _)| (l, b))
+            .collect();
+        Box::new(MemorySource::new(
+            "bundled feed (CIFAR-10 ID, DTD OOD, CIFAR-10 ID)",
+            frames,
+            o.looping,
+        ))
+    });
+
+    let mut threshold_kind = "option";
+    let threshold = match (o.threshold, model.meta.threshold.as_ref()) {
+        (Some(t), _) => t,
+        (None, Some(t)) => {
+            threshold_kind = "model";
+            t.value
+        }
+        (None, None) if bundled_model && bundled_feed => {
+            threshold_kind = "demo";
+            let (id, ood) = bundled::segment_scores(engine.as_mut())?;
+            let t = bundled::demo_threshold(&id);
+            let fmt = |v: &[f32]| v.iter().map(|s| format!("{s:.5}")).collect::<Vec<_>>().join(" ");
+            println!("DEMO THRESHOLD {t:.5} on an UNTRAINED model: the bundled demo model has random weights and no calibrated threshold,");
+            println!("  so the threshold is its highest score on the bundled in-distribution frames + {:.0}%.", bundled::DEMO_MARGIN * 100.0);
+            println!("  ID scores  {}", fmt(&id));
+            println!("  OOD scores {}", fmt(&ood));
+            if ood.iter().any(|&s| s > t) {
+                println!("  some OOD frames score above it: expect an alert on the OOD segment.");
+            } else {
+                println!("  no OOD frame scores above it: this untrained model cannot separate the segments, so expect NO alert.");
+                println!("  The trained, calibrated model (a later issue) replaces it; see firmware/README.md.");
+            }
+            t
+        }
+        (None, None) => {
+            return Err(format!(
+                "the model {} has no calibrated threshold and no --threshold was given; refusing to start (a detector without a threshold never alerts)",
+                model.path().display()
+            ))
+        }
+    };
+    if !threshold.is_finite() {
+        return Err(format!("threshold {threshold} is not a finite number"));
+    }
+
+    let pin = open_pin(o)?;
+    let events_path = o.events_path();
+    let events = EventLog::open(&events_path)
+        .map_err(|e| format!("event log {}: {e}", events_path.display()))?;
+    let overlays_dir = o.overlays_dir();
+    let overlays = OverlayWriter::new(overlays_dir.clone(), o.overlay_interval()?)
+        .map_err(|e| format!("overlays {}: {e}", overlays_dir.display()))?;
+    println!(
+        "hood-watch: model {} | backend {} | threshold {threshold:.5} ({threshold_kind}) | alert {} of {}, clear after {} | source {} | pin {}",
+        model.path().display(),
+        engine.backend_name(),
+        debounce.k,
+        debounce.n,
+        debounce.m,
+        source.describe(),
+        pin.describe()
+    );
+    println!(
+        "hood-watch: events -> {} | overlays of alerting frames -> {}",
+        events_path.display(),
+        overlays_dir.display()
+    );
+
+    Ok(Watch {
+        fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),
+        print_frames: o.print_frames || bundled_feed,
+        start_info: json!({"model": model.path().display().to_string(), "model_name": model.meta.name, "threshold_kind": threshold_kind}),
+        source,
+        engine,
+        factory,
+        backend,
+        threshold,
+        debounce,
+        pin,
+        events,
+        overlays: Some(overlays),
+        exec: o.exec.clone(),
+        max_frames: o.max_frames,
+        health_interval: o.health_interval()?,
+        stats_json: o.stats_json.clone(),
+        backoff: Backoff::default(),
+        stop,
+    })
+}

@@ -1,0 +1,241 @@
+//! Options: every flag can also be set in a TOML file (`--config FILE`, keys spelt like the flags
+//! without the dashes: `gpio-line = 17`). A flag on the command line wins over the file; a boolean
+//! flag can only switch its option on.
+
+use crate::decision::Debounce;
+use clap::Parser;
+use hood_runtime::Backend;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command-line flags and TOML keys.
+#[derive(Parser, Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[command(
+    name = "hood-watch",
+    version,
+    about = "Watch a camera or image feed, flag out-of-distribution frames (HEAT), drive an alert pin.",
+    after_help = "With no source and no model it runs the embedded default: the bundled demo model on a bundled feed \
+(in-distribution, OOD, in-distribution) with a demo threshold. See firmware/README.md."
+)]
+pub struct Options {
+    /// TOML file with any of these options (flags given here win).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The .hood model (default: the bundled demo model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// cpu, vulkan or auto [default: auto].
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Score threshold (default: the model's calibrated threshold).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Images: a directory, a glob pattern (quote it) or one file.
+    #[arg(long, conflicts_with = "camera")]
+    pub input: Option<String>,
+    /// V4L2 camera device, e.g. /dev/video0 (build feature `v4l2`).
+    #[arg(long)]
+    pub camera: Option<PathBuf>,
+    /// Camera capture width [default: 640].
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Camera capture height [default: 480].
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Camera pixel format: mjpeg or yuyv [default: mjpeg].
+    #[arg(long)]
+    pub pixel_format: Option<String>,
+    /// Frames per second: camera rate, or pacing of image feeds (default: camera 30, files as fast as possible, bundled feed 10).
+    #[arg(long)]
+    pub fps: Option<f32>,
+    /// Loop image feeds forever.
+    #[arg(long = "loop")]
+    #[serde(rename = "loop")]
+    pub looping: bool,
+    /// Stop after this many frames (tests, benchmarks).
+    #[arg(long)]
+    pub max_frames: Option<u64>,
+    /// Alert when K of the last N frames are OOD [default: 3].
+    #[arg(long)]
+    pub alert_k: Option<usize>,
+    /// Window N for --alert-k [default: 5].
+    #[arg(long)]
+    pub alert_n: Option<usize>,
+    /// Clear after M consecutive in-distribution frames [default: 5].
+    #[arg(long)]
+    pub clear_m: Option<usize>,
+    /// GPIO character device for the alert line, e.g. /dev/gpiochip0.
+    #[arg(long, requires = "gpio_line")]
+    pub gpio_chip: Option<PathBuf>,
+    /// Line offset on --gpio-chip.
+    #[arg(long, requires = "gpio_chip")]
+    pub gpio_line: Option<u32>,
+    /// The alert line is active low.
+    #[arg(long)]
+    pub active_low: bool,
+    /// Output folder: events.jsonl, overlays/, stats.json [default: hood-watch-out].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Event log [default: OUT/events.jsonl].
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Heatmap overlay folder [default: OUT/overlays].
+    #[arg(long)]
+    pub overlays: Option<PathBuf>,
+    /// At most one overlay per this many seconds while alerting; 0 = every alerting frame [default: 1].
+    #[arg(long)]
+    pub overlay_interval: Option<f64>,
+    /// Shell command run on each alert transition (env HOOD_EVENT, HOOD_FRAME, HOOD_SOURCE, HOOD_SCORE, HOOD_THRESHOLD, HOOD_CLASS).
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Seconds between health lines [default: 10].
+    #[arg(long)]
+    pub health_interval: Option<f64>,
+    /// Also write the health numbers to this JSON file (replaced atomically at each health line and at exit).
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+    /// Print one status line per frame (default for the bundled feed).
+    #[arg(long)]
+    pub print_frames: bool,
+}
+
+macro_rules! merge_opts {
+    ($a:ident, $b:ident; opt: $($o:ident),*; flag: $($f:ident),*) => {
+        Options { config: $a.config, $($o: $a.$o.or($b.$o),)* $($f: $a.$f || $b.$f,)* }
+    };
+}
+
+impl Options {
+    /// Options from the command line, merged over `--config`'s file.
+    pub fn load() -> Result<Options, String> {
+        Options::parse().with_config_file()
+    }
+
+    /// Merges the `--config` file (if any) under these options.
+    pub fn with_config_file(self) -> Result<Options, String> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: Options = toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+        Ok(self.merge(file))
+    }
+
+    /// `self` wins where set.
+    pub fn merge(self, b: Options) -> Options {
+        let a = self;
+        merge_opts!(a, b;
+            opt: model, backend, threshold, input, camera, width, height, pixel_format, fps, max_frames,
+                alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
+                exec, health_interval, stats_json;
+            flag: looping, active_low, print_frames)
+    }
+
+    pub fn backend(&self) -> Result<Backend, String> {
+        self.backend.as_deref().unwrap_or("auto").parse()
+    }
+
+    pub fn debounce(&self) -> Result<Debounce, String> {
+        let d = Debounce::default();
+        let d = Debounce {
+            k: self.alert_k.unwrap_or(d.k),
+            n: self.alert_n.unwrap_or(d.n),
+            m: self.clear_m.unwrap_or(d.m),
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("hood-watch-out"))
+    }
+
+    pub fn events_path(&self) -> PathBuf {
+        self.events
+            .clone()
+            .unwrap_or_else(|| self.out_dir().join("events.jsonl"))
+    }
+
+    pub fn overlays_dir(&self) -> PathBuf {
+        self.overlays
+            .clone()
+            .unwrap_or_else(|| self.out_dir().join("overlays"))
+    }
+
+    pub fn overlay_interval(&self) -> Result<Duration, String> {
+        secs(self.overlay_interval.unwrap_or(1.0), "overlay-interval")
+    }
+
+    pub fn health_interval(&self) -> Result<Duration, String> {
+        secs(self.health_interval.unwrap_or(10.0), "health-interval")
+    }
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| format!("--{what} must be a non-negative number of seconds, not {v}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_file_fills_what_the_command_line_leaves_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("w.toml");
+        std::fs::write(&cfg, "threshold = 0.5\ngpio-chip = \"/dev/gpiochip0\"\ngpio-line = 17\nactive-low = true\nloop = true\nalert-k = 2\n").unwrap();
+        let cli = Options::try_parse_from([
+            "hood-watch",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--threshold",
+            "0.7",
+        ])
+        .unwrap();
+        let o = cli.with_config_file().unwrap();
+        assert_eq!(o.threshold, Some(0.7));
+        assert_eq!(o.gpio_line, Some(17));
+        assert!(o.active_low && o.looping);
+        assert_eq!(o.debounce().unwrap(), Debounce { k: 2, n: 5, m: 5 });
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let o: Options = toml::from_str(include_str!("../hood-watch.example.toml")).unwrap();
+        assert_eq!(o.gpio_line, Some(12));
+        assert_eq!(o.debounce().unwrap(), Debounce::default());
+        assert!(o.backend().is_ok() && o.overlay_interval().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("w.toml");
+        std::fs::write(&cfg, "treshold = 0.5\n").unwrap();
+        let o = Options {
+            config: Some(cfg),
+            ..Options::default()
+        };
+        let e = o.with_config_file().unwrap_err();
+        assert!(e.contains("treshold"), "{e}");
+        let o = Options {
+            alert_k: Some(9),
+            ..Options::default()
+        };
+        assert!(o.debounce().is_err());
+        assert!(Options {
+            backend: Some("tpu".into()),
+            ..Options::default()
+        }
+        .backend()
+        .is_err());
+    }
+}

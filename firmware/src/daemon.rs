@@ -1,0 +1,434 @@
+//! The watch loop: capture → decode → preprocess → infer → decide → alert, with health lines,
+//! retries and clean shutdown. Everything it talks to is a trait object, so tests drive it with
+//! scripted sources, mock pins and failing engines.
+
+use crate::alert::AlertOutput;
+use crate::decision::{Debounce, Debouncer, Transition};
+use crate::events::{run_hook, EventLog, OverlayWriter};
+use crate::source::{decode, FrameSource};
+use crate::stats::{write_json_atomic, Stats};
+use hood_runtime::detector::SelfTest;
+use hood_runtime::preprocess::Prepared;
+use hood_runtime::{Backend, Detection, Detector, HoodError, Model};
+use image::DynamicImage;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the loop needs of a detector ([`Detector`] with heatmaps on, or a test double).
+pub trait Engine {
+    fn backend_name(&self) -> &'static str;
+    fn prepare(&self, img: &DynamicImage, what: &str) -> hood_runtime::Result<Prepared>;
+    /// Scores one normalised `[C, H, W]` image.
+    fn detect(&mut self, tensor: &[f32]) -> hood_runtime::Result<Detection>;
+    fn selftest(&mut self) -> hood_runtime::Result<SelfTest>;
+}
+
+impl Engine for Detector {
+    fn backend_name(&self) -> &'static str {
+        Detector::backend_name(self)
+    }
+    fn prepare(&self, img: &DynamicImage, what: &str) -> hood_runtime::Result<Prepared> {
+        Detector::prepare(self, img, what)
+    }
+    fn detect(&mut self, tensor: &[f32]) -> hood_runtime::Result<Detection> {
+        self.detect_flat(tensor, 1)?
+            .pop()
+            .ok_or_else(|| HoodError::Backend {
+                backend: "detector",
+                msg: "no detection returned".into(),
+            })
+    }
+    fn selftest(&mut self) -> hood_runtime::Result<SelfTest> {
+        Detector::selftest(self)
+    }
+}
+
+/// Makes engines: at start, to recreate one after an error, and for the CPU fallback.
+pub type EngineFactory = Box<dyn FnMut(Backend) -> hood_runtime::Result<Box<dyn Engine>>>;
+
+/// A factory of [`Detector`]s (heatmaps on) for `model`.
+pub fn detector_factory(model: Arc<Model>) -> EngineFactory {
+    Box::new(move |backend| {
+        let mut d = Detector::new(&model, backend)?;
+        d.set_heatmaps(true);
+        Ok(Box::new(d) as Box<dyn Engine>)
+    })
+}
+
+/// Retry delays after source errors: doubling from `initial` up to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGINT / SIGTERM (the stop flag).
+    Signal,
+    /// A finite feed ended.
+    EndOfFeed,
+    /// `--max-frames` reached.
+    MaxFrames,
+}
+
+impl StopReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::EndOfFeed => "end-of-feed",
+            StopReason::MaxFrames => "max-frames",
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct Summary {
+    pub reason: StopReason,
+    pub stats: Stats,
+    /// Whether an alert was active when the loop stopped (the pin is driven inactive regardless).
+    pub alerting_at_stop: bool,
+    pub backend: &'static str,
+}
+
+/// A configured daemon; [`Watch::run`] runs it.
+pub struct Watch {
+    pub source: Box<dyn FrameSource>,
+    pub engine: Box<dyn Engine>,
+    pub factory: EngineFactory,
+    /// The backend asked for (recreated after errors; `Cpu` after a fallback).
+    pub backend: Backend,
+    pub threshold: f32,
+    pub debounce: Debounce,
+    pub pin: Box<dyn AlertOutput>,
+    pub events: EventLog,
+    pub overlays: Option<OverlayWriter>,
+    pub exec: Option<String>,
+    /// Pacing for sources that do not pace themselves.
+    pub fps: Option<f32>,
+    pub max_frames: Option<u64>,
+    pub health_interval: Duration,
+    pub stats_json: Option<PathBuf>,
+    pub print_frames: bool,
+    pub backoff: Backoff,
+    pub stop: Arc<AtomicBool>,
+    /// Extra fields for the `start` event (model, source …).
+    pub start_info: Value,
+}
+
+/// Sleeps `d` in short slices; false when the stop flag was raised meanwhile.
+fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+fn state_name(alerting: bool) -> &'static str {
+    if alerting {
+        "alert"
+    } else {
+        "clear"
+    }
+}
+
+impl Watch {
+    fn event(&mut self, name: &str, fields: Value) {
+        if let Err(e) = self.events.write(name, fields) {
+            log::error!("event log {}: {e}", self.events.path().display());
+        }
+    }
+
+    /// After a detector error: recreate the engine on the same backend once; if that fails, or
+    /// errors continue, fall back to the CPU reference.
+    fn recover(&mut self, err: &HoodError, consecutive: u32) {
+        log::error!("detector ({}): {err}", self.engine.backend_name());
+        let fallback = self.backend != Backend::Cpu && consecutive >= 2;
+        let want = if fallback { Backend::Cpu } else { self.backend };
+        let made = (self.factory)(want).or_else(|e| {
+            log::error!("cannot recreate the detector ({want:?}): {e}");
+            (self.factory)(Backend::Cpu)
+        });
+        match made {
+            Ok(engine) => {
+                let name = engine.backend_name();
+                if name == "cpu" && self.backend != Backend::Cpu {
+                    log::warn!("falling back to the CPU reference");
+                    self.backend = Backend::Cpu;
+                }
+                self.event(
+                    "detector_recreated",
+                    json!({"error": err.to_string(), "backend": name}),
+                );
+                self.engine = engine;
+            }
+            Err(e) => log::error!("cannot create a CPU detector either: {e}"),
+        }
+    }
+
+    fn health(&mut self, stats: &mut Stats, alerting: bool) {
+        println!("{}", stats.line(state_name(alerting)));
+        self.write_stats(stats, alerting);
+        stats.reset_window();
+    }
+
+    fn write_stats(&self, stats: &Stats, alerting: bool) {
+        if let Some(p) = &self.stats_json {
+            let mut v = stats.json(state_name(alerting));
+            v["backend"] = json!(self.engine.backend_name());
+            if let Err(e) = write_json_atomic(p, &v) {
+                log::error!("{}: {e}", p.display());
+            }
+        }
+    }
+
+    /// Runs until the feed ends, `max_frames` frames were scored, or the stop flag is raised.
+    /// The pin is driven inactive at start and at the end; the event log is closed at the end.
+    pub fn run(mut self) -> Result<Summary, String> {
+        self.pin
+            .set_active(false)
+            .map_err(|e| format!("alert output {}: {e}", self.pin.describe()))?;
+        let mut stats = Stats::default();
+        let mut deb = Debouncer::new(self.debounce);
+        let start = json!({
+            "backend": self.engine.backend_name(),
+            "threshold": self.threshold,
+            "debounce": self.debounce,
+            "source": self.source.describe(),
+            "pin": self.pin.describe(),
+        });
+        let mut start = start;
+        if let (Some(o), Value::Object(extra)) = (start.as_object_mut(), self.start_info.take()) {
+            o.extend(extra);
+        }
+        self.event("start", start);
+        let period = self
+            .fps
+            .filter(|f| *f > 0.0 && !self.source.self_paced())
+            .map(|f| Duration::from_secs_f64(1.0 / f as f64));
+        let mut next_due = Instant::now();
+        let mut delay = self.backoff.initial;
+        let mut last_health = Instant::now();
+        let mut index: u64 = 0;
+        let mut det_failures: u32 = 0;
+        let reason = loop {
+            if self.stop.load(Ordering::SeqCst) {
+                break StopReason::Signal;
+            }
+            if self.max_frames.is_some_and(|m| stats.frames >= m) {
+                break StopReason::MaxFrames;
+            }
+            if last_health.elapsed() >= self.health_interval {
+                self.health(&mut stats, deb.alerting());
+                last_health = Instant::now();
+            }
+            if let Some(p) = period {
+                let now = Instant::now();
+                if next_due > now && !sleep_unless_stopped(&self.stop, next_due - now) {
+                    continue;
+                }
+                next_due = next_due.max(Instant::now() - p) + p;
+            }
+
+            // Capture.
+            let t0 = Instant::now();
+            let frame = match self.source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break StopReason::EndOfFeed,
+                Err(e) => {
+                    stats.source_errors += 1;
+                    log::warn!(
+                        "source {}: {e}; retrying in {:.1} s",
+                        self.source.describe(),
+                        delay.as_secs_f64()
+                    );
+                    self.event(
+                        "source_error",
+                        json!({"error": e.to_string(), "retry_in_s": delay.as_secs_f64()}),
+                    );
+                    if !sleep_unless_stopped(&self.stop, delay) {
+                        continue;
+                    }
+                    delay = (delay * 2).min(self.backoff.max);
+                    if let Err(e) = self.source.reopen() {
+                        log::warn!("re-opening {}: {e}", self.source.describe());
+                    }
+                    continue;
+                }
+            };
+            delay = self.backoff.initial;
+            stats.capture.record(t0.elapsed());
+            let this = index;
+            index += 1;
+
+            // Decode + preprocess.
+            let t1 = Instant::now();
+            let prepared = decode(&frame.data)
+                .map_err(|e| format!("cannot decode: {e}"))
+                .and_then(|img| {
+                    self.engine
+                        .prepare(&img, &frame.label)
+                        .map_err(|e| e.to_string())
+                });
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    stats.undecodable += 1;
+                    stats.dropped += 1;
+                    log::warn!("frame {this} ({}): {e}; skipped", frame.label);
+                    continue;
+                }
+            };
+            stats.preprocess.record(t1.elapsed());
+
+            // Inference (one retry on a recreated / CPU engine).
+            let t2 = Instant::now();
+            let mut det = self.engine.detect(&prepared.tensor);
+            if let Err(e) = &det {
+                stats.detector_errors += 1;
+                det_failures += 1;
+                self.recover(e, det_failures);
+                det = self.engine.detect(&prepared.tensor);
+            }
+            let d = match det {
+                Ok(d) => {
+                    det_failures = 0;
+                    d
+                }
+                Err(e) => {
+                    stats.detector_errors += 1;
+                    stats.dropped += 1;
+                    det_failures += 1;
+                    log::error!("frame {this} ({}): {e}; skipped", frame.label);
+                    continue;
+                }
+            };
+            stats.inference.record(t2.elapsed());
+
+            // Decide + alert.
+            let ood = d.score > self.threshold;
+            stats.scored(ood);
+            let transition = deb.update(ood);
+            let class_name = d.class_name.clone().unwrap_or_default();
+            if let Some(t) = transition {
+                let active = t == Transition::Raised;
+                stats.alerts_raised += u64::from(active);
+                let pin = match self.pin.set_active(active) {
+                    Ok(()) => state_name(active),
+                    Err(e) => {
+                        log::error!("{e}");
+                        "error"
+                    }
+                };
+                println!(
+                    "ALERT {} at frame {this} ({}): score {:.5} vs threshold {:.5}, class {} {}",
+                    t.name(),
+                    frame.label,
+                    d.score,
+                    self.threshold,
+                    d.class,
+                    class_name
+                );
+                self.event(
+                    t.name(),
+                    json!({
+                        "frame": this, "source": frame.label, "class": d.class, "class_name": d.class_name,
+                        "score": d.score, "threshold": self.threshold, "ood": ood,
+                        "transition": t.name(), "state": state_name(active), "pin": pin,
+                    }),
+                );
+                if let Some(cmd) = &self.exec {
+                    run_hook(
+                        cmd,
+                        &[
+                            ("HOOD_EVENT", t.name().to_string()),
+                            ("HOOD_FRAME", this.to_string()),
+                            ("HOOD_SOURCE", frame.label.clone()),
+                            ("HOOD_SCORE", d.score.to_string()),
+                            ("HOOD_THRESHOLD", self.threshold.to_string()),
+                            ("HOOD_CLASS", class_name.clone()),
+                        ],
+                    );
+                }
+            }
+            let mut overlay = String::new();
+            if let (true, Some(w), Some(hm)) =
+                (deb.alerting(), self.overlays.as_mut(), d.heatmap.as_ref())
+            {
+                match w.maybe_write(
+                    this,
+                    &prepared.view,
+                    &hm.data,
+                    transition == Some(Transition::Raised),
+                ) {
+                    Ok(Some(p)) => {
+                        stats.overlays += 1;
+                        overlay = format!(" overlay {}", p.display());
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("overlay: {e}"),
+                }
+            }
+            if self.print_frames {
+                println!(
+                    "frame {this:>5} {:<44} class {:<10} score {:.5} {} | {}{overlay}",
+                    frame.label,
+                    class_name,
+                    d.score,
+                    if ood { "OOD" } else { "id " },
+                    state_name(deb.alerting()).to_uppercase(),
+                );
+            }
+        };
+
+        // Shutdown: pin inactive, final stats, log closed.
+        let alerting = deb.alerting();
+        let pin = match self.pin.set_active(false) {
+            Ok(()) => "inactive",
+            Err(e) => {
+                log::error!("{e}");
+                "error"
+            }
+        };
+        println!(
+            "final {} | stopped: {}",
+            stats.line(state_name(alerting)),
+            reason.name()
+        );
+        self.write_stats(&stats, alerting);
+        let mut final_stats = stats.json(state_name(alerting));
+        final_stats["backend"] = json!(self.engine.backend_name());
+        self.event("stop", json!({"reason": reason.name(), "pin": pin, "alerting_at_stop": alerting, "stats": final_stats}));
+        let backend = self.engine.backend_name();
+        if let Err(e) = self.events.close() {
+            log::error!("closing the event log: {e}");
+        }
+        Ok(Summary {
+            reason,
+            stats,
+            alerting_at_stop: alerting,
+            backend,
+        })
+    }
+}

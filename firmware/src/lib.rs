@@ -1,0 +1,27 @@
+//! `hood-watch`, the on-device camera OOD alert daemon, as a library (the binary is a thin
+//! `main`): every part is a testable unit.
+//!
+//! * [`source`] — frame sources behind [`source::FrameSource`]: image files (directory, glob, one
+//!   file; sorted, looping), in-memory frames; [`camera`] — V4L2 (feature `v4l2`); MJPEG/YUYV
+//!   decoding.
+//! * [`decision`] — k-of-n / m-consecutive hysteresis ([`decision::Debouncer`]).
+//! * [`alert`] — the alert output: any `embedded_hal::digital::OutputPin` (GPIO character device,
+//!   log-only pin, mocks in tests).
+//! * [`events`] — JSON-lines event log (fsynced per event), heatmap overlays, `--exec` hook.
+//! * [`stats`] — fps, per-stage latency percentiles, counters, the health line.
+//! * [`daemon`] — the loop ([`daemon::Watch`]): retries, detector recreation / CPU fallback,
+//!   clean shutdown.
+//! * [`config`] — flags and the TOML config file; [`app`] — options → a ready daemon (model,
+//!   self-test, threshold policy); [`bundled`] — the embedded default model and feed.
+
+pub mod alert;
+pub mod app;
+pub mod bundled;
+#[cfg(feature = "v4l2")]
+pub mod camera;
+pub mod config;
+pub mod daemon;
+pub mod decision;
+pub mod events;
+pub mod source;
+pub mod stats;

@@ -1,0 +1,185 @@
+//! Health numbers: frame counts, fps, per-stage latency percentiles (over the last
+//! [`LATENCY_WINDOW`] frames), dropped frames, alert state.
+
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Latency samples kept per stage.
+pub const LATENCY_WINDOW: usize = 1024;
+
+/// Recent latencies of one stage, in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Stage {
+    samples: VecDeque<f64>,
+}
+
+impl Stage {
+    pub fn record(&mut self, d: Duration) {
+        if self.samples.len() == LATENCY_WINDOW {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(d.as_secs_f64() * 1e3);
+    }
+
+    /// Nearest-rank percentile `q` in [0, 1]; `None` without samples.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.samples.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        Some(v[rank - 1])
+    }
+
+    fn json(&self) -> Value {
+        json!({"p50_ms": self.percentile(0.5), "p99_ms": self.percentile(0.99)})
+    }
+
+    fn short(&self) -> String {
+        match (self.percentile(0.5), self.percentile(0.99)) {
+            (Some(a), Some(b)) => format!("{a:.1}/{b:.1}"),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    started: Instant,
+    window_start: Instant,
+    window_frames: u64,
+    /// Frames scored.
+    pub frames: u64,
+    /// Frames judged OOD (before debouncing).
+    pub ood_frames: u64,
+    /// Frames captured but not scored (undecodable, wrong shape, detector failure).
+    pub dropped: u64,
+    pub undecodable: u64,
+    pub source_errors: u64,
+    pub detector_errors: u64,
+    pub alerts_raised: u64,
+    pub overlays: u64,
+    pub capture: Stage,
+    pub preprocess: Stage,
+    pub inference: Stage,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let now = Instant::now();
+        Stats {
+            started: now,
+            window_start: now,
+            window_frames: 0,
+            frames: 0,
+            ood_frames: 0,
+            dropped: 0,
+            undecodable: 0,
+            source_errors: 0,
+            detector_errors: 0,
+            alerts_raised: 0,
+            overlays: 0,
+            capture: Stage::default(),
+            preprocess: Stage::default(),
+            inference: Stage::default(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn scored(&mut self, ood: bool) {
+        self.frames += 1;
+        self.window_frames += 1;
+        self.ood_frames += u64::from(ood);
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Frames per second since the last [`Stats::reset_window`].
+    pub fn window_fps(&self) -> f64 {
+        let s = self.window_start.elapsed().as_secs_f64();
+        if s > 0.0 {
+            self.window_frames as f64 / s
+        } else {
+            0.0
+        }
+    }
+
+    pub fn reset_window(&mut self) {
+        self.window_start = Instant::now();
+        self.window_frames = 0;
+    }
+
+    /// The health line: `health fps 29.8 | capture 1.2/3.4 preprocess … inference … ms p50/p99 | …`.
+    pub fn line(&self, state: &str) -> String {
+        format!(
+            "health fps {:.1} | ms p50/p99 capture {} preprocess {} inference {} | frames {} ood {} dropped {} (undecodable {}) source-errors {} detector-errors {} | alerts {} | state {state}",
+            self.window_fps(),
+            self.capture.short(),
+            self.preprocess.short(),
+            self.inference.short(),
+            self.frames,
+            self.ood_frames,
+            self.dropped,
+            self.undecodable,
+            self.source_errors,
+            self.detector_errors,
+            self.alerts_raised,
+        )
+    }
+
+    pub fn json(&self, state: &str) -> Value {
+        let up = self.uptime().as_secs_f64();
+        json!({
+            "uptime_s": up,
+            "fps": self.window_fps(),
+            "fps_overall": if up > 0.0 { self.frames as f64 / up } else { 0.0 },
+            "frames": self.frames,
+            "ood_frames": self.ood_frames,
+            "dropped": self.dropped,
+            "undecodable": self.undecodable,
+            "source_errors": self.source_errors,
+            "detector_errors": self.detector_errors,
+            "alerts_raised": self.alerts_raised,
+            "overlays": self.overlays,
+            "latency": {
+                "capture": self.capture.json(),
+                "preprocess": self.preprocess.json(),
+                "inference": self.inference.json(),
+            },
+            "state": state,
+        })
+    }
+}
+
+/// Writes `value` to `path` atomically (temp file + rename).
+pub fn write_json_atomic(path: &std::path::Path, value: &Value) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut s = Stage::default();
+        assert_eq!(s.percentile(0.5), None);
+        for ms in 1..=100 {
+            s.record(Duration::from_millis(ms));
+        }
+        assert_eq!(s.percentile(0.5), Some(50.0));
+        assert_eq!(s.percentile(0.99), Some(99.0));
+        assert_eq!(s.percentile(1.0), Some(100.0));
+    }
+}

@@ -1,0 +1,189 @@
+//! The `hood-watch` binary as a process: clean shutdown on SIGTERM / SIGINT (exit 0, pin driven
+//! inactive, final stats, event log closed), options from a TOML file, refusal to start.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hood-watch");
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A directory of 8×8 frames and the tiny test model (threshold set per test).
+fn fixture(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (meta, graph, tensors) = hood_runtime::testing::tiny_model(3);
+    let model = dir.join("tiny.hood");
+    hood_runtime::format::write_model(&model, &meta, &graph, &tensors).unwrap();
+    let feed = dir.join("feed");
+    std::fs::create_dir(&feed).unwrap();
+    for i in 0..4u8 {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([i * 60, 100, 200]))
+            .save(feed.join(format!("{i}.png")))
+            .unwrap();
+    }
+    (model, feed)
+}
+
+fn stop_with(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feed) = fixture(dir.path());
+    let out = dir.path().join("out");
+    // Threshold −1: every frame is OOD, so the daemon is alerting when the signal arrives.
+    let child = Command::new(BIN)
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            feed.to_str().unwrap(),
+            "--loop",
+            "--fps",
+            "50",
+        ])
+        .args([
+            "--threshold=-1",
+            "--backend",
+            "cpu",
+            "--health-interval",
+            "0.2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--stats-json", out.join("stats.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = out.join("events.jsonl");
+    let t0 = Instant::now();
+    while !events(&log).iter().any(|e| e["event"] == "raised") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no alert raised within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("final health fps"), "{stdout}");
+    assert!(stdout.contains("stopped (signal)"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("health fps")),
+        "no periodic health line:\n{stdout}"
+    );
+    let ev = events(&log);
+    let stop = ev.last().unwrap();
+    assert_eq!(stop["event"], "stop");
+    assert_eq!(stop["reason"], "signal");
+    assert_eq!(stop["pin"], "inactive");
+    assert_eq!(stop["alerting_at_stop"], true);
+    assert!(stop["stats"]["frames"].as_u64().unwrap() >= 3);
+    let stats: Value =
+        serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["frames"], stop["stats"]["frames"]);
+    // The log-only pin went low at start, high on the alert and low again at shutdown.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let levels: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split("alert pin (log only): ").nth(1))
+        .collect();
+    assert_eq!(levels, ["low", "high", "low"], "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_cleanly() {
+    stop_with("-TERM");
+}
+
+#[test]
+fn sigint_stops_cleanly() {
+    stop_with("-INT");
+}
+
+#[test]
+fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, feed) = fixture(dir.path());
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("watch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model = {:?}\ninput = {:?}\nthreshold = -1.0\nbackend = \"cpu\"\nmax-frames = 6\nloop = true\nalert-k = 1\nalert-n = 1\nout = {:?}\nexec = \"echo $HOOD_EVENT $HOOD_FRAME >> {}\"\n",
+            model,
+            feed,
+            out,
+            dir.path().join("hook.txt").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = events(&out.join("events.jsonl"));
+    assert_eq!(ev.last().unwrap()["reason"], "max-frames");
+    assert_eq!(ev.last().unwrap()["stats"]["frames"], 6);
+    // k = 1 of 1: raised on the first frame; the hook ran with its environment.
+    assert_eq!(
+        ev.iter().find(|e| e["event"] == "raised").unwrap()["frame"],
+        0
+    );
+    let t0 = Instant::now();
+    while std::fs::read_to_string(dir.path().join("hook.txt"))
+        .unwrap_or_default()
+        .trim()
+        != "raised 0"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the --exec hook did not run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // An unknown key is an error (exit 2, the key named).
+    std::fs::write(&cfg, "treshold = 1\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("treshold"));
+
+    // Without the `v4l2` feature --camera is refused with a hint (with it, a missing camera is
+    // retried forever, like an unplugged one).
+    #[cfg(not(feature = "v4l2"))]
+    {
+        let o = Command::new(BIN)
+            .args(["--camera", "/dev/video99", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--features v4l2"));
+    }
+}
