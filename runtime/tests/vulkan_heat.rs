@@ -164,8 +164,12 @@ fn heat_graph(seed: u64) -> (Graph, Tensors) {
 }
 
 fn run_heat(fp16: bool, max_batch: usize) {
+    run_heat_with(fp16, max_batch, true)
+}
+
+fn run_heat_with(fp16: bool, max_batch: usize, tiled: bool) {
     let (graph, t) = heat_graph(7);
-    let Some(mut ex) = executor(&graph, &t, fp16, max_batch) else {
+    let Some(mut ex) = executor_with(&graph, &t, fp16, max_batch, tiled) else {
         return;
     };
     let all_values: u64 = graph
@@ -188,7 +192,7 @@ fn run_heat(fp16: bool, max_batch: usize) {
     let o = graph.outputs.clone();
     for n in [1usize, 3, 8] {
         let what = format!(
-            "heat fp16={} max_batch={max_batch} n={n}",
+            "heat fp16={} tiled={tiled} max_batch={max_batch} n={n}",
             ex.fp16_storage()
         );
         let mut rng = Rng::new(100 + n as u64);
@@ -237,6 +241,14 @@ fn run_heat(fp16: bool, max_batch: usize) {
 #[test]
 fn heat_graph_fp16() {
     run_heat(true, 8);
+}
+
+/// The generic conv kernels (`HOOD_VK_NO_TILED_CONV=1`, `HOOD_VK_NO_TILED_DECONV=1`) on the
+/// whole graph.
+#[test]
+fn heat_graph_generic_convs() {
+    run_heat_with(true, 8, false);
+    run_heat_with(false, 3, false);
 }
 
 #[test]

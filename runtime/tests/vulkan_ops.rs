@@ -23,10 +23,21 @@ struct Case {
 }
 
 /// Runs `case` on both variants and batch sizes 1, 3, 8 and compares with the reference.
+/// Graphs with a Conv2d / ConvTranspose2d run with both kernels (tiled and generic:
+/// `HOOD_VK_NO_TILED_CONV`, `HOOD_VK_NO_TILED_DECONV`).
 fn check(name: &str, seed: u64, case: &Case) {
     let in_numel = case.graph.values[case.graph.input].numel();
-    for fp16 in [true, false] {
-        let Some(mut ex) = executor(&case.graph, &case.tensors, fp16, 4) else {
+    let has_conv = case
+        .graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::Conv2d(_) | Op::ConvTranspose2d(_)));
+    let tiled_variants: &[bool] = if has_conv { &[true, false] } else { &[true] };
+    for (fp16, tiled) in [true, false]
+        .into_iter()
+        .flat_map(|f| tiled_variants.iter().map(move |&t| (f, t)))
+    {
+        let Some(mut ex) = executor_with(&case.graph, &case.tensors, fp16, 4, tiled) else {
             return;
         };
         let tol = if ex.fp16_storage() {
@@ -35,7 +46,10 @@ fn check(name: &str, seed: u64, case: &Case) {
             VK_OP_FP32
         };
         for n in [1usize, 3, 8] {
-            let what = format!("{name} seed {seed} fp16={} n={n}", ex.fp16_storage());
+            let what = format!(
+                "{name} seed {seed} fp16={} tiled={tiled} n={n}",
+                ex.fp16_storage()
+            );
             let mut rng = Rng::new(seed ^ (n as u64) << 32);
             let input = rng.f16_vec(n * in_numel, 2.0);
             let want = reference(&case.graph, &case.tensors, &input, n);

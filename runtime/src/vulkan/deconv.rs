@@ -1,6 +1,9 @@
-//! Dispatch of `ConvTranspose2d` (shaders/conv_transpose2d.comp): gather form with fused
+//! Dispatch of `ConvTranspose2d`: the tiled implicit GEMM per output parity class
+//! (shaders/conv_transpose2d_tiled.comp) or, with `HOOD_VK_NO_TILED_DECONV=1`, the generic
+//! gather kernel (shaders/conv_transpose2d.comp); both gather form (no atomics) with fused
 //! bias, activation and the forwarded-feature add.
 
+use super::conv::tiled_groups;
 use super::executor::{Binder, Step};
 use super::pipelines::{
     dispatch, groups_for, params::ConvTranspose2dParams, ACT_NONE, ACT_RELU, ACT_TANH,
@@ -23,7 +26,11 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         Activation::Relu => ACT_RELU,
         Activation::Tanh => ACT_TANH,
     };
-    let pipeline = bx.pipes.get(OpKind::ConvTranspose2d)?;
+    let tiled = bx.pipes.conv_transpose2d_tiled();
+    let pipeline = match &tiled {
+        Some(t) => t.clone(),
+        None => bx.pipes.get(OpKind::ConvTranspose2d)?,
+    };
     let set = bx.set(
         &pipeline,
         vec![
@@ -52,8 +59,18 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         add_shift,
     };
     let max_groups = bx.max_groups();
+    let is_tiled = tiled.is_some();
+    let s = a.stride as u32;
     Ok(Box::new(move |b, n| {
-        let groups = groups_for(n as u64 * (cout * oh * ow) as u64, max_groups)?;
+        let groups = if is_tiled {
+            // One z layer per output parity class (oy % s, ox % s).
+            let pixels = n as u64 * (oh.div_ceil(s) * ow.div_ceil(s)) as u64;
+            let mut g = tiled_groups(pixels, cout, max_groups)?;
+            g[2] = s * s;
+            g
+        } else {
+            groups_for(n as u64 * (cout * oh * ow) as u64, max_groups)?
+        };
         dispatch(
             b,
             &pipeline,

@@ -27,6 +27,8 @@ use vulkano::command_buffer::{
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
 use vulkano::pipeline::{ComputePipeline, Pipeline};
+use vulkano::query::QueryPool;
+use vulkano::sync::PipelineStage;
 
 /// One prepared dispatch: records itself for a batch of `n` images.
 pub(super) type Step = Box<dyn Fn(&mut Builder, u32) -> Result<()> + Send + Sync>;
@@ -124,12 +126,14 @@ struct Readback {
 
 /// The Vulkan executor of one graph.
 pub struct VulkanExecutor {
-    ctx: VkContext,
-    max_batch: usize,
-    steps: Vec<Step>,
-    input_numel: usize,
+    pub(super) ctx: VkContext,
+    pub(super) max_batch: usize,
+    pub(super) steps: Vec<Step>,
+    /// One label per step for profiles: op kind, output value name and per-image shape.
+    pub(super) labels: Vec<String>,
+    pub(super) input_numel: usize,
     input_slot: Subbuffer<[u8]>,
-    input_host: Subbuffer<[u8]>,
+    pub(super) input_host: Subbuffer<[u8]>,
     logits: Readback,
     class: Readback,
     score: Readback,
@@ -259,7 +263,12 @@ impl VulkanExecutor {
         }
 
         let ctx = VkContext::new(opts)?;
-        let pipes = Pipelines::new(&ctx, graph.nodes.iter().map(|n| n.op.kind()))?;
+        let pipes = Pipelines::new(
+            &ctx,
+            graph.nodes.iter().map(|n| n.op.kind()),
+            !opts.no_tiled_conv,
+            !opts.no_tiled_deconv,
+        )?;
         let weights = WeightStore::upload(&ctx, &graph.referenced_tensors(), tensors)?;
 
         let fp16 = ctx.fp16_storage;
@@ -362,9 +371,19 @@ impl VulkanExecutor {
             weights.bytes,
             arena_bytes
         );
+        let labels = graph
+            .nodes
+            .iter()
+            .map(|node| {
+                let out = node.outputs.first().map(|&o| &graph.values[o]);
+                let (name, shape) = out.map_or(("?", &[][..]), |v| (v.name.as_str(), &v.shape[..]));
+                format!("{} {name} {shape:?}", node.op.kind().name())
+            })
+            .collect();
         Ok(VulkanExecutor {
             max_batch,
             steps,
+            labels,
             input_numel,
             input_slot,
             input_host,
@@ -407,26 +426,55 @@ impl VulkanExecutor {
         &self.ctx.description
     }
 
-    fn elem_size(&self, e: Elem) -> u64 {
+    pub(super) fn elem_size(&self, e: Elem) -> u64 {
         elem_bytes(e, self.ctx.fp16_storage)
     }
 
     /// Records input copy, every step and the output copies for a batch of `n`.
     fn record(&self, n: usize) -> Result<Arc<PrimaryAutoCommandBuffer>> {
+        self.record_with(n, None)
+    }
+
+    /// [`Self::record`], with a timestamp written (bottom of pipe) before the first command
+    /// and after the input copy, every step and the output copies when `ts` is given
+    /// (`steps + 3` queries, see [`super::profile`]).
+    pub(super) fn record_with(
+        &self,
+        n: usize,
+        ts: Option<&Arc<QueryPool>>,
+    ) -> Result<Arc<PrimaryAutoCommandBuffer>> {
+        let stamp = |b: &mut Builder, q: u32| -> Result<()> {
+            if let Some(pool) = ts {
+                // SAFETY: the pool is a timestamp pool with `steps + 3` queries, reset at
+                // the start of this command buffer, and every query index is written once.
+                unsafe { b.write_timestamp(pool.clone(), q, PipelineStage::BottomOfPipe) }
+                    .map_err(|e| vk_err(format!("recording a timestamp: {e}")))?;
+            }
+            Ok(())
+        };
         let mut b = AutoCommandBufferBuilder::primary(
             self.ctx.commands.clone(),
             self.ctx.queue.queue_family_index(),
             CommandBufferUsage::MultipleSubmit,
         )
         .map_err(|e| vk_err(format!("command buffer: {e}")))?;
+        if let Some(pool) = ts {
+            // SAFETY: no query of the pool is in use by another command buffer (profiling
+            // runs are submitted one at a time and waited for).
+            unsafe { b.reset_query_pool(pool.clone(), 0..pool.query_count()) }
+                .map_err(|e| vk_err(format!("recording a query reset: {e}")))?;
+        }
+        stamp(&mut b, 0)?;
         let in_bytes = (n * self.input_numel) as u64 * self.elem_size(Elem::Store);
         b.copy_buffer(CopyBufferInfo::buffers(
             self.input_host.clone().slice(0..in_bytes),
             self.input_slot.clone().slice(0..in_bytes),
         ))
         .map_err(|e| vk_err(format!("recording the input copy: {e}")))?;
-        for step in &self.steps {
+        stamp(&mut b, 1)?;
+        for (j, step) in self.steps.iter().enumerate() {
             step(&mut b, n as u32)?;
+            stamp(&mut b, j as u32 + 2)?;
         }
         for r in [&self.logits, &self.class, &self.score, &self.heatmap] {
             let bytes = (n * r.numel) as u64 * self.elem_size(r.elem);
@@ -439,6 +487,7 @@ impl VulkanExecutor {
             ))
             .map_err(|e| vk_err(format!("recording an output copy: {e}")))?;
         }
+        stamp(&mut b, self.steps.len() as u32 + 2)?;
         b.build()
             .map_err(|e| vk_err(format!("building the command buffer: {e}")))
     }

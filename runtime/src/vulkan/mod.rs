@@ -10,11 +10,16 @@
 //! * `conv`, `deconv`, `linear`, `pool`, `elementwise`, `score` — one dispatch file per op
 //!   family (named like the reference's files), each next to its shader in `shaders/`.
 //! * [`executor`] — [`VulkanExecutor`], the [`crate::backend::Executor`] on Vulkan.
+//! * [`profile`] — per-dispatch GPU time from timestamp queries (`hood bench --profile`).
 //!
 //! Environment switches (for bisecting on-device problems):
 //! * `HOOD_VULKAN_DEVICE` — device index or name substring (default: discrete > integrated >
 //!   virtual > CPU).
 //! * `HOOD_VK_NO_FP16=1` — store weights and activations as fp32 even where fp16 storage works.
+//! * `HOOD_VK_NO_TILED_CONV=1` — run Conv2d with the generic direct kernel (conv2d.comp)
+//!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
+//! * `HOOD_VK_NO_TILED_DECONV=1` — run ConvTranspose2d with the generic gather kernel
+//!   (conv_transpose2d.comp) instead of the tiled implicit GEMM (conv_transpose2d_tiled.comp).
 //! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
 //!   batches are split.
 
@@ -27,6 +32,7 @@ pub mod executor;
 mod linear;
 pub mod pipelines;
 mod pool;
+pub mod profile;
 mod score;
 pub mod weights;
 
@@ -55,6 +61,10 @@ pub struct VkOptions {
     pub max_batch: usize,
     /// Store weights and activations as fp32 even if the device has 16-bit storage.
     pub no_fp16: bool,
+    /// Run Conv2d with the generic direct kernel instead of the tiled implicit GEMM.
+    pub no_tiled_conv: bool,
+    /// Run ConvTranspose2d with the generic gather kernel instead of the tiled implicit GEMM.
+    pub no_tiled_deconv: bool,
 }
 
 impl Default for VkOptions {
@@ -62,12 +72,15 @@ impl Default for VkOptions {
         VkOptions {
             max_batch: DEFAULT_MAX_BATCH,
             no_fp16: false,
+            no_tiled_conv: false,
+            no_tiled_deconv: false,
         }
     }
 }
 
 impl VkOptions {
-    /// Defaults, overridden by `HOOD_VK_NO_FP16` and `HOOD_VK_MAX_BATCH`.
+    /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
+    /// `HOOD_VK_NO_TILED_DECONV` and `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -78,6 +91,8 @@ impl VkOptions {
         VkOptions {
             max_batch,
             no_fp16: flag("HOOD_VK_NO_FP16"),
+            no_tiled_conv: flag("HOOD_VK_NO_TILED_CONV"),
+            no_tiled_deconv: flag("HOOD_VK_NO_TILED_DECONV"),
         }
     }
 }

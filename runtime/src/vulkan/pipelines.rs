@@ -38,7 +38,12 @@ macro_rules! hood_kernels {
                 add: { ty: "compute", path: "../shaders/add.comp" },
                 channel_affine: { ty: "compute", path: "../shaders/channel_affine.comp" },
                 conv2d: { ty: "compute", path: "../shaders/conv2d.comp" },
+                conv2d_tiled: { ty: "compute", path: "../shaders/conv2d_tiled.comp" },
                 conv_transpose2d: { ty: "compute", path: "../shaders/conv_transpose2d.comp" },
+                conv_transpose2d_tiled: {
+                    ty: "compute",
+                    path: "../shaders/conv_transpose2d_tiled.comp",
+                },
                 linear: { ty: "compute", path: "../shaders/linear.comp" },
                 argmax: { ty: "compute", path: "../shaders/argmax.comp" },
                 global_avg_pool: { ty: "compute", path: "../shaders/global_avg_pool.comp" },
@@ -75,6 +80,12 @@ type Loader = fn(Arc<vulkano::device::Device>) -> Result<Arc<ShaderModule>, Vali
 /// The pipelines of the kernels a graph uses, for the chosen storage variant.
 pub struct Pipelines {
     by_kind: HashMap<OpKind, Arc<ComputePipeline>>,
+    /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
+    /// `HOOD_VK_NO_TILED_CONV` is not set.
+    conv2d_tiled: Option<Arc<ComputePipeline>>,
+    /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
+    /// `HOOD_VK_NO_TILED_DECONV` is not set.
+    conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
 }
 
 fn build(ctx: &VkContext, name: &str, load: Loader) -> Result<Arc<ComputePipeline>> {
@@ -117,8 +128,14 @@ macro_rules! loader {
 
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
-    /// start-up short on drivers that compile SPIR-V slowly).
-    pub fn new(ctx: &VkContext, kinds: impl IntoIterator<Item = OpKind>) -> Result<Pipelines> {
+    /// start-up short on drivers that compile SPIR-V slowly); `tiled_conv` adds the tiled
+    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one.
+    pub fn new(
+        ctx: &VkContext,
+        kinds: impl IntoIterator<Item = OpKind>,
+        tiled_conv: bool,
+        tiled_deconv: bool,
+    ) -> Result<Pipelines> {
         let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
         for kind in kinds {
             if by_kind.contains_key(&kind) {
@@ -143,7 +160,42 @@ impl Pipelines {
             };
             by_kind.insert(kind, pipeline);
         }
-        Ok(Pipelines { by_kind })
+        let conv2d_tiled = if tiled_conv && by_kind.contains_key(&OpKind::Conv2d) {
+            let load: Loader = if ctx.fp16_storage {
+                fp16::load_conv2d_tiled
+            } else {
+                fp32::load_conv2d_tiled
+            };
+            Some(build(ctx, "conv2d_tiled", load)?)
+        } else {
+            None
+        };
+        let conv_transpose2d_tiled =
+            if tiled_deconv && by_kind.contains_key(&OpKind::ConvTranspose2d) {
+                let load: Loader = if ctx.fp16_storage {
+                    fp16::load_conv_transpose2d_tiled
+                } else {
+                    fp32::load_conv_transpose2d_tiled
+                };
+                Some(build(ctx, "conv_transpose2d_tiled", load)?)
+            } else {
+                None
+            };
+        Ok(Pipelines {
+            by_kind,
+            conv2d_tiled,
+            conv_transpose2d_tiled,
+        })
+    }
+
+    /// The tiled ConvTranspose2d pipeline, if built.
+    pub fn conv_transpose2d_tiled(&self) -> Option<Arc<ComputePipeline>> {
+        self.conv_transpose2d_tiled.clone()
+    }
+
+    /// The tiled Conv2d pipeline, if built.
+    pub fn conv2d_tiled(&self) -> Option<Arc<ComputePipeline>> {
+        self.conv2d_tiled.clone()
     }
 
     /// The pipeline of `kind`'s kernel.

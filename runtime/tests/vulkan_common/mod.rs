@@ -90,9 +90,23 @@ pub fn executor(
     fp16: bool,
     max_batch: usize,
 ) -> Option<VulkanExecutor> {
+    executor_with(graph, t, fp16, max_batch, true)
+}
+
+/// [`executor`], choosing the Conv2d and ConvTranspose2d kernels: tiled implicit GEMMs or
+/// the generic fallbacks.
+pub fn executor_with(
+    graph: &Graph,
+    t: &Tensors,
+    fp16: bool,
+    max_batch: usize,
+    tiled: bool,
+) -> Option<VulkanExecutor> {
     let opts = VkOptions {
         max_batch,
         no_fp16: !fp16,
+        no_tiled_conv: !tiled,
+        no_tiled_deconv: !tiled,
     };
     match VulkanExecutor::with_options(graph, &t.0, &opts) {
         Ok(e) => Some(e),

@@ -1,8 +1,9 @@
 //! `hood` — inspect and run `.hood` HEAT OOD detectors.
 //!
-//! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`.
+//! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`, `hood bench MODEL`.
 //! Errors print one line `hood: <file>: <problem>` and exit non-zero.
 
+mod bench;
 mod info;
 mod infer;
 mod selftest;
@@ -33,6 +34,8 @@ enum Cmd {
     },
     /// Classify images and score them for out-of-distribution-ness.
     Infer(infer::Args),
+    /// Time inference: images/s and p50/p99 latency per batch size.
+    Bench(bench::Args),
     /// Re-run the model's stored golden batch and compare with the stored outputs.
     Selftest {
         model: PathBuf,
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Info { model, json } => info::run(&model, json),
         Cmd::Infer(args) => infer::run(&args),
+        Cmd::Bench(args) => bench::run(&args),
         Cmd::Selftest { model, backend } => selftest::run(&model, backend),
     };
     match r {

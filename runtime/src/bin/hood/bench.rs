@@ -1,0 +1,199 @@
+//! `hood bench MODEL [--backend cpu|vulkan|auto] [--batch 1,8,64,256] [--iters N] [--profile]`.
+//!
+//! What is timed, per iteration: one `Detector::detect_flat` call on an already normalised
+//! `[n, C, H, W]` f32 host tensor, up to the `Detection`s (class, logits, score) in host
+//! memory; no heatmaps. On Vulkan that is the fp16/fp32 conversion into the host-visible
+//! input buffer, the submission of the recorded command buffer (input copy, every dispatch,
+//! output copies), the fence wait and the read-back. Not timed: model loading, weight upload,
+//! pipeline creation, image decoding / preprocessing, and the warm-up iterations (the first
+//! of which records the command buffer for the batch size). Batches larger than the Vulkan
+//! executor's recorded maximum (`HOOD_VK_MAX_BATCH`, default 8) are split by the executor,
+//! inside the timed call.
+
+use hood_runtime::{Backend, Detector, Model};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    model: PathBuf,
+    /// cpu, vulkan or auto (Vulkan when a usable device exists, else CPU).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64,256",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: Vec<u32>,
+    /// Timed iterations per batch size (fewer when --max-seconds runs out first; at least 1).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    iters: u32,
+    /// Untimed iterations per batch size before timing.
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Stop timing a batch size after this many seconds of timed iterations.
+    #[arg(long, default_value_t = 60.0)]
+    max_seconds: f64,
+    /// Per-dispatch GPU time from Vulkan timestamp queries (Vulkan backend only).
+    #[arg(long)]
+    profile: bool,
+    /// One JSON object per batch size per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Nearest-rank percentile of sorted `v` (`q` in 0..=100).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Deterministic values in [-1, 1): a normalised image batch (the timing does not depend on them).
+fn input(len: usize) -> Vec<f32> {
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let model = Model::open(&args.model)?;
+    let mut det = Detector::new(&model, args.backend)?;
+    let per = det.input_len();
+    let backend = det.backend_name();
+    if !args.json {
+        println!(
+            "model {}  backend {backend}  input {}  (timed: detect_flat, normalised f32 tensor in, \
+             scores/classes/logits out, no heatmaps)",
+            args.model.display(),
+            {
+                let i = &det.meta().input;
+                format!("{}×{}×{}", i.channels, i.height, i.width)
+            }
+        );
+        println!(
+            "{:>6} {:>6} {:>11} {:>10} {:>10} {:>12}",
+            "batch", "iters", "images/s", "p50 ms", "p99 ms", "p50 ms/img"
+        );
+    }
+    for &n in &args.batch {
+        let n = n as usize;
+        let x = input(n * per);
+        for _ in 0..args.warmup {
+            det.detect_flat(&x, n)?;
+        }
+        let budget = Duration::from_secs_f64(args.max_seconds.max(0.0));
+        let mut times = Vec::with_capacity(args.iters as usize);
+        let start = Instant::now();
+        for _ in 0..args.iters {
+            let t0 = Instant::now();
+            let d = det.detect_flat(&x, n)?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(d);
+            if start.elapsed() > budget {
+                break;
+            }
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        times.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
+        let ips = n as f64 / (mean / 1e3);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": args.model.display().to_string(), "backend": backend,
+                    "batch": n, "iters": times.len(), "images_per_s": ips,
+                    "mean_ms": mean, "p50_ms": p50, "p99_ms": p99,
+                    "p50_ms_per_image": p50 / n as f64,
+                })
+            );
+        } else {
+            println!(
+                "{n:>6} {:>6} {ips:>11.2} {p50:>10.3} {p99:>10.3} {:>12.3}",
+                times.len(),
+                p50 / n as f64
+            );
+        }
+    }
+    drop(det);
+    if args.profile {
+        profile(args, &model, backend)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "vulkan")]
+fn profile(args: &Args, model: &Model, backend: &str) -> anyhow::Result<()> {
+    use hood_runtime::vulkan::VulkanExecutor;
+    if backend != "vulkan" {
+        println!("--profile: skipped, the {backend} backend has no GPU timestamps");
+        return Ok(());
+    }
+    let mut ex = VulkanExecutor::new(&model.graph, &model.host_tensors())?;
+    if let Err(why) = ex.timestamp_support() {
+        println!("--profile: skipped, {why}");
+        return Ok(());
+    }
+    let per = model.graph.values[model.graph.input].numel();
+    let mut seen = Vec::new();
+    for &n in &args.batch {
+        let n = (n as usize).min(ex.max_batch());
+        if seen.contains(&n) {
+            continue;
+        }
+        seen.push(n);
+        let x = input(n * per);
+        ex.profile(&x, n, 1)?; // warm-up
+        let p = ex.profile(&x, n, (args.iters as usize).clamp(1, 5))?;
+        let total = p.total_ms();
+        println!(
+            "\nGPU time per recorded command, batch {n} (mean of {} runs; {}), total {total:.3} ms \
+             of {:.3} ms wall per submission",
+            p.runs,
+            ex.device_description(),
+            p.wall_ms
+        );
+        for (i, d) in p.dispatches.iter().enumerate() {
+            println!(
+                "{i:>4} {:>10.3} ms {:>5.1}%  {}",
+                d.ms,
+                100.0 * d.ms / total,
+                d.label
+            );
+        }
+        let mut kinds: Vec<(String, f64, usize)> = Vec::new();
+        for d in &p.dispatches {
+            match kinds.iter_mut().find(|k| k.0 == d.kind) {
+                Some(k) => {
+                    k.1 += d.ms;
+                    k.2 += 1;
+                }
+                None => kinds.push((d.kind.clone(), d.ms, 1)),
+            }
+        }
+        kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("by kind:");
+        for (k, ms, c) in kinds {
+            println!(
+                "  {k:<18} {ms:>10.3} ms {:>5.1}%  ({c} commands)",
+                100.0 * ms / total
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn profile(_args: &Args, _model: &Model, _backend: &str) -> anyhow::Result<()> {
+    println!("--profile: skipped, this build of hood has no Vulkan support (feature `vulkan`)");
+    Ok(())
+}

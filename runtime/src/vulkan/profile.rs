@@ -1,0 +1,135 @@
+//! Per-dispatch GPU time from timestamp queries (`hood bench --profile`).
+//!
+//! A profiled run records the same command buffer as a normal run (input copy, every step,
+//! output copies) with a timestamp query written at the bottom of the pipe before the first
+//! command and after each of them, into a timestamp query pool that the command buffer
+//! resets first. One profiled command buffer is recorded per batch size and replayed.
+//! The time of a dispatch is the difference of the timestamps around it, so it includes the
+//! barrier vulkano inserts before it (waiting for the previous dispatch to drain).
+
+use super::executor::VulkanExecutor;
+use super::weights::storage_bytes;
+use super::{submit_and_wait, vk_err};
+use crate::error::Result;
+use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
+
+/// GPU time of one recorded command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchTime {
+    /// `input copy`, `output copies`, or `<op kind> <output value> [per-image shape]`.
+    pub label: String,
+    /// Op kind (`conv2d`, ...) or `copy`.
+    pub kind: String,
+    /// Mean GPU time over the profiled runs, milliseconds.
+    pub ms: f64,
+}
+
+/// A profile of one batch size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub batch: usize,
+    pub runs: usize,
+    /// Mean wall time of one profiled submission (submit to fence signalled), milliseconds.
+    pub wall_ms: f64,
+    /// In recording order.
+    pub dispatches: Vec<DispatchTime>,
+}
+
+impl Profile {
+    /// GPU time from the first to the last timestamp, milliseconds.
+    pub fn total_ms(&self) -> f64 {
+        self.dispatches.iter().map(|d| d.ms).sum()
+    }
+}
+
+impl VulkanExecutor {
+    /// Whether the queue can write timestamps; `Err` says why not (for a clear skip message).
+    pub fn timestamp_support(&self) -> std::result::Result<(), String> {
+        let pd = self.ctx.device.physical_device();
+        let family = self.ctx.queue.queue_family_index() as usize;
+        let bits = pd
+            .queue_family_properties()
+            .get(family)
+            .and_then(|q| q.timestamp_valid_bits);
+        match bits {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "the compute queue of {} has no timestamp support (timestampValidBits = 0)",
+                self.ctx.description
+            )),
+        }
+    }
+
+    /// Runs `runs` batches of `n ≤ max_batch` images with timestamp queries around every
+    /// recorded command and returns the mean GPU time of each.
+    pub fn profile(&mut self, input: &[f32], n: usize, runs: usize) -> Result<Profile> {
+        self.timestamp_support().map_err(vk_err)?;
+        if n == 0 || n > self.max_batch || input.len() != n * self.input_numel {
+            return Err(vk_err(format!(
+                "profile: batch of {n} (max {}) with {} input values",
+                self.max_batch,
+                input.len()
+            )));
+        }
+        let queries = self.steps.len() as u32 + 3;
+        let pool = QueryPool::new(
+            self.ctx.device.clone(),
+            QueryPoolCreateInfo {
+                query_count: queries,
+                ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
+            },
+        )
+        .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
+        let cb = self.record_with(n, Some(&pool))?;
+        {
+            let bytes = storage_bytes(input, self.ctx.fp16_storage);
+            let mut guard = self
+                .input_host
+                .write()
+                .map_err(|e| vk_err(format!("writing the input: {e}")))?;
+            guard[..bytes.len()].copy_from_slice(&bytes);
+        }
+        let period_ns = self
+            .ctx
+            .device
+            .physical_device()
+            .properties()
+            .timestamp_period as f64;
+        let mut sums = vec![0f64; queries as usize - 1];
+        let runs = runs.max(1);
+        let mut stamps = vec![0u64; queries as usize];
+        let t0 = std::time::Instant::now();
+        for _ in 0..runs {
+            submit_and_wait(&self.ctx, cb.clone())?;
+            pool.get_results(0..queries, &mut stamps, QueryResultFlags::WAIT)
+                .map_err(|e| vk_err(format!("reading timestamps: {e}")))?;
+            for (s, w) in sums.iter_mut().zip(stamps.windows(2)) {
+                *s += w[1].wrapping_sub(w[0]) as f64 * period_ns * 1e-6;
+            }
+        }
+        let wall_ms = t0.elapsed().as_secs_f64() * 1e3 / runs as f64;
+        let mut dispatches = Vec::with_capacity(sums.len());
+        for (i, s) in sums.iter().enumerate() {
+            let (label, kind) = if i == 0 {
+                ("input copy".to_string(), "copy".to_string())
+            } else if i == sums.len() - 1 {
+                ("output copies".to_string(), "copy".to_string())
+            } else {
+                let l = self.labels[i - 1].clone();
+                let k = l.split(' ').next().unwrap_or("?").to_string();
+                (l, k)
+            };
+            dispatches.push(DispatchTime {
+                label,
+                kind,
+                ms: s / runs as f64,
+            });
+        }
+        Ok(Profile {
+            batch: n,
+            runs,
+            wall_ms,
+            dispatches,
+        })
+    }
+}

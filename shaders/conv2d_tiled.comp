@@ -1,0 +1,179 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Conv2d as a tiled implicit GEMM in shared memory (the fast path; conv2d.comp is the
+// generic fallback, selected with HOOD_VK_NO_TILED_CONV=1). Same bindings, same push
+// constants and the same fused prologue / bias / residual / ReLU as conv2d.comp.
+//
+//   C[co, pix] = sum_kk A[co, kk] * B[kk, pix]
+//   A = weights [cout, cin*k*k] (already contiguous in kk),
+//   B = im2col of prologue(x): B[(ci, ky, kx), (b, oy, ox)] = x[b, ci, oy*s-p+ky, ox*s-p+kx]
+//       (0 in the padding), never materialised: each K-chunk is gathered into shared memory.
+//
+// One workgroup computes a TM x TN tile (TM output channels x TN output pixels, pixels of
+// the whole batch flattened); each of its CONV_THREADS invocations accumulates RM x RN = 8x8
+// outputs in registers (channels 8*ty.., pixels 8*tx..). Workgroup grid: x = ceil(n*oh*ow / TN),
+// y = ceil(cout / TM)
+// (runtime/src/vulkan/conv.rs, `TILE_M` / `TILE_N` there).
+#include "common.glsl"
+
+// Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
+// rule): wide TM x TN = 64 x 64, or, when fewer than 64 pixels would fill a tile (the last
+// ResNet stage and the small decoder blocks at batch 1), narrow 256 x 16.
+#define TM_WIDE 64
+#define TN_WIDE 64
+#define TM_NARROW 256
+#define TN_NARROW 16
+#define TK 16
+#define RM 8
+#define RN 8
+#define CONV_THREADS 64 // (TM / RM) * (TN / RN) for both shapes
+layout(local_size_x = CONV_THREADS) in;
+
+layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
+layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
+layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
+layout(set = 0, binding = 3) readonly buffer Residual { STORE_T residual[]; };
+layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
+layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
+layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
+
+// Identical to conv2d.comp's block (one generated struct for both).
+layout(push_constant) uniform Conv2dParams {
+    uint n;
+    uint cin;
+    uint h;
+    uint w;
+    uint cout;
+    uint oh;
+    uint ow;
+    uint k;
+    uint stride;
+    uint pad;
+    uint has_bias;
+    uint has_residual;
+    uint relu;
+    uint has_prologue;
+    uint prologue_relu;
+} p;
+
+// Tiles as vec4 rows: As[kk][q] holds channels 4q..4q+3, Bs[kk][q] pixels 4q..4q+3. Each
+// invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four vec4 loads
+// feed 64 FMAs into 16 vec4 accumulators, with no dynamically indexed arrays (llvmpipe
+// keeps those in memory).
+shared vec4 As[TK][TM_NARROW / 4];
+shared vec4 Bs[TK][TN_WIDE / 4];
+
+void main() {
+    uint tid = gl_LocalInvocationID.x;
+    uint kk2 = p.k * p.k;
+    uint K = p.cin * kk2;
+    uint plane = p.oh * p.ow;
+    uint npix = p.n * plane;
+    bool narrow = npix < TN_WIDE;
+    uint TM = narrow ? TM_NARROW : TM_WIDE;
+    uint TN = narrow ? TN_NARROW : TN_WIDE;
+    uint tx = tid % (TN / RN); // pixel octet
+    uint ty = tid / (TN / RN); // channel octet
+    uint m0 = gl_WorkGroupID.y * TM;
+    uint n0 = gl_WorkGroupID.x * TN;
+
+    // The one B column this invocation gathers (TN divides CONV_THREADS, so it is the same
+    // column for every chunk): its image, input origin and validity.
+    uint bcol = tid % TN;
+    uint brow = tid / TN; // first B row it loads, then every CONV_THREADS / TN rows
+    uint gpix = n0 + bcol;
+    bool pix_ok = gpix < npix;
+    uint bimg = pix_ok ? gpix / plane : 0u;
+    uint prem = pix_ok ? gpix % plane : 0u;
+    int iy0 = int((prem / p.ow) * p.stride) - int(p.pad);
+    int ix0 = int((prem % p.ow) * p.stride) - int(p.pad);
+    uint xbase = bimg * p.cin * p.h * p.w;
+
+    // c<i><h>: channel 8*ty+i, pixels 8*tx + 4*h .. +3.
+    vec4 c00 = vec4(0.0), c01 = vec4(0.0), c10 = vec4(0.0), c11 = vec4(0.0);
+    vec4 c20 = vec4(0.0), c21 = vec4(0.0), c30 = vec4(0.0), c31 = vec4(0.0);
+    vec4 c40 = vec4(0.0), c41 = vec4(0.0), c50 = vec4(0.0), c51 = vec4(0.0);
+    vec4 c60 = vec4(0.0), c61 = vec4(0.0), c70 = vec4(0.0), c71 = vec4(0.0);
+
+    for (uint k0 = 0u; k0 < K; k0 += TK) {
+        // A tile: TM x TK weights, read along kk (contiguous in memory).
+        for (uint e = tid; e < TM * TK; e += CONV_THREADS) {
+            uint kk = e % TK;
+            uint m = e / TK;
+            uint gk = k0 + kk;
+            uint co = m0 + m;
+            As[kk][m / 4u][m % 4u] = (gk < K && co < p.cout) ? float(wt[co * K + gk]) : 0.0;
+        }
+        // B tile: TK x TN gathered input values (the im2col chunk).
+        for (uint kk = brow; kk < TK; kk += CONV_THREADS / TN) {
+            uint gk = k0 + kk;
+            float v = 0.0;
+            if (pix_ok && gk < K) {
+                uint ci = gk / kk2;
+                uint r = gk % kk2;
+                int iy = iy0 + int(r / p.k);
+                int ix = ix0 + int(r % p.k);
+                if (iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
+                    v = float(x[xbase + (ci * p.h + uint(iy)) * p.w + uint(ix)]);
+                    if (p.has_prologue != 0u) {
+                        v = v * float(pscale[ci]) + float(pshift[ci]);
+                        if (p.prologue_relu != 0u) {
+                            v = max(v, 0.0);
+                        }
+                    }
+                }
+            }
+            Bs[kk][bcol / 4u][bcol % 4u] = v;
+        }
+        barrier();
+        for (uint kk = 0u; kk < TK; ++kk) {
+            vec4 a0 = As[kk][2u * ty];
+            vec4 a1 = As[kk][2u * ty + 1u];
+            vec4 b0 = Bs[kk][2u * tx];
+            vec4 b1 = Bs[kk][2u * tx + 1u];
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+        }
+        barrier();
+    }
+
+    for (uint i = 0u; i < RM; ++i) {
+        uint co = m0 + ty * RM + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        vec4 r0, r1;
+        switch (i) {
+        case 0u: r0 = c00; r1 = c01; break;
+        case 1u: r0 = c10; r1 = c11; break;
+        case 2u: r0 = c20; r1 = c21; break;
+        case 3u: r0 = c30; r1 = c31; break;
+        case 4u: r0 = c40; r1 = c41; break;
+        case 5u: r0 = c50; r1 = c51; break;
+        case 6u: r0 = c60; r1 = c61; break;
+        default: r0 = c70; r1 = c71; break;
+        }
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        for (uint j = 0u; j < RN; ++j) {
+            uint g = n0 + tx * RN + j;
+            if (g >= npix) {
+                continue;
+            }
+            uint o = ((g / plane) * p.cout + co) * plane + g % plane;
+            float v = (j < 4u ? r0[j] : r1[j - 4u]) + bv;
+            if (p.has_residual != 0u) {
+                v += float(residual[o]);
+            }
+            if (p.relu != 0u) {
+                v = max(v, 0.0);
+            }
+            y[o] = STORE_T(v);
+        }
+    }
+}
