@@ -56,12 +56,12 @@ layout(push_constant) uniform Conv2dParams {
     uint prologue_relu;
 } p;
 
-// Tiles as vec4 rows: As[kk][q] holds channels 4q..4q+3, Bs[kk][q] pixels 4q..4q+3. Each
-// invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four vec4 loads
-// feed 64 FMAs into 16 vec4 accumulators, with no dynamically indexed arrays (llvmpipe
-// keeps those in memory).
-shared vec4 As[TK][TM_NARROW / 4];
-shared vec4 Bs[TK][TN_WIDE / 4];
+// Tiles in shared memory, row kk of A at As[kk * TM], of B at Bs[kk * TN] (20 KiB for the
+// narrow shape). Each invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk
+// 16 shared loads feed 64 FMAs into 16 vec4 accumulators; no dynamically indexed arrays
+// (llvmpipe keeps those in memory) and no dynamically indexed vector components.
+shared float As[TK * TM_NARROW];
+shared float Bs[TK * TN_WIDE];
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -102,7 +102,7 @@ void main() {
             uint m = e / TK;
             uint gk = k0 + kk;
             uint co = m0 + m;
-            As[kk][m / 4u][m % 4u] = (gk < K && co < p.cout) ? float(wt[co * K + gk]) : 0.0;
+            As[kk * TM + m] = (gk < K && co < p.cout) ? float(wt[co * K + gk]) : 0.0;
         }
         // B tile: TK x TN gathered input values (the im2col chunk).
         for (uint kk = brow; kk < TK; kk += CONV_THREADS / TN) {
@@ -123,14 +123,16 @@ void main() {
                     }
                 }
             }
-            Bs[kk][bcol / 4u][bcol % 4u] = v;
+            Bs[kk * TN + bcol] = v;
         }
         barrier();
         for (uint kk = 0u; kk < TK; ++kk) {
-            vec4 a0 = As[kk][2u * ty];
-            vec4 a1 = As[kk][2u * ty + 1u];
-            vec4 b0 = Bs[kk][2u * tx];
-            vec4 b1 = Bs[kk][2u * tx + 1u];
+            uint ab = kk * TM + RM * ty;
+            uint bb = kk * TN + RN * tx;
+            vec4 a0 = vec4(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
+            vec4 a1 = vec4(As[ab + 4u], As[ab + 5u], As[ab + 6u], As[ab + 7u]);
+            vec4 b0 = vec4(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            vec4 b1 = vec4(Bs[bb + 4u], Bs[bb + 5u], Bs[bb + 6u], Bs[bb + 7u]);
             c00 += a0.x * b0; c01 += a0.x * b1;
             c10 += a0.y * b0; c11 += a0.y * b1;
             c20 += a0.z * b0; c21 += a0.z * b1;

@@ -54,8 +54,9 @@ layout(push_constant) uniform ConvTranspose2dParams {
     float add_shift;
 } p;
 
-shared vec4 As[TK][TM_NARROW / 4];
-shared vec4 Bs[TK][TN_WIDE / 4];
+// Tiles in shared memory, laid out and consumed as in conv2d_tiled.comp.
+shared float As[TK * TM_NARROW];
+shared float Bs[TK * TN_WIDE];
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -115,7 +116,7 @@ void main() {
                     v = float(wt[((ci * p.cout + co) * p.k + ky) * p.k + kx]);
                 }
             }
-            As[kk][m / 4u][m % 4u] = v;
+            As[kk * TM + m] = v;
         }
         for (uint kk = brow; kk < TK; kk += CONV_THREADS / TN) {
             uint gk = k0 + kk;
@@ -129,14 +130,16 @@ void main() {
                     v = float(x[xbase + (ci * p.h + uint(iy)) * p.w + uint(ix)]);
                 }
             }
-            Bs[kk][bcol / 4u][bcol % 4u] = v;
+            Bs[kk * TN + bcol] = v;
         }
         barrier();
         for (uint kk = 0u; kk < TK; ++kk) {
-            vec4 a0 = As[kk][2u * ty];
-            vec4 a1 = As[kk][2u * ty + 1u];
-            vec4 b0 = Bs[kk][2u * tx];
-            vec4 b1 = Bs[kk][2u * tx + 1u];
+            uint ab = kk * TM + RM * ty;
+            uint bb = kk * TN + RN * tx;
+            vec4 a0 = vec4(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
+            vec4 a1 = vec4(As[ab + 4u], As[ab + 5u], As[ab + 6u], As[ab + 7u]);
+            vec4 b0 = vec4(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            vec4 b1 = vec4(Bs[bb + 4u], Bs[bb + 5u], Bs[bb + 6u], Bs[bb + 7u]);
             c00 += a0.x * b0; c01 += a0.x * b1;
             c10 += a0.y * b0; c11 += a0.y * b1;
             c20 += a0.z * b0; c21 += a0.z * b1;
