@@ -1,6 +1,7 @@
 //! The Vulkan executor reports problems as errors, never panics: an unknown device selector,
-//! a bad input batch, a graph whose weights are missing. One test function, because it sets
-//! `HOOD_VULKAN_DEVICE` for this process.
+//! a bad input batch, a graph whose weights are missing, a corrupt or unwritable pipeline
+//! cache. One test function, because it sets `HOOD_VULKAN_DEVICE` and `XDG_CACHE_HOME` for
+//! this process.
 #![cfg(feature = "vulkan")]
 
 mod vulkan_common;
@@ -71,4 +72,25 @@ fn errors_are_values() {
     let ok = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default());
     std::env::remove_var("HOOD_VULKAN_DEVICE");
     assert!(ok.is_ok(), "{:?}", ok.err());
+
+    // The persisted pipeline cache: written under $XDG_CACHE_HOME/hood; garbage in it and an
+    // unwritable cache directory are logged, never errors.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::env::set_var("XDG_CACHE_HOME", dir.path());
+    let first = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default());
+    assert!(first.is_ok(), "{:?}", first.err());
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("hood"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    for f in &files {
+        std::fs::write(f, b"not a pipeline cache").expect("corrupt the cache");
+    }
+    let corrupt = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default());
+    assert!(corrupt.is_ok(), "{:?}", corrupt.err());
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"a file where the cache directory should be").expect("file");
+    std::env::set_var("XDG_CACHE_HOME", &blocked);
+    let unwritable = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default());
+    std::env::remove_var("XDG_CACHE_HOME");
+    assert!(unwritable.is_ok(), "{:?}", unwritable.err());
 }

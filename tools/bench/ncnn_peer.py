@@ -52,15 +52,25 @@ class Classifier(nn.Module):
 
 
 class DecoderScore(nn.Module):
-    """(z, one-hot) -> (score [N], heatmap [N, H, W]); the authors' normalisation of z."""
+    """(z, one-hot) -> (score [N], heatmap [N, H, W]). The authors' normalisation of z,
+    (z - min) / (max - min), is folded into fc1 (as hood's converter does; it also keeps
+    ncnn's CPU BinaryOp-with-scalar on a 1-D blob, which crashes in ncnn 1.0.20261020, out
+    of the graph)."""
 
     def __init__(self, dec):
         super().__init__()
         self.dec = dec
+        nz = dec.fc1.in_features - dec.num_classes
+        self.fc1 = nn.Linear(dec.fc1.in_features, dec.fc1.out_features)
+        with torch.no_grad():
+            w = dec.fc1.weight.clone()
+            self.fc1.bias.copy_(dec.fc1.bias - MIN / (MAX - MIN) * w[:, :nz].sum(dim=1))
+            w[:, :nz] /= MAX - MIN
+            self.fc1.weight.copy_(w)
 
     def forward(self, z, onehot):
-        x = torch.cat(((z - MIN) / (MAX - MIN), onehot), dim=1)
-        x = self.dec.fc1(x).view(-1, self.dec.lat, 1, 1)
+        x = torch.cat((z, onehot), dim=1)
+        x = self.fc1(x).view(-1, self.dec.lat, 1, 1)
         for i in range(len(self.dec.num_filters)):
             x = getattr(self.dec, "conv_block%d" % (i + 1))(x)
         h = getattr(self.dec, self.dec.final_block_name)(x)

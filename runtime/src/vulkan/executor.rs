@@ -268,6 +268,7 @@ impl VulkanExecutor {
             graph.nodes.iter().map(|n| n.op.kind()),
             !opts.no_tiled_conv,
             !opts.no_tiled_deconv,
+            super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
         let weights = WeightStore::upload(&ctx, &graph.referenced_tensors(), tensors)?;
 

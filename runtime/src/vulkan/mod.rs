@@ -5,7 +5,8 @@
 //! per batch. The CPU reference ([`crate::reference`]) is the oracle its tests compare to.
 //!
 //! * [`device`] — instance and device choice, features, allocators.
-//! * [`pipelines`] — the compiled kernels, typed push constants, the dispatch helper.
+//! * [`pipelines`] — the compiled kernels, typed push constants, the dispatch helper;
+//!   [`cache`] — the pipeline cache persisted under the user's cache directory.
 //! * [`weights`] — weight conversion and upload; [`arena`] — activation memory plan.
 //! * `conv`, `deconv`, `linear`, `pool`, `elementwise`, `score` — one dispatch file per op
 //!   family (named like the reference's files), each next to its shader in `shaders/`.
@@ -20,10 +21,13 @@
 //!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
 //! * `HOOD_VK_NO_TILED_DECONV=1` — run ConvTranspose2d with the generic gather kernel
 //!   (conv_transpose2d.comp) instead of the tiled implicit GEMM (conv_transpose2d_tiled.comp).
+//! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
+//!   ([`cache`]: `$XDG_CACHE_HOME/hood/` or `~/.cache/hood/`, one file per device + driver).
 //! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
 //!   batches are split.
 
 pub mod arena;
+pub mod cache;
 mod conv;
 mod deconv;
 pub mod device;
@@ -65,6 +69,8 @@ pub struct VkOptions {
     pub no_tiled_conv: bool,
     /// Run ConvTranspose2d with the generic gather kernel instead of the tiled implicit GEMM.
     pub no_tiled_deconv: bool,
+    /// Neither read nor write the persisted pipeline cache.
+    pub no_pipeline_cache: bool,
 }
 
 impl Default for VkOptions {
@@ -74,13 +80,14 @@ impl Default for VkOptions {
             no_fp16: false,
             no_tiled_conv: false,
             no_tiled_deconv: false,
+            no_pipeline_cache: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_TILED_DECONV` and `HOOD_VK_MAX_BATCH`.
+    /// `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE` and `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -93,6 +100,7 @@ impl VkOptions {
             no_fp16: flag("HOOD_VK_NO_FP16"),
             no_tiled_conv: flag("HOOD_VK_NO_TILED_CONV"),
             no_tiled_deconv: flag("HOOD_VK_NO_TILED_DECONV"),
+            no_pipeline_cache: flag("HOOD_VK_NO_PIPELINE_CACHE"),
         }
     }
 }

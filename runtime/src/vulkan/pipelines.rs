@@ -6,6 +6,7 @@
 //! `*Params` block per kernel); both variants declare identical blocks, so the fp32
 //! module's structs ([`params`]) serve both.
 
+use super::cache::DiskCache;
 use super::device::VkContext;
 use super::vk_err;
 use crate::error::Result;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use vulkano::buffer::BufferContents;
 use vulkano::command_buffer::{AutoCommandBufferBuilder, PrimaryAutoCommandBuffer};
 use vulkano::descriptor_set::DescriptorSet;
+use vulkano::pipeline::cache::PipelineCache;
 use vulkano::pipeline::compute::ComputePipelineCreateInfo;
 use vulkano::pipeline::layout::PipelineDescriptorSetLayoutCreateInfo;
 use vulkano::pipeline::{
@@ -88,7 +90,12 @@ pub struct Pipelines {
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
 }
 
-fn build(ctx: &VkContext, name: &str, load: Loader) -> Result<Arc<ComputePipeline>> {
+fn build(
+    ctx: &VkContext,
+    cache: Option<&Arc<PipelineCache>>,
+    name: &str,
+    load: Loader,
+) -> Result<Arc<ComputePipeline>> {
     let ctxerr = |e: String| vk_err(format!("kernel {name}: {e}"));
     let module = load(ctx.device.clone())
         .map_err(|e| ctxerr(format!("cannot load the shader module: {e}")))?;
@@ -103,7 +110,7 @@ fn build(ctx: &VkContext, name: &str, load: Loader) -> Result<Arc<ComputePipelin
         .map_err(|e| ctxerr(format!("pipeline layout: {e}")))?;
     ComputePipeline::new(
         ctx.device.clone(),
-        None,
+        cache.cloned(),
         ComputePipelineCreateInfo::stage_layout(stage, layout),
     )
     .map_err(|e| ctxerr(format!("pipeline: {e}")))
@@ -129,13 +136,16 @@ macro_rules! loader {
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
     /// start-up short on drivers that compile SPIR-V slowly); `tiled_conv` adds the tiled
-    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one.
+    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one;
+    /// `disk_cache` (if any) speeds up creation and is written back afterwards.
     pub fn new(
         ctx: &VkContext,
         kinds: impl IntoIterator<Item = OpKind>,
         tiled_conv: bool,
         tiled_deconv: bool,
+        disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
+        let cache = disk_cache.map(|d| &d.cache);
         let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
         for kind in kinds {
             if by_kind.contains_key(&kind) {
@@ -155,7 +165,7 @@ impl Pipelines {
                     } else {
                         loader!(fp32, kind)
                     };
-                    build(ctx, kind.name(), load)?
+                    build(ctx, cache, kind.name(), load)?
                 }
             };
             by_kind.insert(kind, pipeline);
@@ -166,7 +176,7 @@ impl Pipelines {
             } else {
                 fp32::load_conv2d_tiled
             };
-            Some(build(ctx, "conv2d_tiled", load)?)
+            Some(build(ctx, cache, "conv2d_tiled", load)?)
         } else {
             None
         };
@@ -177,10 +187,13 @@ impl Pipelines {
                 } else {
                     fp32::load_conv_transpose2d_tiled
                 };
-                Some(build(ctx, "conv_transpose2d_tiled", load)?)
+                Some(build(ctx, cache, "conv_transpose2d_tiled", load)?)
             } else {
                 None
             };
+        if let Some(d) = disk_cache {
+            d.save();
+        }
         Ok(Pipelines {
             by_kind,
             conv2d_tiled,

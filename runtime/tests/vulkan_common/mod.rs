@@ -107,6 +107,7 @@ pub fn executor_with(
         no_fp16: !fp16,
         no_tiled_conv: !tiled,
         no_tiled_deconv: !tiled,
+        ..VkOptions::default()
     };
     match VulkanExecutor::with_options(graph, &t.0, &opts) {
         Ok(e) => Some(e),
