@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo test --workspace --all-targets
+# The Vulkan backend is tested on Mesa's lavapipe (installed by setup.sh); a missing device is a
+# failure here, not a skip.
+export HOOD_VK_REQUIRE_DEVICE=1
+cargo test --workspace --all-targets --features hood-runtime/vulkan,hood-tests/vulkan

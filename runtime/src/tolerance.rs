@@ -22,9 +22,14 @@ pub const SCORE_FP16: f32 = 2e-3;
 pub const LOGIT_FP16: f32 = 5e-2;
 /// HEAT score of an fp32 model vs PyTorch.
 pub const SCORE_FP32: f32 = 1e-4;
-/// Golden self-test: recomputed vs stored scores and logits on the same backend family.
+/// Golden self-test: recomputed vs stored (CPU-reference) scores.
 pub const SELFTEST_SCORE: f32 = 2e-3;
-pub const SELFTEST_LOGIT: f32 = 5e-2;
+/// Golden self-test logits, per image: |Δ| ≤ abs + rel · (largest |logit| of that image). A
+/// sanity bound (broken kernels give O(1) errors); the score is the precise check. The Vulkan
+/// backend stores activations in fp16, whose rounding error grows with the activations: on the
+/// ResNet-50 w8 fixture its logits move by 0.13–0.25 on images whose logits are ≈ 4 (0.32 on one
+/// whose logits reach 96) while scores stay within 1.5e-3 of the CPU reference.
+pub const SELFTEST_LOGIT: Tol = Tol { abs: 0.5, rel: 5e-2 };
 /// Vulkan kernels vs the CPU reference on one op with fp16-exact inputs and weights: fp32 storage, and fp16 storage (outputs and one intermediate rounded to fp16).
 pub const VK_OP_FP32: Tol = Tol { abs: 1e-4, rel: 1e-4 };
 pub const VK_OP_FP16: Tol = Tol { abs: 2e-3, rel: 2e-3 };

@@ -9,14 +9,15 @@ pub fn run(path: &Path, backend: Backend) -> anyhow::Result<ExitCode> {
     let mut det = Detector::new(&m, backend)?;
     let r = det.selftest().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     println!(
-        "selftest {} on {}: {} images, max |Δscore| {:.3e} (tol {:.0e}), max |Δlogit| {:.3e} (tol {:.0e}), class mismatches {}: {}",
+        "selftest {} on {}: {} images, max |Δscore| {:.3e} (tol {:.0e}), max |Δlogit| {:.3e} (tol {:.0e} + {:.0e}·max|logit|), class mismatches {}: {}",
         path.display(),
         det.backend_name(),
         r.images,
         r.max_score_dev,
         tolerance::SELFTEST_SCORE,
         r.max_logit_dev,
-        tolerance::SELFTEST_LOGIT,
+        tolerance::SELFTEST_LOGIT.abs,
+        tolerance::SELFTEST_LOGIT.rel,
         r.class_mismatches,
         if r.passed { "PASS" } else { "FAIL" }
     );
