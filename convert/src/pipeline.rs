@@ -59,14 +59,25 @@ pub struct Summary {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     if names.len() != count {
-        return Err(format!("{}: {} class names, the model's head has {count} classes", path.display(), names.len()));
+        return Err(format!(
+            "{}: {} class names, the model's head has {count} classes",
+            path.display(),
+            names.len()
+        ));
     }
     Ok(names)
 }
@@ -95,28 +106,57 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     let mut input_bytes = 0u64;
     for p in &opts.inputs {
         let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        progress(&format!("reading {} ({:.1} MB)", p.display(), bytes.len() as f64 / 1e6));
+        progress(&format!(
+            "reading {} ({:.1} MB)",
+            p.display(),
+            bytes.len() as f64 / 1e6
+        ));
         input_bytes += bytes.len() as u64;
         let ck = checkpoint::load_bytes(p, &bytes).map_err(|e| e.to_string())?;
         sources.push(SourceFile {
-            name: p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: p
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             sha256: sha256_hex(&bytes),
         });
         parts.add(&ck, opts.epoch)?;
     }
-    let files: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
-    let missing = |what: &str, hint: &str| format!("no {what} found in {}; {hint}", files.join(", "));
-    let enc_sd = parts.encoder.as_ref().ok_or_else(|| missing("classifier encoder", "give the classifier checkpoint too"))?;
-    let head_sd = parts.head.as_ref().ok_or_else(|| missing("classifier head (linear.weight)", "give the classifier checkpoint too"))?;
-    let dec_sd = parts.decoder.as_ref().ok_or_else(|| missing("decoder", "give the decoder checkpoint too"))?;
+    let files: Vec<String> = opts
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let missing =
+        |what: &str, hint: &str| format!("no {what} found in {}; {hint}", files.join(", "));
+    let enc_sd = parts
+        .encoder
+        .as_ref()
+        .ok_or_else(|| missing("classifier encoder", "give the classifier checkpoint too"))?;
+    let head_sd = parts.head.as_ref().ok_or_else(|| {
+        missing(
+            "classifier head (linear.weight)",
+            "give the classifier checkpoint too",
+        )
+    })?;
+    let dec_sd = parts
+        .decoder
+        .as_ref()
+        .ok_or_else(|| missing("decoder", "give the decoder checkpoint too"))?;
     if opts.epoch.is_some() && parts.epoch.is_none() {
-        return Err("--epoch given, but no input has the authors' epoch-keyed decoder layout".into());
+        return Err(
+            "--epoch given, but no input has the authors' epoch-keyed decoder layout".into(),
+        );
     }
 
     // fw_layers: checkpoint, else config.txt beside the decoder, else --fw-layers, else 1.
     let (fw_layers, fw_from) = if let Some((n, f)) = &parts.fw_layers {
         (*n as u32, format!("checkpoint {f}"))
-    } else if let Some((n, cfg)) = parts.decoder_files.iter().find_map(|f| fw_layers_from_config(f)) {
+    } else if let Some((n, cfg)) = parts
+        .decoder_files
+        .iter()
+        .find_map(|f| fw_layers_from_config(f))
+    {
         (n as u32, cfg.display().to_string())
     } else if let Some(n) = opts.fw_layers {
         (n, "--fw-layers".into())
@@ -130,7 +170,9 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         }
     }
     if !(1..=4).contains(&fw_layers) {
-        return Err(format!("fw_layers {fw_layers} out of range 1..=4 (from {fw_from})"));
+        return Err(format!(
+            "fw_layers {fw_layers} out of range 1..=4 (from {fw_from})"
+        ));
     }
     let norm_min = parts.norm_min.as_ref().map(|x| x.0).or(opts.norm_min).ok_or(
         "normalisation min not found in the decoder checkpoint (key 'min' / 'norm_min'); give --norm-min",
@@ -144,7 +186,12 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     let dec = arch::recognise_decoder(dec_sd)?;
     let input_size = opts
         .input_size
-        .or_else(|| parts.decoder_files.iter().find_map(|f| input_size_from_config(f)))
+        .or_else(|| {
+            parts
+                .decoder_files
+                .iter()
+                .find_map(|f| input_size_from_config(f))
+        })
         .unwrap_or_else(|| enc.default_input_size());
     progress("lowering (BatchNorm folding, normalisation folding)");
     let lowered = lower::lower(&Inputs {
@@ -157,7 +204,8 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         input_size,
     })?;
     let graph = lowered.graph;
-    let (stored, cast): (Vec<(String, HostTensor)>, CastReport) = precision::cast(&lowered.tensors, opts.fp32)?;
+    let (stored, cast): (Vec<(String, HostTensor)>, CastReport) =
+        precision::cast(&lowered.tensors, opts.fp32)?;
     let (reference32, _) = precision::cast(&lowered.tensors, true)?;
 
     progress("golden self-test batch");
@@ -167,24 +215,46 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     let (gold, full) = std::thread::scope(|sc| {
         let f32_run = sc.spawn(|| golden::run(&graph, &reference32, &input, GOLDEN_N));
         let gold = golden::run(&graph, &stored, &input, GOLDEN_N);
-        let full = f32_run.join().unwrap_or_else(|_| Err("golden f32 run panicked".into()));
+        let full = f32_run
+            .join()
+            .unwrap_or_else(|_| Err("golden f32 run panicked".into()));
         (gold, full)
     });
     let (gold, full) = (gold?, full?);
-    let classes = head_sd.tensors.get("linear.weight").map(|t| t.shape[0]).unwrap_or(0);
+    let classes = head_sd
+        .tensors
+        .get("linear.weight")
+        .map(|t| t.shape[0])
+        .unwrap_or(0);
     let class_names = match &opts.classes_file {
         Some(p) => Some(read_classes(p, classes)?),
         None => None,
     };
     let mut tensors = stored;
     let parameters = tensors.iter().map(|(_, t)| t.len()).sum();
-    tensors.push(("golden.input".into(), HostTensor::f32(vec![GOLDEN_N, 3, s, s], input)));
-    tensors.push(("golden.logits".into(), HostTensor::f32(vec![GOLDEN_N, classes], gold.logits.clone())));
-    tensors.push(("golden.classes".into(), HostTensor::i32(vec![GOLDEN_N], gold.classes.clone())));
-    tensors.push(("golden.scores".into(), HostTensor::f32(vec![GOLDEN_N], gold.scores.clone())));
+    let golden_names = Golden::standard();
+    tensors.push((
+        golden_names.input.clone(),
+        HostTensor::f32(vec![GOLDEN_N, 3, s, s], input),
+    ));
+    tensors.push((
+        golden_names.logits.clone(),
+        HostTensor::f32(vec![GOLDEN_N, classes], gold.logits.clone()),
+    ));
+    tensors.push((
+        golden_names.classes.clone(),
+        HostTensor::i32(vec![GOLDEN_N], gold.classes.clone()),
+    ));
+    tensors.push((
+        golden_names.scores.clone(),
+        HostTensor::f32(vec![GOLDEN_N], gold.scores.clone()),
+    ));
 
     let name = opts.name.clone().unwrap_or_else(|| {
-        opts.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        opts.output
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
     });
     let meta = Metadata {
         name,
@@ -196,23 +266,29 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             mean: opts.mean.clone().unwrap_or_else(|| vec![0.5; 3]),
             std: opts.std.clone().unwrap_or_else(|| vec![0.5; 3]),
         },
-        classes: ClassSpec { count: classes as u32, names: class_names },
+        classes: ClassSpec {
+            count: classes as u32,
+            names: class_names,
+        },
         fw_layers,
-        score: ScoreSpec { definition: SCORE_MEAN_HW_MAX_C_ABS.into() },
+        score: ScoreSpec {
+            definition: SCORE_MEAN_HW_MAX_C_ABS.into(),
+        },
         threshold: None,
-        golden: Some(Golden {
-            input: "golden.input".into(),
-            logits: "golden.logits".into(),
-            classes: "golden.classes".into(),
-            scores: "golden.scores".into(),
-        }),
+        golden: Some(golden_names),
         source: Source { files: sources },
-        converter: Converter { name: "hood-convert".into(), version: env!("CARGO_PKG_VERSION").into() },
+        converter: Converter {
+            name: "hood-convert".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
     };
     meta.validate().map_err(|e| format!("metadata: {e}"))?;
     progress(&format!("writing {}", opts.output.display()));
-    hood_runtime::format::write_model(&opts.output, &meta, &graph, &tensors).map_err(|e| e.to_string())?;
-    let output_bytes = std::fs::metadata(&opts.output).map(|m| m.len()).unwrap_or(0);
+    hood_runtime::format::write_model(&opts.output, &meta, &graph, &tensors)
+        .map_err(|e| e.to_string())?;
+    let output_bytes = std::fs::metadata(&opts.output)
+        .map(|m| m.len())
+        .unwrap_or(0);
     Ok(Summary {
         output: opts.output.display().to_string(),
         family: meta.family,
@@ -229,11 +305,20 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         flushed_weights: cast.flushed,
         input_bytes,
         output_bytes,
-        compression: if output_bytes > 0 { input_bytes as f64 / output_bytes as f64 } else { 0.0 },
+        compression: if output_bytes > 0 {
+            input_bytes as f64 / output_bytes as f64
+        } else {
+            0.0
+        },
         golden_images: GOLDEN_N,
         max_score_dev_vs_f32: golden::max_dev(&gold.scores, &full.scores),
         max_logit_dev_vs_f32: golden::max_dev(&gold.logits, &full.logits),
-        class_agreement_vs_f32: gold.classes.iter().zip(&full.classes).filter(|(a, b)| a == b).count(),
+        class_agreement_vs_f32: gold
+            .classes
+            .iter()
+            .zip(&full.classes)
+            .filter(|(a, b)| a == b)
+            .count(),
         seconds: t0.elapsed().as_secs_f64(),
         mapping: std::mem::take(&mut parts.mapping),
     })

@@ -89,6 +89,18 @@ pub struct Golden {
     pub scores: String,
 }
 
+impl Golden {
+    /// The conventional names `golden.input`, `golden.logits`, `golden.classes`, `golden.scores`.
+    pub fn standard() -> Golden {
+        Golden {
+            input: "golden.input".into(),
+            logits: "golden.logits".into(),
+            classes: "golden.classes".into(),
+            scores: "golden.scores".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
@@ -116,7 +128,10 @@ impl Metadata {
     pub fn validate(&self) -> Result<(), String> {
         let i = &self.input;
         if i.height == 0 || i.width == 0 || i.height > 4096 || i.width > 4096 {
-            return Err(format!("input size {}x{} out of range 1..=4096", i.height, i.width));
+            return Err(format!(
+                "input size {}x{} out of range 1..=4096",
+                i.height, i.width
+            ));
         }
         if i.channels == 0 || i.channels > 4 {
             return Err(format!("input channels {} out of range 1..=4", i.channels));
@@ -129,7 +144,9 @@ impl Metadata {
                 i.channels
             ));
         }
-        if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || i.mean.iter().any(|m| !m.is_finite()) {
+        if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || i.mean.iter().any(|m| !m.is_finite())
+        {
             return Err("mean must be finite and std finite and > 0".into());
         }
         if self.classes.count == 0 || self.classes.count > 1_000_000 {
@@ -137,14 +154,21 @@ impl Metadata {
         }
         if let Some(n) = &self.classes.names {
             if n.len() != self.classes.count as usize {
-                return Err(format!("{} class names for {} classes", n.len(), self.classes.count));
+                return Err(format!(
+                    "{} class names for {} classes",
+                    n.len(),
+                    self.classes.count
+                ));
             }
         }
         if !(1..=4).contains(&self.fw_layers) {
             return Err(format!("fw_layers {} out of range 1..=4", self.fw_layers));
         }
         if self.score.definition != SCORE_MEAN_HW_MAX_C_ABS {
-            return Err(format!("unknown score definition '{}'", self.score.definition));
+            return Err(format!(
+                "unknown score definition '{}'",
+                self.score.definition
+            ));
         }
         if let Some(t) = &self.threshold {
             if !t.value.is_finite() {

@@ -193,12 +193,7 @@ pub fn tiny_model(seed: u64) -> (Metadata, Graph, Vec<(String, HostTensor)>) {
             images: None,
             data: None,
         }),
-        golden: Some(Golden {
-            input: "golden.input".into(),
-            logits: "golden.logits".into(),
-            classes: "golden.classes".into(),
-            scores: "golden.scores".into(),
-        }),
+        golden: Some(Golden::standard()),
         source: Source::default(),
         converter: Converter {
             name: "hood-runtime testing".into(),
