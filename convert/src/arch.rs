@@ -14,17 +14,35 @@ pub enum Block {
 /// A recognised classifier encoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoder {
-    ResNet { block: Block, blocks: Vec<usize>, stem: usize },
-    WideResNet { n: usize, widths: Vec<usize>, stem: usize },
+    ResNet {
+        block: Block,
+        blocks: Vec<usize>,
+        stem: usize,
+    },
+    WideResNet {
+        n: usize,
+        widths: Vec<usize>,
+        stem: usize,
+    },
 }
 
 impl Encoder {
     /// A short family name for the metadata: `resnet18`, `resnet50`, `wrn-40-2`, ...
     pub fn family(&self) -> String {
         match self {
-            Encoder::ResNet { block: Block::Basic, blocks, .. } if blocks == &[2, 2, 2, 2] => "resnet18".into(),
-            Encoder::ResNet { block: Block::Bottleneck, blocks, .. } if blocks == &[3, 4, 6, 3] => "resnet50".into(),
-            Encoder::ResNet { block, blocks, .. } => format!("resnet-{block:?}{blocks:?}").to_lowercase(),
+            Encoder::ResNet {
+                block: Block::Basic,
+                blocks,
+                ..
+            } if blocks == &[2, 2, 2, 2] => "resnet18".into(),
+            Encoder::ResNet {
+                block: Block::Bottleneck,
+                blocks,
+                ..
+            } if blocks == &[3, 4, 6, 3] => "resnet50".into(),
+            Encoder::ResNet { block, blocks, .. } => {
+                format!("resnet-{block:?}{blocks:?}").to_lowercase()
+            }
             Encoder::WideResNet { n, widths, stem } => {
                 let k = widths.first().copied().unwrap_or(0) / stem.max(&1);
                 format!("wrn-{}-{}", 6 * n + 4, k)
@@ -43,7 +61,10 @@ impl Encoder {
     /// The input size the authors train this family at.
     pub fn default_input_size(&self) -> u32 {
         match self {
-            Encoder::ResNet { block: Block::Bottleneck, .. } => 64,
+            Encoder::ResNet {
+                block: Block::Bottleneck,
+                ..
+            } => 64,
             _ => 32,
         }
     }
@@ -62,7 +83,9 @@ impl std::str::FromStr for ArchHint {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "resnet18" | "resnet34" | "resnet-basic" | "basic" => Ok(ArchHint::ResNetBasic),
-            "resnet50" | "resnet101" | "resnet-bottleneck" | "bottleneck" => Ok(ArchHint::ResNetBottleneck),
+            "resnet50" | "resnet101" | "resnet-bottleneck" | "bottleneck" => {
+                Ok(ArchHint::ResNetBottleneck)
+            }
             "wrn" | "wideresnet" | "wide-resnet" | "wrn-40-2" => Ok(ArchHint::WideResNet),
             o => Err(format!("unknown --arch '{o}' (resnet18, resnet50, wrn)")),
         }
@@ -76,7 +99,11 @@ fn shape<'a>(sd: &'a StateDict, name: &str) -> Option<&'a [usize]> {
 /// Number of `prefix.{i}.` groups (0, 1, ... contiguous).
 fn count_indexed(sd: &StateDict, prefix: &str) -> usize {
     (0..)
-        .take_while(|i| sd.tensors.keys().any(|k| k.starts_with(&format!("{prefix}.{i}."))))
+        .take_while(|i| {
+            sd.tensors
+                .keys()
+                .any(|k| k.starts_with(&format!("{prefix}.{i}.")))
+        })
         .count()
 }
 
@@ -103,11 +130,18 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
             ))
         }
     };
-    let layers = (1..).take_while(|l| count_indexed(sd, &format!("layer{l}")) > 0).count();
-    let blocks: Vec<usize> = (1..=layers).map(|l| count_indexed(sd, &format!("layer{l}"))).collect();
+    let layers = (1..)
+        .take_while(|l| count_indexed(sd, &format!("layer{l}")) > 0)
+        .count();
+    let blocks: Vec<usize> = (1..=layers)
+        .map(|l| count_indexed(sd, &format!("layer{l}")))
+        .collect();
     let bottleneck = sd.tensors.contains_key("layer1.0.conv3.weight");
     // Pre-activation (WRN): a block's bn1 normalises its *input* (conv1's in-channels).
-    let pre_act = match (shape(sd, "layer2.0.bn1.running_mean"), shape(sd, "layer2.0.conv1.weight")) {
+    let pre_act = match (
+        shape(sd, "layer2.0.bn1.running_mean"),
+        shape(sd, "layer2.0.conv1.weight"),
+    ) {
         (Some(&[b]), Some(&[o, i, _, _])) if i != o => b == i,
         _ => sd.tensors.contains_key("conv1.bias") && layers == 3,
     };
@@ -132,10 +166,16 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
             let widths: Result<Vec<usize>, String> = (1..=3)
                 .map(|l| match shape(sd, &format!("layer{l}.0.conv1.weight")) {
                     Some(&[o, _, 3, 3]) => Ok(o),
-                    s => Err(format!("{file}: layer{l}.0.conv1.weight has shape {s:?}, expected [C, C', 3, 3]")),
+                    s => Err(format!(
+                        "{file}: layer{l}.0.conv1.weight has shape {s:?}, expected [C, C', 3, 3]"
+                    )),
                 })
                 .collect();
-            Ok(Encoder::WideResNet { n: blocks[0], widths: widths?, stem })
+            Ok(Encoder::WideResNet {
+                n: blocks[0],
+                widths: widths?,
+                stem,
+            })
         }
         ArchHint::ResNetBasic | ArchHint::ResNetBottleneck => {
             if layers != 4 {
@@ -144,7 +184,11 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
                     found_summary(sd)
                 ));
             }
-            let block = if arch == ArchHint::ResNetBottleneck { Block::Bottleneck } else { Block::Basic };
+            let block = if arch == ArchHint::ResNetBottleneck {
+                Block::Bottleneck
+            } else {
+                Block::Basic
+            };
             if (block == Block::Bottleneck) != bottleneck {
                 return Err(format!(
                     "{file}: --arch says {} blocks but layer1.0.conv3.weight is {}",
@@ -152,7 +196,11 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
                     if bottleneck { "present" } else { "absent" }
                 ));
             }
-            Ok(Encoder::ResNet { block, blocks, stem })
+            Ok(Encoder::ResNet {
+                block,
+                blocks,
+                stem,
+            })
         }
     }
 }

@@ -13,7 +13,9 @@ pub const GOLDEN_N: usize = 4;
 pub fn golden_input(s: usize) -> Vec<f32> {
     let mut state: u64 = 0x4845_4154_0000_0001;
     let mut rnd = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let mut v = Vec::with_capacity(GOLDEN_N * 3 * s * s);
@@ -46,7 +48,12 @@ pub struct Outputs {
     pub scores: Vec<f32>,
 }
 
-pub fn run(graph: &Graph, tensors: &[(String, HostTensor)], input: &[f32], n: usize) -> Result<Outputs, String> {
+pub fn run(
+    graph: &Graph,
+    tensors: &[(String, HostTensor)],
+    input: &[f32],
+    n: usize,
+) -> Result<Outputs, String> {
     let w = Weights::from_host(tensors.iter().map(|(n, t)| (n, t)));
     let vals = reference::execute(graph, &w, input, n).map_err(|e| e.to_string())?;
     let f = |id: usize| match vals.get(id) {
@@ -57,10 +64,17 @@ pub fn run(graph: &Graph, tensors: &[(String, HostTensor)], input: &[f32], n: us
         Some(Some(Buffer::I32(v))) => v.clone(),
         _ => return Err("golden run: missing class output".into()),
     };
-    Ok(Outputs { logits: f(graph.outputs.logits)?, classes, scores: f(graph.outputs.score)? })
+    Ok(Outputs {
+        logits: f(graph.outputs.logits)?,
+        classes,
+        scores: f(graph.outputs.score)?,
+    })
 }
 
 /// Max |a − b|.
 pub fn max_dev(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -7,7 +7,10 @@
 use crate::arch::{Block, Decoder, Encoder};
 use crate::parts::StateDict;
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
-use hood_runtime::ops::{Activation, ChannelAffine, ClassLinear, Conv2d, ConvTranspose2d, FeatureAdd, Linear, Op, Prologue};
+use hood_runtime::ops::{
+    Activation, ChannelAffine, ClassLinear, Conv2d, ConvTranspose2d, FeatureAdd, Linear, Op,
+    Prologue,
+};
 use hood_runtime::tensor::DType;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -41,13 +44,26 @@ struct Lower<'a> {
 }
 
 fn get<'s>(sd: &'s StateDict, name: &str, want: Option<&[usize]>) -> Result<&'s [f32], String> {
-    let t = sd.tensors.get(name).ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))?;
+    let t = sd
+        .tensors
+        .get(name)
+        .ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))?;
     if let Some(w) = want {
         if t.shape != w {
-            return Err(format!("{}: tensor '{name}' has shape {:?}, expected {w:?}", sd.file.display(), t.shape));
+            return Err(format!(
+                "{}: tensor '{name}' has shape {:?}, expected {w:?}",
+                sd.file.display(),
+                t.shape
+            ));
         }
     }
-    t.f32s().ok_or_else(|| format!("{}: tensor '{name}' is {}, expected floating point", sd.file.display(), t.dtype))
+    t.f32s().ok_or_else(|| {
+        format!(
+            "{}: tensor '{name}' is {}, expected floating point",
+            sd.file.display(),
+            t.dtype
+        )
+    })
 }
 
 fn shape_of(sd: &StateDict, name: &str) -> Result<Vec<usize>, String> {
@@ -73,7 +89,11 @@ fn bn(sd: &StateDict, prefix: &str, c: usize) -> Result<(Vec<f64>, Vec<f64>), St
     let mut shift = Vec::with_capacity(c);
     for i in 0..c {
         if var[i] < 0.0 {
-            return Err(format!("{}: {prefix}.running_var[{i}] = {} is negative", sd.file.display(), var[i]));
+            return Err(format!(
+                "{}: {prefix}.running_var[{i}] = {} is negative",
+                sd.file.display(),
+                var[i]
+            ));
         }
         let s = w.map_or(1.0, |w| w[i] as f64) / (var[i] as f64 + BN_EPS).sqrt();
         scale.push(s);
@@ -108,10 +128,16 @@ impl<'a> Lower<'a> {
         let sd = self.sd;
         let s = shape_of(sd, &format!("{conv}.weight"))?;
         let [cout, cin, k, k2] = s[..] else {
-            return Err(format!("{}: {conv}.weight has shape {s:?}, expected [Cout, Cin, k, k]", sd.file.display()));
+            return Err(format!(
+                "{}: {conv}.weight has shape {s:?}, expected [Cout, Cin, k, k]",
+                sd.file.display()
+            ));
         };
         if k != k2 {
-            return Err(format!("{}: {conv}.weight is not square: {s:?}", sd.file.display()));
+            return Err(format!(
+                "{}: {conv}.weight is not square: {s:?}",
+                sd.file.display()
+            ));
         }
         let w = get(sd, &format!("{conv}.weight"), None)?;
         let bias: Option<&[f32]> = match sd.tensors.get(&format!("{conv}.bias")) {
@@ -123,15 +149,29 @@ impl<'a> Lower<'a> {
             None => (vec![1.0; cout], vec![0.0; cout]),
         };
         let per = cin * k * k;
-        let wf: Vec<f32> = w.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i / per]) as f32).collect();
-        let bf: Vec<f32> = (0..cout).map(|o| (bias.map_or(0.0, |b| b[o] as f64) * scale[o] + shift[o]) as f32).collect();
+        let wf: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v as f64 * scale[i / per]) as f32)
+            .collect();
+        let bf: Vec<f32> = (0..cout)
+            .map(|o| (bias.map_or(0.0, |b| b[o] as f64) * scale[o] + shift[o]) as f32)
+            .collect();
         let has_bias = bias.is_some() || bn_after.is_some();
         let prologue = match prologue_bn {
             Some(p) => {
                 let (sc, sh) = bn(sd, p, cin)?;
                 Some(Prologue {
-                    scale: self.put(&format!("{out}.prologue.scale"), vec![cin], sc.iter().map(|&v| v as f32).collect()),
-                    shift: self.put(&format!("{out}.prologue.shift"), vec![cin], sh.iter().map(|&v| v as f32).collect()),
+                    scale: self.put(
+                        &format!("{out}.prologue.scale"),
+                        vec![cin],
+                        sc.iter().map(|&v| v as f32).collect(),
+                    ),
+                    shift: self.put(
+                        &format!("{out}.prologue.shift"),
+                        vec![cin],
+                        sh.iter().map(|&v| v as f32).collect(),
+                    ),
                     relu: true,
                 })
             }
@@ -155,7 +195,12 @@ impl<'a> Lower<'a> {
     }
 }
 
-fn resnet_encoder(l: &mut Lower, block: Block, blocks: &[usize], maxpool: bool) -> Result<(ValueId, Vec<ValueId>), String> {
+fn resnet_encoder(
+    l: &mut Lower,
+    block: Block,
+    blocks: &[usize],
+    maxpool: bool,
+) -> Result<(ValueId, Vec<ValueId>), String> {
     let x = l.b.input();
     let mut h = l.conv("enc.conv1", x, "conv1", Some("bn1"), 1, None, None, true)?;
     if maxpool {
@@ -168,19 +213,73 @@ fn resnet_encoder(l: &mut Lower, block: Block, blocks: &[usize], maxpool: bool) 
             let stride = if li > 0 && bi == 0 { 2 } else { 1 };
             let o = format!("enc.{p}");
             let sc = if l.sd.tensors.contains_key(&format!("{p}.shortcut.0.weight")) {
-                l.conv(&format!("{o}.shortcut"), h, &format!("{p}.shortcut.0"), Some(&format!("{p}.shortcut.1")), stride, None, None, false)?
+                l.conv(
+                    &format!("{o}.shortcut"),
+                    h,
+                    &format!("{p}.shortcut.0"),
+                    Some(&format!("{p}.shortcut.1")),
+                    stride,
+                    None,
+                    None,
+                    false,
+                )?
             } else {
                 h
             };
             h = match block {
                 Block::Basic => {
-                    let a = l.conv(&format!("{o}.conv1"), h, &format!("{p}.conv1"), Some(&format!("{p}.bn1")), stride, None, None, true)?;
-                    l.conv(&format!("{o}.conv2"), a, &format!("{p}.conv2"), Some(&format!("{p}.bn2")), 1, None, Some(sc), true)?
+                    let a = l.conv(
+                        &format!("{o}.conv1"),
+                        h,
+                        &format!("{p}.conv1"),
+                        Some(&format!("{p}.bn1")),
+                        stride,
+                        None,
+                        None,
+                        true,
+                    )?;
+                    l.conv(
+                        &format!("{o}.conv2"),
+                        a,
+                        &format!("{p}.conv2"),
+                        Some(&format!("{p}.bn2")),
+                        1,
+                        None,
+                        Some(sc),
+                        true,
+                    )?
                 }
                 Block::Bottleneck => {
-                    let a = l.conv(&format!("{o}.conv1"), h, &format!("{p}.conv1"), Some(&format!("{p}.bn1")), 1, None, None, true)?;
-                    let b = l.conv(&format!("{o}.conv2"), a, &format!("{p}.conv2"), Some(&format!("{p}.bn2")), stride, None, None, true)?;
-                    l.conv(&format!("{o}.conv3"), b, &format!("{p}.conv3"), Some(&format!("{p}.bn3")), 1, None, Some(sc), true)?
+                    let a = l.conv(
+                        &format!("{o}.conv1"),
+                        h,
+                        &format!("{p}.conv1"),
+                        Some(&format!("{p}.bn1")),
+                        1,
+                        None,
+                        None,
+                        true,
+                    )?;
+                    let b = l.conv(
+                        &format!("{o}.conv2"),
+                        a,
+                        &format!("{p}.conv2"),
+                        Some(&format!("{p}.bn2")),
+                        stride,
+                        None,
+                        None,
+                        true,
+                    )?;
+                    l.conv(
+                        &format!("{o}.conv3"),
+                        b,
+                        &format!("{p}.conv3"),
+                        Some(&format!("{p}.bn3")),
+                        1,
+                        None,
+                        Some(sc),
+                        true,
+                    )?
                 }
             };
         }
@@ -203,21 +302,56 @@ fn wrn_encoder(l: &mut Lower, n: usize) -> Result<(ValueId, Vec<ValueId>), Strin
             let stride = if li > 0 && bi == 0 { 2 } else { 1 };
             let o = format!("enc.{p}");
             // bn1 → relu → conv1 (+ bn2 → relu folded in) → conv2(stride) + shortcut(x).
-            let a = l.conv(&format!("{o}.conv1"), h, &format!("{p}.conv1"), Some(&format!("{p}.bn2")), 1, Some(&format!("{p}.bn1")), None, true)?;
+            let a = l.conv(
+                &format!("{o}.conv1"),
+                h,
+                &format!("{p}.conv1"),
+                Some(&format!("{p}.bn2")),
+                1,
+                Some(&format!("{p}.bn1")),
+                None,
+                true,
+            )?;
             let sc = if l.sd.tensors.contains_key(&format!("{p}.shortcut.0.weight")) {
-                l.conv(&format!("{o}.shortcut"), h, &format!("{p}.shortcut.0"), None, stride, None, None, false)?
+                l.conv(
+                    &format!("{o}.shortcut"),
+                    h,
+                    &format!("{p}.shortcut.0"),
+                    None,
+                    stride,
+                    None,
+                    None,
+                    false,
+                )?
             } else {
                 h
             };
-            h = l.conv(&format!("{o}.conv2"), a, &format!("{p}.conv2"), None, stride, None, Some(sc), false)?;
+            h = l.conv(
+                &format!("{o}.conv2"),
+                a,
+                &format!("{p}.conv2"),
+                None,
+                stride,
+                None,
+                Some(sc),
+                false,
+            )?;
         }
         layer_outs.push(h);
     }
     let c = l.b.value(h).shape[0];
     let (sc, sh) = bn(l.sd, "bn1", c)?;
     let aff = Op::ChannelAffine(ChannelAffine {
-        scale: l.put("enc.bn1.scale", vec![c], sc.iter().map(|&v| v as f32).collect()),
-        shift: l.put("enc.bn1.shift", vec![c], sh.iter().map(|&v| v as f32).collect()),
+        scale: l.put(
+            "enc.bn1.scale",
+            vec![c],
+            sc.iter().map(|&v| v as f32).collect(),
+        ),
+        shift: l.put(
+            "enc.bn1.shift",
+            vec![c],
+            sh.iter().map(|&v| v as f32).collect(),
+        ),
         relu: true,
     });
     let a = l.add("enc.bn1", aff, &[h])?;
@@ -238,7 +372,11 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         move |n: &str| t.borrow().get(n).map(|(s, _)| (DType::F32, s.clone()))
     };
     let s = inp.input_size as usize;
-    let mut l = Lower { b: GraphBuilder::new([3, s, s], look), t: t.clone(), sd: esd };
+    let mut l = Lower {
+        b: GraphBuilder::new([3, s, s], look),
+        t: t.clone(),
+        sd: esd,
+    };
     let (z, feats) = match enc {
         Encoder::ResNet { block, blocks, .. } => resnet_encoder(&mut l, *block, blocks, s == 64)?,
         Encoder::WideResNet { n, .. } => wrn_encoder(&mut l, *n)?,
@@ -249,7 +387,10 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     l.sd = inp.head;
     let hs = shape_of(inp.head, "linear.weight")?;
     let [classes, zin] = hs[..] else {
-        return Err(format!("{}: linear.weight has shape {hs:?}, expected [classes, z]", inp.head.file.display()));
+        return Err(format!(
+            "{}: linear.weight has shape {hs:?}, expected [classes, z]",
+            inp.head.file.display()
+        ));
     };
     if zin != zdim {
         return Err(format!(
@@ -261,8 +402,16 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     let lin = Linear {
         cin: zdim,
         cout: classes,
-        weight: l.put("head.weight", hs.clone(), get(inp.head, "linear.weight", None)?.to_vec()),
-        bias: Some(l.put("head.bias", vec![classes], get(inp.head, "linear.bias", Some(&[classes]))?.to_vec())),
+        weight: l.put(
+            "head.weight",
+            hs.clone(),
+            get(inp.head, "linear.weight", None)?.to_vec(),
+        ),
+        bias: Some(l.put(
+            "head.bias",
+            vec![classes],
+            get(inp.head, "linear.bias", Some(&[classes]))?.to_vec(),
+        )),
         relu: false,
     };
     let logits = l.add("logits", Op::Linear(lin), &[z])?;
@@ -280,7 +429,10 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     }
     let range = inp.norm_max - inp.norm_min;
     if !(range.is_finite() && range > 0.0) {
-        return Err(format!("normalisation max ({}) must be greater than min ({})", inp.norm_max, inp.norm_min));
+        return Err(format!(
+            "normalisation max ({}) must be greater than min ({})",
+            inp.norm_max, inp.norm_min
+        ));
     }
     let (a, c) = (1.0 / range, -inp.norm_min / range);
     let w = get(dsd, "fc1.weight", None)?;
@@ -312,9 +464,15 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         let wname = format!("{blk}.0.weight");
         let w = get(dsd, &wname, Some(&[cin, cout, 4, 4]))?;
         let (sc, sh) = bn(dsd, &format!("{blk}.1"), cout)?;
-        let wf: Vec<f32> = w.iter().enumerate().map(|(j, &v)| (v as f64 * sc[(j / 16) % cout]) as f32).collect();
+        let wf: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| (v as f64 * sc[(j / 16) % cout]) as f32)
+            .collect();
         // Feature j (1-based) is added after block add_after[j−1] when fw_layers > j.
-        let feat = (1..inp.fw_layers).find(|&j| add_after[j - 1] == i + 1).map(|j| feats[j]);
+        let feat = (1..inp.fw_layers)
+            .find(|&j| add_after[j - 1] == i + 1)
+            .map(|j| feats[j]);
         let (stride, pad) = if i == 0 { (1, 0) } else { (2, 1) };
         let op = Op::ConvTranspose2d(ConvTranspose2d {
             cin,
@@ -323,19 +481,39 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
             stride,
             pad,
             weight: l.put(&format!("dec.{blk}.weight"), vec![cin, cout, 4, 4], wf),
-            bias: Some(l.put(&format!("dec.{blk}.bias"), vec![cout], sh.iter().map(|&v| v as f32).collect())),
+            bias: Some(l.put(
+                &format!("dec.{blk}.bias"),
+                vec![cout],
+                sh.iter().map(|&v| v as f32).collect(),
+            )),
             act: Activation::Relu,
-            add: feat.map(|_| FeatureAdd { scale: a as f32, shift: c as f32 }),
+            add: feat.map(|_| FeatureAdd {
+                scale: a as f32,
+                shift: c as f32,
+            }),
         });
         let mut ins = vec![h];
         ins.extend(feat);
         h = l.add(&format!("dec.{blk}"), op, &ins).map_err(|e| {
-            format!("{e} (forwarded feature for fw_layers = {} after decoder block {})", inp.fw_layers, i + 1)
+            format!(
+                "{e} (forwarded feature for fw_layers = {} after decoder block {})",
+                inp.fw_layers,
+                i + 1
+            )
         })?;
         cin = cout;
     }
-    if inp.fw_layers > 1 + add_after.iter().filter(|&&x| x <= dec.filters.len()).count() {
-        return Err(format!("fw_layers = {} needs more decoder blocks than the {} found", inp.fw_layers, dec.filters.len()));
+    if inp.fw_layers
+        > 1 + add_after
+            .iter()
+            .filter(|&&x| x <= dec.filters.len())
+            .count()
+    {
+        return Err(format!(
+            "fw_layers = {} needs more decoder blocks than the {} found",
+            inp.fw_layers,
+            dec.filters.len()
+        ));
     }
     let fname = format!("{}.0.weight", dec.final_block);
     let wl = get(dsd, &fname, Some(&[cin, 3, 1, 1]))?;
@@ -345,7 +523,11 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         k: 1,
         stride: 1,
         pad: 0,
-        weight: l.put(&format!("dec.{}.weight", dec.final_block), vec![cin, 3, 1, 1], wl.to_vec()),
+        weight: l.put(
+            &format!("dec.{}.weight", dec.final_block),
+            vec![cin, 3, 1, 1],
+            wl.to_vec(),
+        ),
         bias: None,
         act: Activation::Tanh,
         add: None,
@@ -358,8 +540,15 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         ));
     }
     let outs = l.b.add("score", Op::HeatScore, &[hmap])?;
-    let graph = l.b.finish(GraphOutputs { logits, class, score: outs[0], heatmap: outs[1] });
+    let graph = l.b.finish(GraphOutputs {
+        logits,
+        class,
+        score: outs[0],
+        heatmap: outs[1],
+    });
     drop(t);
-    let tensors = Rc::try_unwrap(l.t).map(|c| c.into_inner()).map_err(|_| "internal: tensor table still shared".to_string())?;
+    let tensors = Rc::try_unwrap(l.t)
+        .map(|c| c.into_inner())
+        .map_err(|_| "internal: tensor table still shared".to_string())?;
     Ok(Lowered { graph, tensors })
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "convert", version, about = "Convert HEAT checkpoints to a .hood model")]
+#[command(
+    name = "convert",
+    version,
+    about = "Convert HEAT checkpoints to a .hood model"
+)]
 struct Args {
     /// Checkpoint files (any order; format detected from the bytes), then the output `.hood`.
     #[arg(required = true, num_args = 2.., value_name = "INPUT... OUTPUT")]
@@ -55,8 +59,14 @@ struct Args {
 }
 
 fn print_summary(s: &Summary) {
-    println!("wrote       {} ({} bytes, {:.2}× smaller than the inputs)", s.output, s.output_bytes, s.compression);
-    println!("model       {}  input 3×{}×{}  {} classes", s.family, s.input_size, s.input_size, s.classes);
+    println!(
+        "wrote       {} ({} bytes, {:.2}× smaller than the inputs)",
+        s.output, s.output_bytes, s.compression
+    );
+    println!(
+        "model       {}  input 3×{}×{}  {} classes",
+        s.family, s.input_size, s.input_size, s.classes
+    );
     println!("fw_layers   {} (from {})", s.fw_layers, s.fw_layers_from);
     if let Some(e) = s.decoder_epoch {
         println!("decoder     snapshot of epoch {e}");
@@ -67,7 +77,10 @@ fn print_summary(s: &Summary) {
         s.parameters,
         s.precision,
         if s.precision == "f16" {
-            format!(" ({} subnormal, {} flushed to zero)", s.subnormal_weights, s.flushed_weights)
+            format!(
+                " ({} subnormal, {} flushed to zero)",
+                s.subnormal_weights, s.flushed_weights
+            )
         } else {
             String::new()
         }
@@ -82,11 +95,16 @@ fn print_summary(s: &Summary) {
 fn main() -> ExitCode {
     let a = Args::parse();
     let level = if a.verbose { "info" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp(None).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
     let mut files = a.files.clone();
     let output = files.pop().unwrap_or_default();
     if output.extension().and_then(|e| e.to_str()) != Some("hood") {
-        eprintln!("convert: the last argument must be the output .hood file, got {}", output.display());
+        eprintln!(
+            "convert: the last argument must be the output .hood file, got {}",
+            output.display()
+        );
         return ExitCode::from(2);
     }
     if let Some(dup) = files.iter().find(|f| **f == output) {

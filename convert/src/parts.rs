@@ -53,7 +53,13 @@ impl Part {
     }
 }
 
-const WRAPPERS: [&str; 5] = ["module.", "_orig_mod.", "model.", "state_dict.", "model_state_dict."];
+const WRAPPERS: [&str; 5] = [
+    "module.",
+    "_orig_mod.",
+    "model.",
+    "state_dict.",
+    "model_state_dict.",
+];
 const PART_PREFIXES: [(&str, Part); 11] = [
     ("net_state_dict.", Part::Encoder),
     ("cls_state_dict.", Part::Head),
@@ -84,7 +90,11 @@ fn part_of_bare(name: &str) -> Option<Part> {
         Some(Part::Head)
     } else if first == "fc1" || first.starts_with("conv_block") {
         Some(Part::Decoder)
-    } else if first == "conv1" || first == "bn1" || first.starts_with("layer") || first == "shortcut" {
+    } else if first == "conv1"
+        || first == "bn1"
+        || first.starts_with("layer")
+        || first == "shortcut"
+    {
         Some(Part::Encoder)
     } else {
         None
@@ -97,7 +107,9 @@ fn scalar_of(t: &Tensor) -> Option<f64> {
     if t.numel() != 1 {
         return None;
     }
-    t.f32s().map(|v| v[0] as f64).or_else(|| t.i64s().map(|v| v[0] as f64))
+    t.f32s()
+        .map(|v| v[0] as f64)
+        .or_else(|| t.i64s().map(|v| v[0] as f64))
 }
 
 impl Parts {
@@ -115,7 +127,10 @@ impl Parts {
             "norm_max" | "max" => &mut self.norm_max,
             "fw_layers" => {
                 if v.fract() != 0.0 || !(1.0..=4.0).contains(&v) {
-                    return Err(format!("{}: fw_layers = {v} is not an integer in 1..=4", file.display()));
+                    return Err(format!(
+                        "{}: fw_layers = {v} is not an integer in 1..=4",
+                        file.display()
+                    ));
                 }
                 self.fw_layers = Some((v as i64, format!("{}", file.display())));
                 return Ok(());
@@ -123,7 +138,10 @@ impl Parts {
             _ => return Ok(()),
         };
         if !v.is_finite() {
-            return Err(format!("{}: normalisation scalar '{key}' is {v}", file.display()));
+            return Err(format!(
+                "{}: normalisation scalar '{key}' is {v}",
+                file.display()
+            ));
         }
         if let Some((old, f)) = slot {
             if *old != v {
@@ -139,7 +157,13 @@ impl Parts {
         Ok(())
     }
 
-    fn add_tensors(&mut self, file: &Path, part: Part, tensors: Vec<(String, Tensor)>, orig: Vec<String>) -> Result<(), String> {
+    fn add_tensors(
+        &mut self,
+        file: &Path,
+        part: Part,
+        tensors: Vec<(String, Tensor)>,
+        orig: Vec<String>,
+    ) -> Result<(), String> {
         let slot = self.part_mut(part);
         if let Some(existing) = slot {
             if existing.file != file {
@@ -151,11 +175,18 @@ impl Parts {
                 ));
             }
         }
-        let sd = slot.get_or_insert_with(|| StateDict { file: file.to_path_buf(), tensors: BTreeMap::new() });
+        let sd = slot.get_or_insert_with(|| StateDict {
+            file: file.to_path_buf(),
+            tensors: BTreeMap::new(),
+        });
         let mut mapped = Vec::new();
         for ((name, t), o) in tensors.into_iter().zip(orig) {
             if sd.tensors.insert(name.clone(), t).is_some() {
-                return Err(format!("{}: tensor '{name}' appears twice in the {}", file.display(), part.name()));
+                return Err(format!(
+                    "{}: tensor '{name}' appears twice in the {}",
+                    file.display(),
+                    part.name()
+                ));
             }
             mapped.push((file.to_path_buf(), o, part.name(), name));
         }
@@ -204,10 +235,20 @@ impl Parts {
             }
         }
         if let Some(gen) = snapshot_root {
-            let sub = Checkpoint { path: file.clone(), format: ck.format, root: gen.clone() };
+            let sub = Checkpoint {
+                path: file.clone(),
+                format: ck.format,
+                root: gen.clone(),
+            };
             let flat = sub.flatten();
-            let orig = flat.iter().map(|(n, _)| format!("{}.generator.{n}", self.epoch.unwrap_or(0))).collect();
-            let named = flat.into_iter().map(|(n, t)| (strip_wrappers(&n).to_string(), t)).collect();
+            let orig = flat
+                .iter()
+                .map(|(n, _)| format!("{}.generator.{n}", self.epoch.unwrap_or(0)))
+                .collect();
+            let named = flat
+                .into_iter()
+                .map(|(n, t)| (strip_wrappers(&n).to_string(), t))
+                .collect();
             return self.add_tensors(&file, Part::Decoder, named, orig);
         }
         let mut by_part: Vec<(Part, Vec<(String, Tensor)>, Vec<String>)> = Vec::new();
@@ -252,7 +293,10 @@ impl Parts {
             ));
         }
         for name in &unknown {
-            log::warn!("{}: ignoring tensor '{name}' (not part of a HEAT model)", file.display());
+            log::warn!(
+                "{}: ignoring tensor '{name}' (not part of a HEAT model)",
+                file.display()
+            );
         }
         for (part, tensors, orig) in by_part {
             self.add_tensors(&file, part, tensors, orig)?;
@@ -266,7 +310,10 @@ pub fn fw_layers_from_config(decoder_file: &Path) -> Option<(i64, PathBuf)> {
     let cfg = decoder_file.parent()?.join("config.txt");
     let text = std::fs::read_to_string(&cfg).ok()?;
     let at = text.find("'fw_layers'")?;
-    let rest = text[at + "'fw_layers'".len()..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = text[at + "'fw_layers'".len()..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok().map(|n| (n, cfg))
 }
@@ -277,7 +324,10 @@ mod tests {
 
     #[test]
     fn wrappers_and_bare_names() {
-        assert_eq!(strip_wrappers("module._orig_mod.conv1.weight"), "conv1.weight");
+        assert_eq!(
+            strip_wrappers("module._orig_mod.conv1.weight"),
+            "conv1.weight"
+        );
         assert_eq!(part_of_bare("layer3.1.bn2.weight"), Some(Part::Encoder));
         assert_eq!(part_of_bare("linear.bias"), Some(Part::Head));
         assert_eq!(part_of_bare("conv_block5.0.weight"), Some(Part::Decoder));
@@ -288,8 +338,15 @@ mod tests {
     fn config_txt_fw_layers() {
         let dir = std::env::temp_dir().join(format!("hood-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.txt"), "{'arch': 'wrn', 'fw_layers': 3, 'x': 1}").unwrap();
-        assert_eq!(fw_layers_from_config(&dir.join("dec.pt")).map(|x| x.0), Some(3));
+        std::fs::write(
+            dir.join("config.txt"),
+            "{'arch': 'wrn', 'fw_layers': 3, 'x': 1}",
+        )
+        .unwrap();
+        assert_eq!(
+            fw_layers_from_config(&dir.join("dec.pt")).map(|x| x.0),
+            Some(3)
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -25,7 +25,10 @@ pub fn cast(
     let mut rep = CastReport::default();
     for (name, (shape, v)) in tensors {
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(format!("weight '{name}' has a non-finite value ({}) at index {i}", v[i]));
+            return Err(format!(
+                "weight '{name}' has a non-finite value ({}) at index {i}",
+                v[i]
+            ));
         }
         rep.tensors += 1;
         rep.elements += v.len();

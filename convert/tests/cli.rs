@@ -8,15 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn heat(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/heat/resnet18_w8_c10_fw4").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/heat/resnet18_w8_c10_fw4")
+        .join(file)
 }
 
 fn ckpt(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/checkpoints").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/checkpoints")
+        .join(file)
 }
 
 fn convert(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convert")).args(args).env("RUST_LOG", "error").output().expect("spawn convert")
+    Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("spawn convert")
 }
 
 /// Runs a conversion into a fresh folder that must fail; checks the message and that the folder
@@ -40,7 +48,12 @@ fn fails(inputs: &[PathBuf], needles: &[&str]) {
 }
 
 /// Writes a copy of `src` (a torch zip) with its entries changed by `edit`.
-fn rewritten(dir: &Path, name: &str, src: &Path, edit: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> PathBuf {
+fn rewritten(
+    dir: &Path,
+    name: &str,
+    src: &Path,
+    edit: impl Fn(&mut Vec<(String, Vec<u8>)>),
+) -> PathBuf {
     let mut entries = entries_of(&std::fs::read(src).unwrap());
     edit(&mut entries);
     let p = dir.join(name);
@@ -74,10 +87,22 @@ fn converts_the_authors_layout_and_reports_json() {
 #[test]
 fn reader_level_failures() {
     let dec = heat("decoder.pt");
-    fails(&[ckpt("truncated.pt"), dec.clone()], &["truncated.pt", "truncated"]);
-    fails(&[ckpt("no_data_pkl.pt"), dec.clone()], &["no_data_pkl.pt", "data.pkl"]);
-    fails(&[ckpt("short_storage.pt"), dec.clone()], &["short_storage.pt", "shorter"]);
-    fails(&[ckpt("malicious.pt"), dec.clone()], &["malicious.pt", "os.system"]);
+    fails(
+        &[ckpt("truncated.pt"), dec.clone()],
+        &["truncated.pt", "truncated"],
+    );
+    fails(
+        &[ckpt("no_data_pkl.pt"), dec.clone()],
+        &["no_data_pkl.pt", "data.pkl"],
+    );
+    fails(
+        &[ckpt("short_storage.pt"), dec.clone()],
+        &["short_storage.pt", "shorter"],
+    );
+    fails(
+        &[ckpt("malicious.pt"), dec.clone()],
+        &["malicious.pt", "os.system"],
+    );
     fails(&[ckpt("legacy.pt"), dec.clone()], &["legacy.pt", "re-save"]);
     fails(&[heat("missing.pt"), dec], &["missing.pt"]);
 }
@@ -87,16 +112,26 @@ fn missing_storage_entry_and_unknown_storage_type() {
     let tmp = tempfile::tempdir().unwrap();
     let cls = heat("classifier.pt");
     let no_entry = rewritten(tmp.path(), "no_entry.pt", &cls, |e| {
-        let i = e.iter().position(|(n, _)| n.contains("/data/") && !n.ends_with("data.pkl")).unwrap();
+        let i = e
+            .iter()
+            .position(|(n, _)| n.contains("/data/") && !n.ends_with("data.pkl"))
+            .unwrap();
         e.remove(i);
     });
     let unknown = rewritten(tmp.path(), "unknown_storage.pt", &cls, |e| {
         let pkl = e.iter_mut().find(|(n, _)| n.ends_with("data.pkl")).unwrap();
-        let pos = pkl.1.windows(12).position(|w| w == b"FloatStorage").expect("FloatStorage in data.pkl");
+        let pos = pkl
+            .1
+            .windows(12)
+            .position(|w| w == b"FloatStorage")
+            .expect("FloatStorage in data.pkl");
         pkl.1[pos..pos + 12].copy_from_slice(b"QuintStorage");
     });
     fails(&[no_entry, heat("decoder.pt")], &["no_entry.pt", "data/"]);
-    fails(&[unknown, heat("decoder.pt")], &["unknown_storage.pt", "QuintStorage"]);
+    fails(
+        &[unknown, heat("decoder.pt")],
+        &["unknown_storage.pt", "QuintStorage"],
+    );
 }
 
 #[test]
@@ -121,7 +156,10 @@ fn missing_parts_two_decoders_and_unknown_shapes() {
     fails(&[heat("decoder.pt")], &["no classifier encoder"]);
     let copy = tmp.path().join("decoder_copy.pt");
     std::fs::copy(heat("decoder.pt"), &copy).unwrap();
-    fails(&[heat("classifier.pt"), heat("decoder.pt"), copy], &["two decoders"]);
+    fails(
+        &[heat("classifier.pt"), heat("decoder.pt"), copy],
+        &["two decoders"],
+    );
     // A WideResNet override on a ResNet: the shapes match no WRN.
     let tmp2 = tempfile::tempdir().unwrap();
     let out = tmp2.path().join("x.hood");
@@ -131,7 +169,10 @@ fn missing_parts_two_decoders_and_unknown_shapes() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("WideResNet expects 3 stages"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("WideResNet expects 3 stages"),
+        "{err}"
+    );
     assert!(!out.exists());
 }
 
@@ -144,7 +185,11 @@ fn unwritable_output_leaves_nothing() {
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("m.hood"), "{err}");
     assert!(!out.exists());
-    let o = convert(&[&heat("classifier.pt"), &heat("decoder.pt"), Path::new("not-a-model.txt")]);
+    let o = convert(&[
+        &heat("classifier.pt"),
+        &heat("decoder.pt"),
+        Path::new("not-a-model.txt"),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains(".hood"));
 }

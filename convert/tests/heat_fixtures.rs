@@ -12,11 +12,17 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/heat").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/heat")
+        .join(name)
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
 }
 
 struct Outs {
@@ -30,7 +36,12 @@ struct Outs {
 fn outs(e: &Value) -> Outs {
     Outs {
         logits: floats(&e["logits"]["data"]),
-        classes: e["classes"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect(),
+        classes: e["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap() as usize)
+            .collect(),
         margins: floats(&e["top2_margin"]),
         scores: floats(&e["scores"]),
         heatmaps: floats(&e["heatmaps"]["data"]),
@@ -47,7 +58,6 @@ struct Expected {
     by_epoch: Value,
 }
 
-
 fn expected(dir: &Path) -> Expected {
     let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
     let v: Value = serde_json::from_str(&text).expect("json");
@@ -62,7 +72,15 @@ fn expected(dir: &Path) -> Expected {
     }
 }
 
-fn run(dir: &Path, out: &Path, fp32: bool, epoch: Option<i64>) -> (hood_convert::pipeline::Summary, Vec<hood_runtime::Detection>) {
+fn run(
+    dir: &Path,
+    out: &Path,
+    fp32: bool,
+    epoch: Option<i64>,
+) -> (
+    hood_convert::pipeline::Summary,
+    Vec<hood_runtime::Detection>,
+) {
     let opts = Options {
         inputs: vec![dir.join("classifier.pt"), dir.join("decoder.pt")],
         output: out.to_path_buf(),
@@ -70,11 +88,15 @@ fn run(dir: &Path, out: &Path, fp32: bool, epoch: Option<i64>) -> (hood_convert:
         epoch,
         ..Default::default()
     };
-    let summary = convert(&opts, &|_| {}).unwrap_or_else(|e| panic!("convert {}: {e}", dir.display()));
+    let summary =
+        convert(&opts, &|_| {}).unwrap_or_else(|e| panic!("convert {}: {e}", dir.display()));
     let model = Model::open(out).expect("open converted model");
     let mut det = Detector::new(&model, Backend::Cpu).unwrap();
     det.set_heatmaps(true);
-    assert!(det.selftest().unwrap().passed, "self-test of the fresh model");
+    assert!(
+        det.selftest().unwrap().passed,
+        "self-test of the fresh model"
+    );
     let ex = expected(dir);
     let d = det.detect_flat(&ex.input, ex.n).unwrap();
     (summary, d)
@@ -82,7 +104,12 @@ fn run(dir: &Path, out: &Path, fp32: bool, epoch: Option<i64>) -> (hood_convert:
 
 /// Max deviations (score, logit, heatmap); asserts each logit within `logit_bound(image)` and
 /// classes where PyTorch's own top-2 margin is clear of that bound.
-fn compare(what: &str, dets: &[hood_runtime::Detection], ex: &Outs, logit_bound: &dyn Fn(usize) -> f32) -> (f32, f32, f32) {
+fn compare(
+    what: &str,
+    dets: &[hood_runtime::Detection],
+    ex: &Outs,
+    logit_bound: &dyn Fn(usize) -> f32,
+) -> (f32, f32, f32) {
     let k = dets[0].logits.len();
     let hw = dets[0].heatmap.as_ref().unwrap().data.len();
     let (mut ds, mut dl, mut dh) = (0f32, 0f32, 0f32);
@@ -92,7 +119,10 @@ fn compare(what: &str, dets: &[hood_runtime::Detection], ex: &Outs, logit_bound:
         for (j, &l) in d.logits.iter().enumerate() {
             let want = ex.logits[i * k + j];
             dl = dl.max((l - want).abs());
-            assert!((l - want).abs() <= bound, "{what} image {i} logit {j}: {l} vs {want} (bound {bound})");
+            assert!(
+                (l - want).abs() <= bound,
+                "{what} image {i} logit {j}: {l} vs {want} (bound {bound})"
+            );
         }
         if ex.margins[i] > 2.0 * bound {
             assert_eq!(d.class, ex.classes[i], "{what} image {i}: class");
@@ -115,24 +145,46 @@ fn check(name: &str) {
     let k = ex.f32w.logits.len() / ex.n;
     // PyTorch's own logit change on image i when its weights are rounded to fp16.
     let torch_fp16_dev = |i: usize| {
-        (i * k..(i + 1) * k).map(|j| (ex.f32w.logits[j] - ex.f16w.logits[j]).abs()).fold(0f32, f32::max)
+        (i * k..(i + 1) * k)
+            .map(|j| (ex.f32w.logits[j] - ex.f16w.logits[j]).abs())
+            .fold(0f32, f32::max)
     };
     for fp32 in [false, true] {
         let out = tmp.path().join(format!("{name}-{fp32}.hood"));
         let (s, dets) = run(&dir, &out, fp32, None);
-        assert_eq!(s.decoder_epoch, Some(ex.epoch), "{name}: highest decoder snapshot");
+        assert_eq!(
+            s.decoder_epoch,
+            Some(ex.epoch),
+            "{name}: highest decoder snapshot"
+        );
         assert_eq!(s.fw_layers, ex.fw_layers, "{name}: fw_layers");
         if fp32 {
-            let (ds, _, dh) = compare(&format!("{name} fp32 vs torch"), &dets, &ex.f32w, &|_| tolerance::LOGIT_FP32);
+            let (ds, _, dh) = compare(&format!("{name} fp32 vs torch"), &dets, &ex.f32w, &|_| {
+                tolerance::LOGIT_FP32
+            });
             assert!(ds <= tolerance::SCORE_FP32, "{name} fp32: |Δscore| {ds}");
-            assert!(dh <= tolerance::HEATMAP_FP32, "{name} fp32: |Δheatmap| {dh}");
+            assert!(
+                dh <= tolerance::HEATMAP_FP32,
+                "{name} fp32: |Δheatmap| {dh}"
+            );
         } else {
             let bound = |i: usize| tolerance::logit_fp16_bound(torch_fp16_dev(i));
             let (ds, _, dh) = compare(&format!("{name} fp16 vs torch"), &dets, &ex.f32w, &bound);
             assert!(ds <= tolerance::SCORE_FP16, "{name} fp16: |Δscore| {ds}");
-            assert!(dh <= tolerance::HEATMAP_FP16, "{name} fp16: |Δheatmap| {dh}");
-            let (ds, _, _) = compare(&format!("{name} fp16 vs torch(fp16 weights)"), &dets, &ex.f16w, &bound);
-            assert!(ds <= tolerance::SCORE_FP16, "{name} fp16 vs torch fp16 weights: |Δscore| {ds}");
+            assert!(
+                dh <= tolerance::HEATMAP_FP16,
+                "{name} fp16: |Δheatmap| {dh}"
+            );
+            let (ds, _, _) = compare(
+                &format!("{name} fp16 vs torch(fp16 weights)"),
+                &dets,
+                &ex.f16w,
+                &bound,
+            );
+            assert!(
+                ds <= tolerance::SCORE_FP16,
+                "{name} fp16 vs torch fp16 weights: |Δscore| {ds}"
+            );
         }
     }
 }
@@ -166,14 +218,24 @@ fn resnet50_w8_tiny_imagenet() {
 fn epoch_flag_picks_an_older_snapshot() {
     let dir = fixture("resnet18_w8_c10_fw4");
     let ex = expected(&dir);
-    let epochs: Vec<i64> = ex.by_epoch.as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+    let epochs: Vec<i64> = ex
+        .by_epoch
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
     let older = *epochs.iter().filter(|&&e| e != ex.epoch).max().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (s, dets) = run(&dir, &tmp.path().join("old.hood"), true, Some(older));
     assert_eq!(s.decoder_epoch, Some(older));
     let want = floats(&ex.by_epoch[older.to_string()]);
     for (d, w) in dets.iter().zip(&want) {
-        assert!((d.score - w).abs() <= tolerance::SCORE_FP32, "epoch {older}: {} vs {w}", d.score);
+        assert!(
+            (d.score - w).abs() <= tolerance::SCORE_FP32,
+            "epoch {older}: {} vs {w}",
+            d.score
+        );
     }
     let missing = Options {
         inputs: vec![dir.join("classifier.pt"), dir.join("decoder.pt")],

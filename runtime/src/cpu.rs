@@ -13,7 +13,10 @@ pub struct CpuExecutor {
 impl CpuExecutor {
     /// `graph` must be validated (a loaded [`crate::Model`]'s always is).
     pub fn new(graph: &Graph, weights: Weights) -> Self {
-        CpuExecutor { graph: graph.clone(), weights }
+        CpuExecutor {
+            graph: graph.clone(),
+            weights,
+        }
     }
 }
 
@@ -53,6 +56,11 @@ impl Executor for CpuExecutor {
         } else {
             None
         };
-        Ok(BatchOutputs { logits, classes, scores, heatmaps })
+        Ok(BatchOutputs {
+            logits,
+            classes,
+            scores,
+            heatmaps,
+        })
     }
 }

@@ -39,7 +39,9 @@ impl std::str::FromStr for Backend {
             "cpu" => Ok(Backend::Cpu),
             "vulkan" | "vk" | "gpu" => Ok(Backend::Vulkan),
             "auto" => Ok(Backend::Auto),
-            other => Err(format!("unknown backend '{other}' (expected cpu, vulkan or auto)")),
+            other => Err(format!(
+                "unknown backend '{other}' (expected cpu, vulkan or auto)"
+            )),
         }
     }
 }
@@ -102,12 +104,18 @@ fn make_executor(model: &Model, backend: Backend) -> Result<Box<dyn Executor>> {
 
 #[cfg(feature = "vulkan")]
 fn vulkan_executor(model: &Model) -> Result<Box<dyn Executor>> {
-    Ok(Box::new(crate::vulkan::VulkanExecutor::new(&model.graph, &model.host_tensors())?))
+    Ok(Box::new(crate::vulkan::VulkanExecutor::new(
+        &model.graph,
+        &model.host_tensors(),
+    )?))
 }
 
 #[cfg(not(feature = "vulkan"))]
 fn vulkan_executor(_model: &Model) -> Result<Box<dyn Executor>> {
-    Err(HoodError::Backend { backend: "vulkan", msg: "this build of hood has no Vulkan support (feature `vulkan`)".into() })
+    Err(HoodError::Backend {
+        backend: "vulkan",
+        msg: "this build of hood has no Vulkan support (feature `vulkan`)".into(),
+    })
 }
 
 impl Detector {
@@ -118,12 +126,19 @@ impl Detector {
             None => None,
             Some(g) => {
                 let get = |n: &str| {
-                    model.tensor(n).ok_or_else(|| HoodError::format(model.path(), format!("golden tensor '{n}' missing")))
+                    model.tensor(n).ok_or_else(|| {
+                        HoodError::format(model.path(), format!("golden tensor '{n}' missing"))
+                    })
                 };
                 let classes = get(&g.classes)?
                     .to_i32()
                     .ok_or_else(|| HoodError::format(model.path(), "golden classes must be i32"))?;
-                Some((get(&g.input)?.to_f32(), get(&g.logits)?.to_f32(), classes, get(&g.scores)?.to_f32()))
+                Some((
+                    get(&g.input)?.to_f32(),
+                    get(&g.logits)?.to_f32(),
+                    classes,
+                    get(&g.scores)?.to_f32(),
+                ))
             }
         };
         Ok(Detector {
@@ -186,7 +201,13 @@ impl Detector {
         let want = [i.channels as usize, i.height as usize, i.width as usize];
         let sh = input.shape();
         if sh[1..] != want {
-            return Err(HoodError::input("input tensor", format!("shape {sh:?}, the model expects [n, {}, {}, {}]", want[0], want[1], want[2])));
+            return Err(HoodError::input(
+                "input tensor",
+                format!(
+                    "shape {sh:?}, the model expects [n, {}, {}, {}]",
+                    want[0], want[1], want[2]
+                ),
+            ));
         }
         let flat: Vec<f32> = input.iter().copied().collect();
         self.detect_flat(&flat, sh[0])
@@ -198,7 +219,14 @@ impl Detector {
             return Ok(Vec::new());
         }
         if input.len() != n * self.input_len() {
-            return Err(HoodError::input("input batch", format!("{} values for {n} images of {} each", input.len(), self.input_len())));
+            return Err(HoodError::input(
+                "input batch",
+                format!(
+                    "{} values for {n} images of {} each",
+                    input.len(),
+                    self.input_len()
+                ),
+            ));
         }
         let out = self.exec.run(input, n, self.heatmaps)?;
         self.detections(out, n)
@@ -206,24 +234,47 @@ impl Detector {
 
     fn detections(&self, out: BatchOutputs, n: usize) -> Result<Vec<Detection>> {
         let k = self.meta.classes.count as usize;
-        let (h, w) = (self.meta.input.height as usize, self.meta.input.width as usize);
+        let (h, w) = (
+            self.meta.input.height as usize,
+            self.meta.input.width as usize,
+        );
         if out.logits.len() != n * k || out.classes.len() != n || out.scores.len() != n {
-            return Err(HoodError::Backend { backend: self.exec.name(), msg: "output sizes do not match the batch".into() });
+            return Err(HoodError::Backend {
+                backend: self.exec.name(),
+                msg: "output sizes do not match the batch".into(),
+            });
         }
-        let hm_len = out.heatmaps.as_ref().map(|v| v.len() / n.max(1)).unwrap_or(0);
+        let hm_len = out
+            .heatmaps
+            .as_ref()
+            .map(|v| v.len() / n.max(1))
+            .unwrap_or(0);
         Ok((0..n)
             .map(|b| {
                 let class = out.classes[b].max(0) as usize;
                 let score = out.scores[b];
                 Detection {
                     class,
-                    class_name: self.meta.classes.names.as_ref().and_then(|v| v.get(class).cloned()),
+                    class_name: self
+                        .meta
+                        .classes
+                        .names
+                        .as_ref()
+                        .and_then(|v| v.get(class).cloned()),
                     logits: out.logits[b * k..(b + 1) * k].to_vec(),
                     score,
                     ood: self.threshold.map(|t| score > t),
                     heatmap: out.heatmaps.as_ref().map(|hm| {
-                        let (hh, ww) = if hm_len == h * w { (h, w) } else { (hm_len / w.max(1), w) };
-                        Heatmap { height: hh, width: ww, data: hm[b * hm_len..(b + 1) * hm_len].to_vec() }
+                        let (hh, ww) = if hm_len == h * w {
+                            (h, w)
+                        } else {
+                            (hm_len / w.max(1), w)
+                        };
+                        Heatmap {
+                            height: hh,
+                            width: ww,
+                            data: hm[b * hm_len..(b + 1) * hm_len].to_vec(),
+                        }
                     }),
                 }
             })
@@ -232,21 +283,26 @@ impl Detector {
 
     /// Re-runs the golden batch stored in the model and compares with the stored outputs.
     pub fn selftest(&mut self) -> Result<SelfTest> {
-        let (input, logits, classes, scores) = self
-            .golden
-            .clone()
-            .ok_or_else(|| HoodError::input("self-test", "the model file has no golden self-test vector"))?;
+        let (input, logits, classes, scores) = self.golden.clone().ok_or_else(|| {
+            HoodError::input("self-test", "the model file has no golden self-test vector")
+        })?;
         let n = scores.len();
         let k = self.meta.classes.count as usize;
         let out = self.exec.run(&input, n, false)?;
-        let max_dev = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_dev = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
         let max_score_dev = max_dev(&out.scores, &scores);
         let max_logit_dev = max_dev(&out.logits, &logits);
         let logits_ok = out.logits.len() == logits.len()
             && (0..n).all(|b| {
                 let (got, want) = (&out.logits[b * k..(b + 1) * k], &logits[b * k..(b + 1) * k]);
                 let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-                max_dev(got, want) <= tolerance::SELFTEST_LOGIT.abs + tolerance::SELFTEST_LOGIT.rel * scale
+                max_dev(got, want)
+                    <= tolerance::SELFTEST_LOGIT.abs + tolerance::SELFTEST_LOGIT.rel * scale
             });
         // A class may legitimately flip only where the golden top-2 margin is within the bound.
         let class_mismatches = (0..n.min(out.classes.len()))
@@ -257,7 +313,10 @@ impl Detector {
                 sorted.sort_by(|x, y| y.total_cmp(x));
                 let scale = sorted.iter().fold(0f32, |m, v| m.max(v.abs()));
                 sorted.len() < 2
-                    || sorted[0] - sorted[1] > 2.0 * (tolerance::SELFTEST_LOGIT.abs + tolerance::SELFTEST_LOGIT.rel * scale)
+                    || sorted[0] - sorted[1]
+                        > 2.0
+                            * (tolerance::SELFTEST_LOGIT.abs
+                                + tolerance::SELFTEST_LOGIT.rel * scale)
             })
             .count();
         let finite = out.scores.iter().chain(&out.logits).all(|v| v.is_finite());

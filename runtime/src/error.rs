@@ -30,15 +30,24 @@ pub enum HoodError {
 
 impl HoodError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        HoodError::Io { path: path.into(), source }
+        HoodError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        HoodError::Format { path: path.into(), msg: msg.into() }
+        HoodError::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
     pub fn graph(msg: impl Into<String>) -> Self {
         HoodError::Graph(msg.into())
     }
     pub fn input(what: impl Into<String>, msg: impl Into<String>) -> Self {
-        HoodError::Input { what: what.into(), msg: msg.into() }
+        HoodError::Input {
+            what: what.into(),
+            msg: msg.into(),
+        }
     }
 }

@@ -105,9 +105,13 @@ impl Graph {
 
     /// Parses the JSON form. Does not validate shapes; call [`Graph::validate`].
     pub fn from_json(bytes: &[u8]) -> Result<Graph, String> {
-        let raw: RawGraph = serde_json::from_slice(bytes).map_err(|e| format!("graph JSON: {e}"))?;
+        let raw: RawGraph =
+            serde_json::from_slice(bytes).map_err(|e| format!("graph JSON: {e}"))?;
         if raw.values.len() > MAX_VALUES {
-            return Err(format!("graph has {} values (max {MAX_VALUES})", raw.values.len()));
+            return Err(format!(
+                "graph has {} values (max {MAX_VALUES})",
+                raw.values.len()
+            ));
         }
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for (i, n) in raw.nodes.into_iter().enumerate() {
@@ -120,20 +124,38 @@ impl Graph {
                     n.name
                 ));
             }
-            nodes.push(Node { op, inputs: n.inputs, outputs: n.outputs });
+            nodes.push(Node {
+                op,
+                inputs: n.inputs,
+                outputs: n.outputs,
+            });
         }
-        Ok(Graph { values: raw.values, input: raw.input, outputs: raw.outputs, nodes })
+        Ok(Graph {
+            values: raw.values,
+            input: raw.input,
+            outputs: raw.outputs,
+            nodes,
+        })
     }
 
     /// Checks references, definition order, every shape, and the weights each op reads.
     /// `tensor` looks up a weight by name: `(dtype, shape)`.
-    pub fn validate(&self, tensor: impl Fn(&str) -> Option<(DType, Vec<usize>)>) -> Result<(), String> {
+    pub fn validate(
+        &self,
+        tensor: impl Fn(&str) -> Option<(DType, Vec<usize>)>,
+    ) -> Result<(), String> {
         let nv = self.values.len();
         for (i, v) in self.values.iter().enumerate() {
             if v.shape.len() > 4 || v.shape.iter().any(|&d| d == 0 || d > MAX_DIM) {
-                return Err(format!("value {i} '{}' has an invalid shape {:?}", v.name, v.shape));
+                return Err(format!(
+                    "value {i} '{}' has an invalid shape {:?}",
+                    v.name, v.shape
+                ));
             }
-            if v.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > MAX_VALUE_ELEMS)
+            if v.shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_none_or(|n| n > MAX_VALUE_ELEMS)
             {
                 return Err(format!("value {i} '{}' is too large {:?}", v.name, v.shape));
             }
@@ -150,7 +172,9 @@ impl Graph {
         defined[self.input] = true;
         for (i, node) in self.nodes.iter().enumerate() {
             let ctx = |m: String| format!("node {i} ({}): {m}", node.op.kind().name());
-            if node.inputs.len() != node.op.num_inputs() || node.outputs.len() != node.op.num_outputs() {
+            if node.inputs.len() != node.op.num_inputs()
+                || node.outputs.len() != node.op.num_outputs()
+            {
                 return Err(ctx(format!(
                     "takes {} inputs and {} outputs, node has {} and {}",
                     node.op.num_inputs(),
@@ -162,7 +186,9 @@ impl Graph {
             for &v in &node.inputs {
                 check_id(v, "input").map_err(ctx)?;
                 if !defined[v] {
-                    return Err(ctx(format!("input value {v} is used before it is computed")));
+                    return Err(ctx(format!(
+                        "input value {v} is used before it is computed"
+                    )));
                 }
             }
             let ins: Vec<&ValueInfo> = node.inputs.iter().map(|&v| &self.values[v]).collect();
@@ -179,7 +205,11 @@ impl Graph {
                     OpKind::Linear | OpKind::ClassLinear | OpKind::GlobalAvgPool
                 );
                 let ok = v.dtype == ty
-                    && if flexible { v.numel() == shape.iter().product::<usize>() } else { v.shape == shape };
+                    && if flexible {
+                        v.numel() == shape.iter().product::<usize>()
+                    } else {
+                        v.shape == shape
+                    };
                 if !ok {
                     return Err(ctx(format!(
                         "output '{}' declared {:?} {:?}, the op produces {:?} {:?}",
@@ -229,7 +259,10 @@ impl Graph {
 fn dims3(v: &ValueInfo) -> Result<(usize, usize, usize), String> {
     match (v.dtype, v.shape.as_slice()) {
         (ValueType::F32, &[c, h, w]) => Ok((c, h, w)),
-        _ => Err(format!("input '{}' must be f32 [C,H,W], is {:?} {:?}", v.name, v.dtype, v.shape)),
+        _ => Err(format!(
+            "input '{}' must be f32 [C,H,W], is {:?} {:?}",
+            v.name, v.dtype, v.shape
+        )),
     }
 }
 
@@ -241,8 +274,12 @@ fn want_tensor(
 ) -> Result<(), String> {
     match tensor(name) {
         None => Err(format!("{role} tensor '{name}' is not in the tensor table")),
-        Some((DType::I32, _)) => Err(format!("{role} tensor '{name}' is i32, weights must be f16 or f32")),
-        Some((_, s)) if s != shape => Err(format!("{role} tensor '{name}' has shape {s:?}, expected {shape:?}")),
+        Some((DType::I32, _)) => Err(format!(
+            "{role} tensor '{name}' is i32, weights must be f16 or f32"
+        )),
+        Some((_, s)) if s != shape => Err(format!(
+            "{role} tensor '{name}' has shape {s:?}, expected {shape:?}"
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -258,14 +295,20 @@ pub fn infer(
         if a.dtype == b.dtype && a.shape == b.shape {
             Ok(())
         } else {
-            Err(format!("'{}' {:?} and '{}' {:?} differ in shape", a.name, a.shape, b.name, b.shape))
+            Err(format!(
+                "'{}' {:?} and '{}' {:?} differ in shape",
+                a.name, a.shape, b.name, b.shape
+            ))
         }
     };
     match op {
         Op::Conv2d(c) => {
             let (ci, h, w) = dims3(ins[0])?;
             if ci != c.cin || c.k == 0 || c.stride == 0 || c.k > 64 || c.stride > 64 || c.pad > 64 {
-                return Err(format!("attributes {c:?} do not fit input {:?}", ins[0].shape));
+                return Err(format!(
+                    "attributes {c:?} do not fit input {:?}",
+                    ins[0].shape
+                ));
             }
             if h + 2 * c.pad < c.k || w + 2 * c.pad < c.k {
                 return Err(format!("kernel {} larger than padded input {h}x{w}", c.k));
@@ -278,16 +321,26 @@ pub fn infer(
                 want_tensor(tensor, &p.scale, "prologue scale", &[c.cin])?;
                 want_tensor(tensor, &p.shift, "prologue shift", &[c.cin])?;
             }
-            let out = vec![c.cout, (h + 2 * c.pad - c.k) / c.stride + 1, (w + 2 * c.pad - c.k) / c.stride + 1];
+            let out = vec![
+                c.cout,
+                (h + 2 * c.pad - c.k) / c.stride + 1,
+                (w + 2 * c.pad - c.k) / c.stride + 1,
+            ];
             if c.residual && ins[1].shape != out {
-                return Err(format!("residual {:?} does not match output {out:?}", ins[1].shape));
+                return Err(format!(
+                    "residual {:?} does not match output {out:?}",
+                    ins[1].shape
+                ));
             }
             Ok(f32v(out))
         }
         Op::ConvTranspose2d(c) => {
             let (ci, h, w) = dims3(ins[0])?;
             if ci != c.cin || c.k == 0 || c.stride == 0 || c.k > 64 || c.stride > 64 || c.pad > 64 {
-                return Err(format!("attributes {c:?} do not fit input {:?}", ins[0].shape));
+                return Err(format!(
+                    "attributes {c:?} do not fit input {:?}",
+                    ins[0].shape
+                ));
             }
             let oh = (h - 1) * c.stride + c.k;
             let ow = (w - 1) * c.stride + c.k;
@@ -300,13 +353,19 @@ pub fn infer(
             }
             let out = vec![c.cout, oh - 2 * c.pad, ow - 2 * c.pad];
             if c.add.is_some() && (ins[1].dtype != ValueType::F32 || ins[1].shape != out) {
-                return Err(format!("added feature {:?} does not match output {out:?}", ins[1].shape));
+                return Err(format!(
+                    "added feature {:?} does not match output {out:?}",
+                    ins[1].shape
+                ));
             }
             Ok(f32v(out))
         }
         Op::Linear(l) => {
             if ins[0].dtype != ValueType::F32 || ins[0].numel() != l.cin {
-                return Err(format!("input {:?} does not have {} elements", ins[0].shape, l.cin));
+                return Err(format!(
+                    "input {:?} does not have {} elements",
+                    ins[0].shape, l.cin
+                ));
             }
             want_tensor(tensor, &l.weight, "weight", &[l.cout, l.cin])?;
             if let Some(b) = &l.bias {
@@ -316,13 +375,21 @@ pub fn infer(
         }
         Op::ClassLinear(l) => {
             if ins[0].dtype != ValueType::F32 || ins[0].numel() != l.cin {
-                return Err(format!("input {:?} does not have {} elements", ins[0].shape, l.cin));
+                return Err(format!(
+                    "input {:?} does not have {} elements",
+                    ins[0].shape, l.cin
+                ));
             }
             if ins[1].dtype != ValueType::I32 || ins[1].numel() != 1 {
                 return Err("second input must be one i32 class index".into());
             }
             want_tensor(tensor, &l.weight, "weight", &[l.cout, l.cin])?;
-            want_tensor(tensor, &l.class_weight, "class weight", &[l.cout, l.classes])?;
+            want_tensor(
+                tensor,
+                &l.class_weight,
+                "class weight",
+                &[l.cout, l.classes],
+            )?;
             if let Some(b) = &l.bias {
                 want_tensor(tensor, b, "bias", &[l.cout])?;
             }
@@ -382,8 +449,17 @@ impl<'t> GraphBuilder<'t> {
         input_shape: [usize; 3],
         tensor: impl Fn(&str) -> Option<(DType, Vec<usize>)> + 't,
     ) -> Self {
-        let values = vec![ValueInfo { name: "input".into(), dtype: ValueType::F32, shape: input_shape.to_vec() }];
-        GraphBuilder { values, nodes: Vec::new(), input: 0, tensor: Box::new(tensor) }
+        let values = vec![ValueInfo {
+            name: "input".into(),
+            dtype: ValueType::F32,
+            shape: input_shape.to_vec(),
+        }];
+        GraphBuilder {
+            values,
+            nodes: Vec::new(),
+            input: 0,
+            tensor: Box::new(tensor),
+        }
     }
 
     pub fn input(&self) -> ValueId {
@@ -397,18 +473,34 @@ impl<'t> GraphBuilder<'t> {
     /// Adds `op` on `inputs`; returns its output ids. `name` names the (first) output.
     pub fn add(&mut self, name: &str, op: Op, inputs: &[ValueId]) -> Result<Vec<ValueId>, String> {
         if inputs.len() != op.num_inputs() || inputs.iter().any(|&i| i >= self.values.len()) {
-            return Err(format!("{name}: {} needs {} valid inputs", op.kind().name(), op.num_inputs()));
+            return Err(format!(
+                "{name}: {} needs {} valid inputs",
+                op.kind().name(),
+                op.num_inputs()
+            ));
         }
         let ins: Vec<&ValueInfo> = inputs.iter().map(|&v| &self.values[v]).collect();
         let lookup = |n: &str| (self.tensor)(n);
         let outs = infer(&op, &ins, &lookup).map_err(|e| format!("{name}: {e}"))?;
         let mut ids = Vec::new();
         for (i, (dtype, shape)) in outs.into_iter().enumerate() {
-            let vname = if i == 0 { name.to_string() } else { format!("{name}.{i}") };
-            self.values.push(ValueInfo { name: vname, dtype, shape });
+            let vname = if i == 0 {
+                name.to_string()
+            } else {
+                format!("{name}.{i}")
+            };
+            self.values.push(ValueInfo {
+                name: vname,
+                dtype,
+                shape,
+            });
             ids.push(self.values.len() - 1);
         }
-        self.nodes.push(Node { op, inputs: inputs.to_vec(), outputs: ids.clone() });
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.to_vec(),
+            outputs: ids.clone(),
+        });
         Ok(ids)
     }
 
@@ -422,13 +514,21 @@ impl<'t> GraphBuilder<'t> {
     pub fn reshape(&mut self, id: ValueId, shape: Vec<usize>) -> Result<(), String> {
         let v = &mut self.values[id];
         if v.numel() != shape.iter().product::<usize>() {
-            return Err(format!("cannot reshape '{}' {:?} to {shape:?}", v.name, v.shape));
+            return Err(format!(
+                "cannot reshape '{}' {:?} to {shape:?}",
+                v.name, v.shape
+            ));
         }
         v.shape = shape;
         Ok(())
     }
 
     pub fn finish(self, outputs: GraphOutputs) -> Graph {
-        Graph { values: self.values, input: self.input, outputs, nodes: self.nodes }
+        Graph {
+            values: self.values,
+            input: self.input,
+            outputs,
+            nodes: self.nodes,
+        }
     }
 }

@@ -26,8 +26,6 @@ pub mod tolerance;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
 
-
 pub use detector::{Backend, Detection, Detector};
 pub use error::{HoodError, Result};
 pub use model::Model;
-

@@ -297,7 +297,8 @@ impl Op {
             kind: OpKind,
             v: serde_json::Value,
         ) -> Result<T, String> {
-            serde_json::from_value(v).map_err(|e| format!("op {}: bad attributes: {e}", kind.name()))
+            serde_json::from_value(v)
+                .map_err(|e| format!("op {}: bad attributes: {e}", kind.name()))
         }
         let unit = |v: &serde_json::Value| -> Result<(), String> {
             match v {
@@ -358,7 +359,11 @@ mod tests {
             pad: 1,
             weight: "w".into(),
             bias: Some("b".into()),
-            prologue: Some(Prologue { scale: "s".into(), shift: "t".into(), relu: true }),
+            prologue: Some(Prologue {
+                scale: "s".into(),
+                shift: "t".into(),
+                relu: true,
+            }),
             residual: true,
             relu: false,
         });

@@ -13,7 +13,11 @@ pub fn colormap(t: f32) -> Rgb<u8> {
         (0.75, [249.0, 142.0, 9.0]),
         (1.0, [252.0, 255.0, 164.0]),
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 1.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     for w in STOPS.windows(2) {
         let ((t0, c0), (t1, c1)) = (w[0], w[1]);
         if t <= t1 {
@@ -44,7 +48,10 @@ pub fn overlay(view: &RgbImage, heat: &[f32], full: f32, scale: u32) -> RgbImage
 pub fn heatmap_image(heat: &[f32], w: u32, h: u32, full: f32, scale: u32) -> RgbImage {
     let scale = scale.max(1);
     RgbImage::from_fn(w * scale, h * scale, |x, y| {
-        let v = heat.get(((y / scale) * w + x / scale) as usize).copied().unwrap_or(0.0);
+        let v = heat
+            .get(((y / scale) * w + x / scale) as usize)
+            .copied()
+            .unwrap_or(0.0);
         colormap(if full > 0.0 { v / full } else { v })
     })
 }

@@ -64,7 +64,10 @@ pub fn prepare(img: &DynamicImage, spec: &InputSpec, what: &str) -> Result<Prepa
     }
     let channels = spec.channels as usize;
     if channels != 3 && channels != 1 {
-        return Err(HoodError::input(what, format!("model expects {channels} channels; only 1 or 3 are supported for images")));
+        return Err(HoodError::input(
+            what,
+            format!("model expects {channels} channels; only 1 or 3 are supported for images"),
+        ));
     }
     let view = fit(&img.to_rgb8(), spec);
     let (w, h) = (view.width() as usize, view.height() as usize);
@@ -101,7 +104,11 @@ pub fn prepare_file(path: &std::path::Path, spec: &InputSpec) -> Result<Prepared
         .map_err(|e| HoodError::io(path, e))?;
     let img = reader.decode().map_err(|e| {
         // Decoder messages may span lines; keep the error on one line.
-        let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let msg = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         HoodError::input(&what, format!("cannot decode image: {msg}"))
     })?;
     prepare(&img, spec, &what)
@@ -112,7 +119,13 @@ mod tests {
     use super::*;
 
     fn spec(h: u32, w: u32) -> InputSpec {
-        InputSpec { height: h, width: w, channels: 3, mean: vec![0.5; 3], std: vec![0.5; 3] }
+        InputSpec {
+            height: h,
+            width: w,
+            channels: 3,
+            mean: vec![0.5; 3],
+            std: vec![0.5; 3],
+        }
     }
 
     #[test]

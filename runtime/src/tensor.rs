@@ -56,14 +56,23 @@ pub struct HostTensor {
 
 impl HostTensor {
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> HostTensor {
-        HostTensor { shape, values: TensorValues::F32(data) }
+        HostTensor {
+            shape,
+            values: TensorValues::F32(data),
+        }
     }
     pub fn i32(shape: Vec<usize>, data: Vec<i32>) -> HostTensor {
-        HostTensor { shape, values: TensorValues::I32(data) }
+        HostTensor {
+            shape,
+            values: TensorValues::I32(data),
+        }
     }
     /// Rounds f32 values to fp16 (round to nearest even).
     pub fn f16_from_f32(shape: Vec<usize>, data: &[f32]) -> HostTensor {
-        HostTensor { shape, values: TensorValues::F16(data.iter().map(|&x| f16::from_f32(x)).collect()) }
+        HostTensor {
+            shape,
+            values: TensorValues::F16(data.iter().map(|&x| f16::from_f32(x)).collect()),
+        }
     }
     pub fn dtype(&self) -> DType {
         match self.values {
@@ -86,9 +95,15 @@ impl HostTensor {
     pub fn to_le_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() * self.dtype().size());
         match &self.values {
-            TensorValues::F16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorValues::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorValues::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorValues::F16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorValues::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorValues::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
         out
     }
@@ -148,11 +163,17 @@ impl TensorView<'_> {
     pub fn to_host(&self) -> HostTensor {
         let values = match self.dtype {
             DType::F16 => TensorValues::F16(
-                self.bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect(),
+                self.bytes
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
             ),
             DType::F32 => TensorValues::F32(self.to_f32()),
             DType::I32 => TensorValues::I32(self.to_i32().unwrap_or_default()),
         };
-        HostTensor { shape: self.shape.to_vec(), values }
+        HostTensor {
+            shape: self.shape.to_vec(),
+            values,
+        }
     }
 }

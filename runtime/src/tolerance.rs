@@ -15,7 +15,10 @@ impl Tol {
 }
 
 /// CPU reference (f32 on f16-exact weights) vs PyTorch float64 on one op.
-pub const REF_OP_VS_TORCH: Tol = Tol { abs: 1e-4, rel: 1e-4 };
+pub const REF_OP_VS_TORCH: Tol = Tol {
+    abs: 1e-4,
+    rel: 1e-4,
+};
 /// HEAT score of an fp16 model vs PyTorch / the fp32 graph.
 pub const SCORE_FP16: f32 = 2e-3;
 /// Logits of an fp16 model vs PyTorch / the fp32 graph.
@@ -29,10 +32,19 @@ pub const SELFTEST_SCORE: f32 = 2e-3;
 /// backend stores activations in fp16, whose rounding error grows with the activations: on the
 /// ResNet-50 w8 fixture its logits move by 0.13–0.25 on images whose logits are ≈ 4 (0.32 on one
 /// whose logits reach 96) while scores stay within 1.5e-3 of the CPU reference.
-pub const SELFTEST_LOGIT: Tol = Tol { abs: 0.5, rel: 5e-2 };
+pub const SELFTEST_LOGIT: Tol = Tol {
+    abs: 0.5,
+    rel: 5e-2,
+};
 /// Vulkan kernels vs the CPU reference on one op with fp16-exact inputs and weights: fp32 storage, and fp16 storage (outputs and one intermediate rounded to fp16).
-pub const VK_OP_FP32: Tol = Tol { abs: 1e-4, rel: 1e-4 };
-pub const VK_OP_FP16: Tol = Tol { abs: 2e-3, rel: 2e-3 };
+pub const VK_OP_FP32: Tol = Tol {
+    abs: 1e-4,
+    rel: 1e-4,
+};
+pub const VK_OP_FP16: Tol = Tol {
+    abs: 2e-3,
+    rel: 2e-3,
+};
 /// Single heatmap pixels (|tanh| in [0, 1]) of an fp16 model vs PyTorch. Rounding the weights to
 /// fp16 moves PyTorch's own pixels by up to 0.069 on the ResNet-50 fixture; the score (their
 /// mean) stays within [`SCORE_FP16`].

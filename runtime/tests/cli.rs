@@ -51,14 +51,24 @@ fn info_prints_metadata_ops_and_sizes() {
     let out = hood(&["info", m.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    for needle in ["conv2d", "heat_score", "class_linear", "parameters", "file size", "golden"] {
+    for needle in [
+        "conv2d",
+        "heat_score",
+        "class_linear",
+        "parameters",
+        "file size",
+        "golden",
+    ] {
         assert!(s.contains(needle), "info output lacks {needle}: {s}");
     }
     let out = hood(&["info", "--json", m.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info --json is JSON");
     assert_eq!(v["meta"]["classes"]["count"], 5);
     assert!(v["parameters"].as_u64().unwrap() > 0);
-    assert_eq!(v["file_size"].as_u64().unwrap(), std::fs::metadata(&m).unwrap().len());
+    assert_eq!(
+        v["file_size"].as_u64().unwrap(),
+        std::fs::metadata(&m).unwrap().len()
+    );
 }
 
 #[test]
@@ -69,13 +79,24 @@ fn infer_json_matches_the_library_and_writes_heatmaps() {
     let b = png(dir.path(), "b.png", 20, 13, 90); // resized + cropped
     let hm = dir.path().join("heat");
     let out = hood(&[
-        "infer", m.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap(),
-        "--backend", "cpu", "--json", "--logits", "--threshold", "0.05",
-        "--heatmaps", hm.to_str().unwrap(),
+        "infer",
+        m.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
+        "--logits",
+        "--threshold",
+        "0.05",
+        "--heatmaps",
+        hm.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(lines.len(), 2);
 
     let model = hood_runtime::Model::open(&m).unwrap();
@@ -98,7 +119,12 @@ fn selftest_passes_and_detects_a_tampered_golden_vector() {
     let dir = tempfile::tempdir().unwrap();
     let m = model_in(dir.path());
     let out = hood(&["selftest", m.to_str().unwrap(), "--backend", "cpu"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("PASS"));
 
     let (meta, graph, mut tensors) = tiny_model(7);
@@ -120,7 +146,12 @@ fn selftest_passes_and_detects_a_tampered_golden_vector() {
 fn bundled_demo_model_passes_its_selftest() {
     let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/demo-untrained.hood");
     let out = hood(&["selftest", m.to_str().unwrap(), "--backend", "cpu"]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -132,7 +163,11 @@ fn bad_model_files_get_one_clear_error() {
     let empty = d.join("empty.hood");
     std::fs::write(&empty, b"").unwrap();
     let text_file = d.join("notes.hood");
-    std::fs::write(&text_file, b"this is not a model, just some text....................................").unwrap();
+    std::fs::write(
+        &text_file,
+        b"this is not a model, just some text....................................",
+    )
+    .unwrap();
     let truncated = d.join("truncated.hood");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
     let flipped = d.join("flipped.hood");
@@ -157,7 +192,12 @@ fn bad_model_files_get_one_clear_error() {
         for cmd in ["info", "selftest"] {
             let out = hood(&[cmd, p.to_str().unwrap()]);
             assert_clean_failure(&out, &[needle]);
-            assert_eq!(text(&out.stderr).trim().lines().count(), 1, "one error line: {}", text(&out.stderr));
+            assert_eq!(
+                text(&out.stderr).trim().lines().count(),
+                1,
+                "one error line: {}",
+                text(&out.stderr)
+            );
         }
     }
 }
@@ -174,12 +214,27 @@ fn bad_images_are_reported_and_the_rest_still_scored() {
     std::fs::write(&empty, b"").unwrap();
     let missing = d.join("nope.png");
     let out = hood(&[
-        "infer", m.to_str().unwrap(), junk.to_str().unwrap(), good.to_str().unwrap(),
-        empty.to_str().unwrap(), missing.to_str().unwrap(), d.to_str().unwrap(),
-        "--backend", "cpu", "--json",
+        "infer",
+        m.to_str().unwrap(),
+        junk.to_str().unwrap(),
+        good.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        d.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
     ]);
-    assert_clean_failure(&out, &["junk.png", "empty.jpg", "nope.png", "is a directory"]);
-    assert_eq!(text(&out.stderr).trim().lines().count(), 4, "{}", text(&out.stderr));
+    assert_clean_failure(
+        &out,
+        &["junk.png", "empty.jpg", "nope.png", "is a directory"],
+    );
+    assert_eq!(
+        text(&out.stderr).trim().lines().count(),
+        4,
+        "{}",
+        text(&out.stderr)
+    );
     let lines: Vec<&str> = text(&out.stdout).lines().map(|_| "").collect();
     assert_eq!(lines.len(), 1, "the good image is still scored");
 }
@@ -189,10 +244,22 @@ fn vulkan_without_support_fails_clearly_and_auto_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     let m = model_in(dir.path());
     let img = png(dir.path(), "x.png", 8, 8, 5);
-    let auto = hood(&["infer", m.to_str().unwrap(), img.to_str().unwrap(), "--backend", "auto"]);
+    let auto = hood(&[
+        "infer",
+        m.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "--backend",
+        "auto",
+    ]);
     assert!(auto.status.success(), "{}", text(&auto.stderr));
     if !cfg!(feature = "vulkan") {
-        let out = hood(&["infer", m.to_str().unwrap(), img.to_str().unwrap(), "--backend", "vulkan"]);
+        let out = hood(&[
+            "infer",
+            m.to_str().unwrap(),
+            img.to_str().unwrap(),
+            "--backend",
+            "vulkan",
+        ]);
         assert_clean_failure(&out, &["vulkan"]);
     }
 }
@@ -200,6 +267,12 @@ fn vulkan_without_support_fails_clearly_and_auto_falls_back() {
 #[test]
 fn usage_errors_exit_non_zero() {
     assert_clean_failure(&hood(&["infer"]), &["Usage"]);
-    assert_clean_failure(&hood(&["infer", "m.hood", "x.png", "--backend", "tpu"]), &["tpu"]);
-    assert_clean_failure(&hood(&["infer", "m.hood", "x.png", "--batch", "0"]), &["batch"]);
+    assert_clean_failure(
+        &hood(&["infer", "m.hood", "x.png", "--backend", "tpu"]),
+        &["tpu"],
+    );
+    assert_clean_failure(
+        &hood(&["infer", "m.hood", "x.png", "--batch", "0"]),
+        &["batch"],
+    );
 }

@@ -14,7 +14,11 @@ fn frames(n: usize) -> Vec<image::DynamicImage> {
     (0..n)
         .map(|i| {
             image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(8, 8, |x, y| {
-                image::Rgb([(x * 31 + i as u32 * 50) as u8, (y * 23) as u8, (x * y * 7) as u8])
+                image::Rgb([
+                    (x * 31 + i as u32 * 50) as u8,
+                    (y * 23) as u8,
+                    (x * y * 7) as u8,
+                ])
             }))
         })
         .collect()
@@ -54,7 +58,11 @@ fn heatmap_mean_is_the_score_and_threshold_gives_the_verdict() {
         let h = d.heatmap.as_ref().expect("heatmap");
         assert_eq!((h.height, h.width, h.data.len()), (8, 8, 64));
         let mean = h.data.iter().map(|&v| v as f64).sum::<f64>() / 64.0;
-        assert!((mean as f32 - d.score).abs() < 1e-6, "{mean} vs {}", d.score);
+        assert!(
+            (mean as f32 - d.score).abs() < 1e-6,
+            "{mean} vs {}",
+            d.score
+        );
     }
     let mid = (ds[0].score + ds[1].score) / 2.0;
     det.set_threshold(Some(mid));
@@ -77,7 +85,10 @@ fn wrong_tensor_shapes_are_clear_errors() {
         }
         other => panic!("expected an input error, got {other:?}"),
     }
-    assert!(matches!(det.detect_flat(&[0.0; 10], 1), Err(HoodError::Input { .. })));
+    assert!(matches!(
+        det.detect_flat(&[0.0; 10], 1),
+        Err(HoodError::Input { .. })
+    ));
     assert!(det.detect_flat(&[], 0).unwrap().is_empty());
 }
 

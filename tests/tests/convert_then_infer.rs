@@ -23,7 +23,12 @@ fn converted_model_infers_what_pytorch_computed() {
 
     // The fixture's input batch as 8-bit frames: hood's preprocessing must rebuild the tensor.
     let n = ex["input"]["shape"][0].as_u64().unwrap() as usize;
-    let u8s: Vec<u8> = ex["input"]["u8"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+    let u8s: Vec<u8> = ex["input"]["u8"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
     let mut frames = Vec::new();
     for i in 0..n {
         let img = image::RgbImage::from_fn(32, 32, |x, y| {
@@ -42,8 +47,10 @@ fn converted_model_infers_what_pytorch_computed() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), n);
     for (i, l) in lines.iter().enumerate() {
         let class = l["class"].as_u64().unwrap();
@@ -51,6 +58,9 @@ fn converted_model_infers_what_pytorch_computed() {
         let want_c = ex["expected"]["classes"][i].as_u64().unwrap();
         let want_s = ex["expected"]["scores"][i].as_f64().unwrap() as f32;
         assert_eq!(class, want_c, "frame {i}");
-        assert!((score - want_s).abs() <= tolerance::SCORE_FP16, "frame {i}: {score} vs {want_s}");
+        assert!(
+            (score - want_s).abs() <= tolerance::SCORE_FP16,
+            "frame {i}: {score} vs {want_s}"
+        );
     }
 }

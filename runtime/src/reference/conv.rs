@@ -58,7 +58,11 @@ pub fn conv2d(
                         let wv = weight[((co * cin + ci) * k + ky) * k + kx];
                         // Output columns whose input column ox·s + kx − p lies inside the row.
                         let lo = if p > kx { (p - kx).div_ceil(s) } else { 0 };
-                        let hi = if w + p > kx { ((w - 1 + p - kx) / s + 1).min(ow) } else { 0 };
+                        let hi = if w + p > kx {
+                            ((w - 1 + p - kx) / s + 1).min(ow)
+                        } else {
+                            0
+                        };
                         if lo >= hi {
                             continue;
                         }

@@ -50,7 +50,8 @@ pub fn conv_transpose2d(
         for co in 0..cout {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut v = full[((b * cout + co) * fh + oy + p) * fw + ox + p] + bias.map_or(0.0, |bb| bb[co]);
+                    let mut v = full[((b * cout + co) * fh + oy + p) * fw + ox + p]
+                        + bias.map_or(0.0, |bb| bb[co]);
                     v = match a.act {
                         Activation::None => v,
                         Activation::Relu => v.max(0.0),

@@ -9,7 +9,14 @@ pub fn add(a: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
 }
 
 /// `relu?(x·scale[c] + shift[c])` on `[n, c, inner]`.
-pub fn channel_affine(x: &[f32], c: usize, inner: usize, scale: &[f32], shift: &[f32], relu: bool) -> Vec<f32> {
+pub fn channel_affine(
+    x: &[f32],
+    c: usize,
+    inner: usize,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+) -> Vec<f32> {
     x.iter()
         .enumerate()
         .map(|(i, &v)| {

@@ -86,12 +86,21 @@ fn i32_of(values: &[Option<Buffer>], id: usize) -> Result<&[i32]> {
 
 /// Runs a validated graph on a batch of `n` normalised images (`input` is `[n, C, H, W]`).
 /// Returns every value of the graph (`None` for values never computed).
-pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Result<Vec<Option<Buffer>>> {
+pub fn execute(
+    graph: &Graph,
+    weights: &Weights,
+    input: &[f32],
+    n: usize,
+) -> Result<Vec<Option<Buffer>>> {
     let in_info = &graph.values[graph.input];
     if in_info.dtype != ValueType::F32 || input.len() != n * in_info.numel() {
         return Err(HoodError::input(
             "input batch",
-            format!("has {} values, expected {n} × {:?}", input.len(), in_info.shape),
+            format!(
+                "has {} values, expected {n} × {:?}",
+                input.len(),
+                in_info.shape
+            ),
         ));
     }
     let mut values: Vec<Option<Buffer>> = vec![None; graph.values.len()];
@@ -110,7 +119,11 @@ pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Res
                         relu: p.relu,
                     }),
                 };
-                let residual = if a.residual { Some(f32_of(&values, node.inputs[1])?) } else { None };
+                let residual = if a.residual {
+                    Some(f32_of(&values, node.inputs[1])?)
+                } else {
+                    None
+                };
                 vec![Buffer::F32(conv::conv2d(
                     a,
                     f32_of(&values, node.inputs[0])?,
@@ -124,7 +137,11 @@ pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Res
                 ))]
             }
             Op::ConvTranspose2d(a) => {
-                let feature = if a.add.is_some() { Some(f32_of(&values, node.inputs[1])?) } else { None };
+                let feature = if a.add.is_some() {
+                    Some(f32_of(&values, node.inputs[1])?)
+                } else {
+                    None
+                };
                 vec![Buffer::F32(deconv::conv_transpose2d(
                     a,
                     f32_of(&values, node.inputs[0])?,
@@ -153,13 +170,29 @@ pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Res
                 weights.opt(&a.bias)?,
             ))],
             Op::Argmax => {
-                vec![Buffer::I32(linear::argmax(f32_of(&values, node.inputs[0])?, n, in0.numel()))]
+                vec![Buffer::I32(linear::argmax(
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    in0.numel(),
+                ))]
             }
             Op::GlobalAvgPool => {
-                vec![Buffer::F32(pool::global_avg_pool(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2)))]
+                vec![Buffer::F32(pool::global_avg_pool(
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    dim(0),
+                    dim(1),
+                    dim(2),
+                ))]
             }
             Op::MaxPool2x2 => {
-                vec![Buffer::F32(pool::max_pool2x2(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2)))]
+                vec![Buffer::F32(pool::max_pool2x2(
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    dim(0),
+                    dim(1),
+                    dim(2),
+                ))]
             }
             Op::Add(a) => vec![Buffer::F32(elementwise::add(
                 f32_of(&values, node.inputs[0])?,
@@ -175,7 +208,8 @@ pub fn execute(graph: &Graph, weights: &Weights, input: &[f32], n: usize) -> Res
                 a.relu,
             ))],
             Op::HeatScore => {
-                let (scores, heat) = score::heat_score(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2));
+                let (scores, heat) =
+                    score::heat_score(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2));
                 vec![Buffer::F32(scores), Buffer::F32(heat)]
             }
         };

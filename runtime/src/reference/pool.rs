@@ -17,7 +17,10 @@ pub fn max_pool2x2(x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Vec<f32
             for ox in 0..ow {
                 let at = |y: usize, x_: usize| x[(nc * h + y) * w + x_];
                 let (y0, x0) = (2 * oy, 2 * ox);
-                let m = at(y0, x0).max(at(y0, x0 + 1)).max(at(y0 + 1, x0)).max(at(y0 + 1, x0 + 1));
+                let m = at(y0, x0)
+                    .max(at(y0, x0 + 1))
+                    .max(at(y0 + 1, x0))
+                    .max(at(y0 + 1, x0 + 1));
                 out[(nc * oh + oy) * ow + ox] = m;
             }
         }

@@ -34,7 +34,10 @@ pub struct Args {
 }
 
 fn unique_png(dir: &Path, src: &Path, used: &mut HashSet<PathBuf>) -> PathBuf {
-    let stem = src.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+    let stem = src
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
     let mut p = dir.join(format!("{stem}.heatmap.png"));
     let mut k = 1;
     while used.contains(&p) {
@@ -45,7 +48,13 @@ fn unique_png(dir: &Path, src: &Path, used: &mut HashSet<PathBuf>) -> PathBuf {
     p
 }
 
-fn report(path: &Path, d: &Detection, args: &Args, threshold: Option<f32>, heat_png: Option<&Path>) {
+fn report(
+    path: &Path,
+    d: &Detection,
+    args: &Args,
+    threshold: Option<f32>,
+    heat_png: Option<&Path>,
+) {
     if args.json {
         let mut v = serde_json::json!({
             "path": path.display().to_string(),
@@ -67,13 +76,24 @@ fn report(path: &Path, d: &Detection, args: &Args, threshold: Option<f32>, heat_
         }
         println!("{v}");
     } else {
-        let name = d.class_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = d
+            .class_name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         let verdict = match d.ood {
             Some(true) => "OUT-OF-DISTRIBUTION",
             Some(false) => "in-distribution",
             None => "no threshold",
         };
-        print!("{}: class {}{} score {:.5} -> {}", path.display(), d.class, name, d.score, verdict);
+        print!(
+            "{}: class {}{} score {:.5} -> {}",
+            path.display(),
+            d.class,
+            name,
+            d.score,
+            verdict
+        );
         if args.logits {
             print!(" logits {:?}", d.logits);
         }
@@ -90,7 +110,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     det.set_threshold(args.threshold);
     det.set_heatmaps(args.heatmaps.is_some());
     if let Some(dir) = &args.heatmaps {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create heatmap folder: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create heatmap folder: {e}", dir.display()))?;
     }
     let threshold = det.threshold();
     let mut failures = 0usize;
@@ -109,7 +130,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if ok.is_empty() {
             continue;
         }
-        let flat: Vec<f32> = ok.iter().flat_map(|(_, p)| p.tensor.iter().copied()).collect();
+        let flat: Vec<f32> = ok
+            .iter()
+            .flat_map(|(_, p)| p.tensor.iter().copied())
+            .collect();
         let dets = det.detect_flat(&flat, ok.len())?;
         for ((path, prep), d) in ok.iter().zip(&dets) {
             let mut png = None;
@@ -127,5 +151,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             report(path, d, args, threshold, png.as_deref());
         }
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -4,8 +4,8 @@
 //! Errors print one line `hood: <file>: <problem>` and exit non-zero.
 
 mod bench;
-mod info;
 mod infer;
+mod info;
 mod selftest;
 
 use clap::{Parser, Subcommand};
@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hood", version, about = "Run heatmap-based OOD detectors (.hood models)")]
+#[command(
+    name = "hood",
+    version,
+    about = "Run heatmap-based OOD detectors (.hood models)"
+)]
 struct Cli {
     /// More log output (info level); RUST_LOG overrides.
     #[arg(short, long, global = true)]

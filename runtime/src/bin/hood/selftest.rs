@@ -7,7 +7,9 @@ use std::process::ExitCode;
 pub fn run(path: &Path, backend: Backend) -> anyhow::Result<ExitCode> {
     let m = Model::open(path)?;
     let mut det = Detector::new(&m, backend)?;
-    let r = det.selftest().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let r = det
+        .selftest()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     println!(
         "selftest {} on {}: {} images, max |Δscore| {:.3e} (tol {:.0e}), max |Δlogit| {:.3e} (tol {:.0e} + {:.0e}·max|logit|), class mismatches {}: {}",
         path.display(),
@@ -21,5 +23,9 @@ pub fn run(path: &Path, backend: Backend) -> anyhow::Result<ExitCode> {
         r.class_mismatches,
         if r.passed { "PASS" } else { "FAIL" }
     );
-    Ok(if r.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if r.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
