@@ -27,7 +27,11 @@ pub fn golden_input(s: usize) -> Vec<f32> {
                     let (u, w) = (x as f32 / s as f32, y as f32 / s as f32);
                     let val = match img % 4 {
                         0 => (u * fx + w * fy + c as f32 * 0.3).sin(),
-                        1 => ((u * 6.28 * fx + ph).sin() * (w * 6.28 * fy).cos()) * 0.9,
+                        1 => {
+                            ((u * std::f32::consts::TAU * fx + ph).sin()
+                                * (w * std::f32::consts::TAU * fy).cos())
+                                * 0.9
+                        }
                         2 => {
                             let d = ((u - 0.5).powi(2) + (w - 0.4).powi(2)).sqrt();
                             (1.0 - 4.0 * d).clamp(-1.0, 1.0) * (1.0 - 0.3 * c as f32)

@@ -251,7 +251,9 @@ impl Parts {
                 .collect();
             return self.add_tensors(&file, Part::Decoder, named, orig);
         }
-        let mut by_part: Vec<(Part, Vec<(String, Tensor)>, Vec<String>)> = Vec::new();
+        // Per part: (name in part, tensor) pairs and the original names, for the mapping.
+        type Group = (Part, Vec<(String, Tensor)>, Vec<String>);
+        let mut by_part: Vec<Group> = Vec::new();
         let mut unknown = Vec::new();
         for (orig, t) in ck.flatten() {
             let name = strip_wrappers(&orig);

@@ -79,11 +79,20 @@ pub struct SelfTest {
     pub passed: bool,
 }
 
+/// The model's stored golden batch, widened: input, expected logits, classes and scores.
+#[derive(Clone)]
+struct GoldenBatch {
+    input: Vec<f32>,
+    logits: Vec<f32>,
+    classes: Vec<i32>,
+    scores: Vec<f32>,
+}
+
 /// Runs one model on one backend.
 pub struct Detector {
     exec: Box<dyn Executor>,
     meta: Metadata,
-    golden: Option<(Vec<f32>, Vec<f32>, Vec<i32>, Vec<f32>)>,
+    golden: Option<GoldenBatch>,
     threshold: Option<f32>,
     heatmaps: bool,
 }
@@ -133,12 +142,12 @@ impl Detector {
                 let classes = get(&g.classes)?
                     .to_i32()
                     .ok_or_else(|| HoodError::format(model.path(), "golden classes must be i32"))?;
-                Some((
-                    get(&g.input)?.to_f32(),
-                    get(&g.logits)?.to_f32(),
+                Some(GoldenBatch {
+                    input: get(&g.input)?.to_f32(),
+                    logits: get(&g.logits)?.to_f32(),
                     classes,
-                    get(&g.scores)?.to_f32(),
-                ))
+                    scores: get(&g.scores)?.to_f32(),
+                })
             }
         };
         Ok(Detector {
@@ -283,7 +292,12 @@ impl Detector {
 
     /// Re-runs the golden batch stored in the model and compares with the stored outputs.
     pub fn selftest(&mut self) -> Result<SelfTest> {
-        let (input, logits, classes, scores) = self.golden.clone().ok_or_else(|| {
+        let GoldenBatch {
+            input,
+            logits,
+            classes,
+            scores,
+        } = self.golden.clone().ok_or_else(|| {
             HoodError::input("self-test", "the model file has no golden self-test vector")
         })?;
         let n = scores.len();

@@ -435,12 +435,15 @@ pub fn infer(
     }
 }
 
+/// Answers a weight's dtype and shape by name.
+pub type TensorLookup<'t> = Box<dyn Fn(&str) -> Option<(DType, Vec<usize>)> + 't>;
+
 /// Builds graphs with shapes inferred as ops are added (used by the converter and by tests).
 pub struct GraphBuilder<'t> {
     values: Vec<ValueInfo>,
     nodes: Vec<Node>,
     input: ValueId,
-    tensor: Box<dyn Fn(&str) -> Option<(DType, Vec<usize>)> + 't>,
+    tensor: TensorLookup<'t>,
 }
 
 impl<'t> GraphBuilder<'t> {

@@ -24,7 +24,7 @@ pub struct Prepared {
 fn round_half_even(x: f64) -> u32 {
     let f = x.floor();
     let r = if (x - f - 0.5).abs() < 1e-12 {
-        if (f as u64) % 2 == 0 {
+        if (f as u64).is_multiple_of(2) {
             f
         } else {
             f + 1.0
