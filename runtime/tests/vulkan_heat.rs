@@ -261,36 +261,3 @@ fn heat_graph_split_batches() {
     run_heat(true, 2);
 }
 
-/// Timing, not a check: `CARGO_TARGET_DIR=/work/target-vk cargo test --release -p hood-runtime
-/// --features vulkan --test vulkan_heat -- --ignored --nocapture bench`.
-#[test]
-#[ignore]
-fn bench_heat_graph() {
-    let (graph, t) = heat_graph(7);
-    let in_numel = graph.values[graph.input].numel();
-    for fp16 in [true, false] {
-        let Some(mut ex) = executor(&graph, &t, fp16, 8) else {
-            return;
-        };
-        for n in [1usize, 8] {
-            let input = Rng::new(1).f16_vec(n * in_numel, 1.0);
-            ex.run(&input, n, true).expect("warm-up");
-            let reps = 20;
-            let t0 = std::time::Instant::now();
-            for _ in 0..reps {
-                ex.run(&input, n, true).expect("run");
-            }
-            let vk = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
-            let t0 = std::time::Instant::now();
-            for _ in 0..reps {
-                reference(&graph, &t, &input, n);
-            }
-            let cpu = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
-            println!(
-                "{} fp16={} n={n}: vulkan {vk:.3} ms/batch, cpu reference {cpu:.3} ms/batch",
-                ex.device_description(),
-                ex.fp16_storage()
-            );
-        }
-    }
-}
