@@ -9,12 +9,14 @@
 //! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
 
 pub mod backend;
+pub mod calibrate;
 pub mod cpu;
 pub mod detector;
 pub mod error;
 pub mod format;
 pub mod graph;
 pub mod meta;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod overlay;

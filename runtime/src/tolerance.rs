@@ -60,3 +60,6 @@ pub const LOGIT_FP32: f32 = 1e-3;
 pub fn logit_fp16_bound(torch_fp16_dev: f32) -> f32 {
     LOGIT_FP16 + 2.0 * torch_fp16_dev
 }
+/// OOD metrics (AUROC, AUPR, FPR95; fractions in [0, 1], computed in f64) vs scikit-learn on the
+/// same f32 scores: both sides sum the same terms, so only summation-order rounding differs.
+pub const METRIC_VS_SKLEARN: f64 = 1e-9;
