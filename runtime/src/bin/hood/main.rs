@@ -1,9 +1,14 @@
 //! `hood` — inspect and run `.hood` HEAT OOD detectors.
 //!
-//! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`, `hood bench MODEL`.
+//! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`, `hood bench MODEL`,
+//! `hood eval MODEL --id DIR --ood NAME=DIR`, `hood calibrate MODEL --id DIR`,
+//! `hood explain MODEL IMAGE --out PNG`.
 //! Errors print one line `hood: <file>: <problem>` and exit non-zero.
 
 mod bench;
+mod calibrate;
+mod eval;
+mod explain;
 mod infer;
 mod info;
 mod selftest;
@@ -46,6 +51,12 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         backend: Backend,
     },
+    /// OOD metrics (AUROC, AUPR, FPR95) of ID vs OOD image folders; ROC plot and score CSV.
+    Eval(eval::Args),
+    /// Compute the threshold at a TPR on ID images and write it into the model.
+    Calibrate(calibrate::Args),
+    /// Write the heatmap overlay of one image.
+    Explain(explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +70,9 @@ fn main() -> ExitCode {
         Cmd::Infer(args) => infer::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::Selftest { model, backend } => selftest::run(&model, backend),
+        Cmd::Eval(args) => eval::run(&args),
+        Cmd::Calibrate(args) => calibrate::run(&args),
+        Cmd::Explain(args) => explain::run(&args),
     };
     match r {
         Ok(code) => code,

@@ -1,0 +1,67 @@
+//! `hood calibrate MODEL --id DIR [--tpr 0.95] [--out MODEL2] [--backend] [--batch N]
+//! [--limit N] [--data TEXT]`: scores the ID images, takes the threshold that keeps a fraction
+//! `tpr` of them (`metrics::tpr_threshold`) and writes it into the model's metadata — in place
+//! (atomically) unless `--out` is given.
+
+use crate::eval::score_dir;
+use anyhow::bail;
+use hood_runtime::calibrate::{tpr_threshold, write_with_threshold};
+use hood_runtime::{Backend, Detector, Model};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    model: PathBuf,
+    /// Folder of held-out in-distribution images (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    id: PathBuf,
+    /// Fraction of ID images to keep below the threshold, in (0, 1).
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true)]
+    tpr: f64,
+    /// Write the calibrated model here instead of replacing MODEL.
+    #[arg(long, value_name = "MODEL")]
+    out: Option<PathBuf>,
+    /// cpu, vulkan or auto.
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// Use at most N images, evenly spaced over the sorted listing.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Description of the calibration data stored with the threshold (default: the folder).
+    #[arg(long, value_name = "TEXT")]
+    data: Option<String>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if !(args.tpr > 0.0 && args.tpr < 1.0) {
+        bail!("--tpr {} is outside (0, 1)", args.tpr);
+    }
+    if args.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let model = Model::open(&args.model)?;
+    let mut det = Detector::new(&model, args.backend)?;
+    let set = score_dir(&mut det, "id", &args.id, args.batch as usize, args.limit)?;
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| format!("ID folder {}", args.id.display()));
+    let t = tpr_threshold(&set.scores(), args.tpr, data)?;
+    let out = args.out.clone().unwrap_or_else(|| args.model.clone());
+    write_with_threshold(&model, t.clone(), &out)?;
+    let flagged = set.images.iter().filter(|s| s.score > t.value).count();
+    println!(
+        "threshold {} at TPR {} on {} ID images ({} of them above it, {} undecodable) -> {}",
+        t.value,
+        args.tpr,
+        set.images.len(),
+        flagged,
+        set.undecodable,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
