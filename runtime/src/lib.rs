@@ -5,6 +5,9 @@
 //! * [`reference`] — the CPU reference executor (the oracle and the fallback).
 //! * [`preprocess`] — images → normalised tensors, torchvision semantics.
 //! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
+//! * [`metrics`] — AUROC / AUPR / FPR95; [`calibrate`] — image listing and TPR thresholds.
+//! * [`overlay`] — heatmap pictures; [`backend`] / [`cpu`] — the executor trait and the CPU backend.
+//! * `vulkan` (feature, default on) — the Vulkan compute backend.
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
 //! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
 
