@@ -21,7 +21,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: no Rust toolchain found. hood needs Rust >= 1.80 (Debian 12's rustc 1.63 is too old):" >&2
+  echo "setup: no Rust toolchain found. hood needs Rust >= 1.87 (Debian 12's rustc 1.63 is too old):" >&2
   echo "       install it with rustup (https://rustup.rs), then re-run." >&2
   exit 1
 fi

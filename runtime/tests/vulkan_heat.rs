@@ -260,4 +260,3 @@ fn heat_graph_fp32() {
 fn heat_graph_split_batches() {
     run_heat(true, 2);
 }
-
