@@ -46,6 +46,7 @@ pub fn golden_input(s: usize) -> Vec<f32> {
     v
 }
 
+#[derive(Clone)]
 pub struct Outputs {
     pub logits: Vec<f32>,
     pub classes: Vec<i32>,

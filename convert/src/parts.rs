@@ -307,17 +307,47 @@ impl Parts {
     }
 }
 
-/// Reads `'fw_layers': N` from the authors' `config.txt` (a printed Python dict) beside a file.
-pub fn fw_layers_from_config(decoder_file: &Path) -> Option<(i64, PathBuf)> {
-    let cfg = decoder_file.parent()?.join("config.txt");
-    let text = std::fs::read_to_string(&cfg).ok()?;
-    let at = text.find("'fw_layers'")?;
-    let rest = text[at + "'fw_layers'".len()..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok().map(|n| (n, cfg))
+/// What the authors' `config.txt` (a printed Python dict, written beside the decoder file) says
+/// about the model: `'fw_layers': N` and `'id_dataset'` (Tiny ImageNet → 64×64, CIFAR → 32×32).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorsConfig {
+    pub path: PathBuf,
+    pub fw_layers: Option<i64>,
+    pub input_size: Option<u32>,
+}
+
+impl AuthorsConfig {
+    /// Reads `config.txt` beside `file`, if there is one.
+    pub fn beside(file: &Path) -> Option<AuthorsConfig> {
+        let path = file.parent()?.join("config.txt");
+        let text = std::fs::read_to_string(&path).ok()?;
+        let value = |key: &str| {
+            let at = text.find(key)?;
+            text[at + key.len()..]
+                .trim_start()
+                .strip_prefix(':')
+                .map(str::trim_start)
+        };
+        let fw_layers = value("'fw_layers'").and_then(|rest| {
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        });
+        let input_size = value("'id_dataset'").and_then(|rest| {
+            let v = rest[..rest.len().min(40)].to_ascii_lowercase();
+            if v.contains("tinyimagenet") || v.contains("tiny_imagenet") {
+                Some(64)
+            } else if v.contains("cifar") {
+                Some(32)
+            } else {
+                None
+            }
+        });
+        Some(AuthorsConfig {
+            path,
+            fw_layers,
+            input_size,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -346,7 +376,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            fw_layers_from_config(&dir.join("dec.pt")).map(|x| x.0),
+            AuthorsConfig::beside(&dir.join("dec.pt")).and_then(|c| c.fw_layers),
             Some(3)
         );
         std::fs::remove_dir_all(&dir).ok();

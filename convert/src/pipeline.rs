@@ -5,7 +5,7 @@ use crate::arch::{self, ArchHint};
 use crate::checkpoint;
 use crate::golden::{self, GOLDEN_N};
 use crate::lower::{self, Inputs};
-use crate::parts::{fw_layers_from_config, Parts};
+use crate::parts::{AuthorsConfig, Parts};
 use crate::precision::{self, CastReport};
 use hood_runtime::meta::*;
 use hood_runtime::tensor::HostTensor;
@@ -82,20 +82,6 @@ fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// Input size from the authors' config.txt (`'id_dataset': 'tinyimagenet'` → 64).
-fn input_size_from_config(decoder_file: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(decoder_file.parent()?.join("config.txt")).ok()?;
-    let at = text.find("'id_dataset'")?;
-    let rest = &text[at..text.len().min(at + 60)].to_ascii_lowercase();
-    if rest.contains("tinyimagenet") || rest.contains("tiny_imagenet") {
-        Some(64)
-    } else if rest.contains("cifar") {
-        Some(32)
-    } else {
-        None
-    }
-}
-
 pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
     let t0 = Instant::now();
     if opts.inputs.is_empty() {
@@ -149,14 +135,15 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         );
     }
 
+    // The authors' config.txt beside the decoder file, read once.
+    let config = parts
+        .decoder_files
+        .iter()
+        .find_map(|f| AuthorsConfig::beside(f));
     // fw_layers: checkpoint, else config.txt beside the decoder, else --fw-layers, else 1.
     let (fw_layers, fw_from) = if let Some((n, f)) = &parts.fw_layers {
         (*n as u32, format!("checkpoint {f}"))
-    } else if let Some((n, cfg)) = parts
-        .decoder_files
-        .iter()
-        .find_map(|f| fw_layers_from_config(f))
-    {
+    } else if let Some((n, cfg)) = config.as_ref().and_then(|c| Some((c.fw_layers?, &c.path))) {
         (n as u32, cfg.display().to_string())
     } else if let Some(n) = opts.fw_layers {
         (n, "--fw-layers".into())
@@ -186,12 +173,7 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     let dec = arch::recognise_decoder(dec_sd)?;
     let input_size = opts
         .input_size
-        .or_else(|| {
-            parts
-                .decoder_files
-                .iter()
-                .find_map(|f| input_size_from_config(f))
-        })
+        .or_else(|| config.as_ref().and_then(|c| c.input_size))
         .unwrap_or_else(|| enc.default_input_size());
     progress("lowering (BatchNorm folding, normalisation folding)");
     let lowered = lower::lower(&Inputs {
@@ -206,21 +188,33 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     let graph = lowered.graph;
     let (stored, cast): (Vec<(String, HostTensor)>, CastReport) =
         precision::cast(&lowered.tensors, opts.fp32)?;
-    let (reference32, _) = precision::cast(&lowered.tensors, true)?;
+    // The f32 comparison graph; with --fp32 the stored weights already are f32.
+    let reference32 = match opts.fp32 {
+        true => None,
+        false => Some(precision::cast(&lowered.tensors, true)?.0),
+    };
 
     progress("golden self-test batch");
     let s = input_size as usize;
     let input = golden::golden_input(s);
     // The stored-precision run and the f32 run are independent: one thread each.
+    let (graph_ref, input_ref) = (&graph, &input);
     let (gold, full) = std::thread::scope(|sc| {
-        let f32_run = sc.spawn(|| golden::run(&graph, &reference32, &input, GOLDEN_N));
+        let f32_run = reference32
+            .as_ref()
+            .map(|r| sc.spawn(move || golden::run(graph_ref, r, input_ref, GOLDEN_N)));
         let gold = golden::run(&graph, &stored, &input, GOLDEN_N);
-        let full = f32_run
-            .join()
-            .unwrap_or_else(|_| Err("golden f32 run panicked".into()));
+        let full = f32_run.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("golden f32 run panicked".into()))
+        });
         (gold, full)
     });
-    let (gold, full) = (gold?, full?);
+    let gold = gold?;
+    let full = match full {
+        Some(f) => f?,
+        None => gold.clone(),
+    };
     let classes = head_sd
         .tensors
         .get("linear.weight")

@@ -27,8 +27,8 @@ pub fn conv2d(
     let oh = (h + 2 * p - k) / s + 1;
     let ow = (w + 2 * p - k) / s + 1;
     // Apply the prologue once to the input values; padding is added afterwards, so it stays 0.
-    let xin: Vec<f32> = match &prologue {
-        None => x.to_vec(),
+    let xin: std::borrow::Cow<[f32]> = match &prologue {
+        None => std::borrow::Cow::Borrowed(x),
         Some(pr) => x
             .iter()
             .enumerate()
@@ -41,7 +41,8 @@ pub fn conv2d(
                     y
                 }
             })
-            .collect(),
+            .collect::<Vec<f32>>()
+            .into(),
     };
     // Direct convolution, one output plane at a time: start from the bias, then add the terms
     // in (ci, ky, kx) order — for each output element the same order as the textbook sum —
