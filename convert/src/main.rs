@@ -1,9 +1,11 @@
 //! `convert INPUT... OUTPUT.hood [options]`: HEAT checkpoints (torch.save zips in the authors'
 //! layouts, tch archives, safetensors) → a checked fp16 `.hood` model. No Python, no libtorch.
+//! With `--calibrate DIR [--tpr 0.95]` the OOD threshold is calibrated on ID images and stored,
+//! as `hood calibrate` does.
 
 use clap::Parser;
 use hood_convert::arch::ArchHint;
-use hood_convert::pipeline::{convert, Options, Summary};
+use hood_convert::pipeline::{convert, Calibration, Options, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,18 @@ struct Args {
     /// Per-channel normalisation std, comma-separated (default 0.5,0.5,0.5).
     #[arg(long, value_delimiter = ',', num_args = 3)]
     std: Option<Vec<f32>>,
+    /// Calibrate the OOD threshold on this folder of held-out in-distribution images (searched
+    /// recursively; scored on the CPU; every image must decode) and store it in the model.
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<PathBuf>,
+    /// With --calibrate: fraction of ID images to keep below the threshold, in (0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.95,
+        allow_negative_numbers = true,
+        requires = "calibrate"
+    )]
+    tpr: f64,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -89,6 +103,12 @@ fn print_summary(s: &Summary) {
         "self-test   {} golden images: max |Δscore| {:.2e}, max |Δlogit| {:.2e}, {}/{} classes agree (stored vs f32 weights)",
         s.golden_images, s.max_score_dev_vs_f32, s.max_logit_dev_vs_f32, s.class_agreement_vs_f32, s.golden_images
     );
+    if let Some(t) = &s.threshold {
+        println!(
+            "threshold   {} at TPR {} on {} ID images ({})",
+            t.value, t.tpr, t.images, t.data
+        );
+    }
     println!("time        {:.2} s", s.seconds);
 }
 
@@ -111,6 +131,10 @@ fn main() -> ExitCode {
         eprintln!("convert: {} is both an input and the output", dup.display());
         return ExitCode::from(2);
     }
+    if !(a.tpr > 0.0 && a.tpr < 1.0) {
+        eprintln!("convert: --tpr {} is outside (0, 1)", a.tpr);
+        return ExitCode::from(2);
+    }
     let opts = Options {
         inputs: files,
         output,
@@ -125,6 +149,10 @@ fn main() -> ExitCode {
         input_size: a.input_size,
         mean: a.mean.clone(),
         std: a.std.clone(),
+        calibrate: a
+            .calibrate
+            .clone()
+            .map(|dir| Calibration { dir, tpr: a.tpr }),
     };
     let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
     let t0 = std::time::Instant::now();

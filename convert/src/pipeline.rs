@@ -1,5 +1,6 @@
 //! The whole conversion: load → split into parts → recognise → lower → cast → golden self-test
-//! → write (temporary file + rename, so a failure leaves no output file).
+//! → optional TPR calibration on ID images → write (temporary file + rename, so a failure leaves
+//! no output file).
 
 use crate::arch::{self, ArchHint};
 use crate::checkpoint;
@@ -28,6 +29,26 @@ pub struct Options {
     pub input_size: Option<u32>,
     pub mean: Option<Vec<f32>>,
     pub std: Option<Vec<f32>>,
+    /// Calibrate a threshold on ID images (`--calibrate DIR --tpr T`) before writing.
+    pub calibrate: Option<Calibration>,
+}
+
+/// `--calibrate DIR [--tpr T]`: the threshold keeping a fraction `tpr` ∈ (0, 1) of the images
+/// under `dir` (scored by the converted model on the CPU backend), stored in the metadata as
+/// `hood calibrate` does.
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    pub dir: PathBuf,
+    pub tpr: f64,
+}
+
+/// The stored threshold, in the summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CalibrationSummary {
+    pub value: f32,
+    pub tpr: f64,
+    pub images: usize,
+    pub data: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,6 +74,8 @@ pub struct Summary {
     pub max_score_dev_vs_f32: f32,
     pub max_logit_dev_vs_f32: f32,
     pub class_agreement_vs_f32: usize,
+    /// The calibrated threshold (`--calibrate`), else `null`.
+    pub threshold: Option<CalibrationSummary>,
     pub seconds: f64,
     #[serde(skip)]
     pub mapping: Vec<(PathBuf, String, &'static str, String)>,
@@ -250,7 +273,7 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
-    let meta = Metadata {
+    let mut meta = Metadata {
         name,
         family: enc.family(),
         input: InputSpec {
@@ -277,6 +300,28 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         },
     };
     meta.validate().map_err(|e| format!("metadata: {e}"))?;
+    // Calibration scores the model exactly as it will be written (encoded and read back), before
+    // anything is written: a failure leaves no output file.
+    let threshold = match &opts.calibrate {
+        None => None,
+        Some(c) => {
+            progress(&format!("calibrating on {}", c.dir.display()));
+            let bytes =
+                hood_runtime::format::encode(&meta, &graph, &tensors).map_err(|e| e.to_string())?;
+            let model =
+                hood_runtime::Model::from_bytes(bytes, &opts.output).map_err(|e| e.to_string())?;
+            let (t, _) = hood_runtime::calibrate::calibrate_folder_cpu(&model, &c.dir, c.tpr)
+                .map_err(|e| format!("--calibrate {}: {e}", c.dir.display()))?;
+            let summary = CalibrationSummary {
+                value: t.value,
+                tpr: c.tpr,
+                images: t.images.unwrap_or(0) as usize,
+                data: t.data.clone().unwrap_or_default(),
+            };
+            meta.threshold = Some(t);
+            Some(summary)
+        }
+    };
     progress(&format!("writing {}", opts.output.display()));
     hood_runtime::format::write_model(&opts.output, &meta, &graph, &tensors)
         .map_err(|e| e.to_string())?;
@@ -313,6 +358,7 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             .zip(&full.classes)
             .filter(|(a, b)| a == b)
             .count(),
+        threshold,
         seconds: t0.elapsed().as_secs_f64(),
         mapping: std::mem::take(&mut parts.mapping),
     })

@@ -193,3 +193,143 @@ fn unwritable_output_leaves_nothing() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains(".hood"));
 }
+
+/// A folder holding copies of the bundled sample images (CIFAR-10 frames and DTD textures).
+fn sample_images(dir: &Path) -> usize {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    std::fs::create_dir_all(dir).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(samples).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jpg") {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "bundled samples");
+    n
+}
+
+fn convert_calibrated(out: &Path, extra: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args([heat("classifier.pt"), heat("decoder.pt"), out.to_path_buf()])
+        .args(extra)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("spawn convert")
+}
+
+#[test]
+fn calibrate_stores_the_threshold_hood_calibrate_computes() {
+    use hood_runtime::calibrate::{folder_description, list_images, score_files, tpr_threshold};
+    let imgs = tempfile::tempdir().unwrap();
+    let n = sample_images(imgs.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.hood");
+    let o = convert_calibrated(
+        &out,
+        &[
+            "--calibrate".as_ref(),
+            imgs.path().as_os_str(),
+            "--tpr".as_ref(),
+            "0.8".as_ref(),
+            "--json".as_ref(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("summary JSON");
+    let stored = hood_runtime::Model::open(&out)
+        .unwrap()
+        .meta
+        .threshold
+        .expect("a calibrated threshold in the metadata");
+    // What `hood calibrate MODEL --id DIR --tpr 0.8 --backend cpu` computes (its `score_dir`:
+    // the same listing, scoring and threshold functions), on the converted model.
+    let model = hood_runtime::Model::open(&out).unwrap();
+    let mut det = hood_runtime::Detector::new(&model, hood_runtime::Backend::Cpu).unwrap();
+    let files = list_images(imgs.path()).unwrap();
+    let set = score_files(
+        &mut det,
+        &files,
+        64,
+        &mut |p, e| panic!("{}: {e}", p.display()),
+        &mut |_| {},
+    )
+    .unwrap();
+    let want = tpr_threshold(&set.scores(), 0.8, folder_description(imgs.path())).unwrap();
+    assert_eq!(stored, want);
+    assert_eq!(stored.images, Some(n as u64));
+    assert_eq!(stored.method, "tpr");
+    assert_eq!(
+        v["threshold"]["value"].as_f64().map(|x| x as f32),
+        Some(stored.value)
+    );
+    assert_eq!(v["threshold"]["images"], n);
+    assert_eq!(v["threshold"]["tpr"], 0.8);
+    // Without --calibrate: no threshold, `null` in the JSON; the text summary names it.
+    let plain = tmp.path().join("plain.hood");
+    let o = convert_calibrated(&plain, &["--json".as_ref()]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["threshold"].is_null());
+    assert_eq!(
+        hood_runtime::Model::open(&plain).unwrap().meta.threshold,
+        None
+    );
+    let o = convert_calibrated(&out, &["--calibrate".as_ref(), imgs.path().as_os_str()]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("threshold") && text.contains("at TPR 0.95"),
+        "{text}"
+    );
+}
+
+#[test]
+fn calibrate_failures_leave_nothing() {
+    let imgs = tempfile::tempdir().unwrap();
+    let empty = imgs.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let bad = imgs.path().join("bad");
+    sample_images(&bad);
+    std::fs::write(bad.join("zz-broken.png"), b"not a png at all").unwrap();
+    let good = imgs.path().join("good");
+    sample_images(&good);
+    let missing = imgs.path().join("missing");
+    let cases: [(&Path, &str, &[&str]); 5] = [
+        (&missing, "0.95", &["--calibrate", "missing"]),
+        (&empty, "0.95", &["--calibrate", "empty", "no images"]),
+        (&bad, "0.95", &["--calibrate", "zz-broken.png"]),
+        (&good, "1.5", &["--tpr", "(0, 1)"]),
+        (&good, "0", &["--tpr", "(0, 1)"]),
+    ];
+    for (dir, tpr, needles) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out.hood");
+        let o = convert_calibrated(
+            &out,
+            &[
+                "--calibrate".as_ref(),
+                dir.as_os_str(),
+                "--tpr".as_ref(),
+                tpr.as_ref(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "expected failure for {dir:?} {tpr}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one error line: {err}");
+        assert!(err.starts_with("convert: "), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "stderr {err:?} should mention {n:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    }
+    // --tpr without --calibrate is a usage error.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.hood");
+    let o = convert_calibrated(&out, &["--tpr".as_ref(), "0.9".as_ref()]);
+    assert!(!o.status.success());
+    assert!(!out.exists());
+}

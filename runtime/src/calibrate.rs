@@ -1,12 +1,21 @@
-//! Calibration and evaluation helpers shared by `hood calibrate` and `hood eval`: listing the
-//! images of a folder, turning ID scores into a [`Threshold`], and writing it into a model.
+//! Calibration and evaluation helpers shared by `hood calibrate`, `hood eval` and
+//! `convert --calibrate`: listing the images of a folder, scoring them, turning ID scores into a
+//! [`Threshold`], and writing it into a model.
 
+use crate::detector::{Backend, Detector};
 use crate::error::{HoodError, Result};
 use crate::format::write_model;
 use crate::meta::Threshold;
 use crate::metrics;
 use crate::model::Model;
+use crate::preprocess;
 use std::path::{Path, PathBuf};
+
+/// Images per batch when scoring a folder, unless told otherwise (`hood calibrate --batch`).
+pub const DEFAULT_BATCH: usize = 64;
+
+/// TPR kept below the threshold, unless told otherwise (`--tpr`).
+pub const DEFAULT_TPR: f64 = 0.95;
 
 /// File extensions (lower case) treated as images when listing a folder.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
@@ -65,15 +74,119 @@ pub fn evenly_spaced<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
     (0..limit).map(|i| items[i * n / limit].clone()).collect()
 }
 
-/// The threshold that keeps a fraction `tpr` ∈ (0, 1) of the ID `scores` (see
-/// [`metrics::tpr_threshold`]), recorded as `method: "tpr"` with the image count and `data`.
-pub fn tpr_threshold(scores: &[f32], tpr: f64, data: impl Into<String>) -> Result<Threshold> {
+/// One scored image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub path: PathBuf,
+    pub class: usize,
+    pub score: f32,
+}
+
+/// The scores of a list of images, plus how many of them could not be decoded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoredSet {
+    pub images: Vec<Scored>,
+    pub undecodable: usize,
+}
+
+impl ScoredSet {
+    pub fn scores(&self) -> Vec<f32> {
+        self.images.iter().map(|s| s.score).collect()
+    }
+}
+
+/// Scores `files` with `det`, `batch` images at a time, preprocessed for the model like every
+/// other `hood` command ([`preprocess::prepare_file`]). A file that cannot be read or decoded is
+/// handed to `on_undecodable` with its error (which names it): `Ok(())` skips it (counted in
+/// [`ScoredSet::undecodable`]), an error stops the scoring with that error. `progress(done)` is
+/// called after each batch with the number of files handled so far.
+pub fn score_files(
+    det: &mut Detector,
+    files: &[PathBuf],
+    batch: usize,
+    on_undecodable: &mut dyn FnMut(&Path, HoodError) -> Result<()>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<ScoredSet> {
+    let batch = batch.max(1);
+    let mut out = ScoredSet {
+        images: Vec::with_capacity(files.len()),
+        undecodable: 0,
+    };
+    for (i, chunk) in files.chunks(batch).enumerate() {
+        let mut ok: Vec<&PathBuf> = Vec::new();
+        let mut flat: Vec<f32> = Vec::new();
+        for p in chunk {
+            match preprocess::prepare_file(p, &det.meta().input) {
+                Ok(prep) => {
+                    ok.push(p);
+                    flat.extend_from_slice(&prep.tensor);
+                }
+                Err(e) => {
+                    on_undecodable(p, e)?;
+                    out.undecodable += 1;
+                }
+            }
+        }
+        if !ok.is_empty() {
+            let dets = det.detect_flat(&flat, ok.len())?;
+            for (p, d) in ok.into_iter().zip(dets) {
+                out.images.push(Scored {
+                    path: p.clone(),
+                    class: d.class,
+                    score: d.score,
+                });
+            }
+        }
+        progress((i * batch + chunk.len()).min(files.len()));
+    }
+    Ok(out)
+}
+
+/// The calibration data description stored when none is given: `ID folder DIR`.
+pub fn folder_description(dir: &Path) -> String {
+    format!("ID folder {}", dir.display())
+}
+
+/// What `convert --calibrate DIR` does: scores every image of `dir` with `model` on the CPU
+/// backend, in batches of [`DEFAULT_BATCH`], and returns the [`tpr_threshold`] (with
+/// [`folder_description`]) and the scores. Strict: a missing folder, a folder without images or
+/// any file that cannot be decoded is an error naming it. On the same folder and model it gives
+/// the threshold of `hood calibrate --backend cpu`.
+pub fn calibrate_folder_cpu(model: &Model, dir: &Path, tpr: f64) -> Result<(Threshold, ScoredSet)> {
+    check_tpr(tpr)?;
+    let files = list_images(dir)?;
+    if files.is_empty() {
+        return Err(HoodError::input(
+            dir.display().to_string(),
+            "no images found (searched recursively)",
+        ));
+    }
+    let mut det = Detector::new(model, Backend::Cpu)?;
+    let set = score_files(
+        &mut det,
+        &files,
+        DEFAULT_BATCH,
+        &mut |_, e| Err(e),
+        &mut |_| {},
+    )?;
+    let t = tpr_threshold(&set.scores(), tpr, folder_description(dir))?;
+    Ok((t, set))
+}
+
+fn check_tpr(tpr: f64) -> Result<()> {
     if !(tpr > 0.0 && tpr < 1.0) {
         return Err(HoodError::input(
             "--tpr",
             format!("{tpr} is outside (0, 1)"),
         ));
     }
+    Ok(())
+}
+
+/// The threshold that keeps a fraction `tpr` ∈ (0, 1) of the ID `scores` (see
+/// [`metrics::tpr_threshold`]), recorded as `method: "tpr"` with the image count and `data`.
+pub fn tpr_threshold(scores: &[f32], tpr: f64, data: impl Into<String>) -> Result<Threshold> {
+    check_tpr(tpr)?;
     if scores.is_empty() {
         return Err(HoodError::input("calibration", "no ID images were scored"));
     }
@@ -137,5 +250,38 @@ mod tests {
         assert_eq!(Model::open(&p).unwrap().meta.threshold, Some(t));
         assert!(tpr_threshold(&scores, 1.0, "x").is_err());
         assert!(tpr_threshold(&[], 0.5, "x").is_err());
+    }
+
+    #[test]
+    fn calibrate_folder_cpu_is_strict() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.hood");
+        let (meta, graph, tensors) = tiny_model(3);
+        write_model(&p, &meta, &graph, &tensors).unwrap();
+        let model = Model::open(&p).unwrap();
+        let imgs = d.path().join("id");
+        std::fs::create_dir(&imgs).unwrap();
+        // Missing folder, empty folder.
+        let e = calibrate_folder_cpu(&model, &d.path().join("missing"), 0.95).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        let e = calibrate_folder_cpu(&model, &imgs, 0.95).unwrap_err();
+        assert!(e.to_string().contains("no images"), "{e}");
+        for i in 0..5u8 {
+            let img = image::RgbImage::from_fn(8, 8, |x, y| {
+                image::Rgb([i * 40, (x * 30) as u8, (y * 30) as u8])
+            });
+            img.save(imgs.join(format!("{i}.png"))).unwrap();
+        }
+        let (t, set) = calibrate_folder_cpu(&model, &imgs, 0.8).unwrap();
+        assert_eq!(set.images.len(), 5);
+        assert_eq!(set.undecodable, 0);
+        assert_eq!(t.images, Some(5));
+        assert_eq!(t.data.as_deref(), Some(folder_description(&imgs).as_str()));
+        assert_eq!(t.value, metrics::tpr_threshold(&set.scores(), 0.8).unwrap());
+        assert!(calibrate_folder_cpu(&model, &imgs, 1.5).is_err());
+        // One undecodable file fails the whole calibration, naming it.
+        std::fs::write(imgs.join("bad.png"), b"not a png").unwrap();
+        let e = calibrate_folder_cpu(&model, &imgs, 0.8).unwrap_err();
+        assert!(e.to_string().contains("bad.png"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::eval::score_dir;
 use anyhow::bail;
-use hood_runtime::calibrate::{tpr_threshold, write_with_threshold};
+use hood_runtime::calibrate::{folder_description, tpr_threshold, write_with_threshold};
 use hood_runtime::{Backend, Detector, Model};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +49,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let data = args
         .data
         .clone()
-        .unwrap_or_else(|| format!("ID folder {}", args.id.display()));
+        .unwrap_or_else(|| folder_description(&args.id));
     let t = tpr_threshold(&set.scores(), args.tpr, data)?;
     let out = args.out.clone().unwrap_or_else(|| args.model.clone());
     write_with_threshold(&model, t.clone(), &out)?;

@@ -5,9 +5,8 @@
 //! reported, not fatal.
 
 use anyhow::{bail, Context};
-use hood_runtime::calibrate::{evenly_spaced, list_images};
+use hood_runtime::calibrate::{evenly_spaced, list_images, score_files};
 use hood_runtime::metrics::{self, OodMetrics};
-use hood_runtime::preprocess::{self, Prepared};
 use hood_runtime::{Backend, Detector, Model};
 use image::{Rgb, RgbImage};
 use std::io::{IsTerminal, Write};
@@ -43,28 +42,11 @@ pub struct Args {
     limit: Option<usize>,
 }
 
-/// One scored image.
-pub struct Scored {
-    pub path: PathBuf,
-    pub class: usize,
-    pub score: f32,
-}
+pub use hood_runtime::calibrate::ScoredSet;
 
-/// The scores of one folder, plus how many files could not be decoded.
-pub struct ScoredSet {
-    pub images: Vec<Scored>,
-    pub undecodable: usize,
-}
-
-impl ScoredSet {
-    pub fn scores(&self) -> Vec<f32> {
-        self.images.iter().map(|s| s.score).collect()
-    }
-}
-
-/// Lists `dir`, scores every image with `det` in batches, shows progress on stderr (a live
-/// counter on a terminal, one summary line otherwise). Errors when the folder is missing or no
-/// image in it can be scored.
+/// Lists `dir`, scores every image with `det` in batches ([`score_files`]), shows progress on
+/// stderr (a live counter on a terminal, one summary line otherwise). Undecodable images are
+/// reported and skipped. Errors when the folder is missing or no image in it can be scored.
 pub fn score_dir(
     det: &mut Detector,
     set: &str,
@@ -80,41 +62,22 @@ pub fn score_dir(
         bail!("{}: no images found (set '{set}')", dir.display());
     }
     let tty = std::io::stderr().is_terminal();
-    let mut out = ScoredSet {
-        images: Vec::with_capacity(files.len()),
-        undecodable: 0,
-    };
-    for (i, chunk) in files.chunks(batch.max(1)).enumerate() {
-        let mut ok: Vec<(&PathBuf, Prepared)> = Vec::new();
-        for p in chunk {
-            match preprocess::prepare_file(p, &det.meta().input) {
-                Ok(prep) => ok.push((p, prep)),
-                Err(e) => {
-                    eprintln!("hood: {e} (skipped)");
-                    out.undecodable += 1;
-                }
+    let total = files.len();
+    let out = score_files(
+        det,
+        &files,
+        batch,
+        &mut |_, e| {
+            eprintln!("hood: {e} (skipped)");
+            Ok(())
+        },
+        &mut |done| {
+            if tty {
+                eprint!("\r{set}: {done}/{total} images");
+                let _ = std::io::stderr().flush();
             }
-        }
-        if !ok.is_empty() {
-            let flat: Vec<f32> = ok
-                .iter()
-                .flat_map(|(_, p)| p.tensor.iter().copied())
-                .collect();
-            let dets = det.detect_flat(&flat, ok.len())?;
-            for ((p, _), d) in ok.iter().zip(dets) {
-                out.images.push(Scored {
-                    path: (*p).clone(),
-                    class: d.class,
-                    score: d.score,
-                });
-            }
-        }
-        if tty {
-            let done = ((i + 1) * batch).min(files.len());
-            eprint!("\r{set}: {done}/{} images", files.len());
-            let _ = std::io::stderr().flush();
-        }
-    }
+        },
+    )?;
     if tty {
         eprintln!();
     }
