@@ -87,7 +87,8 @@ pub fn segment_scores(engine: &mut dyn Engine) -> Result<(Vec<f32>, Vec<f32>), S
         frames
             .iter()
             .map(|(n, b)| {
-                let img = image::load_from_memory(b).map_err(|e| format!("bundled {n}: {e}"))?;
+                let img = hood_runtime::decode::decode_image(b)
+                    .map_err(|e| format!("bundled {n}: {e}"))?;
                 let p = engine.prepare(&img, n).map_err(|e| e.to_string())?;
                 Ok(engine.detect(&p.tensor).map_err(|e| e.to_string())?.score)
             })
@@ -120,7 +121,7 @@ mod tests {
             .iter()
             .all(|&s| s == Segment::Id));
         for (l, b, _) in &f {
-            assert!(image::load_from_memory(b).is_ok(), "{l}");
+            assert!(hood_runtime::decode::decode_image(b).is_ok(), "{l}");
         }
     }
 

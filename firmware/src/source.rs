@@ -57,12 +57,8 @@ pub fn decode(data: &FrameData) -> Result<DynamicImage, String> {
             if bytes.is_empty() {
                 return Err("empty frame".into());
             }
-            image::load_from_memory(bytes).map_err(|e| {
-                e.to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            // JPEG (files, MJPEG cameras) through libjpeg-turbo: the pixels PIL gives.
+            hood_runtime::decode::decode_image(bytes)
         }
         FrameData::Yuyv {
             width,

@@ -3,6 +3,7 @@
 //! * [`ops`] — the one op list with stable ids; [`graph`] — the op graph and its validation.
 //! * [`format`] — the `.hood` file format (docs/FORMAT.md): reader and writer; [`model::Model`].
 //! * [`reference`] — the CPU reference executor (the oracle and the fallback).
+//! * [`decode`] — image bytes → pixels; JPEG through libjpeg-turbo so pixels equal PIL's.
 //! * [`preprocess`] — images → normalised tensors, torchvision semantics.
 //! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
 //! * [`metrics`] — AUROC / AUPR / FPR95; [`calibrate`] — image listing and TPR thresholds.
@@ -14,6 +15,7 @@
 pub mod backend;
 pub mod calibrate;
 pub mod cpu;
+pub mod decode;
 pub mod detector;
 pub mod error;
 pub mod format;

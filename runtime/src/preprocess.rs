@@ -88,7 +88,7 @@ pub fn prepare(img: &DynamicImage, spec: &InputSpec, what: &str) -> Result<Prepa
     Ok(Prepared { tensor, view })
 }
 
-/// Decodes an image file (format from its bytes) and prepares it.
+/// Decodes an image file (format from its bytes; JPEG exactly like PIL) and prepares it.
 pub fn prepare_file(path: &std::path::Path, spec: &InputSpec) -> Result<Prepared> {
     let what = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| HoodError::io(path, e))?;
@@ -98,19 +98,10 @@ pub fn prepare_file(path: &std::path::Path, spec: &InputSpec) -> Result<Prepared
     if meta.len() == 0 {
         return Err(HoodError::input(what, "empty file, not an image"));
     }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| HoodError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| HoodError::io(path, e))?;
-    let img = reader.decode().map_err(|e| {
-        // Decoder messages may span lines; keep the error on one line.
-        let msg = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        HoodError::input(&what, format!("cannot decode image: {msg}"))
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| HoodError::io(path, e))?;
+    // JPEG through libjpeg-turbo so the pixels equal PIL's (see `decode`); errors are one line.
+    let img = crate::decode::decode_image(&bytes)
+        .map_err(|msg| HoodError::input(&what, format!("cannot decode image: {msg}")))?;
     prepare(&img, spec, &what)
 }
 
