@@ -2,6 +2,8 @@
 # Installs what hood needs on Debian 12, only what is missing. Sourced by demo.sh and test.sh.
 # System packages: the Vulkan loader and Mesa's software Vulkan driver (lavapipe) for the GPU
 # backend's tests, cmake/ninja/python3/git for building shaderc from source (vulkano-shaders),
+# cmake and a C compiler (g++ pulls in gcc) for libjpeg-turbo (the turbojpeg crate builds it
+# from its bundled 3.x source, even in a CPU-only build),
 # and the Fashion-MNIST package used by evaluation tests.
 set -euo pipefail
 
