@@ -4,14 +4,14 @@ realistically large model. Not committed (≈ 300 MB). Usage:
 
     /opt/hood-venv/bin/python tools/bench/gen_full_resnet50.py /tmp/r50full
 
-Architectures from tests/fixtures/heat/heat_models.py (base width 64 = the authors' model).
+Architectures from tools/train/heat_models.py (base width 64 = the authors' model).
 """
 import os
 import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../tests/fixtures/heat"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../tools/train"))
 from heat_models import ResNet50, ResNet_Linear, TImageNet_Deconv_GAN  # noqa: E402
 
 out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/r50full"

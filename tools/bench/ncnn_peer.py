@@ -1,7 +1,7 @@
 """hood vs ncnn on the same HEAT pipeline, in one run (for docs/BENCHMARKS.md).
 
 Builds the ResNet-18 CIFAR-10 HEAT pipeline at full width (the authors' model: ResNet18 +
-ResNet_Linear + ResNet18_CIFAR10_Deconv_GAN from tests/fixtures/heat/heat_models.py,
+ResNet_Linear + ResNet18_CIFAR10_Deconv_GAN from tools/train/heat_models.py,
 fw_layers 1; random weights, BatchNorm statistics from two random batches, seed 0), then
 
 1. writes it as checkpoints in the authors' layout and converts them to a `.hood` with
@@ -35,7 +35,7 @@ import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
-sys.path.insert(0, os.path.join(ROOT, "tests/fixtures/heat"))
+sys.path.insert(0, os.path.join(ROOT, "tools/train"))
 from heat_models import ResNet18, ResNet18_CIFAR10_Deconv_GAN, ResNet_Linear  # noqa: E402
 
 MIN, MAX = 0.0, 5.0
