@@ -8,7 +8,6 @@ use crate::format::write_model;
 use crate::meta::Threshold;
 use crate::metrics;
 use crate::model::Model;
-use crate::preprocess;
 use std::path::{Path, PathBuf};
 
 /// Images per batch when scoring a folder, unless told otherwise (`hood calibrate --batch`).
@@ -96,7 +95,7 @@ impl ScoredSet {
 }
 
 /// Scores `files` with `det`, `batch` images at a time, preprocessed for the model like every
-/// other `hood` command ([`preprocess::prepare_file`]). A file that cannot be read or decoded is
+/// other `hood` command ([`crate::preprocess::prepare_file`]). A file that cannot be read or decoded is
 /// handed to `on_undecodable` with its error (which names it): `Ok(())` skips it (counted in
 /// [`ScoredSet::undecodable`]), an error stops the scoring with that error. `progress(done)` is
 /// called after each batch with the number of files handled so far.
@@ -112,24 +111,16 @@ pub fn score_files(
         images: Vec::with_capacity(files.len()),
         undecodable: 0,
     };
-    for (i, chunk) in files.chunks(batch).enumerate() {
-        let mut ok: Vec<&PathBuf> = Vec::new();
-        let mut flat: Vec<f32> = Vec::new();
-        for p in chunk {
-            match preprocess::prepare_file(p, &det.meta().input) {
-                Ok(prep) => {
-                    ok.push(p);
-                    flat.extend_from_slice(&prep.tensor);
-                }
-                Err(e) => {
-                    on_undecodable(p, e)?;
-                    out.undecodable += 1;
-                }
-            }
+    let spec = det.meta().input.clone();
+    // Batch n+1 is decoded and preprocessed on another thread while batch n runs.
+    crate::stream::prepared_batches(files, &spec, batch, |b| {
+        for (p, e) in b.failed {
+            on_undecodable(p, e)?;
+            out.undecodable += 1;
         }
-        if !ok.is_empty() {
-            let dets = det.detect_flat(&flat, ok.len())?;
-            for (p, d) in ok.into_iter().zip(dets) {
+        if !b.files.is_empty() {
+            let dets = det.detect_flat(&b.tensor, b.files.len())?;
+            for (p, d) in b.files.into_iter().zip(dets) {
                 out.images.push(Scored {
                     path: p.clone(),
                     class: d.class,
@@ -137,8 +128,9 @@ pub fn score_files(
                 });
             }
         }
-        progress((i * batch + chunk.len()).min(files.len()));
-    }
+        progress(b.done);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -4,7 +4,8 @@
 //! * [`format`] — the `.hood` file format (docs/FORMAT.md): reader and writer; [`model::Model`].
 //! * [`reference`] — the CPU reference executor (the oracle and the fallback).
 //! * [`decode`] — image bytes → pixels; JPEG through libjpeg-turbo so pixels equal PIL's.
-//! * [`preprocess`] — images → normalised tensors, torchvision semantics.
+//! * [`preprocess`] — images → normalised tensors, torchvision semantics; [`stream`] — batches of
+//!   files prepared on a second thread while the detector runs the previous batch.
 //! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
 //! * [`metrics`] — AUROC / AUPR / FPR95; [`calibrate`] — image listing and TPR thresholds.
 //! * [`overlay`] — heatmap pictures; [`backend`] / [`cpu`] — the executor trait and the CPU backend.
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod overlay;
 pub mod preprocess;
 pub mod reference;
+pub mod stream;
 pub mod tensor;
 pub mod testing;
 pub mod tolerance;
