@@ -1,9 +1,8 @@
 //! [`Options`] → a ready [`Watch`]: model, self-test, threshold policy, source, pin, outputs.
 //!
 //! Threshold policy: `--threshold`, else the model's calibrated threshold; a model with neither
-//! refuses to start (a detector without a threshold would never alert). The one exception is the
-//! embedded default (bundled model *and* bundled feed), which derives a demo threshold
-//! ([`crate::bundled`]) and says so.
+//! refuses to start (a detector without a threshold would never alert). The bundled model
+//! ([`crate::bundled`]) carries its calibrated threshold like any other.
 
 use crate::alert::{AlertOutput, LogPin, PinAlert};
 use crate::bundled;
@@ -109,7 +108,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             .map(|(l, b, _)| (l, b))
             .collect();
         Box::new(MemorySource::new(
-            "bundled feed (CIFAR-10 ID, DTD OOD, CIFAR-10 ID)",
+            bundled::FEED_DESCRIPTION,
             frames,
             o.looping,
         ))
@@ -122,22 +121,11 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             threshold_kind = "model";
             t.value
         }
-        (None, None) if bundled_model && bundled_feed => {
-            threshold_kind = "demo";
-            let (id, ood) = bundled::segment_scores(engine.as_mut())?;
-            let t = bundled::demo_threshold(&id);
-            let fmt = |v: &[f32]| v.iter().map(|s| format!("{s:.5}")).collect::<Vec<_>>().join(" ");
-            println!("DEMO THRESHOLD {t:.5} on an UNTRAINED model: the bundled demo model has random weights and no calibrated threshold,");
-            println!("  so the threshold is its highest score on the bundled in-distribution frames + {:.0}%.", bundled::DEMO_MARGIN * 100.0);
-            println!("  ID scores  {}", fmt(&id));
-            println!("  OOD scores {}", fmt(&ood));
-            if ood.iter().any(|&s| s > t) {
-                println!("  some OOD frames score above it: expect an alert on the OOD segment.");
-            } else {
-                println!("  no OOD frame scores above it: this untrained model cannot separate the segments, so expect NO alert.");
-                println!("  The trained, calibrated model (a later issue) replaces it; see firmware/README.md.");
-            }
-            t
+        (None, None) if bundled_model => {
+            return Err(format!(
+                "the bundled model {} has no calibrated threshold (this build bundled an uncalibrated model; see firmware/src/bundled.rs); pass --threshold T or --model FILE",
+                model.path().display()
+            ))
         }
         (None, None) => {
             return Err(format!(
@@ -172,6 +160,15 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         events_path.display(),
         overlays_dir.display()
     );
+    if bundled_feed && o.threshold.is_none() && bundled_model {
+        let (id, ood) = (bundled::ID_FRAMES.len(), bundled::OOD_FRAMES.len());
+        println!(
+            "hood-watch: embedded default: expect the alert raised on the OOD segment (frames {id}-{}) and cleared in the last ID segment (frames {}-{})",
+            id + ood - 1,
+            id + ood,
+            2 * id + ood - 1
+        );
+    }
 
     Ok(Watch {
         fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),

@@ -1,30 +1,47 @@
-//! The embedded default: the bundled demo model and a bundled feed built from `samples/`
-//! (CIFAR-10 frames = in distribution, DTD textures = out of distribution, then CIFAR-10 again),
-//! compiled into the binary so `hood-watch` with no arguments works anywhere.
+//! The embedded default: the bundled model and a bundled feed built from `samples/`, compiled
+//! into the binary so `hood-watch` with no arguments works anywhere.
 //!
-//! The demo model (`models/demo-untrained.hood`) has pseudo-random weights and no calibrated
-//! threshold, so the default run uses a **demo threshold**: the highest score of the model on the
-//! feed's in-distribution frames plus [`DEMO_MARGIN`] of it. That is honest about what an
-//! untrained model can do — with it the OOD segment is not separated. When the trained, calibrated
-//! model replaces [`DEMO_MODEL`] (same file name or a new `include_bytes!`), its stored threshold
-//! is used and no demo threshold is derived.
+//! The model is `models/heat-wrn40-2-cifar10.hood`: HEAT on a WideResNet-40-2 trained on
+//! CIFAR-10, fp16, with its threshold (95 % TPR on 5000 held-out CIFAR-10 training images) stored
+//! in its metadata; the default run uses that threshold. The feed is 8 CIFAR-10 test frames (in
+//! distribution), 6 out-of-distribution frames (DTD textures, Tiny ImageNet photos, a
+//! Fashion-MNIST item), then the 8 CIFAR-10 frames again: with the default debouncing the alert
+//! is raised on the 3rd OOD frame and cleared on the 5th ID frame after the segment. Every frame,
+//! where it comes from and its score with this model are listed in `samples/README.md`.
 
 use crate::daemon::Engine;
 use std::sync::Arc;
 
 /// Name the bundled model goes by in logs and events.
-pub const DEMO_MODEL_NAME: &str = "bundled:models/demo-untrained.hood";
+pub const DEMO_MODEL_NAME: &str = "bundled:models/heat-wrn40-2-cifar10.hood";
 /// The bundled model's bytes.
-pub static DEMO_MODEL: &[u8] = include_bytes!("../../models/demo-untrained.hood");
+pub static DEMO_MODEL: &[u8] = include_bytes!("../../models/heat-wrn40-2-cifar10.hood");
 
-const ID_FRAMES: [(&str, &[u8]); 4] = [
+/// CIFAR-10 test frames, one per class for 8 classes (in distribution).
+pub const ID_FRAMES: [(&str, &[u8]); 8] = [
     (
         "cifar10-airplane-0000.jpg",
         include_bytes!("../../samples/cifar10-airplane-0000.jpg"),
     ),
     (
+        "cifar10-automobile-0001.jpg",
+        include_bytes!("../../samples/cifar10-automobile-0001.jpg"),
+    ),
+    (
+        "cifar10-bird-0003.jpg",
+        include_bytes!("../../samples/cifar10-bird-0003.jpg"),
+    ),
+    (
         "cifar10-cat-0000.jpg",
         include_bytes!("../../samples/cifar10-cat-0000.jpg"),
+    ),
+    (
+        "cifar10-dog-0000.jpg",
+        include_bytes!("../../samples/cifar10-dog-0000.jpg"),
+    ),
+    (
+        "cifar10-horse-0000.jpg",
+        include_bytes!("../../samples/cifar10-horse-0000.jpg"),
     ),
     (
         "cifar10-ship-0000.jpg",
@@ -35,24 +52,37 @@ const ID_FRAMES: [(&str, &[u8]); 4] = [
         include_bytes!("../../samples/cifar10-truck-0000.jpg"),
     ),
 ];
-const OOD_FRAMES: [(&str, &[u8]); 2] = [
+/// Out-of-distribution frames: DTD textures (128 px and larger, so they also exercise resize +
+/// centre crop), Tiny ImageNet 32×32 photos, a Fashion-MNIST item (32×32 PNG).
+pub const OOD_FRAMES: [(&str, &[u8]); 6] = [
     (
         "dtd-banded.jpg",
         include_bytes!("../../samples/dtd-banded.jpg"),
     ),
     (
+        "tinyimagenet-seashore.jpg",
+        include_bytes!("../../samples/tinyimagenet-seashore.jpg"),
+    ),
+    (
         "dtd-cracked.jpg",
         include_bytes!("../../samples/dtd-cracked.jpg"),
     ),
+    (
+        "fmnist-trouser.png",
+        include_bytes!("../../samples/fmnist-trouser.png"),
+    ),
+    (
+        "dtd-chequered.jpg",
+        include_bytes!("../../samples/dtd-chequered.jpg"),
+    ),
+    (
+        "tinyimagenet-plaque.jpg",
+        include_bytes!("../../samples/tinyimagenet-plaque.jpg"),
+    ),
 ];
 
-/// Passes over the ID frames per ID segment (4 frames each) and over the OOD frames (2 each):
-/// 8 ID, 6 OOD, 8 ID frames — long enough for the default debouncing (3 of 5 raise, 5 clear).
-pub const ID_PASSES: usize = 2;
-pub const OOD_PASSES: usize = 3;
-
-/// Relative margin above the highest in-distribution score for the demo threshold.
-pub const DEMO_MARGIN: f32 = 0.05;
+/// How the bundled feed is described in logs.
+pub const FEED_DESCRIPTION: &str = "bundled feed: 8 CIFAR-10 frames (ID), 6 OOD frames (DTD, Tiny ImageNet, Fashion-MNIST), 8 CIFAR-10 frames (ID)";
 
 /// Which segment of the bundled feed a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,23 +91,19 @@ pub enum Segment {
     Ood,
 }
 
-fn segment(
-    name: &str,
-    frames: &[(&str, &'static [u8])],
-    passes: usize,
-) -> Vec<(String, Arc<[u8]>)> {
-    (0..passes)
-        .flat_map(|_| frames.iter())
+fn segment(name: &str, frames: &[(&str, &'static [u8])]) -> Vec<(String, Arc<[u8]>)> {
+    frames
+        .iter()
         .map(|(n, b)| (format!("bundled:{name}/{n}"), Arc::from(*b)))
         .collect()
 }
 
-/// The bundled feed: (label, encoded frame, segment), in order.
+/// The bundled feed: (label, encoded frame, segment), in order: ID, OOD, ID.
 pub fn feed() -> Vec<(String, Arc<[u8]>, Segment)> {
     let tag = |v: Vec<(String, Arc<[u8]>)>, s: Segment| v.into_iter().map(move |(l, b)| (l, b, s));
-    tag(segment("id-1", &ID_FRAMES, ID_PASSES), Segment::Id)
-        .chain(tag(segment("ood", &OOD_FRAMES, OOD_PASSES), Segment::Ood))
-        .chain(tag(segment("id-2", &ID_FRAMES, ID_PASSES), Segment::Id))
+    tag(segment("id-1", &ID_FRAMES), Segment::Id)
+        .chain(tag(segment("ood", &OOD_FRAMES), Segment::Ood))
+        .chain(tag(segment("id-2", &ID_FRAMES), Segment::Id))
         .collect()
 }
 
@@ -97,12 +123,6 @@ pub fn segment_scores(engine: &mut dyn Engine) -> Result<(Vec<f32>, Vec<f32>), S
     Ok((score(&ID_FRAMES)?, score(&OOD_FRAMES)?))
 }
 
-/// The demo threshold from ID scores: `max + DEMO_MARGIN · |max|`.
-pub fn demo_threshold(id_scores: &[f32]) -> f32 {
-    let max = id_scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + DEMO_MARGIN * max.abs()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,24 +130,30 @@ mod tests {
     #[test]
     fn feed_is_id_then_ood_then_id() {
         let f = feed();
-        assert_eq!(f.len(), 2 * 4 * ID_PASSES + 2 * OOD_PASSES);
+        let (id, ood) = (ID_FRAMES.len(), OOD_FRAMES.len());
+        assert_eq!(f.len(), 2 * id + ood);
         let segs: Vec<_> = f.iter().map(|x| x.2).collect();
-        let id = 4 * ID_PASSES;
         assert!(segs[..id].iter().all(|&s| s == Segment::Id));
-        assert!(segs[id..id + 2 * OOD_PASSES]
-            .iter()
-            .all(|&s| s == Segment::Ood));
-        assert!(segs[id + 2 * OOD_PASSES..]
-            .iter()
-            .all(|&s| s == Segment::Id));
+        assert!(segs[id..id + ood].iter().all(|&s| s == Segment::Ood));
+        assert!(segs[id + ood..].iter().all(|&s| s == Segment::Id));
+        // Long enough for the default debouncing: 3 of 5 raise inside the OOD segment, 5
+        // consecutive ID frames clear inside the last segment.
+        assert!(ood >= 5 && id >= 5);
         for (l, b, _) in &f {
             assert!(hood_runtime::decode::decode_image(b).is_ok(), "{l}");
         }
     }
 
     #[test]
-    fn demo_threshold_is_above_every_id_score() {
-        let t = demo_threshold(&[0.03, 0.045, 0.04]);
-        assert!(t > 0.045 && (t - 0.045 * 1.05).abs() < 1e-7);
+    fn bundled_model_is_calibrated() {
+        let m = hood_runtime::Model::from_bytes(DEMO_MODEL.to_vec(), DEMO_MODEL_NAME).unwrap();
+        let t = m
+            .meta
+            .threshold
+            .as_ref()
+            .expect("bundled model has a threshold");
+        // TPR 0.95 on 5000 held-out CIFAR-10 training images (`hood info` shows how).
+        assert!((t.value - 0.318_150_43).abs() < 1e-6, "{}", t.value);
+        assert_eq!(m.meta.classes.count, 10);
     }
 }

@@ -16,15 +16,16 @@ use std::time::Duration;
     name = "hood-watch",
     version,
     about = "Watch a camera or image feed, flag out-of-distribution frames (HEAT), drive an alert pin.",
-    after_help = "With no source and no model it runs the embedded default: the bundled demo model on a bundled feed \
-(in-distribution, OOD, in-distribution) with a demo threshold. See firmware/README.md."
+    after_help = "With no source and no model it runs the embedded default: the bundled CIFAR-10 HEAT model (WRN-40-2, \
+calibrated threshold) on a bundled feed (in-distribution, OOD, in-distribution); the alert is raised on the OOD \
+segment and cleared after it. See firmware/README.md."
 )]
 pub struct Options {
     /// TOML file with any of these options (flags given here win).
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// The .hood model (default: the bundled demo model).
+    /// The .hood model (default: the bundled CIFAR-10 model).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// cpu, vulkan or auto [default: auto].

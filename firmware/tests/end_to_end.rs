@@ -1,11 +1,8 @@
-//! The daemon built from options, as `hood-watch` builds it: the embedded default (bundled demo
-//! model + bundled feed), a real model on an image directory with a deterministic alert, and the
-//! refusals to start.
-//!
-//! The bundled demo model is untrained (random weights): its scores do not separate the bundled
-//! ID and OOD segments, so the deterministic "alert on the OOD segment, cleared after it" check
-//! uses `hood_runtime::testing::tiny_model(3)` with a threshold halfway between the scores of two
-//! known frames (computed here by the CPU reference).
+//! The daemon built from options, as `hood-watch` builds it: the embedded default (the bundled
+//! trained, calibrated CIFAR-10 model on the bundled feed: alert raised on the OOD segment and
+//! cleared after it), a model on an image directory with a deterministic alert
+//! (`hood_runtime::testing::tiny_model(3)` with a threshold halfway between the scores of two
+//! known frames), and the refusals to start.
 
 use hood_firmware::app;
 use hood_firmware::bundled;
@@ -42,8 +39,12 @@ fn save(img: &image::RgbImage, p: &Path) {
     img.save(p).unwrap();
 }
 
+/// Issue #5: `hood-watch` with no arguments runs the bundled model on the bundled feed (8 ID,
+/// 6 OOD, 8 ID frames) with the model's calibrated threshold; with the default debouncing (3 of 5
+/// raise, 5 consecutive ID clear) the alert is raised on the 3rd OOD frame and cleared on the 5th
+/// ID frame after the segment; events and overlays are written. CPU reference, 22 frames.
 #[test]
-fn embedded_default_runs_the_bundled_feed_with_a_demo_threshold() {
+fn embedded_default_alerts_on_the_ood_segment_and_clears_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let o = Options {
         out: Some(dir.path().into()),
@@ -53,29 +54,95 @@ fn embedded_default_runs_the_bundled_feed_with_a_demo_threshold() {
     };
     let w = app::build(&o, Arc::new(AtomicBool::new(false))).unwrap();
     let threshold = w.threshold;
+    let model = Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME).unwrap();
+    assert_eq!(threshold, model.meta.threshold.as_ref().unwrap().value);
     let s = w.run().unwrap();
+
+    let (id, ood) = (bundled::ID_FRAMES.len(), bundled::OOD_FRAMES.len());
     assert_eq!(s.reason, StopReason::EndOfFeed);
     assert_eq!(s.stats.frames as usize, bundled::feed().len());
+    // Every OOD frame and no ID frame is over the threshold; one alert, over at the end.
+    assert_eq!(
+        (s.stats.frames, s.stats.ood_frames, s.stats.alerts_raised),
+        ((2 * id + ood) as u64, ood as u64, 1)
+    );
+    assert!(!s.alerting_at_stop);
+
     let ev = events(&dir.path().join("events.jsonl"));
     assert_eq!(ev[0]["event"], "start");
-    assert_eq!(ev[0]["threshold_kind"], "demo");
-    assert_eq!(ev.last().unwrap()["event"], "stop");
+    assert_eq!(ev[0]["threshold_kind"], "model");
+    assert_eq!(ev[0]["model"], bundled::DEMO_MODEL_NAME);
+    let tr: Vec<(&str, usize, &str)> = ev
+        .iter()
+        .filter(|e| e["transition"].is_string())
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["frame"].as_u64().unwrap() as usize,
+                e["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let raised_src = format!("bundled:ood/{}", bundled::OOD_FRAMES[2].0);
+    let cleared_src = format!("bundled:id-2/{}", bundled::ID_FRAMES[4].0);
+    assert_eq!(
+        tr,
+        [
+            ("raised", id + 2, raised_src.as_str()),
+            ("cleared", id + ood + 4, cleared_src.as_str())
+        ]
+    );
+    let raised = ev.iter().find(|e| e["event"] == "raised").unwrap();
+    assert!(raised["score"].as_f64().unwrap() > threshold as f64);
+    assert_eq!(
+        (raised["state"].as_str(), raised["ood"].as_bool()),
+        (Some("alert"), Some(true))
+    );
+    let cleared = ev.iter().find(|e| e["event"] == "cleared").unwrap();
+    assert!(cleared["score"].as_f64().unwrap() <= threshold as f64);
+    assert_eq!(cleared["state"], "clear");
+    let stop = ev.last().unwrap();
+    assert_eq!(
+        (stop["event"].as_str(), stop["reason"].as_str()),
+        (Some("stop"), Some("end-of-feed"))
+    );
+    assert_eq!(stop["alerting_at_stop"], false);
 
-    // The demo threshold is above every bundled ID score, so the ID segments never alert.
-    let model = Model::from_bytes(bundled::DEMO_MODEL.to_vec(), "demo").unwrap();
+    // Overlays only of alerting frames; the raising frame always gets one.
+    let mut overlays: Vec<String> = std::fs::read_dir(dir.path().join("overlays"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    overlays.sort();
+    assert_eq!(overlays[0], format!("frame-{:08}.png", id + 2));
+    for o in &overlays {
+        let f: usize = o["frame-".len()..o.len() - 4].parse().unwrap();
+        assert!((id + 2..id + ood + 4).contains(&f), "{o}");
+        assert!(
+            image::open(dir.path().join("overlays").join(o))
+                .unwrap()
+                .width()
+                >= 256
+        );
+    }
+}
+
+/// The bundled frames are separated by the bundled model with margin (CPU reference): the
+/// scores are listed in samples/README.md (ID ≤ 0.126, OOD ≥ 0.398, threshold 0.318).
+#[test]
+fn bundled_frames_are_separated_with_margin() {
+    let model = Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME).unwrap();
+    let t = model.meta.threshold.as_ref().unwrap().value;
     let mut det = Detector::new(&model, Backend::Cpu).unwrap();
     let (id, ood) = bundled::segment_scores(&mut det as &mut dyn Engine).unwrap();
-    assert!(id.iter().all(|&s| s < threshold));
-    // Whether the OOD segment alerts depends on the model: the untrained demo model scores the
-    // DTD textures below the CIFAR frames (0.0368 vs up to 0.0449), so no alert today. When the
-    // trained model is bundled, this becomes "raised on the OOD segment, cleared after it".
-    let separable = ood.iter().all(|&s| s > threshold);
-    let raised = ev.iter().filter(|e| e["event"] == "raised").count();
-    if separable {
-        assert_eq!(raised, 1);
-    } else if ood.iter().all(|&s| s <= threshold) {
-        assert_eq!(raised, 0);
-    }
+    assert!(
+        id.iter().all(|&s| s < t - 0.15),
+        "ID scores {id:?} vs threshold {t}"
+    );
+    assert!(
+        ood.iter().all(|&s| s > t + 0.05),
+        "OOD scores {ood:?} vs threshold {t}"
+    );
 }
 
 #[test]
