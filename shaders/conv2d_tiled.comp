@@ -12,8 +12,15 @@
 // One workgroup computes a TM x TN tile (TM output channels x TN output pixels, pixels of
 // the whole batch flattened); each of its CONV_THREADS invocations accumulates RM x RN = 8x8
 // outputs in registers (channels 8*ty.., pixels 8*tx..). Workgroup grid: x = ceil(n*oh*ow / TN),
-// y = ceil(cout / TM)
-// (runtime/src/vulkan/conv.rs, `TILE_M` / `TILE_N` there).
+// y = ceil(cout / TM), z = S, the K splits (runtime/src/vulkan/conv.rs, `TILE_WIDE` /
+// `TILE_NARROW` and `split_k` there).
+//
+// Split-K: when the grid has too few workgroups for the device, the host dispatches S > 1
+// workgroups along z; workgroup z reduces K chunks [z*cps, (z+1)*cps) (cps = ceil(chunks / S),
+// chunks = ceil(K / TK); `split_range` in conv.rs is the same rule) and stores its raw fp32
+// sums to part[z * n*cout*oh*ow + o] (o: the NCHW output index); conv2d_splitk_reduce.comp
+// then adds the S partials in order and applies bias / residual / ReLU. The prologue stays
+// here, in the B gather. With S = 1 the epilogue is applied here and `part` is not touched.
 #include "common.glsl"
 
 // Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
@@ -36,6 +43,8 @@ layout(set = 0, binding = 3) readonly buffer Residual { STORE_T residual[]; };
 layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
 layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
 layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
+// Split-K partial sums, [S][n][cout][oh][ow] fp32 (a placeholder when S = 1).
+layout(set = 0, binding = 7) writeonly buffer Part { float part[]; };
 
 // Identical to conv2d.comp's block (one generated struct for both).
 layout(push_constant) uniform Conv2dParams {
@@ -95,7 +104,14 @@ void main() {
     vec4 c40 = vec4(0.0), c41 = vec4(0.0), c50 = vec4(0.0), c51 = vec4(0.0);
     vec4 c60 = vec4(0.0), c61 = vec4(0.0), c70 = vec4(0.0), c71 = vec4(0.0);
 
-    for (uint k0 = 0u; k0 < K; k0 += TK) {
+    // This workgroup's K range: whole chunks of TK, the last split may be shorter.
+    uint nsplit = gl_NumWorkGroups.z;
+    uint chunks = (K + TK - 1u) / TK;
+    uint cps = (chunks + nsplit - 1u) / nsplit;
+    uint kbeg = min(gl_WorkGroupID.z * cps, chunks) * TK;
+    uint kend = min(kbeg + cps * TK, K);
+
+    for (uint k0 = kbeg; k0 < kend; k0 += TK) {
         // A tile: TM x TK weights, read along kk (contiguous in memory).
         for (uint e = tid; e < TM * TK; e += CONV_THREADS) {
             uint kk = e % TK;
@@ -168,7 +184,12 @@ void main() {
                 continue;
             }
             uint o = ((g / plane) * p.cout + co) * plane + g % plane;
-            float v = (j < 4u ? r0[j] : r1[j - 4u]) + bv;
+            float acc = j < 4u ? r0[j] : r1[j - 4u];
+            if (nsplit > 1u) {
+                part[gl_WorkGroupID.z * (npix * p.cout) + o] = acc;
+                continue;
+            }
+            float v = acc + bv;
             if (p.has_residual != 0u) {
                 v += float(residual[o]);
             }

@@ -13,6 +13,7 @@ use hood_runtime::backend::Executor;
 use hood_runtime::graph::{Graph, GraphBuilder, ValueId};
 use hood_runtime::ops::*;
 use hood_runtime::tolerance::{VK_OP_FP16, VK_OP_FP32};
+use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
 use vulkan_common::*;
 
 /// A test graph, its weights, the value under test and the input scale.
@@ -26,7 +27,6 @@ struct Case {
 /// Graphs with a Conv2d / ConvTranspose2d run with both kernels (tiled and generic:
 /// `HOOD_VK_NO_TILED_CONV`, `HOOD_VK_NO_TILED_DECONV`).
 fn check(name: &str, seed: u64, case: &Case) {
-    let in_numel = case.graph.values[case.graph.input].numel();
     let has_conv = case
         .graph
         .nodes
@@ -37,54 +37,73 @@ fn check(name: &str, seed: u64, case: &Case) {
         .into_iter()
         .flat_map(|f| tiled_variants.iter().map(move |&t| (f, t)))
     {
-        let Some(mut ex) = executor_with(&case.graph, &case.tensors, fp16, 4, tiled) else {
+        let opts = VkOptions {
+            max_batch: 4,
+            no_fp16: !fp16,
+            no_tiled_conv: !tiled,
+            no_tiled_deconv: !tiled,
+            ..VkOptions::default()
+        };
+        if check_opts(
+            &format!("{name} seed {seed} tiled={tiled}"),
+            seed,
+            case,
+            &opts,
+        )
+        .is_none()
+        {
             return;
-        };
-        let tol = if ex.fp16_storage() {
-            VK_OP_FP16
-        } else {
-            VK_OP_FP32
-        };
-        for n in [1usize, 3, 8] {
-            let what = format!(
-                "{name} seed {seed} fp16={} tiled={tiled} n={n}",
-                ex.fp16_storage()
-            );
-            let mut rng = Rng::new(seed ^ (n as u64) << 32);
-            let input = rng.f16_vec(n * in_numel, 2.0);
-            let want = reference(&case.graph, &case.tensors, &input, n);
-            let got = ex
-                .run(&input, n, true)
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_close(
-                &format!("{what}: output"),
-                &got.logits,
-                &ref_f32(&want, case.out),
-                tol,
-            );
-            let o = &case.graph.outputs;
-            assert_eq!(got.classes, ref_i32(&want, o.class), "{what}: argmax");
-            assert_close(
-                &format!("{what}: score"),
-                &got.scores,
-                &ref_f32(&want, o.score),
-                VK_OP_FP32,
-            );
-            let heat = got.heatmaps.as_deref().expect("heatmaps asked for");
-            assert_close(
-                &format!("{what}: heatmap"),
-                heat,
-                &ref_f32(&want, o.heatmap),
-                VK_OP_FP32,
-            );
-            if n == 3 {
-                let again = ex
-                    .run(&input, n, true)
-                    .unwrap_or_else(|e| panic!("{what}: {e}"));
-                assert_eq!(again, got, "{what}: replay differs");
-            }
         }
     }
+}
+
+/// Runs `case` with `opts` for batch sizes 1, 3, 8 and compares with the reference; returns
+/// the executor (`None`: no Vulkan device, test skipped).
+fn check_opts(name: &str, seed: u64, case: &Case, opts: &VkOptions) -> Option<VulkanExecutor> {
+    let in_numel = case.graph.values[case.graph.input].numel();
+    let mut ex = executor_opts(&case.graph, &case.tensors, opts)?;
+    let tol = if ex.fp16_storage() {
+        VK_OP_FP16
+    } else {
+        VK_OP_FP32
+    };
+    for n in [1usize, 3, 8] {
+        let what = format!("{name} fp16={} n={n}", ex.fp16_storage());
+        let mut rng = Rng::new(seed ^ (n as u64) << 32);
+        let input = rng.f16_vec(n * in_numel, 2.0);
+        let want = reference(&case.graph, &case.tensors, &input, n);
+        let got = ex
+            .run(&input, n, true)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_close(
+            &format!("{what}: output"),
+            &got.logits,
+            &ref_f32(&want, case.out),
+            tol,
+        );
+        let o = &case.graph.outputs;
+        assert_eq!(got.classes, ref_i32(&want, o.class), "{what}: argmax");
+        assert_close(
+            &format!("{what}: score"),
+            &got.scores,
+            &ref_f32(&want, o.score),
+            VK_OP_FP32,
+        );
+        let heat = got.heatmaps.as_deref().expect("heatmaps asked for");
+        assert_close(
+            &format!("{what}: heatmap"),
+            heat,
+            &ref_f32(&want, o.heatmap),
+            VK_OP_FP32,
+        );
+        if n == 3 {
+            let again = ex
+                .run(&input, n, true)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(again, got, "{what}: replay differs");
+        }
+    }
+    Some(ex)
 }
 
 fn conv2d_case(seed: u64) -> Case {
@@ -93,11 +112,24 @@ fn conv2d_case(seed: u64) -> Case {
 
 /// A conv2d case with up to `max_c` channels and `max_hw` rows/columns.
 fn conv2d_case_sized(seed: u64, max_c: usize, max_hw: usize) -> Case {
+    conv2d_case_with(seed, &[1, 2, 3, 5], |_| (1, max_c), max_c, max_hw)
+}
+
+/// A conv2d case with kernel size from `ks`, input channels in `cin_range(k)`, up to `max_cout`
+/// output channels and `max_hw` rows/columns.
+fn conv2d_case_with(
+    seed: u64,
+    ks: &[usize],
+    cin_range: impl Fn(usize) -> (usize, usize),
+    max_cout: usize,
+    max_hw: usize,
+) -> Case {
     let mut r = Rng::new(seed);
-    let k = [1, 2, 3, 5][r.range(0, 3)];
+    let k = ks[r.range(0, ks.len() - 1)];
+    let (cin_lo, cin_hi) = cin_range(k);
     let (cin, cout, stride, pad) = (
-        r.range(1, max_c),
-        r.range(1, max_c),
+        r.range(cin_lo, cin_hi),
+        r.range(1, max_cout),
         r.range(1, 3),
         r.range(0, 2),
     );
@@ -328,6 +360,55 @@ fn conv2d_random() {
 fn conv2d_random_larger() {
     for seed in 100..104 {
         check("conv2d_larger", seed, &conv2d_case_sized(seed, 48, 24));
+    }
+}
+
+/// Split-K forced to 2, 3 and 5 splits (`HOOD_VK_SPLIT_K`; the heuristic never splits on a
+/// CPU driver) on 1×1 and 3×3 convs whose K = cin·k·k spans 3 to 23 chunks of 16 (the
+/// splits rarely divide it evenly, and K itself is rarely a multiple of 16), stride 1–3,
+/// prologue / residual / ReLU at random, narrow (< 64 pixels) and wide tiles, batch 1, 3, 8.
+#[test]
+fn conv2d_split_k_forced() {
+    let cin = |k: usize| if k == 1 { (33, 96) } else { (4, 40) };
+    for seed in 200..206 {
+        let case = conv2d_case_with(seed, &[1, 3], cin, 70, 12);
+        for splits in [2, 3, 5] {
+            for fp16 in [true, false] {
+                let opts = VkOptions {
+                    max_batch: 4,
+                    no_fp16: !fp16,
+                    split_k: Some(splits),
+                    ..VkOptions::default()
+                };
+                let name = format!("conv2d split_k={splits} seed {seed}");
+                let Some(ex) = check_opts(&name, seed, &case, &opts) else {
+                    return;
+                };
+                assert!(ex.split_k_scratch_bytes() > 0, "{name}: did not split");
+            }
+        }
+    }
+}
+
+/// The heuristic and `no_split_k` on the same shapes: results within tolerance either way.
+#[test]
+fn conv2d_split_k_off_and_auto() {
+    for seed in 300..303 {
+        let case = conv2d_case_with(seed, &[1, 3], |_| (16, 64), 64, 10);
+        for no_split_k in [true, false] {
+            let opts = VkOptions {
+                max_batch: 4,
+                no_split_k,
+                ..VkOptions::default()
+            };
+            let name = format!("conv2d no_split_k={no_split_k} seed {seed}");
+            let Some(ex) = check_opts(&name, seed, &case, &opts) else {
+                return;
+            };
+            if no_split_k {
+                assert_eq!(ex.split_k_scratch_bytes(), 0, "{name}");
+            }
+        }
     }
 }
 

@@ -106,3 +106,69 @@ fn every_fixture_matches_the_cpu_reference_on_vulkan() {
         eprintln!("{name}: Vulkan matches the CPU reference at batch 1, 3, 8");
     }
 }
+
+/// Split-K forced on whole models (`VkOptions::split_k`, as `HOOD_VK_SPLIT_K=3`: three K
+/// ranges per tiled Conv2d, uneven for most of them; the device heuristic never splits on
+/// a CPU driver): scores within `SCORE_FP16` of the CPU reference at batch 1 and 5 (5 runs
+/// as 4 + 1), the class where the reference's top two logits are clearly apart. ResNet-18
+/// (residual adds) and WideResNet (pre-activation prologues).
+#[cfg(feature = "vulkan")]
+#[test]
+fn split_k_forced_matches_the_cpu_reference() {
+    use hood_runtime::backend::Executor;
+    use hood_runtime::cpu::CpuExecutor;
+    use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["resnet18_w8_c10_fw4", "wrn40_2_c10"] {
+        let dir = repo().join("tests/fixtures/heat").join(name);
+        let out = tmp.path().join(format!("{name}.hood"));
+        let opts = Options {
+            inputs: vec![dir.join("classifier.pt"), dir.join("decoder.pt")],
+            output: out.clone(),
+            ..Default::default()
+        };
+        convert(&opts, &|_| {}).unwrap();
+        let model = Model::open(&out).unwrap();
+        let vk_opts = VkOptions {
+            max_batch: 4,
+            split_k: Some(3),
+            ..VkOptions::default()
+        };
+        let mut gpu =
+            match VulkanExecutor::with_options(&model.graph, &model.host_tensors(), &vk_opts) {
+                Ok(e) => e,
+                Err(e) if std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() => {
+                    eprintln!("SKIPPED: no Vulkan backend here ({e})");
+                    return;
+                }
+                Err(e) => panic!("HOOD_VK_REQUIRE_DEVICE is set but Vulkan is unavailable: {e}"),
+            };
+        assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+        let mut cpu = CpuExecutor::new(&model.graph, model.weights());
+        let (data, n) = input_of(name);
+        let per = data.len() / n;
+        let batch5: Vec<f32> = (0..5)
+            .flat_map(|i| data[(i % n) * per..(i % n + 1) * per].iter().copied())
+            .collect();
+        for b in [1usize, 5] {
+            let input = &batch5[..b * per];
+            let want = cpu.run(input, b, false).unwrap();
+            let got = gpu.run(input, b, false).unwrap();
+            let k = want.logits.len() / b;
+            for i in 0..b {
+                let what = format!("{name} split-K batch {b} image {i}");
+                let (ws, gs) = (want.scores[i], got.scores[i]);
+                assert!(
+                    (ws - gs).abs() <= tolerance::SCORE_FP16,
+                    "{what}: score {gs} vs {ws}"
+                );
+                let mut sorted = want.logits[i * k..(i + 1) * k].to_vec();
+                sorted.sort_by(|a, b| b.total_cmp(a));
+                if sorted[0] - sorted[1] > 2.0 * tolerance::LOGIT_FP16 {
+                    assert_eq!(want.classes[i], got.classes[i], "{what}: class");
+                }
+            }
+        }
+        eprintln!("{name}: split-K Vulkan matches the CPU reference at batch 1, 5");
+    }
+}

@@ -29,6 +29,9 @@ pub struct VkContext {
     pub binding_align: u64,
     /// Largest workgroup count in x and y of one dispatch.
     pub max_groups: [u32; 2],
+    /// Workgroups one dispatch needs to keep the whole device busy ([`target_groups`]); the
+    /// tiled Conv2d splits its K reduction when its tile grid is smaller.
+    pub target_groups: u32,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
 }
@@ -40,6 +43,19 @@ fn type_rank(t: PhysicalDeviceType) -> u32 {
         PhysicalDeviceType::VirtualGpu => 2,
         PhysicalDeviceType::Cpu => 3,
         _ => 4,
+    }
+}
+
+/// Workgroups (of 64 invocations) that keep a device of type `t` busy: ≈ 4 per SM of a big
+/// discrete GPU (132 SMs on an H100/H200: 512), fewer for integrated GPUs, one per core on a
+/// CPU implementation (lavapipe runs one workgroup per thread), none to aim for otherwise.
+/// Vulkan core does not report SM / compute-unit counts, hence the per-type constants.
+pub fn target_groups(t: PhysicalDeviceType, cpu_cores: u32) -> u32 {
+    match t {
+        PhysicalDeviceType::DiscreteGpu | PhysicalDeviceType::VirtualGpu => 512,
+        PhysicalDeviceType::IntegratedGpu => 64,
+        PhysicalDeviceType::Cpu => cpu_cores.max(1),
+        _ => 1,
     }
 }
 
@@ -178,6 +194,8 @@ impl VkContext {
             .as_devicesize()
             .max(4);
         let g = props.max_compute_work_group_count;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let target_groups = target_groups(props.device_type, cores);
         Ok(VkContext {
             memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
             descriptors: Arc::new(StandardDescriptorSetAllocator::new(
@@ -193,6 +211,7 @@ impl VkContext {
             fp16_storage,
             binding_align,
             max_groups: [g[0].min(65535), g[1].min(65535)],
+            target_groups,
             description,
         })
     }

@@ -8,6 +8,7 @@
 //! reads or overwrites bytes an earlier command wrote. One fence wait per batch.
 
 use super::arena::{self, Live};
+use super::conv::SplitK;
 use super::device::VkContext;
 use super::pipelines::{Builder, Pipelines};
 use super::weights::{storage_bytes, WeightStore};
@@ -52,6 +53,12 @@ pub(super) struct Binder<'a> {
     values: &'a [Option<Subbuffer<[u8]>>],
     weights: &'a WeightStore,
     dummy: Subbuffer<[u8]>,
+    /// Largest batch the steps are recorded for.
+    pub max_batch: usize,
+    /// Split-K policy of the tiled Conv2d.
+    pub split_k: SplitK,
+    /// The split-K partial sums buffer, when some Conv2d splits.
+    scratch: Option<Subbuffer<[u8]>>,
 }
 
 impl Binder<'_> {
@@ -76,6 +83,10 @@ impl Binder<'_> {
     /// A small read-only buffer bound where a kernel's optional input is switched off.
     pub fn dummy(&self) -> Subbuffer<[u8]> {
         self.dummy.clone()
+    }
+    /// The split-K scratch buffer (fp32 partial sums), if any Conv2d splits.
+    pub fn scratch(&self) -> Option<Subbuffer<[u8]>> {
+        self.scratch.clone()
     }
     /// Per-image shape of value `id`.
     pub fn shape(&self, id: ValueId) -> &[usize] {
@@ -142,6 +153,7 @@ pub struct VulkanExecutor {
     recorded: HashMap<usize, Arc<PrimaryAutoCommandBuffer>>,
     arena_bytes: u64,
     weight_bytes: u64,
+    scratch_bytes: u64,
     _pipes: Pipelines,
     _weights: WeightStore,
 }
@@ -263,10 +275,19 @@ impl VulkanExecutor {
         }
 
         let ctx = VkContext::new(opts)?;
+        let split_k = SplitK::new(opts, ctx.target_groups);
+        let scratch_bytes = super::conv::scratch_bytes(graph, split_k, max_batch, ctx.max_groups);
+        if scratch_bytes / 4 > u32::MAX as u64 {
+            return Err(vk_err(format!(
+                "split-K partial sums of {scratch_bytes} bytes do not fit 32-bit indexing; \
+                 lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
+            )));
+        }
         let pipes = Pipelines::new(
             &ctx,
             graph.nodes.iter().map(|n| n.op.kind()),
             !opts.no_tiled_conv,
+            scratch_bytes > 0,
             !opts.no_tiled_deconv,
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
@@ -312,6 +333,25 @@ impl VulkanExecutor {
         )
         .map_err(|e| vk_err(format!("placeholder buffer: {e}")))?;
 
+        let scratch = if scratch_bytes > 0 {
+            let buf: Subbuffer<[u8]> = Buffer::new_slice(
+                ctx.memory.clone(),
+                BufferCreateInfo {
+                    usage: BufferUsage::STORAGE_BUFFER,
+                    ..Default::default()
+                },
+                AllocationCreateInfo {
+                    memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+                    ..Default::default()
+                },
+                scratch_bytes,
+            )
+            .map_err(|e| vk_err(format!("split-K scratch of {scratch_bytes} bytes: {e}")))?;
+            Some(buf)
+        } else {
+            None
+        };
+
         let steps = {
             let bx = Binder {
                 ctx: &ctx,
@@ -320,6 +360,9 @@ impl VulkanExecutor {
                 values: &slots,
                 weights: &weights,
                 dummy,
+                max_batch,
+                split_k,
+                scratch,
             };
             let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
             for (j, node) in graph.nodes.iter().enumerate() {
@@ -367,7 +410,8 @@ impl VulkanExecutor {
             readback(o.heatmap)?,
         );
         log::info!(
-            "vulkan: {} nodes, weights {} bytes, activation arena {} bytes (max batch {max_batch})",
+            "vulkan: {} nodes, weights {} bytes, activation arena {} bytes (max batch {max_batch}), \
+             split-K {split_k:?} with {scratch_bytes} scratch bytes",
             graph.nodes.len(),
             weights.bytes,
             arena_bytes
@@ -396,6 +440,7 @@ impl VulkanExecutor {
             recorded: HashMap::new(),
             arena_bytes,
             weight_bytes: weights.bytes,
+            scratch_bytes,
             _pipes: pipes,
             _weights: weights,
             ctx,
@@ -405,6 +450,11 @@ impl VulkanExecutor {
     /// Bytes of the activation arena (the liveness-planned peak for the largest batch).
     pub fn arena_bytes(&self) -> u64 {
         self.arena_bytes
+    }
+
+    /// Bytes of the split-K scratch buffer (0: no Conv2d splits its K reduction).
+    pub fn split_k_scratch_bytes(&self) -> u64 {
+        self.scratch_bytes
     }
 
     /// Bytes of the uploaded weights.

@@ -19,6 +19,12 @@
 //! * `HOOD_VK_NO_FP16=1` — store weights and activations as fp32 even where fp16 storage works.
 //! * `HOOD_VK_NO_TILED_CONV=1` — run Conv2d with the generic direct kernel (conv2d.comp)
 //!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
+//! * `HOOD_VK_NO_SPLIT_K=1` — never split the K reduction of the tiled Conv2d over several
+//!   workgroups (split-K: fp32 partial sums in a scratch buffer, summed in a fixed order by
+//!   conv2d_splitk_reduce.comp), even where the tile grid has too few workgroups for the device.
+//! * `HOOD_VK_SPLIT_K=N` — split every tiled Conv2d's K reduction into N ranges (at most one
+//!   per 16-wide K chunk), whatever the grid size; N = 1 never splits (for testing on CPU
+//!   drivers, where the heuristic does not split).
 //! * `HOOD_VK_NO_TILED_DECONV=1` — run ConvTranspose2d with the generic gather kernel
 //!   (conv_transpose2d.comp) instead of the tiled implicit GEMM (conv_transpose2d_tiled.comp).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
@@ -67,6 +73,11 @@ pub struct VkOptions {
     pub no_fp16: bool,
     /// Run Conv2d with the generic direct kernel instead of the tiled implicit GEMM.
     pub no_tiled_conv: bool,
+    /// Never split the tiled Conv2d's K reduction (split-K) over several workgroups.
+    pub no_split_k: bool,
+    /// Force this many K splits on every tiled Conv2d (capped by its K chunks) instead of the
+    /// per-device heuristic; ignored with `no_split_k`.
+    pub split_k: Option<u32>,
     /// Run ConvTranspose2d with the generic gather kernel instead of the tiled implicit GEMM.
     pub no_tiled_deconv: bool,
     /// Neither read nor write the persisted pipeline cache.
@@ -79,6 +90,8 @@ impl Default for VkOptions {
             max_batch: DEFAULT_MAX_BATCH,
             no_fp16: false,
             no_tiled_conv: false,
+            no_split_k: false,
+            split_k: None,
             no_tiled_deconv: false,
             no_pipeline_cache: false,
         }
@@ -87,7 +100,7 @@ impl Default for VkOptions {
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE` and `HOOD_VK_MAX_BATCH`.
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE` and `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -99,6 +112,11 @@ impl VkOptions {
             max_batch,
             no_fp16: flag("HOOD_VK_NO_FP16"),
             no_tiled_conv: flag("HOOD_VK_NO_TILED_CONV"),
+            no_split_k: flag("HOOD_VK_NO_SPLIT_K"),
+            split_k: std::env::var("HOOD_VK_SPLIT_K")
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .filter(|&n| n > 0),
             no_tiled_deconv: flag("HOOD_VK_NO_TILED_DECONV"),
             no_pipeline_cache: flag("HOOD_VK_NO_PIPELINE_CACHE"),
         }

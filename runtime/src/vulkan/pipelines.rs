@@ -41,6 +41,10 @@ macro_rules! hood_kernels {
                 channel_affine: { ty: "compute", path: "../shaders/channel_affine.comp" },
                 conv2d: { ty: "compute", path: "../shaders/conv2d.comp" },
                 conv2d_tiled: { ty: "compute", path: "../shaders/conv2d_tiled.comp" },
+                conv2d_splitk_reduce: {
+                    ty: "compute",
+                    path: "../shaders/conv2d_splitk_reduce.comp",
+                },
                 conv_transpose2d: { ty: "compute", path: "../shaders/conv_transpose2d.comp" },
                 conv_transpose2d_tiled: {
                     ty: "compute",
@@ -72,8 +76,9 @@ mod fp32 {
 /// Typed push constants, generated from the `*Params` blocks of the GLSL kernels.
 pub mod params {
     pub use super::fp32::{
-        AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, ConvTranspose2dParams,
-        GlobalAvgPoolParams, HeatScoreParams, LinearParams, MaxPool2x2Params,
+        AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, Conv2dSplitkReduceParams,
+        ConvTranspose2dParams, GlobalAvgPoolParams, HeatScoreParams, LinearParams,
+        MaxPool2x2Params,
     };
 }
 
@@ -85,6 +90,8 @@ pub struct Pipelines {
     /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
     /// `HOOD_VK_NO_TILED_CONV` is not set.
     conv2d_tiled: Option<Arc<ComputePipeline>>,
+    /// The split-K reduction of the tiled Conv2d, when that is built and split-K is allowed.
+    conv2d_splitk_reduce: Option<Arc<ComputePipeline>>,
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
@@ -136,12 +143,13 @@ macro_rules! loader {
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
     /// start-up short on drivers that compile SPIR-V slowly); `tiled_conv` adds the tiled
-    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one;
-    /// `disk_cache` (if any) speeds up creation and is written back afterwards.
+    /// Conv2d kernel next to the generic one (and, with `split_k`, its split-K reduction),
+    /// `tiled_deconv` the tiled ConvTranspose2d one; `disk_cache` (if any) speeds up creation and is written back afterwards.
     pub fn new(
         ctx: &VkContext,
         kinds: impl IntoIterator<Item = OpKind>,
         tiled_conv: bool,
+        split_k: bool,
         tiled_deconv: bool,
         disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
@@ -180,6 +188,16 @@ impl Pipelines {
         } else {
             None
         };
+        let conv2d_splitk_reduce = if split_k && conv2d_tiled.is_some() {
+            let load: Loader = if ctx.fp16_storage {
+                fp16::load_conv2d_splitk_reduce
+            } else {
+                fp32::load_conv2d_splitk_reduce
+            };
+            Some(build(ctx, cache, "conv2d_splitk_reduce", load)?)
+        } else {
+            None
+        };
         let conv_transpose2d_tiled =
             if tiled_deconv && by_kind.contains_key(&OpKind::ConvTranspose2d) {
                 let load: Loader = if ctx.fp16_storage {
@@ -197,6 +215,7 @@ impl Pipelines {
         Ok(Pipelines {
             by_kind,
             conv2d_tiled,
+            conv2d_splitk_reduce,
             conv_transpose2d_tiled,
         })
     }
@@ -209,6 +228,11 @@ impl Pipelines {
     /// The tiled Conv2d pipeline, if built.
     pub fn conv2d_tiled(&self) -> Option<Arc<ComputePipeline>> {
         self.conv2d_tiled.clone()
+    }
+
+    /// The split-K reduction of the tiled Conv2d, if built.
+    pub fn conv2d_splitk_reduce(&self) -> Option<Arc<ComputePipeline>> {
+        self.conv2d_splitk_reduce.clone()
     }
 
     /// The pipeline of `kind`'s kernel.

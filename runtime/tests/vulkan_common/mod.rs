@@ -109,7 +109,12 @@ pub fn executor_with(
         no_tiled_deconv: !tiled,
         ..VkOptions::default()
     };
-    match VulkanExecutor::with_options(graph, &t.0, &opts) {
+    executor_opts(graph, t, &opts)
+}
+
+/// An executor with explicit options; `None` (test skipped) without a Vulkan device.
+pub fn executor_opts(graph: &Graph, t: &Tensors, opts: &VkOptions) -> Option<VulkanExecutor> {
+    match VulkanExecutor::with_options(graph, &t.0, opts) {
         Ok(e) => Some(e),
         Err(HoodError::Backend { msg, .. })
             if (msg.contains("Vulkan loader") || msg.contains("no Vulkan"))
