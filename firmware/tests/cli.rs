@@ -69,7 +69,16 @@ fn stop_with(signal: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // A periodic health tick prints the health line and then writes --stats-json; wait for the
+    // file so the signal cannot arrive before the first tick on a busy machine.
+    while !out.join("stats.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no periodic health tick within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let st = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

@@ -276,3 +276,30 @@ fn usage_errors_exit_non_zero() {
         &["batch"],
     );
 }
+
+/// `hood info MODEL | head -1`: the reader of hood's output goes away early; hood must end
+/// quietly through SIGPIPE's default action, not panic on the failed write. The read end is
+/// closed right after the spawn, before hood has opened the model, so its first write fails.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_ends_hood_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/heat-wrn40-2-cifar10.hood");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hood"))
+        .args(["info", model.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "hood panicked: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "expected SIGPIPE, got {:?}: {err}",
+        out.status
+    );
+}
