@@ -1,17 +1,19 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// Second pass of split-K Conv2d (conv2d_tiled.comp with S > 1 workgroups along z): one
-// invocation per output element sums the S fp32 partials part[s * total + o] in the fixed
-// order s = 0, 1, ..., S-1 (deterministic, no atomics), then applies the tiled kernel's
-// epilogue: + bias[co], + residual[o], ReLU, and stores in the storage type.
-// Dispatched by runtime/src/vulkan/conv.rs over `groups_for(total)`.
+// Second pass of split-K (conv2d_tiled.comp or conv_transpose2d_tiled.comp with S > 1 K
+// splits along z): one invocation per output element sums the S fp32 partials
+// part[s * total + o] in the fixed order s = 0, 1, ..., S-1 (deterministic, no atomics), then
+// applies the tiled kernel's epilogue and stores in the storage type:
+//   Conv2d (add_after_act = 0):          act(sum + bias[co] + add[o])         (residual, ReLU)
+//   ConvTranspose2d (add_after_act = 1): act(sum + bias[co]) + add[o] * add_scale + add_shift
+// Dispatched by runtime/src/vulkan/conv.rs (`SplitReduce`) over `groups_for(total)`.
 #include "common.glsl"
 
 layout(local_size_x = HOOD_LOCAL_SIZE) in;
 
 layout(set = 0, binding = 0) readonly buffer Part { float part[]; };
 layout(set = 0, binding = 1) readonly buffer Bias { STORE_T bias[]; };
-layout(set = 0, binding = 2) readonly buffer Residual { STORE_T residual[]; };
+layout(set = 0, binding = 2) readonly buffer Add { STORE_T add[]; };
 layout(set = 0, binding = 3) writeonly buffer Y { STORE_T y[]; };
 
 layout(push_constant) uniform Conv2dSplitkReduceParams {
@@ -20,8 +22,11 @@ layout(push_constant) uniform Conv2dSplitkReduceParams {
     uint plane;  // oh * ow
     uint splits; // S
     uint has_bias;
-    uint has_residual;
-    uint relu;
+    uint act; // ACT_NONE / ACT_RELU / ACT_TANH
+    uint has_add;
+    uint add_after_act;
+    float add_scale;
+    float add_shift;
 } p;
 
 void main() {
@@ -36,11 +41,11 @@ void main() {
     if (p.has_bias != 0u) {
         v += float(bias[(o / p.plane) % p.cout]);
     }
-    if (p.has_residual != 0u) {
-        v += float(residual[o]);
-    }
-    if (p.relu != 0u) {
-        v = max(v, 0.0);
+    float a = p.has_add != 0u ? float(add[o]) * p.add_scale + p.add_shift : 0.0;
+    if (p.add_after_act != 0u) {
+        v = activate(v, p.act) + a;
+    } else {
+        v = activate(v + a, p.act);
     }
     y[o] = STORE_T(v);
 }

@@ -13,7 +13,12 @@
 //   A = wt[ci, co, ky0 + s*ty, kx0 + s*tx] (PyTorch layout [cin, cout, k, k]),
 //   B = x[b, ci, base_y + qy - ty, base_x + qx - tx] (0 outside the input).
 // Workgroup grid: x = ceil(n * ceil(oh/s) * ceil(ow/s) / TN), y = ceil(cout / TM),
-// z = s^2 (runtime/src/vulkan/deconv.rs). Tiles and register blocking as conv2d_tiled.comp.
+// z = s^2 * S (runtime/src/vulkan/deconv.rs). Tiles and register blocking as conv2d_tiled.comp.
+//
+// Split-K as in conv2d_tiled.comp: with S = gl_NumWorkGroups.z / s^2 > 1, z = class * S + split,
+// each split reduces its range of whole K chunks and stores raw fp32 sums to
+// part[split * n*cout*oh*ow + o]; conv2d_splitk_reduce.comp adds them in order and applies
+// bias / activation / feature add.
 #include "common.glsl"
 
 // Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
@@ -34,6 +39,8 @@ layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
 layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
 layout(set = 0, binding = 3) readonly buffer Feature { STORE_T feature[]; };
 layout(set = 0, binding = 4) writeonly buffer Y { STORE_T y[]; };
+// Split-K partial sums, [S][n][cout][oh][ow] fp32 (a placeholder when S = 1).
+layout(set = 0, binding = 5) writeonly buffer Part { float part[]; };
 
 // Identical to conv_transpose2d.comp's block (one generated struct for both).
 layout(push_constant) uniform ConvTranspose2dParams {
@@ -61,8 +68,11 @@ shared float Bs[TK * TN_WIDE];
 void main() {
     uint tid = gl_LocalInvocationID.x;
     uint s = p.stride;
-    uint py = gl_WorkGroupID.z / s;
-    uint px = gl_WorkGroupID.z % s;
+    uint nsplit = gl_NumWorkGroups.z / (s * s);
+    uint cls = gl_WorkGroupID.z / nsplit;
+    uint split = gl_WorkGroupID.z % nsplit;
+    uint py = cls / s;
+    uint px = cls % s;
     uint ky0 = (py + p.pad) % s;
     uint kx0 = (px + p.pad) % s;
     int base_y = int((py + p.pad - ky0) / s);
@@ -100,7 +110,13 @@ void main() {
     vec4 c40 = vec4(0.0), c41 = vec4(0.0), c50 = vec4(0.0), c51 = vec4(0.0);
     vec4 c60 = vec4(0.0), c61 = vec4(0.0), c70 = vec4(0.0), c71 = vec4(0.0);
 
-    for (uint k0 = 0u; k0 < K; k0 += TK) {
+    // This workgroup's K range (the rule of conv2d_tiled.comp).
+    uint chunks = (K + TK - 1u) / TK;
+    uint cps = (chunks + nsplit - 1u) / nsplit;
+    uint kbeg = min(split * cps, chunks) * TK;
+    uint kend = min(kbeg + cps * TK, K);
+
+    for (uint k0 = kbeg; k0 < kend; k0 += TK) {
         for (uint e = tid; e < TM * TK; e += CONV_THREADS) {
             uint kk = e % TK;
             uint m = e / TK;
@@ -182,7 +198,12 @@ void main() {
                 continue;
             }
             uint o = (img * p.cout + co) * plane + oy * p.ow + ox;
-            float v = activate((j < 4u ? r0[j] : r1[j - 4u]) + bv, p.act);
+            float acc = j < 4u ? r0[j] : r1[j - 4u];
+            if (nsplit > 1u) {
+                part[split * (p.n * p.cout * plane) + o] = acc;
+                continue;
+            }
+            float v = activate(acc + bv, p.act);
             if (p.has_add != 0u) {
                 v += float(feature[o]) * p.add_scale + p.add_shift;
             }

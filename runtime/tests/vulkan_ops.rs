@@ -185,9 +185,14 @@ fn conv2d_case_with(
 }
 
 fn conv_transpose2d_case(seed: u64) -> Case {
+    conv_transpose2d_case_with(seed, (1, 6), 6)
+}
+
+/// A conv_transpose2d case with input channels in `cin` and up to `max_cout` outputs.
+fn conv_transpose2d_case_with(seed: u64, cin: (usize, usize), max_cout: usize) -> Case {
     let mut r = Rng::new(seed);
     let k = r.range(1, 5);
-    let (cin, cout, stride) = (r.range(1, 6), r.range(1, 6), r.range(1, 3));
+    let (cin, cout, stride) = (r.range(cin.0, cin.1), r.range(1, max_cout), r.range(1, 3));
     let (h, w) = (r.range(1, 6), r.range(1, 6));
     let full = (h.min(w) - 1) * stride + k;
     let pad = r.range(0, (k - 1).min((full - 1) / 2));
@@ -407,6 +412,31 @@ fn conv2d_split_k_off_and_auto() {
             };
             if no_split_k {
                 assert_eq!(ex.split_k_scratch_bytes(), 0, "{name}");
+            }
+        }
+    }
+}
+
+/// Split-K forced on the tiled ConvTranspose2d: 2, 3 and 5 splits over K = cin·ceil(k/s)²
+/// of 3 to 50 chunks, stride 1–3 (1, 4 or 9 parity classes), bias / activation / feature add
+/// at random, batch 1, 3, 8, fp16 and fp32 storage.
+#[test]
+fn conv_transpose2d_split_k_forced() {
+    for seed in 400..406 {
+        let case = conv_transpose2d_case_with(seed, (33, 80), 70);
+        for splits in [2, 3, 5] {
+            for fp16 in [true, false] {
+                let opts = VkOptions {
+                    max_batch: 4,
+                    no_fp16: !fp16,
+                    split_k: Some(splits),
+                    ..VkOptions::default()
+                };
+                let name = format!("conv_transpose2d split_k={splits} seed {seed}");
+                let Some(ex) = check_opts(&name, seed, &case, &opts) else {
+                    return;
+                };
+                assert!(ex.split_k_scratch_bytes() > 0, "{name}: did not split");
             }
         }
     }

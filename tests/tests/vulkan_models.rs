@@ -108,8 +108,8 @@ fn every_fixture_matches_the_cpu_reference_on_vulkan() {
 }
 
 /// Split-K forced on whole models (`VkOptions::split_k`, as `HOOD_VK_SPLIT_K=3`: three K
-/// ranges per tiled Conv2d, uneven for most of them; the device heuristic never splits on
-/// a CPU driver): scores within `SCORE_FP16` of the CPU reference at batch 1 and 5 (5 runs
+/// ranges per tiled Conv2d and ConvTranspose2d, uneven for most of them; on a CPU driver the
+/// device heuristic splits only up to the core count): scores within `SCORE_FP16` of the CPU reference at batch 1 and 5 (5 runs
 /// as 4 + 1), the class where the reference's top two logits are clearly apart. ResNet-18
 /// (residual adds) and WideResNet (pre-activation prologues).
 #[cfg(feature = "vulkan")]

@@ -3,21 +3,26 @@
 //! fused bias, residual add, ReLU and the pre-activation prologue, same bindings and push
 //! constants.
 //!
-//! Split-K: when the tile grid has fewer workgroups than the device needs
-//! ([`super::device::VkContext::target_groups`]: the last ResNet stages at small batches on a
-//! big GPU), the tiled kernel runs S workgroups per tile along z, each over one range of whole
+//! Split-K (also used by the tiled ConvTranspose2d, deconv.rs): when the tile grid has fewer
+//! workgroups than the device needs ([`super::device::VkContext::target_groups`]: the last
+//! ResNet stages and the small decoder blocks at small batches on a big GPU), the tiled kernel
+//! runs S workgroups per tile along z, each over one range of whole
 //! K chunks (`split_range`), writing fp32 partial sums to a scratch buffer shared by all
 //! convs ([`scratch_bytes`], sized at construction for the largest batch); then
 //! shaders/conv2d_splitk_reduce.comp adds the S partials in a fixed order and applies the
 //! epilogue. `HOOD_VK_NO_SPLIT_K=1` turns it off, `HOOD_VK_SPLIT_K=N` forces N splits.
 
 use super::executor::{Binder, Step};
-use super::pipelines::params::Conv2dSplitkReduceParams;
-use super::pipelines::{dispatch, groups_for, params::Conv2dParams};
+use super::pipelines::params::{Conv2dParams, Conv2dSplitkReduceParams};
+use super::pipelines::{dispatch, groups_for, Builder, ACT_NONE, ACT_RELU};
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::{Graph, Node};
 use crate::ops::{Conv2d, Op, OpKind};
+use std::sync::Arc;
+use vulkano::buffer::Subbuffer;
+use vulkano::descriptor_set::DescriptorSet;
+use vulkano::pipeline::ComputePipeline;
 
 /// Tile shapes (output channels × output pixels of one workgroup) of conv2d_tiled.comp and
 /// conv_transpose2d_tiled.comp (`TM_*`, `TN_*` there): wide, or narrow when fewer than
@@ -35,7 +40,7 @@ const MAX_SPLITS: u32 = 64;
 /// How the tiled Conv2d splits its K reduction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SplitK {
-    /// Never (`HOOD_VK_NO_SPLIT_K=1`, or the generic kernel).
+    /// Never (`HOOD_VK_NO_SPLIT_K=1`; the generic kernels never split).
     Off,
     /// When the tile grid has fewer workgroups than the device's target.
     Auto { target_groups: u32 },
@@ -45,7 +50,7 @@ pub(super) enum SplitK {
 
 impl SplitK {
     pub(super) fn new(opts: &VkOptions, target_groups: u32) -> SplitK {
-        if opts.no_split_k || opts.no_tiled_conv {
+        if opts.no_split_k {
             SplitK::Off
         } else if let Some(s) = opts.split_k {
             SplitK::Forced(s)
@@ -83,38 +88,177 @@ fn split_range(k: u32, s: u32, z: u32) -> (u32, u32) {
     (begin, (begin + cps * TILE_K).min(k))
 }
 
-/// Splits of one Conv2d node at batch `n` (1 = none, also when the grid is invalid).
-fn node_splits(split: SplitK, pixels: u64, cout: u32, k: u32, max_groups: [u32; 2]) -> u32 {
-    match tiled_groups(pixels, cout, max_groups) {
-        Ok(g) => split.count(g[0] as u64 * g[1] as u64, k),
-        Err(_) => 1,
+/// The implicit GEMM of one tiled Conv2d / ConvTranspose2d node, as split-K sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TiledGemm {
+    /// Output pixels per image of one z layer (a stride parity class of a ConvTranspose2d).
+    pub class_pixels: u64,
+    /// z layers of the tile grid before splitting (stride² for a ConvTranspose2d, else 1).
+    pub classes: u32,
+    pub cout: u32,
+    /// Reduction length: cin·k² (Conv2d), cin·ceil(k / stride)² (ConvTranspose2d).
+    pub k: u32,
+    /// Output elements per image, cout·oh·ow.
+    pub out_numel: u64,
+}
+
+impl TiledGemm {
+    /// The GEMM of `op` producing a `[cout, oh, ow]` output; `None` for other ops.
+    pub(super) fn of(op: &Op, out: (u32, u32, u32)) -> Option<TiledGemm> {
+        let (cout, oh, ow) = out;
+        let out_numel = (cout * oh * ow) as u64;
+        match op {
+            Op::Conv2d(a) => Some(TiledGemm {
+                class_pixels: (oh * ow) as u64,
+                classes: 1,
+                cout,
+                k: (a.cin * a.k * a.k) as u32,
+                out_numel,
+            }),
+            Op::ConvTranspose2d(a) => {
+                let s = a.stride as u32;
+                let t = (a.k as u32).div_ceil(s);
+                Some(TiledGemm {
+                    class_pixels: (oh.div_ceil(s) * ow.div_ceil(s)) as u64,
+                    classes: s * s,
+                    cout,
+                    k: a.cin as u32 * t * t,
+                    out_numel,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Unsplit tile grid at batch `n`: `[tiles over pixels, tiles over channels, classes]`.
+    pub(super) fn groups(&self, n: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
+        let mut g = tiled_groups(n as u64 * self.class_pixels, self.cout, max_groups)?;
+        g[2] = self.classes;
+        Ok(g)
+    }
+
+    /// K splits at batch `n` (1 = none, also where the grid is invalid).
+    pub(super) fn splits(&self, split: SplitK, n: u32, max_groups: [u32; 2]) -> u32 {
+        match self.groups(n, max_groups) {
+            Ok(g) => split.count(g[0] as u64 * g[1] as u64 * g[2] as u64, self.k),
+            Err(_) => 1,
+        }
+    }
+
+    /// Whether it splits at some batch up to `max_batch`.
+    pub(super) fn ever_splits(
+        &self,
+        split: SplitK,
+        max_batch: usize,
+        max_groups: [u32; 2],
+    ) -> bool {
+        (1..=max_batch as u32).any(|n| self.splits(split, n, max_groups) > 1)
     }
 }
 
 /// Bytes of the split-K scratch buffer: the largest `S · n · cout · oh · ow` fp32 partials of
-/// any Conv2d of `graph` at any batch up to `max_batch` (0 when nothing splits).
+/// any tiled Conv2d (policy `conv`) or ConvTranspose2d (policy `deconv`) of `graph` at any
+/// batch up to `max_batch` (0 when nothing splits).
 pub(super) fn scratch_bytes(
     graph: &Graph,
-    split: SplitK,
+    conv: SplitK,
+    deconv: SplitK,
     max_batch: usize,
     max_groups: [u32; 2],
 ) -> u64 {
     let mut most = 0u64;
     for node in &graph.nodes {
-        let Op::Conv2d(a) = &node.op else { continue };
-        let Some(out) = node.outputs.first().map(|&o| &graph.values[o]) else {
+        let split = match node.op {
+            Op::Conv2d(_) => conv,
+            Op::ConvTranspose2d(_) => deconv,
+            _ => continue,
+        };
+        let Some(&o) = node.outputs.first() else {
             continue;
         };
-        let (plane, cout) = (out.numel() as u64 / a.cout as u64, a.cout as u32);
-        let k = (a.cin * a.k * a.k) as u32;
-        for n in 1..=max_batch as u64 {
-            let s = node_splits(split, n * plane, cout, k, max_groups);
-            if s > 1 {
-                most = most.max(s as u64 * n * plane * cout as u64 * 4);
+        let s = &graph.values[o].shape;
+        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
+        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
+            continue;
+        };
+        for n in 1..=max_batch as u32 {
+            let splits = gemm.splits(split, n, max_groups);
+            if splits > 1 {
+                most = most.max(splits as u64 * n as u64 * gemm.out_numel * 4);
             }
         }
     }
     most
+}
+
+/// The split-K reduce pass of one node (conv2d_splitk_reduce.comp): its pipeline, its
+/// descriptor set (scratch, bias, add, output) and its epilogue.
+pub(super) struct SplitReduce {
+    pipeline: Arc<ComputePipeline>,
+    set: Arc<DescriptorSet>,
+    epilogue: Conv2dSplitkReduceParams,
+}
+
+impl SplitReduce {
+    /// The reduce pass of a node whose GEMM is `gemm`, when it ever splits under `split`,
+    /// and the buffer its tiled kernel binds for partial sums: the scratch buffer, or where
+    /// the node never splits (the kernel then never writes it) its own output range, so no
+    /// extra buffer enters the automatic barriers. `epilogue` holds the flags and add
+    /// scale/shift; its `total`, `plane` and `splits` are filled in here and when recording.
+    pub(super) fn prepare(
+        bx: &Binder,
+        gemm: &TiledGemm,
+        split: SplitK,
+        bias: Subbuffer<[u8]>,
+        add: Subbuffer<[u8]>,
+        out: Subbuffer<[u8]>,
+        epilogue: Conv2dSplitkReduceParams,
+    ) -> Result<(Option<SplitReduce>, Subbuffer<[u8]>)> {
+        let ever = gemm.ever_splits(split, bx.max_batch, bx.max_groups());
+        match (bx.pipes.conv2d_splitk_reduce(), bx.scratch()) {
+            (Some(pipeline), Some(scratch)) if ever => {
+                let set = bx.set(&pipeline, vec![scratch.clone(), bias, add, out])?;
+                let epilogue = Conv2dSplitkReduceParams {
+                    cout: gemm.cout,
+                    plane: (gemm.out_numel / gemm.cout.max(1) as u64) as u32,
+                    ..epilogue
+                };
+                Ok((
+                    Some(SplitReduce {
+                        pipeline,
+                        set,
+                        epilogue,
+                    }),
+                    scratch,
+                ))
+            }
+            _ => Ok((None, out)),
+        }
+    }
+
+    /// Records the reduction of `splits` partials of a batch of `n` outputs of `out_numel`.
+    pub(super) fn record(
+        &self,
+        b: &mut Builder,
+        n: u32,
+        out_numel: u64,
+        splits: u32,
+        max_groups: [u32; 2],
+    ) -> Result<()> {
+        let total = n as u64 * out_numel;
+        let params = Conv2dSplitkReduceParams {
+            total: total as u32,
+            splits,
+            ..self.epilogue
+        };
+        dispatch(
+            b,
+            &self.pipeline,
+            &self.set,
+            params,
+            groups_for(total, max_groups)?,
+        )
+    }
 }
 
 /// Workgroups of the tiled kernels: x over the batch's output pixels, y over channels.
@@ -138,7 +282,6 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
     let (_, h, w) = bx.chw(node.inputs[0]);
     let (cout, oh, ow) = bx.chw(node.outputs[0]);
     let (bias, has_bias) = bx.opt_weight(&a.bias)?;
-    let a_relu = a.relu as u32;
     let (residual, has_residual) = if a.residual {
         (bx.value(node.inputs[1])?, 1)
     } else {
@@ -155,28 +298,29 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
     };
     let max_groups = bx.max_groups();
     let is_tiled = tiled.is_some();
-    let kred = (a.cin * a.k * a.k) as u32;
-    let plane = oh * ow;
+    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+        .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
-    // The reduce pass, when this node splits at some batch size.
-    let reduce = match (bx.pipes.conv2d_splitk_reduce(), bx.scratch()) {
-        (Some(r), Some(scratch))
-            if (1..=bx.max_batch as u64)
-                .any(|n| node_splits(split, n * plane as u64, cout, kred, max_groups) > 1) =>
-        {
-            let set = bx.set(
-                &r,
-                vec![
-                    scratch.clone(),
-                    bias.clone(),
-                    residual.clone(),
-                    bx.value(node.outputs[0])?,
-                ],
-            )?;
-            Some((r, set, scratch))
-        }
-        _ => None,
-    };
+    let (reduce, part) = SplitReduce::prepare(
+        bx,
+        &gemm,
+        split,
+        bias.clone(),
+        residual.clone(),
+        bx.value(node.outputs[0])?,
+        Conv2dSplitkReduceParams {
+            total: 0,
+            cout,
+            plane: 0,
+            splits: 0,
+            has_bias,
+            act: if a.relu { ACT_RELU } else { ACT_NONE },
+            has_add: has_residual,
+            add_after_act: 0,
+            add_scale: 1.0,
+            add_shift: 0.0,
+        },
+    )?;
     let mut buffers = vec![
         bx.value(node.inputs[0])?,
         bx.weight(&a.weight)?,
@@ -187,12 +331,7 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         bx.value(node.outputs[0])?,
     ];
     if is_tiled {
-        // Partial sums; where this node never splits, the kernel never writes binding 7, and
-        // its own output range stands in (no new buffer for the automatic barriers to track).
-        buffers.push(match &reduce {
-            Some((_, _, scratch)) => scratch.clone(),
-            None => bx.value(node.outputs[0])?,
-        });
+        buffers.push(part);
     }
     let set = bx.set(&pipeline, buffers)?;
     let base = Conv2dParams {
@@ -213,32 +352,21 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         prologue_relu,
     };
     Ok(Box::new(move |b, n| {
-        let pixels = n as u64 * plane as u64;
         if !is_tiled {
-            let groups = groups_for(pixels * cout as u64, max_groups)?;
+            let groups = groups_for(n as u64 * gemm.out_numel, max_groups)?;
             return dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups);
         }
-        let mut groups = tiled_groups(pixels, cout, max_groups)?;
-        let s = match &reduce {
-            Some(_) => split.count(groups[0] as u64 * groups[1] as u64, kred),
+        let mut groups = gemm.groups(n, max_groups)?;
+        let splits = match &reduce {
+            Some(_) => gemm.splits(split, n, max_groups),
             None => 1,
         };
-        groups[2] = s;
+        groups[2] *= splits;
         dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)?;
-        if let (true, Some((r, rset, _))) = (s > 1, &reduce) {
-            let total = pixels * cout as u64;
-            let params = Conv2dSplitkReduceParams {
-                total: total as u32,
-                cout,
-                plane,
-                splits: s,
-                has_bias,
-                has_residual,
-                relu: a_relu,
-            };
-            dispatch(b, r, rset, params, groups_for(total, max_groups)?)?;
+        match &reduce {
+            Some(r) if splits > 1 => r.record(b, n, gemm.out_numel, splits, max_groups),
+            _ => Ok(()),
         }
-        Ok(())
     }))
 }
 
@@ -283,5 +411,37 @@ mod tests {
         assert_eq!(SplitK::Auto { target_groups: 2 }.count(2, 4608), 1);
         assert_eq!(SplitK::Off.count(1, 4608), 1);
         assert_eq!(SplitK::Forced(3).count(1000, 4608), 3);
+    }
+
+    /// The HEAT decoder's first blocks at batch 1 (ResNet-18 CIFAR-10): few tiles, long K.
+    #[test]
+    fn decoder_blocks_split_on_a_big_gpu() {
+        use crate::ops::{Activation, ConvTranspose2d};
+        let deconv = |cin, cout, k, stride, pad| {
+            Op::ConvTranspose2d(ConvTranspose2d {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                weight: "w".into(),
+                bias: None,
+                act: Activation::Relu,
+                add: None,
+            })
+        };
+        let gpu = SplitK::Auto { target_groups: 512 };
+        let g = [65535, 65535];
+        // conv_block1: 100 -> 512, 1x1 -> 4x4 (k 4, stride 1): 2 tiles, K = 1600.
+        let b1 = TiledGemm::of(&deconv(100, 512, 4, 1, 0), (512, 4, 4)).unwrap();
+        assert_eq!((b1.k, b1.classes), (1600, 1));
+        assert_eq!(b1.groups(1, g).unwrap(), [1, 2, 1]);
+        assert!(b1.splits(gpu, 1, g) >= 16);
+        // conv_block2: 512 -> 256, 4x4 -> 8x8 (k 4, stride 2, pad 1): 4 classes of 16 pixels.
+        let b2 = TiledGemm::of(&deconv(512, 256, 4, 2, 1), (256, 8, 8)).unwrap();
+        assert_eq!((b2.k, b2.classes), (2048, 4));
+        assert_eq!(b2.groups(1, g).unwrap(), [1, 1, 4]);
+        assert!(b2.splits(gpu, 1, g) >= 16);
+        assert_eq!(b2.splits(SplitK::Off, 1, g), 1);
     }
 }

@@ -1,13 +1,13 @@
 //! Dispatch of `ConvTranspose2d`: the tiled implicit GEMM per output parity class
 //! (shaders/conv_transpose2d_tiled.comp) or, with `HOOD_VK_NO_TILED_DECONV=1`, the generic
 //! gather kernel (shaders/conv_transpose2d.comp); both gather form (no atomics) with fused
-//! bias, activation and the forwarded-feature add.
+//! bias, activation and the forwarded-feature add. The tiled kernel splits K like the tiled
+//! Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`).
 
-use super::conv::tiled_groups;
+use super::conv::{SplitK, SplitReduce, TiledGemm};
 use super::executor::{Binder, Step};
-use super::pipelines::{
-    dispatch, groups_for, params::ConvTranspose2dParams, ACT_NONE, ACT_RELU, ACT_TANH,
-};
+use super::pipelines::params::{Conv2dSplitkReduceParams, ConvTranspose2dParams};
+use super::pipelines::{dispatch, groups_for, ACT_NONE, ACT_RELU, ACT_TANH};
 use crate::error::Result;
 use crate::graph::Node;
 use crate::ops::OpKind;
@@ -31,16 +31,42 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         Some(t) => t.clone(),
         None => bx.pipes.get(OpKind::ConvTranspose2d)?,
     };
-    let set = bx.set(
-        &pipeline,
-        vec![
-            bx.value(node.inputs[0])?,
-            bx.weight(&a.weight)?,
-            bias,
-            feature,
-            bx.value(node.outputs[0])?,
-        ],
+    let max_groups = bx.max_groups();
+    let is_tiled = tiled.is_some();
+    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+        .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
+    let split = if is_tiled { bx.split_k } else { SplitK::Off };
+    let (reduce, part) = SplitReduce::prepare(
+        bx,
+        &gemm,
+        split,
+        bias.clone(),
+        feature.clone(),
+        bx.value(node.outputs[0])?,
+        Conv2dSplitkReduceParams {
+            total: 0,
+            cout,
+            plane: 0,
+            splits: 0,
+            has_bias,
+            act,
+            has_add,
+            add_after_act: 1,
+            add_scale,
+            add_shift,
+        },
     )?;
+    let mut buffers = vec![
+        bx.value(node.inputs[0])?,
+        bx.weight(&a.weight)?,
+        bias,
+        feature,
+        bx.value(node.outputs[0])?,
+    ];
+    if is_tiled {
+        buffers.push(part);
+    }
+    let set = bx.set(&pipeline, buffers)?;
     let base = ConvTranspose2dParams {
         n: 0,
         cin: a.cin as u32,
@@ -58,25 +84,23 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         add_scale,
         add_shift,
     };
-    let max_groups = bx.max_groups();
-    let is_tiled = tiled.is_some();
-    let s = a.stride as u32;
     Ok(Box::new(move |b, n| {
-        let groups = if is_tiled {
-            // One z layer per output parity class (oy % s, ox % s).
-            let pixels = n as u64 * (oh.div_ceil(s) * ow.div_ceil(s)) as u64;
-            let mut g = tiled_groups(pixels, cout, max_groups)?;
-            g[2] = s * s;
-            g
-        } else {
-            groups_for(n as u64 * (cout * oh * ow) as u64, max_groups)?
+        let params = ConvTranspose2dParams { n, ..base };
+        if !is_tiled {
+            let groups = groups_for(n as u64 * gemm.out_numel, max_groups)?;
+            return dispatch(b, &pipeline, &set, params, groups);
+        }
+        // One z layer per output parity class (oy % s, ox % s) and K split.
+        let mut groups = gemm.groups(n, max_groups)?;
+        let splits = match &reduce {
+            Some(_) => gemm.splits(split, n, max_groups),
+            None => 1,
         };
-        dispatch(
-            b,
-            &pipeline,
-            &set,
-            ConvTranspose2dParams { n, ..base },
-            groups,
-        )
+        groups[2] *= splits;
+        dispatch(b, &pipeline, &set, params, groups)?;
+        match &reduce {
+            Some(r) if splits > 1 => r.record(b, n, gemm.out_numel, splits, max_groups),
+            _ => Ok(()),
+        }
     }))
 }

@@ -276,7 +276,14 @@ impl VulkanExecutor {
 
         let ctx = VkContext::new(opts)?;
         let split_k = SplitK::new(opts, ctx.target_groups);
-        let scratch_bytes = super::conv::scratch_bytes(graph, split_k, max_batch, ctx.max_groups);
+        let tiled_only = |off: bool| if off { SplitK::Off } else { split_k };
+        let scratch_bytes = super::conv::scratch_bytes(
+            graph,
+            tiled_only(opts.no_tiled_conv),
+            tiled_only(opts.no_tiled_deconv),
+            max_batch,
+            ctx.max_groups,
+        );
         if scratch_bytes / 4 > u32::MAX as u64 {
             return Err(vk_err(format!(
                 "split-K partial sums of {scratch_bytes} bytes do not fit 32-bit indexing; \

@@ -19,12 +19,13 @@
 //! * `HOOD_VK_NO_FP16=1` — store weights and activations as fp32 even where fp16 storage works.
 //! * `HOOD_VK_NO_TILED_CONV=1` — run Conv2d with the generic direct kernel (conv2d.comp)
 //!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
-//! * `HOOD_VK_NO_SPLIT_K=1` — never split the K reduction of the tiled Conv2d over several
-//!   workgroups (split-K: fp32 partial sums in a scratch buffer, summed in a fixed order by
-//!   conv2d_splitk_reduce.comp), even where the tile grid has too few workgroups for the device.
-//! * `HOOD_VK_SPLIT_K=N` — split every tiled Conv2d's K reduction into N ranges (at most one
-//!   per 16-wide K chunk), whatever the grid size; N = 1 never splits (for testing on CPU
-//!   drivers, where the heuristic does not split).
+//! * `HOOD_VK_NO_SPLIT_K=1` — never split the K reduction of the tiled Conv2d and
+//!   ConvTranspose2d over several workgroups (split-K: fp32 partial sums in a scratch buffer,
+//!   summed in a fixed order by conv2d_splitk_reduce.comp), even where the tile grid has too
+//!   few workgroups for the device.
+//! * `HOOD_VK_SPLIT_K=N` — split every tiled (transposed) conv's K reduction into N ranges (at
+//!   most one per 16-wide K chunk), whatever the grid size; N = 1 never splits. For testing:
+//!   on CPU drivers the heuristic aims only at one workgroup per core.
 //! * `HOOD_VK_NO_TILED_DECONV=1` — run ConvTranspose2d with the generic gather kernel
 //!   (conv_transpose2d.comp) instead of the tiled implicit GEMM (conv_transpose2d_tiled.comp).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
@@ -73,9 +74,10 @@ pub struct VkOptions {
     pub no_fp16: bool,
     /// Run Conv2d with the generic direct kernel instead of the tiled implicit GEMM.
     pub no_tiled_conv: bool,
-    /// Never split the tiled Conv2d's K reduction (split-K) over several workgroups.
+    /// Never split the tiled Conv2d's / ConvTranspose2d's K reduction (split-K) over several
+    /// workgroups.
     pub no_split_k: bool,
-    /// Force this many K splits on every tiled Conv2d (capped by its K chunks) instead of the
+    /// Force this many K splits on every tiled (transposed) conv (capped by its K chunks) instead of the
     /// per-device heuristic; ignored with `no_split_k`.
     pub split_k: Option<u32>,
     /// Run ConvTranspose2d with the generic gather kernel instead of the tiled implicit GEMM.

@@ -90,7 +90,7 @@ pub struct Pipelines {
     /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
     /// `HOOD_VK_NO_TILED_CONV` is not set.
     conv2d_tiled: Option<Arc<ComputePipeline>>,
-    /// The split-K reduction of the tiled Conv2d, when that is built and split-K is allowed.
+    /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, when some node splits.
     conv2d_splitk_reduce: Option<Arc<ComputePipeline>>,
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
@@ -143,8 +143,8 @@ macro_rules! loader {
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
     /// start-up short on drivers that compile SPIR-V slowly); `tiled_conv` adds the tiled
-    /// Conv2d kernel next to the generic one (and, with `split_k`, its split-K reduction),
-    /// `tiled_deconv` the tiled ConvTranspose2d one; `disk_cache` (if any) speeds up creation and is written back afterwards.
+    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one,
+    /// `split_k` the split-K reduction of both; `disk_cache` (if any) speeds up creation and is written back afterwards.
     pub fn new(
         ctx: &VkContext,
         kinds: impl IntoIterator<Item = OpKind>,
@@ -188,7 +188,7 @@ impl Pipelines {
         } else {
             None
         };
-        let conv2d_splitk_reduce = if split_k && conv2d_tiled.is_some() {
+        let conv2d_splitk_reduce = if split_k {
             let load: Loader = if ctx.fp16_storage {
                 fp16::load_conv2d_splitk_reduce
             } else {
@@ -230,7 +230,7 @@ impl Pipelines {
         self.conv2d_tiled.clone()
     }
 
-    /// The split-K reduction of the tiled Conv2d, if built.
+    /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, if built.
     pub fn conv2d_splitk_reduce(&self) -> Option<Arc<ComputePipeline>> {
         self.conv2d_splitk_reduce.clone()
     }
