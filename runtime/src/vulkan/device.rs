@@ -137,6 +137,13 @@ impl VkContext {
         let selector = std::env::var("HOOD_VULKAN_DEVICE").ok();
         let idx = choose(&candidates, selector.as_deref())?;
         let pd = physicals[idx].clone();
+        if pd.api_version() < vulkano::Version::V1_1 {
+            return Err(vk_err(format!(
+                "{} supports Vulkan {} only; hood's kernels need Vulkan 1.1 (SPIR-V 1.3)",
+                pd.properties().device_name,
+                pd.api_version()
+            )));
+        }
         let family =
             compute_family(&pd).ok_or_else(|| vk_err("chosen device lost its compute queue"))?;
 

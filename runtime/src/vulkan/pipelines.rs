@@ -56,6 +56,12 @@ macro_rules! hood_kernels {
                 max_pool2x2: { ty: "compute", path: "../shaders/max_pool2x2.comp" },
                 heat_score: { ty: "compute", path: "../shaders/heat_score.comp" },
             },
+            // SPIR-V 1.3 (Vulkan 1.1): storage buffers are in the StorageBuffer storage class,
+            // so fp16 members need only storageBuffer16BitAccess. With SPIR-V 1.0 they were
+            // Uniform + BufferBlock, which also needs uniformAndStorageBuffer16BitAccess — the
+            // validation layer's VUID-RuntimeSpirv-uniformAndStorageBuffer16BitAccess-06332
+            // (tests/tests/vulkan_validation.rs).
+            vulkan_version: "1.1",
             $($define)*
         }
     };
