@@ -87,7 +87,10 @@ fn check_model(model: &Path, name: &str) {
     let heat = tempfile::tempdir().expect("tempdir");
     for (storage, env) in [
         ("fp16", vec![("HOOD_VK_MAX_BATCH", "2")]),
-        ("fp32", vec![("HOOD_VK_MAX_BATCH", "2"), ("HOOD_VK_NO_FP16", "1")]),
+        (
+            "fp32",
+            vec![("HOOD_VK_MAX_BATCH", "2"), ("HOOD_VK_NO_FP16", "1")],
+        ),
     ] {
         let what = format!("{name} ({storage} storage)");
         run_validated(
@@ -108,16 +111,19 @@ fn check_model(model: &Path, name: &str) {
         args.extend(names.iter().map(String::as_str));
         let out = run_validated(&args, &env, &format!("infer {what}"));
         let rows = out.lines().filter(|l| l.starts_with('{')).count();
-        assert_eq!(rows, frames.len(), "{what}: one JSON line per frame:\n{out}");
+        assert_eq!(
+            rows,
+            frames.len(),
+            "{what}: one JSON line per frame:\n{out}"
+        );
     }
 }
 
 #[test]
 fn whole_pipeline_has_no_validation_errors() {
     if !layer_installed() {
-        let msg = format!(
-            "{LAYER} is not installed (Debian: apt-get install vulkan-validationlayers)"
-        );
+        let msg =
+            format!("{LAYER} is not installed (Debian: apt-get install vulkan-validationlayers)");
         if std::env::var("HOOD_VK_REQUIRE_VALIDATION").as_deref() == Ok("1") {
             panic!("{msg}; HOOD_VK_REQUIRE_VALIDATION=1 requires it");
         }
