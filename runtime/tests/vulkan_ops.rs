@@ -156,27 +156,8 @@ fn conv2d_case_with(
         });
     }
     let wr = t.rand(&mut r, "wr", vec![cout, cin, k, k], a);
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new([cin, h, w], &lookup);
-    let x = g.input();
-    let out = if op.residual {
-        let res_op = Conv2d {
-            weight: wr,
-            bias: None,
-            prologue: None,
-            residual: false,
-            relu: false,
-            ..op.clone()
-        };
-        let res = g
-            .add1("res", Op::Conv2d(res_op), &[x])
-            .expect("residual conv");
-        g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
-    } else {
-        g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
-    };
-    let graph = finish(g, out);
-    drop(lookup);
+    let residual = op.residual.then_some(wr);
+    let (graph, out) = conv2d_graph(&t, [cin, h, w], op, residual);
     Case {
         graph,
         tensors: t,
@@ -214,28 +195,8 @@ fn conv_transpose2d_case_with(seed: u64, cin: (usize, usize), max_cout: usize) -
         }),
     };
     let wf = t.rand(&mut r, "wf", vec![cin, cout, k, k], a);
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new([cin, h, w], &lookup);
-    let x = g.input();
-    let out = if op.add.is_some() {
-        let f_op = ConvTranspose2d {
-            weight: wf,
-            bias: None,
-            act: Activation::None,
-            add: None,
-            ..op.clone()
-        };
-        let f = g
-            .add1("feature", Op::ConvTranspose2d(f_op), &[x])
-            .expect("feature deconv");
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
-            .expect("deconv")
-    } else {
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x])
-            .expect("deconv")
-    };
-    let graph = finish(g, out);
-    drop(lookup);
+    let feature = op.add.is_some().then_some(wf);
+    let (graph, out) = conv_transpose2d_graph(&t, [cin, h, w], op, feature);
     Case {
         graph,
         tensors: t,

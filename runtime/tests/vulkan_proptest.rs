@@ -275,27 +275,7 @@ fn conv_graph(c: &ConvCase) -> Built {
     }
     let wr = c.residual.then(|| v.tensor(&mut t, "wr", wshape, a));
     let input = v.take(c.batch * c.cin * c.h * c.w, 2.0);
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new([c.cin, c.h, c.w], &lookup);
-    let x = g.input();
-    let out = if let Some(wr) = wr {
-        let res_op = Conv2d {
-            weight: wr,
-            bias: None,
-            prologue: None,
-            residual: false,
-            relu: false,
-            ..op.clone()
-        };
-        let res = g
-            .add1("res", Op::Conv2d(res_op), &[x])
-            .expect("residual conv");
-        g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
-    } else {
-        g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
-    };
-    let graph = finish(g, out);
-    drop(lookup);
+    let (graph, out) = conv2d_graph(&t, [c.cin, c.h, c.w], op, wr);
     Built {
         graph,
         tensors: t,
@@ -329,28 +309,7 @@ fn deconv_graph(c: &DeconvCase) -> Built {
     };
     let wf = c.add.map(|_| v.tensor(&mut t, "wf", wshape, a));
     let input = v.take(c.batch * c.cin * c.h * c.w, 2.0);
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new([c.cin, c.h, c.w], &lookup);
-    let x = g.input();
-    let out = if let Some(wf) = wf {
-        let f_op = ConvTranspose2d {
-            weight: wf,
-            bias: None,
-            act: Activation::None,
-            add: None,
-            ..op.clone()
-        };
-        let f = g
-            .add1("feature", Op::ConvTranspose2d(f_op), &[x])
-            .expect("feature deconv");
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
-            .expect("deconv")
-    } else {
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x])
-            .expect("deconv")
-    };
-    let graph = finish(g, out);
-    drop(lookup);
+    let (graph, out) = conv_transpose2d_graph(&t, [c.cin, c.h, c.w], op, wf);
     Built {
         graph,
         tensors: t,

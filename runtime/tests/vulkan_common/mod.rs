@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
-use hood_runtime::ops::Op;
+use hood_runtime::ops::{Activation, Conv2d, ConvTranspose2d, Op};
 use hood_runtime::reference::{self, Buffer, Weights};
 use hood_runtime::tensor::{DType, HostTensor};
 use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
@@ -81,6 +81,69 @@ pub fn finish(mut g: GraphBuilder<'_>, logits: ValueId) -> Graph {
         score: hs[0],
         heatmap: hs[1],
     })
+}
+
+/// A graph of one conv2d `op` on input `[cin, h, w]` (value under test: its output). With
+/// `residual` (a weight tensor name), a second conv of the same geometry (no bias, prologue or
+/// ReLU) computes the residual that `op` adds.
+pub fn conv2d_graph(
+    t: &Tensors,
+    input: [usize; 3],
+    op: Conv2d,
+    residual: Option<String>,
+) -> (Graph, ValueId) {
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new(input, &lookup);
+    let x = g.input();
+    let out = if let Some(weight) = residual {
+        let res_op = Conv2d {
+            weight,
+            bias: None,
+            prologue: None,
+            residual: false,
+            relu: false,
+            ..op.clone()
+        };
+        let res = g
+            .add1("res", Op::Conv2d(res_op), &[x])
+            .expect("residual conv");
+        g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
+    } else {
+        g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
+    };
+    (finish(g, out), out)
+}
+
+/// A graph of one conv_transpose2d `op` on input `[cin, h, w]`. With `feature` (a weight tensor
+/// name), a second transposed conv of the same geometry (no bias, no activation) computes the
+/// forwarded feature that `op` adds.
+pub fn conv_transpose2d_graph(
+    t: &Tensors,
+    input: [usize; 3],
+    op: ConvTranspose2d,
+    feature: Option<String>,
+) -> (Graph, ValueId) {
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new(input, &lookup);
+    let x = g.input();
+    let out = if let Some(weight) = feature {
+        let f_op = ConvTranspose2d {
+            weight,
+            bias: None,
+            act: Activation::None,
+            add: None,
+            ..op.clone()
+        };
+        let f = g
+            .add1("feature", Op::ConvTranspose2d(f_op), &[x])
+            .expect("feature deconv");
+        g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
+            .expect("deconv")
+    } else {
+        g.add1("deconv", Op::ConvTranspose2d(op), &[x])
+            .expect("deconv")
+    };
+    (finish(g, out), out)
 }
 
 /// Builds an executor; `None` (test skipped) when the machine has no Vulkan device.
