@@ -329,6 +329,28 @@ fn conv2d_random_larger() {
     }
 }
 
+/// `case` with split-K forced to 2, 3 and 5 splits, fp16 and fp32 storage, batches split at 4:
+/// checked against the reference, and each run must really split. `false` when skipped (no
+/// Vulkan device).
+fn check_split_k_forced(what: &str, seed: u64, case: &Case) -> bool {
+    for splits in [2, 3, 5] {
+        for fp16 in [true, false] {
+            let opts = VkOptions {
+                max_batch: 4,
+                no_fp16: !fp16,
+                split_k: Some(splits),
+                ..VkOptions::default()
+            };
+            let name = format!("{what} split_k={splits} seed {seed}");
+            let Some(ex) = check_opts(&name, seed, case, &opts) else {
+                return false;
+            };
+            assert!(ex.split_k_scratch_bytes() > 0, "{name}: did not split");
+        }
+    }
+    true
+}
+
 /// Split-K forced to 2, 3 and 5 splits (`HOOD_VK_SPLIT_K`; the heuristic never splits on a
 /// CPU driver) on 1×1 and 3×3 convs whose K = cin·k·k spans 3 to 23 chunks of 16 (the
 /// splits rarely divide it evenly, and K itself is rarely a multiple of 16), stride 1–3,
@@ -338,20 +360,8 @@ fn conv2d_split_k_forced() {
     let cin = |k: usize| if k == 1 { (33, 96) } else { (4, 40) };
     for seed in 200..206 {
         let case = conv2d_case_with(seed, &[1, 3], cin, 70, 12);
-        for splits in [2, 3, 5] {
-            for fp16 in [true, false] {
-                let opts = VkOptions {
-                    max_batch: 4,
-                    no_fp16: !fp16,
-                    split_k: Some(splits),
-                    ..VkOptions::default()
-                };
-                let name = format!("conv2d split_k={splits} seed {seed}");
-                let Some(ex) = check_opts(&name, seed, &case, &opts) else {
-                    return;
-                };
-                assert!(ex.split_k_scratch_bytes() > 0, "{name}: did not split");
-            }
+        if !check_split_k_forced("conv2d", seed, &case) {
+            return;
         }
     }
 }
@@ -385,20 +395,8 @@ fn conv2d_split_k_off_and_auto() {
 fn conv_transpose2d_split_k_forced() {
     for seed in 400..406 {
         let case = conv_transpose2d_case_with(seed, (33, 80), 70);
-        for splits in [2, 3, 5] {
-            for fp16 in [true, false] {
-                let opts = VkOptions {
-                    max_batch: 4,
-                    no_fp16: !fp16,
-                    split_k: Some(splits),
-                    ..VkOptions::default()
-                };
-                let name = format!("conv_transpose2d split_k={splits} seed {seed}");
-                let Some(ex) = check_opts(&name, seed, &case, &opts) else {
-                    return;
-                };
-                assert!(ex.split_k_scratch_bytes() > 0, "{name}: did not split");
-            }
+        if !check_split_k_forced("conv_transpose2d", seed, &case) {
+            return;
         }
     }
 }
