@@ -132,12 +132,21 @@ def epochs_for(budget_s, step_s, steps_per_epoch, max_epochs):
     return max(1, min(max_epochs, int(budget_s / max(step_s * steps_per_epoch, 1e-9))))
 
 
+def epochs_from_probe(what, model, make_opt, step, draw, budget_s, steps_per_epoch, max_epochs):
+    """Epochs that fit `budget_s`, from the time of a few `step`s (indices from `draw`) on a
+    throw-away copy of `model` and its optimiser."""
+    probe = copy.deepcopy(model)
+    popt = make_opt(probe)
+    step_s = probe_step_time(lambda: step(probe, popt, draw()))
+    epochs = epochs_for(budget_s, step_s, steps_per_epoch, max_epochs)
+    log(f"{what}: probe {step_s * 1e3:.1f} ms/step → {epochs} epochs in {budget_s:.0f} s")
+    return epochs
+
+
 def train_classifier(clf, x_u8, y, args, device, gen):
     n = len(x_u8)
     bs = args.cls_batch
     steps_per_epoch = max(1, n // bs)
-    params_bn = [p for name, p in clf.named_parameters() if p.ndim <= 1]
-    params_w = [p for name, p in clf.named_parameters() if p.ndim > 1]
 
     def make_opt(model):
         pb = [p for p in model.parameters() if p.ndim <= 1]
@@ -157,14 +166,9 @@ def train_classifier(clf, x_u8, y, args, device, gen):
 
     epochs = args.cls_epochs
     if epochs is None:
-        probe = copy.deepcopy(clf)
-        popt = make_opt(probe)
-        step_s = probe_step_time(lambda: step(probe, popt, torch.randint(0, n, (bs,), device=device)))
-        del probe, popt
-        epochs = epochs_for(args.cls_budget_s, step_s, steps_per_epoch, args.max_cls_epochs)
-        log(f"classifier: probe {step_s * 1e3:.1f} ms/step → {epochs} epochs in "
-            f"{args.cls_budget_s:.0f} s")
-    del params_bn, params_w
+        epochs = epochs_from_probe(
+            "classifier", clf, make_opt, step, lambda: torch.randint(0, n, (bs,), device=device),
+            args.cls_budget_s, steps_per_epoch, args.max_cls_epochs)
     opt = make_opt(clf)
     total = epochs * steps_per_epoch
     warm = max(1, min(total // 10, 2 * steps_per_epoch))
@@ -254,14 +258,10 @@ def train_decoder(dec, id_feats, id_pred, id_u8, ood_feats, ood_pred, ood_u8, pr
 
     epochs = args.dec_epochs
     if epochs is None:
-        probe = copy.deepcopy(dec)
-        popt = make_opt(probe)
-        step_s = probe_step_time(
-            lambda: step(probe, popt, torch.randint(0, n_id, (half,), generator=gen).to(device)))
-        del probe, popt
-        epochs = epochs_for(args.dec_budget_s, step_s, steps_per_epoch, args.max_dec_epochs)
-        log(f"decoder: probe {step_s * 1e3:.1f} ms/step → {epochs} epochs in "
-            f"{args.dec_budget_s:.0f} s")
+        epochs = epochs_from_probe(
+            "decoder", dec, make_opt, step,
+            lambda: torch.randint(0, n_id, (half,), generator=gen).to(device),
+            args.dec_budget_s, steps_per_epoch, args.max_dec_epochs)
     opt = make_opt(dec)
     dec.train()
     snapshots = {}
