@@ -245,6 +245,28 @@ fn host_buffer(ctx: &VkContext, bytes: u64, upload: bool) -> Result<Subbuffer<[u
     .map_err(|e| vk_err(format!("host buffer of {bytes} bytes: {e}")))
 }
 
+/// A device-local buffer of `bytes` bytes; `what` names it in the error.
+fn device_buffer(
+    ctx: &VkContext,
+    usage: BufferUsage,
+    bytes: u64,
+    what: &str,
+) -> Result<Subbuffer<[u8]>> {
+    Buffer::new_slice(
+        ctx.memory.clone(),
+        BufferCreateInfo {
+            usage,
+            ..Default::default()
+        },
+        AllocationCreateInfo {
+            memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+            ..Default::default()
+        },
+        bytes,
+    )
+    .map_err(|e| vk_err(format!("{what} of {bytes} bytes: {e}")))
+}
+
 impl VulkanExecutor {
     /// Uploads the weights and plans memory for batches of up to `HOOD_VK_MAX_BATCH` (8).
     pub fn new(graph: &Graph, tensors: &[(String, HostTensor)]) -> Result<VulkanExecutor> {
@@ -306,55 +328,31 @@ impl VulkanExecutor {
             |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
         let plan = arena::plan(&live_intervals(graph, value_bytes), ctx.binding_align);
         let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
-        let arena: Subbuffer<[u8]> = Buffer::new_slice(
-            ctx.memory.clone(),
-            BufferCreateInfo {
-                usage: BufferUsage::STORAGE_BUFFER
-                    | BufferUsage::TRANSFER_SRC
-                    | BufferUsage::TRANSFER_DST,
-                ..Default::default()
-            },
-            AllocationCreateInfo {
-                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
-                ..Default::default()
-            },
+        let arena = device_buffer(
+            &ctx,
+            BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
             arena_bytes,
-        )
-        .map_err(|e| vk_err(format!("activation arena of {arena_bytes} bytes: {e}")))?;
+            "activation arena",
+        )?;
         let slots: Vec<Option<Subbuffer<[u8]>>> = plan
             .slots
             .iter()
             .map(|s| s.map(|s| arena.clone().slice(s.offset..s.offset + s.size)))
             .collect();
-        let dummy: Subbuffer<[u8]> = Buffer::new_slice(
-            ctx.memory.clone(),
-            BufferCreateInfo {
-                usage: BufferUsage::STORAGE_BUFFER,
-                ..Default::default()
-            },
-            AllocationCreateInfo {
-                memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
-                ..Default::default()
-            },
+        let dummy = device_buffer(
+            &ctx,
+            BufferUsage::STORAGE_BUFFER,
             ctx.binding_align.max(16),
-        )
-        .map_err(|e| vk_err(format!("placeholder buffer: {e}")))?;
+            "placeholder buffer",
+        )?;
 
         let scratch = if scratch_bytes > 0 {
-            let buf: Subbuffer<[u8]> = Buffer::new_slice(
-                ctx.memory.clone(),
-                BufferCreateInfo {
-                    usage: BufferUsage::STORAGE_BUFFER,
-                    ..Default::default()
-                },
-                AllocationCreateInfo {
-                    memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
-                    ..Default::default()
-                },
+            Some(device_buffer(
+                &ctx,
+                BufferUsage::STORAGE_BUFFER,
                 scratch_bytes,
-            )
-            .map_err(|e| vk_err(format!("split-K scratch of {scratch_bytes} bytes: {e}")))?;
-            Some(buf)
+                "split-K scratch",
+            )?)
         } else {
             None
         };
