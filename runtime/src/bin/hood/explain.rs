@@ -39,23 +39,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let img = overlay::overlay(&prep.view, &hm.data, 1.0, args.scale);
     img.save(&args.out)
         .with_context(|| format!("{}: cannot write the overlay", args.out.display()))?;
-    let name = d
-        .class_name
-        .as_ref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    let verdict = match d.ood {
-        Some(true) => "OUT-OF-DISTRIBUTION",
-        Some(false) => "in-distribution",
-        None => "no threshold",
-    };
     println!(
-        "{}: class {}{} score {:.5} -> {}; overlay {} ({}x{})",
+        "{}: {}; overlay {} ({}x{})",
         args.image.display(),
-        d.class,
-        name,
-        d.score,
-        verdict,
+        crate::infer::summary(&d),
         args.out.display(),
         img.width(),
         img.height()

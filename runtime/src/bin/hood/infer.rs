@@ -76,24 +76,7 @@ fn report(
         }
         println!("{v}");
     } else {
-        let name = d
-            .class_name
-            .as_ref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default();
-        let verdict = match d.ood {
-            Some(true) => "OUT-OF-DISTRIBUTION",
-            Some(false) => "in-distribution",
-            None => "no threshold",
-        };
-        print!(
-            "{}: class {}{} score {:.5} -> {}",
-            path.display(),
-            d.class,
-            name,
-            d.score,
-            verdict
-        );
+        print!("{}: {}", path.display(), summary(d));
         if args.logits {
             print!(" logits {:?}", d.logits);
         }
@@ -156,4 +139,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `class 3 (cat) score 0.01234 -> in-distribution`: the human-readable result of one image
+/// (`hood infer`, `hood explain`).
+pub fn summary(d: &Detection) -> String {
+    let name = d
+        .class_name
+        .as_ref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let verdict = match d.ood {
+        Some(true) => "OUT-OF-DISTRIBUTION",
+        Some(false) => "in-distribution",
+        None => "no threshold",
+    };
+    format!("class {}{name} score {:.5} -> {verdict}", d.class, d.score)
 }
