@@ -230,25 +230,23 @@ fn host_buffer(ctx: &VkContext, bytes: u64, upload: bool) -> Result<Subbuffer<[u
             MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_RANDOM_ACCESS,
         )
     };
-    Buffer::new_slice(
-        ctx.memory.clone(),
-        BufferCreateInfo {
-            usage,
-            ..Default::default()
-        },
-        AllocationCreateInfo {
-            memory_type_filter: filter,
-            ..Default::default()
-        },
-        bytes.max(4),
-    )
-    .map_err(|e| vk_err(format!("host buffer of {bytes} bytes: {e}")))
+    new_buffer(ctx, usage, filter, bytes.max(4), "host buffer")
 }
 
 /// A device-local buffer of `bytes` bytes; `what` names it in the error.
 fn device_buffer(
     ctx: &VkContext,
     usage: BufferUsage,
+    bytes: u64,
+    what: &str,
+) -> Result<Subbuffer<[u8]>> {
+    new_buffer(ctx, usage, MemoryTypeFilter::PREFER_DEVICE, bytes, what)
+}
+
+fn new_buffer(
+    ctx: &VkContext,
+    usage: BufferUsage,
+    filter: MemoryTypeFilter,
     bytes: u64,
     what: &str,
 ) -> Result<Subbuffer<[u8]>> {
@@ -259,7 +257,7 @@ fn device_buffer(
             ..Default::default()
         },
         AllocationCreateInfo {
-            memory_type_filter: MemoryTypeFilter::PREFER_DEVICE,
+            memory_type_filter: filter,
             ..Default::default()
         },
         bytes,
