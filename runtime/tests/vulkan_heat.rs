@@ -164,12 +164,12 @@ fn heat_graph(seed: u64) -> (Graph, Tensors) {
 }
 
 fn run_heat(fp16: bool, max_batch: usize) {
-    run_heat_with(fp16, max_batch, true)
+    run_heat_with(fp16, max_batch, Kernels::Default)
 }
 
-fn run_heat_with(fp16: bool, max_batch: usize, tiled: bool) {
+fn run_heat_with(fp16: bool, max_batch: usize, kernels: Kernels) {
     let (graph, t) = heat_graph(7);
-    let Some(mut ex) = executor_with(&graph, &t, fp16, max_batch, tiled) else {
+    let Some(mut ex) = executor_with(&graph, &t, fp16, max_batch, kernels) else {
         return;
     };
     let all_values: u64 = graph
@@ -192,7 +192,7 @@ fn run_heat_with(fp16: bool, max_batch: usize, tiled: bool) {
     let o = graph.outputs.clone();
     for n in [1usize, 3, 8] {
         let what = format!(
-            "heat fp16={} tiled={tiled} max_batch={max_batch} n={n}",
+            "heat fp16={} kernels={kernels:?} max_batch={max_batch} n={n}",
             ex.fp16_storage()
         );
         let mut rng = Rng::new(100 + n as u64);
@@ -247,8 +247,15 @@ fn heat_graph_fp16() {
 /// whole graph.
 #[test]
 fn heat_graph_generic_convs() {
-    run_heat_with(true, 8, false);
-    run_heat_with(false, 3, false);
+    run_heat_with(true, 8, Kernels::Generic);
+    run_heat_with(false, 3, Kernels::Generic);
+}
+
+/// The tiled kernels (`HOOD_VK_NO_BCAST=1`; on a GPU they are the default) on the whole graph.
+#[test]
+fn heat_graph_tiled_convs() {
+    run_heat_with(true, 8, Kernels::Tiled);
+    run_heat_with(false, 3, Kernels::Tiled);
 }
 
 #[test]

@@ -24,28 +24,30 @@ struct Case {
 }
 
 /// Runs `case` on both variants and batch sizes 1, 3, 8 and compares with the reference.
-/// Graphs with a Conv2d / ConvTranspose2d run with both kernels (tiled and generic:
-/// `HOOD_VK_NO_TILED_CONV`, `HOOD_VK_NO_TILED_DECONV`).
+/// Graphs with a Conv2d / ConvTranspose2d run with every kernel choice ([`Kernels`]: the
+/// device's default — register-broadcast on lavapipe —, tiled, generic).
 fn check(name: &str, seed: u64, case: &Case) {
     let has_conv = case
         .graph
         .nodes
         .iter()
         .any(|n| matches!(n.op, Op::Conv2d(_) | Op::ConvTranspose2d(_)));
-    let tiled_variants: &[bool] = if has_conv { &[true, false] } else { &[true] };
-    for (fp16, tiled) in [true, false]
+    let kernel_variants: &[Kernels] = if has_conv {
+        &Kernels::ALL
+    } else {
+        &[Kernels::Default]
+    };
+    for (fp16, kernels) in [true, false]
         .into_iter()
-        .flat_map(|f| tiled_variants.iter().map(move |&t| (f, t)))
+        .flat_map(|f| kernel_variants.iter().map(move |&k| (f, k)))
     {
-        let opts = VkOptions {
+        let opts = kernels.apply(VkOptions {
             max_batch: 4,
             no_fp16: !fp16,
-            no_tiled_conv: !tiled,
-            no_tiled_deconv: !tiled,
             ..VkOptions::default()
-        };
+        });
         if check_opts(
-            &format!("{name} seed {seed} tiled={tiled}"),
+            &format!("{name} seed {seed} kernels={kernels:?}"),
             seed,
             case,
             &opts,
@@ -339,6 +341,8 @@ fn check_split_k_forced(what: &str, seed: u64, case: &Case) -> bool {
                 max_batch: 4,
                 no_fp16: !fp16,
                 split_k: Some(splits),
+                // Split-K belongs to the tiled kernels.
+                no_bcast: true,
                 ..VkOptions::default()
             };
             let name = format!("{what} split_k={splits} seed {seed}");
@@ -375,6 +379,7 @@ fn conv2d_split_k_off_and_auto() {
             let opts = VkOptions {
                 max_batch: 4,
                 no_split_k,
+                no_bcast: true,
                 ..VkOptions::default()
             };
             let name = format!("conv2d no_split_k={no_split_k} seed {seed}");
@@ -398,6 +403,33 @@ fn conv_transpose2d_split_k_forced() {
         if !check_split_k_forced("conv_transpose2d", seed, &case) {
             return;
         }
+    }
+}
+
+/// On a CPU implementation (lavapipe, the CI device) the default conv kernels are the
+/// register-broadcast ones, so the `Kernels::Default` runs above really cover them there.
+#[test]
+fn cpu_devices_default_to_the_bcast_kernels() {
+    let Some(ex) = executor_opts(
+        &conv2d_case(0).graph,
+        &conv2d_case(0).tensors,
+        &VkOptions::default(),
+    ) else {
+        return;
+    };
+    let k = ex.conv_kernels();
+    if ex.device_description().contains("(Cpu,") {
+        assert!(
+            k.bcast_conv && !k.tiled_conv,
+            "{}: {k:?}",
+            ex.device_description()
+        );
+    } else {
+        assert!(
+            k.tiled_conv && !k.bcast_conv,
+            "{}: {k:?}",
+            ex.device_description()
+        );
     }
 }
 

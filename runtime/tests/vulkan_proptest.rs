@@ -322,7 +322,8 @@ fn deconv_graph(c: &DeconvCase) -> Built {
 }
 
 /// The kernel paths every case runs on, per storage variant: generic kernel; tiled GEMM without
-/// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks).
+/// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks); the
+/// device's default (the register-broadcast kernels on lavapipe).
 fn variants(split_k: u32) -> Vec<VkOptions> {
     let mut all = Vec::new();
     for fp16 in [true, false] {
@@ -340,12 +341,15 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
         });
         all.push(VkOptions {
             no_split_k: true,
+            no_bcast: true,
             ..base.clone()
         });
         all.push(VkOptions {
             split_k: Some(split_k),
-            ..base
+            no_bcast: true,
+            ..base.clone()
         });
+        all.push(base);
     }
     all
 }
@@ -382,8 +386,8 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
         let fp16 = ex.fp16_storage();
         let tol = if fp16 { VK_OP_FP16 } else { VK_OP_FP32 };
         let what = format!(
-            "fp16={fp16} tiled={} split_k={:?} n={}",
-            !opts.no_tiled_conv,
+            "fp16={fp16} kernels {:?} split_k={:?} n={}",
+            ex.conv_kernels(),
             (!opts.no_split_k).then_some(b.split_k),
             b.batch
         );
@@ -392,7 +396,7 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
             .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
         close(&what, &got.logits, &want, tol)?;
         // A forced split always splits a reduction of more than one 16-wide K chunk.
-        if opts.split_k.is_some() && b.k_len > 16 {
+        if opts.split_k.is_some() && !opts.no_split_k && b.k_len > 16 {
             prop_assert!(ex.split_k_scratch_bytes() > 0, "{}: did not split", what);
         }
     }

@@ -132,6 +132,9 @@ fn split_k_forced_matches_the_cpu_reference() {
         let vk_opts = VkOptions {
             max_batch: 4,
             split_k: Some(3),
+            // Split-K belongs to the tiled kernels, which CPU devices only run without the
+            // register-broadcast ones.
+            no_bcast: true,
             ..VkOptions::default()
         };
         let mut gpu =

@@ -291,6 +291,41 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         Some(p) => (bx.weight(&p.scale)?, bx.weight(&p.shift)?, 1, p.relu as u32),
         None => (bx.dummy(), bx.dummy(), 0, 0),
     };
+    let base = Conv2dParams {
+        n: 0,
+        cin: a.cin as u32,
+        h,
+        w,
+        cout,
+        oh,
+        ow,
+        k: a.k as u32,
+        stride: a.stride as u32,
+        pad: a.pad as u32,
+        has_bias,
+        has_residual,
+        relu: a.relu as u32,
+        has_prologue,
+        prologue_relu,
+    };
+    if let Some(pipeline) = bx.pipes.conv2d_bcast() {
+        let buffers = vec![
+            bx.value(node.inputs[0])?,
+            bx.weight(&super::bcast::packed_name(&a.weight))?,
+            bias,
+            residual,
+            pscale,
+            pshift,
+            bx.value(node.outputs[0])?,
+        ];
+        let set = bx.set(&pipeline, buffers)?;
+        let max_groups = bx.max_groups();
+        let pixels = (oh * ow) as u64;
+        return Ok(Box::new(move |b, n| {
+            let groups = super::bcast::groups(n as u64 * pixels, cout, 1, max_groups)?;
+            dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)
+        }));
+    }
     let tiled = bx.pipes.conv2d_tiled();
     let pipeline = match &tiled {
         Some(t) => t.clone(),
@@ -334,23 +369,6 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         buffers.push(part);
     }
     let set = bx.set(&pipeline, buffers)?;
-    let base = Conv2dParams {
-        n: 0,
-        cin: a.cin as u32,
-        h,
-        w,
-        cout,
-        oh,
-        ow,
-        k: a.k as u32,
-        stride: a.stride as u32,
-        pad: a.pad as u32,
-        has_bias,
-        has_residual,
-        relu: a.relu as u32,
-        has_prologue,
-        prologue_relu,
-    };
     Ok(Box::new(move |b, n| {
         if !is_tiled {
             let groups = groups_for(n as u64 * gemm.out_numel, max_groups)?;

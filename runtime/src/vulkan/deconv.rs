@@ -26,6 +26,46 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         Activation::Relu => ACT_RELU,
         Activation::Tanh => ACT_TANH,
     };
+    let base = ConvTranspose2dParams {
+        n: 0,
+        cin: a.cin as u32,
+        h,
+        w,
+        cout,
+        oh,
+        ow,
+        k: a.k as u32,
+        stride: a.stride as u32,
+        pad: a.pad as u32,
+        has_bias,
+        act,
+        has_add,
+        add_scale,
+        add_shift,
+    };
+    if let Some(pipeline) = bx.pipes.conv_transpose2d_bcast() {
+        let buffers = vec![
+            bx.value(node.inputs[0])?,
+            bx.weight(&super::bcast::packed_name(&a.weight))?,
+            bias,
+            feature,
+            bx.value(node.outputs[0])?,
+        ];
+        let set = bx.set(&pipeline, buffers)?;
+        let max_groups = bx.max_groups();
+        let s = a.stride as u32;
+        let class_pixels = (oh.div_ceil(s) * ow.div_ceil(s)) as u64;
+        return Ok(Box::new(move |b, n| {
+            let groups = super::bcast::groups(n as u64 * class_pixels, cout, s * s, max_groups)?;
+            dispatch(
+                b,
+                &pipeline,
+                &set,
+                ConvTranspose2dParams { n, ..base },
+                groups,
+            )
+        }));
+    }
     let tiled = bx.pipes.conv_transpose2d_tiled();
     let pipeline = match &tiled {
         Some(t) => t.clone(),
@@ -67,23 +107,6 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         buffers.push(part);
     }
     let set = bx.set(&pipeline, buffers)?;
-    let base = ConvTranspose2dParams {
-        n: 0,
-        cin: a.cin as u32,
-        h,
-        w,
-        cout,
-        oh,
-        ow,
-        k: a.k as u32,
-        stride: a.stride as u32,
-        pad: a.pad as u32,
-        has_bias,
-        act,
-        has_add,
-        add_scale,
-        add_shift,
-    };
     Ok(Box::new(move |b, n| {
         let params = ConvTranspose2dParams { n, ..base };
         if !is_tiled {

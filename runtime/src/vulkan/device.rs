@@ -8,12 +8,14 @@ use crate::error::Result;
 use std::sync::Arc;
 use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
+use vulkano::device::physical::SubgroupFeatures;
 use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
 use vulkano::device::{
     Device, DeviceCreateInfo, DeviceExtensions, DeviceFeatures, Queue, QueueCreateInfo, QueueFlags,
 };
 use vulkano::instance::{Instance, InstanceCreateFlags, InstanceCreateInfo};
 use vulkano::memory::allocator::StandardMemoryAllocator;
+use vulkano::shader::ShaderStages;
 use vulkano::VulkanLibrary;
 
 /// Everything the executor needs from the device: queue, allocators, what the device can do.
@@ -32,6 +34,9 @@ pub struct VkContext {
     /// Workgroups one dispatch needs to keep the whole device busy ([`target_groups`]); the
     /// tiled Conv2d splits its K reduction when its tile grid is smaller.
     pub target_groups: u32,
+    /// A CPU implementation (lavapipe) whose subgroups are 8 lanes with basic and ballot
+    /// operations in compute shaders: what the register-broadcast kernels need (bcast.rs).
+    pub cpu_subgroup8: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
 }
@@ -203,6 +208,14 @@ impl VkContext {
         let g = props.max_compute_work_group_count;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let target_groups = target_groups(props.device_type, cores);
+        let cpu_subgroup8 = props.device_type == PhysicalDeviceType::Cpu
+            && props.subgroup_size == Some(8)
+            && props
+                .subgroup_supported_stages
+                .is_some_and(|s| s.intersects(ShaderStages::COMPUTE))
+            && props
+                .subgroup_supported_operations
+                .is_some_and(|o| o.contains(SubgroupFeatures::BASIC | SubgroupFeatures::BALLOT));
         Ok(VkContext {
             memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
             descriptors: Arc::new(StandardDescriptorSetAllocator::new(
@@ -219,6 +232,7 @@ impl VkContext {
             binding_align,
             max_groups: [g[0].min(65535), g[1].min(65535)],
             target_groups,
+            cpu_subgroup8,
             description,
         })
     }

@@ -10,7 +10,7 @@
 use super::arena::{self, Live};
 use super::conv::SplitK;
 use super::device::VkContext;
-use super::pipelines::{Builder, Pipelines};
+use super::pipelines::{Builder, ConvKernels, Pipelines};
 use super::weights::{storage_bytes, WeightStore};
 use super::{submit_and_wait, vk_err, VkOptions};
 use crate::backend::{BatchOutputs, Executor};
@@ -154,6 +154,7 @@ pub struct VulkanExecutor {
     arena_bytes: u64,
     weight_bytes: u64,
     scratch_bytes: u64,
+    kernels: ConvKernels,
     _pipes: Pipelines,
     _weights: WeightStore,
 }
@@ -296,11 +297,21 @@ impl VulkanExecutor {
 
         let ctx = VkContext::new(opts)?;
         let split_k = SplitK::new(opts, ctx.target_groups);
-        let tiled_only = |off: bool| if off { SplitK::Off } else { split_k };
+        // Conv kernels: generic with the NO_TILED switches, else register-broadcast on CPU
+        // implementations (bcast.rs), else tiled.
+        let bcast = ctx.cpu_subgroup8 && !opts.no_bcast;
+        let kernels = ConvKernels {
+            tiled_conv: !opts.no_tiled_conv && !bcast,
+            tiled_deconv: !opts.no_tiled_deconv && !bcast,
+            bcast_conv: !opts.no_tiled_conv && bcast,
+            bcast_deconv: !opts.no_tiled_deconv && bcast,
+            split_k: false,
+        };
+        let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
         let scratch_bytes = super::conv::scratch_bytes(
             graph,
-            tiled_only(opts.no_tiled_conv),
-            tiled_only(opts.no_tiled_deconv),
+            tiled_only(kernels.tiled_conv),
+            tiled_only(kernels.tiled_deconv),
             max_batch,
             ctx.max_groups,
         );
@@ -310,15 +321,37 @@ impl VulkanExecutor {
                  lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
             )));
         }
+        let kernels = ConvKernels {
+            split_k: scratch_bytes > 0,
+            ..kernels
+        };
+        log::info!("vulkan: conv kernels {kernels:?}");
         let pipes = Pipelines::new(
             &ctx,
             graph.nodes.iter().map(|n| n.op.kind()),
-            !opts.no_tiled_conv,
-            scratch_bytes > 0,
-            !opts.no_tiled_deconv,
+            kernels,
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
-        let weights = WeightStore::upload(&ctx, &graph.referenced_tensors(), tensors)?;
+        // Convs on the register-broadcast kernels read packed copies of their weights
+        // instead of the originals.
+        let packed =
+            super::bcast::packed_weights(graph, tensors, kernels.bcast_conv, kernels.bcast_deconv)?;
+        let replaced: Vec<&str> = graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Conv2d(a) if kernels.bcast_conv => Some(a.weight.as_str()),
+                Op::ConvTranspose2d(a) if kernels.bcast_deconv => Some(a.weight.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut names: Vec<&str> = graph
+            .referenced_tensors()
+            .into_iter()
+            .filter(|n| !replaced.contains(n))
+            .collect();
+        names.extend(packed.iter().map(|(n, _)| n.as_str()));
+        let weights = WeightStore::upload(&ctx, &names, &[tensors, &packed])?;
 
         let fp16 = ctx.fp16_storage;
         let elems = value_elems(graph);
@@ -444,6 +477,7 @@ impl VulkanExecutor {
             arena_bytes,
             weight_bytes: weights.bytes,
             scratch_bytes,
+            kernels,
             _pipes: pipes,
             _weights: weights,
             ctx,
@@ -458,6 +492,11 @@ impl VulkanExecutor {
     /// Bytes of the split-K scratch buffer (0: no Conv2d splits its K reduction).
     pub fn split_k_scratch_bytes(&self) -> u64 {
         self.scratch_bytes
+    }
+
+    /// The conv kernels this executor runs (besides the generic ones).
+    pub fn conv_kernels(&self) -> ConvKernels {
+        self.kernels
     }
 
     /// Bytes of the uploaded weights.

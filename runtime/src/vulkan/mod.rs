@@ -8,7 +8,7 @@
 //! * [`pipelines`] — the compiled kernels, typed push constants, the dispatch helper;
 //!   [`cache`] — the pipeline cache persisted under the user's cache directory.
 //! * [`weights`] — weight conversion and upload; [`arena`] — activation memory plan.
-//! * `conv`, `deconv`, `linear`, `pool`, `elementwise`, `score` — one dispatch file per op
+//! * `conv`, `deconv` (+ [`bcast`], their CPU-implementation kernels), `linear`, `pool`, `elementwise`, `score` — one dispatch file per op
 //!   family (named like the reference's files), each next to its shader in `shaders/`.
 //! * [`executor`] — [`VulkanExecutor`], the [`crate::backend::Executor`] on Vulkan.
 //! * [`profile`] — per-dispatch GPU time from timestamp queries (`hood bench --profile`).
@@ -28,12 +28,17 @@
 //!   on CPU drivers the heuristic aims only at one workgroup per core.
 //! * `HOOD_VK_NO_TILED_DECONV=1` — run ConvTranspose2d with the generic gather kernel
 //!   (conv_transpose2d.comp) instead of the tiled implicit GEMM (conv_transpose2d_tiled.comp).
+//! * `HOOD_VK_NO_BCAST=1` — on CPU implementations (lavapipe), run the tiled kernels instead
+//!   of the register-broadcast ones ([`bcast`]: conv2d_bcast.comp,
+//!   conv_transpose2d_bcast.comp) that those devices get by default. The `NO_TILED` switches
+//!   take precedence (generic kernels).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
 //!   ([`cache`]: `$XDG_CACHE_HOME/hood/` or `~/.cache/hood/`, one file per device + driver).
 //! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
 //!   batches are split.
 
 pub mod arena;
+pub mod bcast;
 pub mod cache;
 mod conv;
 mod deconv;
@@ -84,6 +89,9 @@ pub struct VkOptions {
     pub no_tiled_deconv: bool,
     /// Neither read nor write the persisted pipeline cache.
     pub no_pipeline_cache: bool,
+    /// Never use the register-broadcast conv kernels (bcast.rs) that CPU implementations
+    /// (lavapipe) otherwise get; those devices then run the tiled kernels.
+    pub no_bcast: bool,
 }
 
 impl Default for VkOptions {
@@ -96,13 +104,14 @@ impl Default for VkOptions {
             split_k: None,
             no_tiled_deconv: false,
             no_pipeline_cache: false,
+            no_bcast: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE` and `HOOD_VK_MAX_BATCH`.
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST` and `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -121,6 +130,7 @@ impl VkOptions {
                 .filter(|&n| n > 0),
             no_tiled_deconv: flag("HOOD_VK_NO_TILED_DECONV"),
             no_pipeline_cache: flag("HOOD_VK_NO_PIPELINE_CACHE"),
+            no_bcast: flag("HOOD_VK_NO_BCAST"),
         }
     }
 }

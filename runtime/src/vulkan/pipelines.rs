@@ -41,6 +41,7 @@ macro_rules! hood_kernels {
                 channel_affine: { ty: "compute", path: "../shaders/channel_affine.comp" },
                 conv2d: { ty: "compute", path: "../shaders/conv2d.comp" },
                 conv2d_tiled: { ty: "compute", path: "../shaders/conv2d_tiled.comp" },
+                conv2d_bcast: { ty: "compute", path: "../shaders/conv2d_bcast.comp" },
                 conv2d_splitk_reduce: {
                     ty: "compute",
                     path: "../shaders/conv2d_splitk_reduce.comp",
@@ -49,6 +50,10 @@ macro_rules! hood_kernels {
                 conv_transpose2d_tiled: {
                     ty: "compute",
                     path: "../shaders/conv_transpose2d_tiled.comp",
+                },
+                conv_transpose2d_bcast: {
+                    ty: "compute",
+                    path: "../shaders/conv_transpose2d_bcast.comp",
                 },
                 linear: { ty: "compute", path: "../shaders/linear.comp" },
                 argmax: { ty: "compute", path: "../shaders/argmax.comp" },
@@ -90,6 +95,21 @@ pub mod params {
 
 type Loader = fn(Arc<vulkano::device::Device>) -> Result<Arc<ShaderModule>, Validated<VulkanError>>;
 
+/// Which conv kernels are built next to the generic one-per-kind kernels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConvKernels {
+    /// The tiled implicit-GEMM Conv2d (conv2d_tiled.comp).
+    pub tiled_conv: bool,
+    /// The tiled implicit-GEMM ConvTranspose2d (conv_transpose2d_tiled.comp).
+    pub tiled_deconv: bool,
+    /// The register-broadcast Conv2d for CPU implementations (conv2d_bcast.comp).
+    pub bcast_conv: bool,
+    /// The register-broadcast ConvTranspose2d (conv_transpose2d_bcast.comp).
+    pub bcast_deconv: bool,
+    /// The split-K reduction of the tiled kernels (some node splits).
+    pub split_k: bool,
+}
+
 /// The pipelines of the kernels a graph uses, for the chosen storage variant.
 pub struct Pipelines {
     by_kind: HashMap<OpKind, Arc<ComputePipeline>>,
@@ -101,6 +121,9 @@ pub struct Pipelines {
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
+    /// The register-broadcast kernels (bcast.rs), when chosen.
+    conv2d_bcast: Option<Arc<ComputePipeline>>,
+    conv_transpose2d_bcast: Option<Arc<ComputePipeline>>,
 }
 
 fn build(
@@ -148,15 +171,13 @@ macro_rules! loader {
 
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
-    /// start-up short on drivers that compile SPIR-V slowly); `tiled_conv` adds the tiled
-    /// Conv2d kernel next to the generic one, `tiled_deconv` the tiled ConvTranspose2d one,
-    /// `split_k` the split-K reduction of both; `disk_cache` (if any) speeds up creation and is written back afterwards.
+    /// start-up short on drivers that compile SPIR-V slowly) and the conv kernels `conv`
+    /// asks for (where the graph has that op); `disk_cache` (if any) speeds up creation and
+    /// is written back afterwards.
     pub fn new(
         ctx: &VkContext,
         kinds: impl IntoIterator<Item = OpKind>,
-        tiled_conv: bool,
-        split_k: bool,
-        tiled_deconv: bool,
+        conv: ConvKernels,
         disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
         let cache = disk_cache.map(|d| &d.cache);
@@ -184,37 +205,45 @@ impl Pipelines {
             };
             by_kind.insert(kind, pipeline);
         }
-        let conv2d_tiled = if tiled_conv && by_kind.contains_key(&OpKind::Conv2d) {
-            let load: Loader = if ctx.fp16_storage {
-                fp16::load_conv2d_tiled
+        let fp16 = ctx.fp16_storage;
+        let has = |k: OpKind| by_kind.contains_key(&k);
+        let optional = |want: bool, name: &str, l16: Loader, l32: Loader| {
+            if want {
+                build(ctx, cache, name, if fp16 { l16 } else { l32 }).map(Some)
             } else {
-                fp32::load_conv2d_tiled
-            };
-            Some(build(ctx, cache, "conv2d_tiled", load)?)
-        } else {
-            None
+                Ok(None)
+            }
         };
-        let conv2d_splitk_reduce = if split_k {
-            let load: Loader = if ctx.fp16_storage {
-                fp16::load_conv2d_splitk_reduce
-            } else {
-                fp32::load_conv2d_splitk_reduce
-            };
-            Some(build(ctx, cache, "conv2d_splitk_reduce", load)?)
-        } else {
-            None
-        };
-        let conv_transpose2d_tiled =
-            if tiled_deconv && by_kind.contains_key(&OpKind::ConvTranspose2d) {
-                let load: Loader = if ctx.fp16_storage {
-                    fp16::load_conv_transpose2d_tiled
-                } else {
-                    fp32::load_conv_transpose2d_tiled
-                };
-                Some(build(ctx, cache, "conv_transpose2d_tiled", load)?)
-            } else {
-                None
-            };
+        let conv2d_tiled = optional(
+            conv.tiled_conv && has(OpKind::Conv2d),
+            "conv2d_tiled",
+            fp16::load_conv2d_tiled,
+            fp32::load_conv2d_tiled,
+        )?;
+        let conv2d_splitk_reduce = optional(
+            conv.split_k,
+            "conv2d_splitk_reduce",
+            fp16::load_conv2d_splitk_reduce,
+            fp32::load_conv2d_splitk_reduce,
+        )?;
+        let conv_transpose2d_tiled = optional(
+            conv.tiled_deconv && has(OpKind::ConvTranspose2d),
+            "conv_transpose2d_tiled",
+            fp16::load_conv_transpose2d_tiled,
+            fp32::load_conv_transpose2d_tiled,
+        )?;
+        let conv2d_bcast = optional(
+            conv.bcast_conv && has(OpKind::Conv2d),
+            "conv2d_bcast",
+            fp16::load_conv2d_bcast,
+            fp32::load_conv2d_bcast,
+        )?;
+        let conv_transpose2d_bcast = optional(
+            conv.bcast_deconv && has(OpKind::ConvTranspose2d),
+            "conv_transpose2d_bcast",
+            fp16::load_conv_transpose2d_bcast,
+            fp32::load_conv_transpose2d_bcast,
+        )?;
         if let Some(d) = disk_cache {
             d.save();
         }
@@ -223,7 +252,19 @@ impl Pipelines {
             conv2d_tiled,
             conv2d_splitk_reduce,
             conv_transpose2d_tiled,
+            conv2d_bcast,
+            conv_transpose2d_bcast,
         })
+    }
+
+    /// The register-broadcast Conv2d pipeline, if built.
+    pub fn conv2d_bcast(&self) -> Option<Arc<ComputePipeline>> {
+        self.conv2d_bcast.clone()
+    }
+
+    /// The register-broadcast ConvTranspose2d pipeline, if built.
+    pub fn conv_transpose2d_bcast(&self) -> Option<Arc<ComputePipeline>> {
+        self.conv_transpose2d_bcast.clone()
     }
 
     /// The tiled ConvTranspose2d pipeline, if built.

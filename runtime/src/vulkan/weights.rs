@@ -39,18 +39,20 @@ pub struct WeightStore {
 }
 
 impl WeightStore {
-    /// Uploads the tensors named in `names` (those the graph reads).
+    /// Uploads the tensors named in `names` (those the graph reads), looked up in the
+    /// `tables` in order.
     pub fn upload(
         ctx: &VkContext,
         names: &[&str],
-        tensors: &[(String, HostTensor)],
+        tables: &[&[(String, HostTensor)]],
     ) -> Result<WeightStore> {
         let align = ctx.binding_align;
         let mut packed: Vec<u8> = Vec::new();
         let mut placed: Vec<(String, u64, u64)> = Vec::new();
         for &name in names {
-            let (_, t) = tensors
+            let (_, t) = tables
                 .iter()
+                .flat_map(|t| t.iter())
                 .find(|(n, _)| n == name)
                 .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))?;
             let bytes = tensor_bytes(t, ctx.fp16_storage);

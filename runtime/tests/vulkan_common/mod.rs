@@ -153,25 +153,47 @@ pub fn executor(
     fp16: bool,
     max_batch: usize,
 ) -> Option<VulkanExecutor> {
-    executor_with(graph, t, fp16, max_batch, true)
+    executor_with(graph, t, fp16, max_batch, Kernels::Default)
 }
 
-/// [`executor`], choosing the Conv2d and ConvTranspose2d kernels: tiled implicit GEMMs or
-/// the generic fallbacks.
+/// Which Conv2d / ConvTranspose2d kernels an executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// The device's choice: register-broadcast on CPU implementations (lavapipe), else tiled.
+    Default,
+    /// The tiled implicit GEMMs (`HOOD_VK_NO_BCAST`).
+    Tiled,
+    /// The generic fallbacks (`HOOD_VK_NO_TILED_CONV`, `HOOD_VK_NO_TILED_DECONV`).
+    Generic,
+}
+
+impl Kernels {
+    pub const ALL: [Kernels; 3] = [Kernels::Default, Kernels::Tiled, Kernels::Generic];
+
+    /// `base` with this choice of kernels.
+    pub fn apply(self, base: VkOptions) -> VkOptions {
+        VkOptions {
+            no_bcast: self != Kernels::Default,
+            no_tiled_conv: self == Kernels::Generic,
+            no_tiled_deconv: self == Kernels::Generic,
+            ..base
+        }
+    }
+}
+
+/// [`executor`], choosing the Conv2d and ConvTranspose2d kernels.
 pub fn executor_with(
     graph: &Graph,
     t: &Tensors,
     fp16: bool,
     max_batch: usize,
-    tiled: bool,
+    kernels: Kernels,
 ) -> Option<VulkanExecutor> {
-    let opts = VkOptions {
+    let opts = kernels.apply(VkOptions {
         max_batch,
         no_fp16: !fp16,
-        no_tiled_conv: !tiled,
-        no_tiled_deconv: !tiled,
         ..VkOptions::default()
-    };
+    });
     executor_opts(graph, t, &opts)
 }
 

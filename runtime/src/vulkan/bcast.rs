@@ -1,0 +1,177 @@
+//! The register-broadcast conv kernels for Vulkan implementations that run on a CPU
+//! (shaders/bcast_gemm.glsl, conv2d_bcast.comp, conv_transpose2d_bcast.comp): chosen when
+//! the device is a CPU implementation with 8-lane subgroups and ballot operations
+//! ([`super::device::VkContext::cpu_subgroup8`], Mesa's lavapipe) and `HOOD_VK_NO_BCAST`
+//! is not set; the `HOOD_VK_NO_TILED_*` switches still select the generic kernels.
+//!
+//! Why: lavapipe executes every storage-buffer or shared-memory load as a per-lane loop, so
+//! there a kernel's time follows its load count. These kernels load one 16-byte weight
+//! vector per lane per reduction step and share it across the subgroup with
+//! `subgroupBroadcast`, no shared memory and no barriers (docs/BENCHMARKS.md has the
+//! measurements). This file packs their weights and sizes their grids; the dispatch is in
+//! conv.rs / deconv.rs next to the other kernels of the op.
+
+use super::vk_err;
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::ops::Op;
+use crate::tensor::HostTensor;
+
+/// Output channels of one workgroup (`BC_CHANNELS` in bcast_gemm.glsl).
+pub const CHANNELS: usize = 64;
+/// Output pixels of one workgroup (`BC_PIXELS`).
+pub const PIXELS: u64 = 16;
+
+/// Name of the packed copy of weight `name` in the weight store.
+pub fn packed_name(name: &str) -> String {
+    format!("{name}#bcast")
+}
+
+/// Workgroups: x over the batch's output pixels (of one parity class), y over blocks of 64
+/// output channels, z over the parity classes (1 for a Conv2d).
+pub fn groups(pixels: u64, cout: u32, classes: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
+    let gx = pixels.div_ceil(PIXELS).max(1);
+    let gy = cout.div_ceil(CHANNELS as u32).max(1);
+    if gx > max_groups[0] as u64 || gy > max_groups[1] {
+        return Err(vk_err(format!(
+            "conv of {pixels} output pixels × {cout} channels exceeds the device's workgroup limits"
+        )));
+    }
+    Ok([gx as u32, gy, classes])
+}
+
+/// A `[cout, k_len]` matrix `a(co, kk)` packed as `[ceil(cout / 64)][k_len][64]` (entry j of
+/// a block row is channel `block * 64 + j`; 0 past `cout`), the layout the kernels load.
+fn pack(cout: usize, k_len: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let blocks = cout.div_ceil(CHANNELS);
+    let mut out = vec![0.0f32; blocks * k_len * CHANNELS];
+    for co in 0..cout {
+        let (blk, j) = (co / CHANNELS, co % CHANNELS);
+        for kk in 0..k_len {
+            out[(blk * k_len + kk) * CHANNELS + j] = a(co, kk);
+        }
+    }
+    out
+}
+
+/// Conv2d weights `[cout, cin, k, k]` packed for conv2d_bcast.comp (kk = (ci, ky, kx)).
+pub fn pack_conv(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
+    let k_len = cin * k * k;
+    pack(cout, k_len, |co, kk| w[co * k_len + kk])
+}
+
+/// ConvTranspose2d weights `[cin, cout, k, k]` packed for conv_transpose2d_bcast.comp: one
+/// packed matrix per output parity class (py, px) (class = py * stride + px), with
+/// kk = (ci, ty, tx) and tap (ky0 + stride*ty, kx0 + stride*tx), 0 past the kernel.
+pub fn pack_deconv(
+    w: &[f32],
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Vec<f32> {
+    let t = k.div_ceil(stride);
+    let mut out = Vec::new();
+    for cls in 0..stride * stride {
+        let (py, px) = (cls / stride, cls % stride);
+        let (ky0, kx0) = ((py + pad) % stride, (px + pad) % stride);
+        out.extend(pack(cout, cin * t * t, |co, kk| {
+            let (ci, r) = (kk / (t * t), kk % (t * t));
+            let (ky, kx) = (ky0 + stride * (r / t), kx0 + stride * (r % t));
+            if ky < k && kx < k {
+                w[((ci * cout + co) * k + ky) * k + kx]
+            } else {
+                0.0
+            }
+        }));
+    }
+    out
+}
+
+/// The packed weights of every Conv2d (`conv`) and / or ConvTranspose2d (`deconv`) of
+/// `graph`, named by [`packed_name`], for upload next to the model's tensors.
+pub fn packed_weights(
+    graph: &Graph,
+    tensors: &[(String, HostTensor)],
+    conv: bool,
+    deconv: bool,
+) -> Result<Vec<(String, HostTensor)>> {
+    let find = |name: &str| -> Result<Vec<f32>> {
+        tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.to_f32())
+            .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))
+    };
+    let mut out = Vec::new();
+    for node in &graph.nodes {
+        let (name, packed) = match &node.op {
+            Op::Conv2d(a) if conv => (&a.weight, pack_conv(&find(&a.weight)?, a.cout, a.cin, a.k)),
+            Op::ConvTranspose2d(a) if deconv => (
+                &a.weight,
+                pack_deconv(&find(&a.weight)?, a.cin, a.cout, a.k, a.stride, a.pad),
+            ),
+            _ => continue,
+        };
+        let len = packed.len();
+        out.push((packed_name(name), HostTensor::f32(vec![len], packed)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_packing_puts_64_channels_of_one_step_together() {
+        let (cout, cin, k) = (70, 2, 3);
+        let k_len = cin * k * k;
+        let w: Vec<f32> = (0..cout * k_len).map(|i| i as f32 + 1.0).collect();
+        let p = pack_conv(&w, cout, cin, k);
+        assert_eq!(p.len(), 2 * k_len * CHANNELS);
+        for co in 0..cout {
+            for kk in 0..k_len {
+                let at = ((co / 64) * k_len + kk) * 64 + co % 64;
+                assert_eq!(p[at], w[co * k_len + kk]);
+            }
+        }
+        // Channels 70..128 of the second block are zero.
+        assert!(p[k_len * 64..]
+            .chunks(64)
+            .all(|r| r[6..].iter().all(|&v| v == 0.0)));
+    }
+
+    #[test]
+    fn deconv_packing_follows_parity_classes() {
+        // k 4, stride 2, pad 1: every class has 2x2 taps, none outside the kernel.
+        let (cin, cout, k, s, pad) = (3, 5, 4, 2, 1);
+        let w: Vec<f32> = (0..cin * cout * k * k).map(|i| i as f32 + 1.0).collect();
+        let p = pack_deconv(&w, cin, cout, k, s, pad);
+        let k_len = cin * 4;
+        assert_eq!(p.len(), 4 * k_len * CHANNELS);
+        // Class (py, px) = (0, 1): ky0 = 1, kx0 = 0; kk = (ci 2, ty 1, tx 0) -> tap (3, 0).
+        let cls = 1;
+        let kk = 2 * 4 + 2;
+        let co = 4;
+        assert_eq!(
+            p[(cls * k_len + kk) * 64 + co],
+            w[((2 * cout + co) * k + 3) * k]
+        );
+        // k 3, stride 2, pad 0: class (1, 1) has one real tap per axis, the other is 0.
+        let w3: Vec<f32> = (0..2 * 9).map(|i| i as f32 + 1.0).collect();
+        let p3 = pack_deconv(&w3, 1, 2, 3, 2, 0);
+        let cls = 3;
+        let k_len = 4;
+        assert_eq!(p3[(cls * k_len) * 64], w3[4]); // (ty 0, tx 0) -> tap (1, 1)
+        assert_eq!(p3[(cls * k_len + 1) * 64], 0.0); // tap (1, 3) is outside
+    }
+
+    #[test]
+    fn grid_covers_pixels_channels_and_classes() {
+        assert_eq!(groups(1024, 64, 1, [65535, 65535]).unwrap(), [64, 1, 1]);
+        assert_eq!(groups(17, 65, 4, [65535, 65535]).unwrap(), [2, 2, 4]);
+        assert!(groups(16 * 70000, 64, 1, [65535, 65535]).is_err());
+    }
+}

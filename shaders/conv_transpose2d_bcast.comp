@@ -1,0 +1,136 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// ConvTranspose2d as a register-broadcast implicit GEMM for CPU Vulkan implementations
+// (lavapipe): see bcast_gemm.glsl. Gather form, no atomics; same fused bias / activation /
+// forwarded-feature add and push constants as conv_transpose2d.comp.
+//
+// Output pixels are split into stride^2 parity classes (oy % s, ox % s) as in
+// conv_transpose2d_tiled.comp: within class (py, px) every pixel (oy, ox) = (py + s*qy,
+// px + s*qx) receives the taps ky = ky0 + s*ty, kx = kx0 + s*tx (ty, tx < T = ceil(k / s))
+// from input (base_y + qy - ty, base_x + qx - tx), so per class
+//   C[co, pix] = sum_(ci, ty, tx) A_class[co, (ci, ty, tx)] * B[(ci, ty, tx), pix],
+// where A_class (0 for taps outside the kernel) is packed per class by bcast.rs.
+// Workgroup grid: x = ceil(n * ceil(oh/s) * ceil(ow/s) / 16), y = ceil(cout / 64), z = s^2.
+#include "common.glsl"
+#include "bcast_gemm.glsl"
+
+layout(local_size_x = 8) in; // BC_LANES: one subgroup
+
+layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
+layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
+layout(set = 0, binding = 3) readonly buffer Feature { STORE_T feature[]; };
+layout(set = 0, binding = 4) writeonly buffer Y { STORE_T y[]; };
+
+// Identical to conv_transpose2d.comp's block (one generated struct for all of them).
+layout(push_constant) uniform ConvTranspose2dParams {
+    uint n;
+    uint cin;
+    uint h;
+    uint w;
+    uint cout;
+    uint oh;
+    uint ow;
+    uint k;
+    uint stride;
+    uint pad;
+    uint has_bias;
+    uint act; // ACT_NONE / ACT_RELU / ACT_TANH
+    uint has_add;
+    float add_scale;
+    float add_shift;
+} p;
+
+// This lane's two output pixels: flat output index of channel 0, valid.
+uint o0;
+uint o1;
+bool ok0;
+bool ok1;
+uint plane;
+
+void emit_one(uint co, bool ok, uint obase, float v) {
+    if (!ok) {
+        return;
+    }
+    uint o = obase + co * plane;
+    v = activate(v, p.act);
+    if (p.has_add != 0u) {
+        v += float(feature[o]) * p.add_scale + p.add_shift;
+    }
+    y[o] = STORE_T(v);
+}
+
+void emit(uint co, vec2 v) {
+    if (co < p.cout) {
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        emit_one(co, ok0, o0, v.x + bv);
+        emit_one(co, ok1, o1, v.y + bv);
+    }
+}
+
+float gather(bool ok, uint base, int iy, int ix) {
+    float v = 0.0;
+    if (ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
+        v = float(x[base + uint(iy) * p.w + uint(ix)]);
+    }
+    return v;
+}
+
+void main() {
+    uint s = p.stride;
+    uint cls = gl_WorkGroupID.z;
+    uint py = cls / s;
+    uint px = cls % s;
+    uint ky0 = (py + p.pad) % s;
+    uint kx0 = (px + p.pad) % s;
+    int base_y = int((py + p.pad - ky0) / s);
+    int base_x = int((px + p.pad - kx0) / s);
+    uint T = (p.k + s - 1u) / s;
+    uint K = p.cin * T * T;
+    uint qh = (p.oh + s - 1u) / s;
+    uint qw = (p.ow + s - 1u) / s;
+    uint qplane = qh * qw;
+    uint npix = p.n * qplane;
+    plane = p.oh * p.ow;
+    uint c0 = gl_WorkGroupID.y * BC_CHANNELS;
+    uint blocks = (p.cout + BC_CHANNELS - 1u) / BC_CHANNELS;
+    uint wrow = bc_block(cls * blocks + gl_WorkGroupID.y, K);
+
+    uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
+    uint g1 = g0 + BC_LANES;
+    uint q0 = g0 % qplane;
+    uint q1 = g1 % qplane;
+    uint qy0 = q0 / qw;
+    uint qx0 = q0 % qw;
+    uint qy1 = q1 / qw;
+    uint qx1 = q1 % qw;
+    ok0 = g0 < npix && py + s * qy0 < p.oh && px + s * qx0 < p.ow;
+    ok1 = g1 < npix && py + s * qy1 < p.oh && px + s * qx1 < p.ow;
+    uint img0 = ok0 ? g0 / qplane : 0u;
+    uint img1 = ok1 ? g1 / qplane : 0u;
+    o0 = img0 * p.cout * plane + (py + s * qy0) * p.ow + px + s * qx0;
+    o1 = img1 * p.cout * plane + (py + s * qy1) * p.ow + px + s * qx1;
+    int iy0 = base_y + int(qy0);
+    int ix0 = base_x + int(qx0);
+    int iy1 = base_y + int(qy1);
+    int ix1 = base_x + int(qx1);
+    uint chw = p.cin * p.h * p.w;
+    uint base0 = img0 * chw;
+    uint base1 = img1 * chw;
+
+    vec4 acc[32] = vec4[32](BC_ZERO8, BC_ZERO8, BC_ZERO8, BC_ZERO8);
+    uint kk = 0u;
+    for (uint ci = 0u; ci < p.cin; ++ci) {
+        uint cbase = ci * p.h * p.w;
+        for (uint ty = 0u; ty < T; ++ty) {
+            for (uint tx = 0u; tx < T; ++tx) {
+                float b0 = gather(ok0, base0 + cbase, iy0 - int(ty), ix0 - int(tx));
+                float b1 = gather(ok1, base1 + cbase, iy1 - int(ty), ix1 - int(tx));
+                vec4 bb = vec4(b0, b1, b0, b1);
+                BC_LOAD_A(wrow, kk)
+                BC_STEP_ALL
+                ++kk;
+            }
+        }
+    }
+    BC_OUT_ALL
+}
