@@ -39,14 +39,15 @@ layout(push_constant) uniform Conv2dParams {
 
 uint plane;
 uint npix;
-uint g0; // this lane's two output pixels (flat over the batch)
-uint g1;
+uint lane_c; // this lane's first output channel
+vec4 bias_lo; // biases of its channels lane_c .. lane_c + 3
+vec4 bias_hi; // and lane_c + 4 .. lane_c + 7
 
-void emit_one(uint co, uint g, float v) {
-    if (g >= npix) {
+void emit1(uint co, uint obase, float v) {
+    if (co >= p.cout) {
         return;
     }
-    uint o = ((g / plane) * p.cout + co) * plane + g % plane;
+    uint o = obase + co * plane;
     if (p.has_residual != 0u) {
         v += float(residual[o]);
     }
@@ -56,12 +57,27 @@ void emit_one(uint co, uint g, float v) {
     y[o] = STORE_T(v);
 }
 
-void emit(uint co, vec2 v) {
-    if (co < p.cout) {
-        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
-        emit_one(co, g0, v.x + bv);
-        emit_one(co, g1, v.y + bv);
+// Stores this lane's 8 channels at pixel P of the workgroup's block.
+void emit(uint P, vec4 lo, vec4 hi) {
+    uint g = gl_WorkGroupID.x * BC_PIXELS + P;
+    if (g >= npix) {
+        return;
     }
+    uint obase = (g / plane) * p.cout * plane + g % plane;
+    lo += bias_lo;
+    hi += bias_hi;
+    emit1(lane_c, obase, lo.x);
+    emit1(lane_c + 1u, obase, lo.y);
+    emit1(lane_c + 2u, obase, lo.z);
+    emit1(lane_c + 3u, obase, lo.w);
+    emit1(lane_c + 4u, obase, hi.x);
+    emit1(lane_c + 5u, obase, hi.y);
+    emit1(lane_c + 6u, obase, hi.z);
+    emit1(lane_c + 7u, obase, hi.w);
+}
+
+float bias_of(uint co) {
+    return p.has_bias != 0u && co < p.cout ? float(bias[co]) : 0.0;
 }
 
 // The im2col value of (ci, iy, ix) for one pixel: 0 outside the input.
@@ -83,10 +99,10 @@ void main() {
     plane = p.oh * p.ow;
     npix = p.n * plane;
     uint K = p.cin * p.k * p.k;
-    uint c0 = gl_WorkGroupID.y * BC_CHANNELS;
+    lane_c = gl_WorkGroupID.y * BC_CHANNELS + 8u * gl_SubgroupInvocationID;
     uint wrow = bc_block(gl_WorkGroupID.y, K);
-    g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
-    g1 = g0 + BC_LANES;
+    uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
+    uint g1 = g0 + BC_LANES;
 
     // Per pixel: valid, input origin, image base.
     bool ok0 = g0 < npix;
@@ -116,12 +132,14 @@ void main() {
             for (uint kx = 0u; kx < p.k; ++kx) {
                 float b0 = gather(ok0, base0 + cbase, iy0 + int(ky), ix0 + int(kx), sc, sh);
                 float b1 = gather(ok1, base1 + cbase, iy1 + int(ky), ix1 + int(kx), sc, sh);
-                vec4 bb = vec4(b0, b1, b0, b1);
                 BC_LOAD_A(wrow, kk)
                 BC_STEP_ALL
                 ++kk;
             }
         }
     }
+    bias_lo = vec4(bias_of(lane_c), bias_of(lane_c + 1u), bias_of(lane_c + 2u), bias_of(lane_c + 3u));
+    bias_hi = vec4(bias_of(lane_c + 4u), bias_of(lane_c + 5u), bias_of(lane_c + 6u),
+                   bias_of(lane_c + 7u));
     BC_OUT_ALL
 }

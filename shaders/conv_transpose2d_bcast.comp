@@ -40,15 +40,18 @@ layout(push_constant) uniform ConvTranspose2dParams {
     float add_shift;
 } p;
 
-// This lane's two output pixels: flat output index of channel 0, valid.
-uint o0;
-uint o1;
-bool ok0;
-bool ok1;
 uint plane;
+uint npix;
+uint qw;
+uint qplane;
+uint py;
+uint px;
+uint lane_c; // this lane's first output channel
+vec4 bias_lo; // biases of its channels lane_c .. lane_c + 3
+vec4 bias_hi; // and lane_c + 4 .. lane_c + 7
 
-void emit_one(uint co, bool ok, uint obase, float v) {
-    if (!ok) {
+void emit1(uint co, uint obase, float v) {
+    if (co >= p.cout) {
         return;
     }
     uint o = obase + co * plane;
@@ -59,12 +62,30 @@ void emit_one(uint co, bool ok, uint obase, float v) {
     y[o] = STORE_T(v);
 }
 
-void emit(uint co, vec2 v) {
-    if (co < p.cout) {
-        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
-        emit_one(co, ok0, o0, v.x + bv);
-        emit_one(co, ok1, o1, v.y + bv);
+// Stores this lane's 8 channels at pixel P of the workgroup's block of this parity class.
+void emit(uint P, vec4 lo, vec4 hi) {
+    uint g = gl_WorkGroupID.x * BC_PIXELS + P;
+    uint q = g % qplane;
+    uint oy = py + p.stride * (q / qw);
+    uint ox = px + p.stride * (q % qw);
+    if (g >= npix || oy >= p.oh || ox >= p.ow) {
+        return;
     }
+    uint obase = (g / qplane) * p.cout * plane + oy * p.ow + ox;
+    lo += bias_lo;
+    hi += bias_hi;
+    emit1(lane_c, obase, lo.x);
+    emit1(lane_c + 1u, obase, lo.y);
+    emit1(lane_c + 2u, obase, lo.z);
+    emit1(lane_c + 3u, obase, lo.w);
+    emit1(lane_c + 4u, obase, hi.x);
+    emit1(lane_c + 5u, obase, hi.y);
+    emit1(lane_c + 6u, obase, hi.z);
+    emit1(lane_c + 7u, obase, hi.w);
+}
+
+float bias_of(uint co) {
+    return p.has_bias != 0u && co < p.cout ? float(bias[co]) : 0.0;
 }
 
 float gather(bool ok, uint base, int iy, int ix) {
@@ -78,8 +99,8 @@ float gather(bool ok, uint base, int iy, int ix) {
 void main() {
     uint s = p.stride;
     uint cls = gl_WorkGroupID.z;
-    uint py = cls / s;
-    uint px = cls % s;
+    py = cls / s;
+    px = cls % s;
     uint ky0 = (py + p.pad) % s;
     uint kx0 = (px + p.pad) % s;
     int base_y = int((py + p.pad - ky0) / s);
@@ -87,14 +108,15 @@ void main() {
     uint T = (p.k + s - 1u) / s;
     uint K = p.cin * T * T;
     uint qh = (p.oh + s - 1u) / s;
-    uint qw = (p.ow + s - 1u) / s;
-    uint qplane = qh * qw;
-    uint npix = p.n * qplane;
+    qw = (p.ow + s - 1u) / s;
+    qplane = qh * qw;
+    npix = p.n * qplane;
     plane = p.oh * p.ow;
-    uint c0 = gl_WorkGroupID.y * BC_CHANNELS;
+    lane_c = gl_WorkGroupID.y * BC_CHANNELS + 8u * gl_SubgroupInvocationID;
     uint blocks = (p.cout + BC_CHANNELS - 1u) / BC_CHANNELS;
     uint wrow = bc_block(cls * blocks + gl_WorkGroupID.y, K);
 
+    // The two pixels whose inputs this lane loads: valid, input origin, image base.
     uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
     uint g1 = g0 + BC_LANES;
     uint q0 = g0 % qplane;
@@ -103,19 +125,15 @@ void main() {
     uint qx0 = q0 % qw;
     uint qy1 = q1 / qw;
     uint qx1 = q1 % qw;
-    ok0 = g0 < npix && py + s * qy0 < p.oh && px + s * qx0 < p.ow;
-    ok1 = g1 < npix && py + s * qy1 < p.oh && px + s * qx1 < p.ow;
-    uint img0 = ok0 ? g0 / qplane : 0u;
-    uint img1 = ok1 ? g1 / qplane : 0u;
-    o0 = img0 * p.cout * plane + (py + s * qy0) * p.ow + px + s * qx0;
-    o1 = img1 * p.cout * plane + (py + s * qy1) * p.ow + px + s * qx1;
+    bool ok0 = g0 < npix && py + s * qy0 < p.oh && px + s * qx0 < p.ow;
+    bool ok1 = g1 < npix && py + s * qy1 < p.oh && px + s * qx1 < p.ow;
     int iy0 = base_y + int(qy0);
     int ix0 = base_x + int(qx0);
     int iy1 = base_y + int(qy1);
     int ix1 = base_x + int(qx1);
     uint chw = p.cin * p.h * p.w;
-    uint base0 = img0 * chw;
-    uint base1 = img1 * chw;
+    uint base0 = ok0 ? (g0 / qplane) * chw : 0u;
+    uint base1 = ok1 ? (g1 / qplane) * chw : 0u;
 
     vec4 acc[32] = vec4[32](BC_ZERO8, BC_ZERO8, BC_ZERO8, BC_ZERO8);
     uint kk = 0u;
@@ -125,12 +143,14 @@ void main() {
             for (uint tx = 0u; tx < T; ++tx) {
                 float b0 = gather(ok0, base0 + cbase, iy0 - int(ty), ix0 - int(tx));
                 float b1 = gather(ok1, base1 + cbase, iy1 - int(ty), ix1 - int(tx));
-                vec4 bb = vec4(b0, b1, b0, b1);
                 BC_LOAD_A(wrow, kk)
                 BC_STEP_ALL
                 ++kk;
             }
         }
     }
+    bias_lo = vec4(bias_of(lane_c), bias_of(lane_c + 1u), bias_of(lane_c + 2u), bias_of(lane_c + 3u));
+    bias_hi = vec4(bias_of(lane_c + 4u), bias_of(lane_c + 5u), bias_of(lane_c + 6u),
+                   bias_of(lane_c + 7u));
     BC_OUT_ALL
 }
