@@ -17,8 +17,20 @@ use crate::graph::Graph;
 use crate::ops::Op;
 use crate::tensor::HostTensor;
 
-/// Output channels of one workgroup (`BC_CHANNELS` in bcast_gemm.glsl).
-pub const CHANNELS: usize = 64;
+/// Output channels of one workgroup (`BC_CHANNELS` in bcast_gemm.glsl): 8 per lane, or 16
+/// per lane (the `*16` kernels) for convs with more than 64 output channels.
+pub fn block(cout: u32) -> usize {
+    if wide(cout) {
+        128
+    } else {
+        64
+    }
+}
+
+/// Whether a conv with `cout` output channels runs the 16-channels-per-lane kernel.
+pub fn wide(cout: u32) -> bool {
+    cout > 64
+}
 /// Output pixels of one workgroup (`BC_PIXELS`).
 pub const PIXELS: u64 = 16;
 
@@ -27,11 +39,11 @@ pub fn packed_name(name: &str) -> String {
     format!("{name}#bcast")
 }
 
-/// Workgroups: x over the batch's output pixels (of one parity class), y over blocks of 64
-/// output channels, z over the parity classes (1 for a Conv2d).
+/// Workgroups: x over the batch's output pixels (of one parity class), y over blocks of
+/// [`block`] output channels, z over the parity classes (1 for a Conv2d).
 pub fn groups(pixels: u64, cout: u32, classes: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
     let gx = pixels.div_ceil(PIXELS).max(1);
-    let gy = cout.div_ceil(CHANNELS as u32).max(1);
+    let gy = cout.div_ceil(block(cout) as u32).max(1);
     if gx > max_groups[0] as u64 || gy > max_groups[1] {
         return Err(vk_err(format!(
             "conv of {pixels} output pixels × {cout} channels exceeds the device's workgroup limits"
@@ -40,15 +52,17 @@ pub fn groups(pixels: u64, cout: u32, classes: u32, max_groups: [u32; 2]) -> Res
     Ok([gx as u32, gy, classes])
 }
 
-/// A `[cout, k_len]` matrix `a(co, kk)` packed as `[ceil(cout / 64)][k_len][64]` (entry j of
-/// a block row is channel `block * 64 + j`; 0 past `cout`), the layout the kernels load.
+/// A `[cout, k_len]` matrix `a(co, kk)` packed as `[ceil(cout / B)][k_len][B]` with
+/// B = [`block`]`(cout)` (entry j of a block row is channel `blk * B + j`; 0 past `cout`),
+/// the layout the kernels load.
 fn pack(cout: usize, k_len: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    let blocks = cout.div_ceil(CHANNELS);
-    let mut out = vec![0.0f32; blocks * k_len * CHANNELS];
+    let b = block(cout as u32);
+    let blocks = cout.div_ceil(b);
+    let mut out = vec![0.0f32; blocks * k_len * b];
     for co in 0..cout {
-        let (blk, j) = (co / CHANNELS, co % CHANNELS);
+        let (blk, j) = (co / b, co % b);
         for kk in 0..k_len {
-            out[(blk * k_len + kk) * CHANNELS + j] = a(co, kk);
+            out[(blk * k_len + kk) * b + j] = a(co, kk);
         }
     }
     out
@@ -125,22 +139,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conv_packing_puts_64_channels_of_one_step_together() {
-        let (cout, cin, k) = (70, 2, 3);
-        let k_len = cin * k * k;
-        let w: Vec<f32> = (0..cout * k_len).map(|i| i as f32 + 1.0).collect();
-        let p = pack_conv(&w, cout, cin, k);
-        assert_eq!(p.len(), 2 * k_len * CHANNELS);
-        for co in 0..cout {
-            for kk in 0..k_len {
-                let at = ((co / 64) * k_len + kk) * 64 + co % 64;
-                assert_eq!(p[at], w[co * k_len + kk]);
+    fn conv_packing_puts_one_blocks_channels_of_one_step_together() {
+        for (cout, b) in [(40, 64), (64, 64), (130, 128)] {
+            let (cin, k) = (2, 3);
+            let k_len = cin * k * k;
+            let w: Vec<f32> = (0..cout * k_len).map(|i| i as f32 + 1.0).collect();
+            let p = pack_conv(&w, cout, cin, k);
+            assert_eq!(block(cout as u32), b);
+            assert_eq!(p.len(), cout.div_ceil(b) * k_len * b);
+            for co in 0..cout {
+                for kk in 0..k_len {
+                    let at = ((co / b) * k_len + kk) * b + co % b;
+                    assert_eq!(p[at], w[co * k_len + kk]);
+                }
             }
+            // The channels past cout in the last block are zero.
+            let last = (cout.div_ceil(b) - 1) * k_len * b;
+            let used = cout - (cout.div_ceil(b) - 1) * b;
+            assert!(p[last..]
+                .chunks(b)
+                .all(|r| r[used..].iter().all(|&v| v == 0.0)));
         }
-        // Channels 70..128 of the second block are zero.
-        assert!(p[k_len * 64..]
-            .chunks(64)
-            .all(|r| r[6..].iter().all(|&v| v == 0.0)));
     }
 
     #[test]
@@ -150,7 +169,7 @@ mod tests {
         let w: Vec<f32> = (0..cin * cout * k * k).map(|i| i as f32 + 1.0).collect();
         let p = pack_deconv(&w, cin, cout, k, s, pad);
         let k_len = cin * 4;
-        assert_eq!(p.len(), 4 * k_len * CHANNELS);
+        assert_eq!(p.len(), 4 * k_len * 64);
         // Class (py, px) = (0, 1): ky0 = 1, kx0 = 0; kk = (ci 2, ty 1, tx 0) -> tap (3, 0).
         let cls = 1;
         let kk = 2 * 4 + 2;
@@ -171,7 +190,8 @@ mod tests {
     #[test]
     fn grid_covers_pixels_channels_and_classes() {
         assert_eq!(groups(1024, 64, 1, [65535, 65535]).unwrap(), [64, 1, 1]);
-        assert_eq!(groups(17, 65, 4, [65535, 65535]).unwrap(), [2, 2, 4]);
+        assert_eq!(groups(17, 65, 4, [65535, 65535]).unwrap(), [2, 1, 4]);
+        assert_eq!(groups(17, 129, 4, [65535, 65535]).unwrap(), [2, 2, 4]);
         assert!(groups(16 * 70000, 64, 1, [65535, 65535]).is_err());
     }
 }

@@ -308,7 +308,7 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         has_prologue,
         prologue_relu,
     };
-    if let Some(pipeline) = bx.pipes.conv2d_bcast() {
+    if let Some(pipeline) = bx.pipes.conv2d_bcast(cout) {
         let buffers = vec![
             bx.value(node.inputs[0])?,
             bx.weight(&super::bcast::packed_name(&a.weight))?,

@@ -43,7 +43,7 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         add_scale,
         add_shift,
     };
-    if let Some(pipeline) = bx.pipes.conv_transpose2d_bcast() {
+    if let Some(pipeline) = bx.pipes.conv_transpose2d_bcast(cout) {
         let buffers = vec![
             bx.value(node.inputs[0])?,
             bx.weight(&super::bcast::packed_name(&a.weight))?,

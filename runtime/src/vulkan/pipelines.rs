@@ -42,6 +42,7 @@ macro_rules! hood_kernels {
                 conv2d: { ty: "compute", path: "../shaders/conv2d.comp" },
                 conv2d_tiled: { ty: "compute", path: "../shaders/conv2d_tiled.comp" },
                 conv2d_bcast: { ty: "compute", path: "../shaders/conv2d_bcast.comp" },
+                conv2d_bcast16: { ty: "compute", path: "../shaders/conv2d_bcast16.comp" },
                 conv2d_splitk_reduce: {
                     ty: "compute",
                     path: "../shaders/conv2d_splitk_reduce.comp",
@@ -54,6 +55,10 @@ macro_rules! hood_kernels {
                 conv_transpose2d_bcast: {
                     ty: "compute",
                     path: "../shaders/conv_transpose2d_bcast.comp",
+                },
+                conv_transpose2d_bcast16: {
+                    ty: "compute",
+                    path: "../shaders/conv_transpose2d_bcast16.comp",
                 },
                 linear: { ty: "compute", path: "../shaders/linear.comp" },
                 argmax: { ty: "compute", path: "../shaders/argmax.comp" },
@@ -121,9 +126,9 @@ pub struct Pipelines {
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
-    /// The register-broadcast kernels (bcast.rs), when chosen.
-    conv2d_bcast: Option<Arc<ComputePipeline>>,
-    conv_transpose2d_bcast: Option<Arc<ComputePipeline>>,
+    /// The register-broadcast kernels (bcast.rs), when chosen: 8 and 16 channels per lane.
+    conv2d_bcast: Option<[Arc<ComputePipeline>; 2]>,
+    conv_transpose2d_bcast: Option<[Arc<ComputePipeline>; 2]>,
 }
 
 fn build(
@@ -232,17 +237,34 @@ impl Pipelines {
             fp16::load_conv_transpose2d_tiled,
             fp32::load_conv_transpose2d_tiled,
         )?;
-        let conv2d_bcast = optional(
+        let pair = |want: bool, names: [&str; 2], l16: [Loader; 2], l32: [Loader; 2]| {
+            Ok::<_, crate::error::HoodError>(
+                match (
+                    optional(want, names[0], l16[0], l32[0])?,
+                    optional(want, names[1], l16[1], l32[1])?,
+                ) {
+                    (Some(a), Some(b)) => Some([a, b]),
+                    _ => None,
+                },
+            )
+        };
+        let conv2d_bcast = pair(
             conv.bcast_conv && has(OpKind::Conv2d),
-            "conv2d_bcast",
-            fp16::load_conv2d_bcast,
-            fp32::load_conv2d_bcast,
+            ["conv2d_bcast", "conv2d_bcast16"],
+            [fp16::load_conv2d_bcast, fp16::load_conv2d_bcast16],
+            [fp32::load_conv2d_bcast, fp32::load_conv2d_bcast16],
         )?;
-        let conv_transpose2d_bcast = optional(
+        let conv_transpose2d_bcast = pair(
             conv.bcast_deconv && has(OpKind::ConvTranspose2d),
-            "conv_transpose2d_bcast",
-            fp16::load_conv_transpose2d_bcast,
-            fp32::load_conv_transpose2d_bcast,
+            ["conv_transpose2d_bcast", "conv_transpose2d_bcast16"],
+            [
+                fp16::load_conv_transpose2d_bcast,
+                fp16::load_conv_transpose2d_bcast16,
+            ],
+            [
+                fp32::load_conv_transpose2d_bcast,
+                fp32::load_conv_transpose2d_bcast16,
+            ],
         )?;
         if let Some(d) = disk_cache {
             d.save();
@@ -257,14 +279,18 @@ impl Pipelines {
         })
     }
 
-    /// The register-broadcast Conv2d pipeline, if built.
-    pub fn conv2d_bcast(&self) -> Option<Arc<ComputePipeline>> {
-        self.conv2d_bcast.clone()
+    /// The register-broadcast Conv2d pipeline for `cout` output channels, if built.
+    pub fn conv2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
+        let wide = super::bcast::wide(cout) as usize;
+        self.conv2d_bcast.as_ref().map(|p| p[wide].clone())
     }
 
-    /// The register-broadcast ConvTranspose2d pipeline, if built.
-    pub fn conv_transpose2d_bcast(&self) -> Option<Arc<ComputePipeline>> {
-        self.conv_transpose2d_bcast.clone()
+    /// The register-broadcast ConvTranspose2d pipeline for `cout` output channels, if built.
+    pub fn conv_transpose2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
+        let wide = super::bcast::wide(cout) as usize;
+        self.conv_transpose2d_bcast
+            .as_ref()
+            .map(|p| p[wide].clone())
     }
 
     /// The tiled ConvTranspose2d pipeline, if built.

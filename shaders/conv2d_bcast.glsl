@@ -1,0 +1,138 @@
+// Conv2d as a register-broadcast implicit GEMM for CPU Vulkan implementations (lavapipe):
+// see bcast_gemm.glsl. Same fused prologue / bias / residual / ReLU as conv2d.comp, same
+// push constants; binding 1 holds the weights packed by runtime/src/vulkan/bcast.rs.
+//   C[co, pix] = sum_kk A[co, kk] * B[kk, pix],  kk = (ci, ky, kx),
+//   B[kk, (b, oy, ox)] = prologue(x[b, ci, oy*s-p+ky, ox*s-p+kx]) (0 in the padding).
+// Workgroup grid: x = ceil(n*oh*ow / 16), y = ceil(cout / (8 * BC_CPL)) (`groups` in bcast.rs).
+
+layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
+layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
+layout(set = 0, binding = 3) readonly buffer Residual { STORE_T residual[]; };
+layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
+layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
+layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
+
+// Identical to conv2d.comp's block (one generated struct for all Conv2d kernels).
+layout(push_constant) uniform Conv2dParams {
+    uint n;
+    uint cin;
+    uint h;
+    uint w;
+    uint cout;
+    uint oh;
+    uint ow;
+    uint k;
+    uint stride;
+    uint pad;
+    uint has_bias;
+    uint has_residual;
+    uint relu;
+    uint has_prologue;
+    uint prologue_relu;
+} p;
+
+uint plane;
+uint npix;
+uint lane_c; // this lane's first output channel
+
+void emit1(uint co, uint obase, float v) {
+    if (co >= p.cout) {
+        return;
+    }
+    uint o = obase + co * plane;
+    if (p.has_residual != 0u) {
+        v += float(residual[o]);
+    }
+    if (p.relu != 0u) {
+        v = max(v, 0.0);
+    }
+    y[o] = STORE_T(v);
+}
+
+// Stores channels c..c+7 of this lane at pixel P of the workgroup's block.
+void emit(uint P, uint c, vec4 lo, vec4 hi, vec4 blo, vec4 bhi) {
+    uint g = gl_WorkGroupID.x * BC_PIXELS + P;
+    if (g >= npix) {
+        return;
+    }
+    uint obase = (g / plane) * p.cout * plane + g % plane;
+    lo += blo;
+    hi += bhi;
+    emit1(c, obase, lo.x);
+    emit1(c + 1u, obase, lo.y);
+    emit1(c + 2u, obase, lo.z);
+    emit1(c + 3u, obase, lo.w);
+    emit1(c + 4u, obase, hi.x);
+    emit1(c + 5u, obase, hi.y);
+    emit1(c + 6u, obase, hi.z);
+    emit1(c + 7u, obase, hi.w);
+}
+
+float bias_of(uint co) {
+    return p.has_bias != 0u && co < p.cout ? float(bias[co]) : 0.0;
+}
+
+vec4 bias4(uint c) {
+    return vec4(bias_of(c), bias_of(c + 1u), bias_of(c + 2u), bias_of(c + 3u));
+}
+
+// The im2col value of (ci, iy, ix) for one pixel: 0 outside the input.
+float gather(bool ok, uint base, int iy, int ix, float sc, float sh) {
+    float v = 0.0;
+    if (ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
+        v = float(x[base + uint(iy) * p.w + uint(ix)]);
+        if (p.has_prologue != 0u) {
+            v = v * sc + sh;
+            if (p.prologue_relu != 0u) {
+                v = max(v, 0.0);
+            }
+        }
+    }
+    return v;
+}
+
+void main() {
+    plane = p.oh * p.ow;
+    npix = p.n * plane;
+    uint K = p.cin * p.k * p.k;
+    lane_c = gl_WorkGroupID.y * BC_CHANNELS + BC_CPL * gl_SubgroupInvocationID;
+    uint wrow = bc_block(gl_WorkGroupID.y, K);
+    uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
+    uint g1 = g0 + BC_LANES;
+
+    // Per pixel: valid, input origin, image base.
+    bool ok0 = g0 < npix;
+    bool ok1 = g1 < npix;
+    uint q0 = ok0 ? g0 % plane : 0u;
+    uint q1 = ok1 ? g1 % plane : 0u;
+    int iy0 = int((q0 / p.ow) * p.stride) - int(p.pad);
+    int ix0 = int((q0 % p.ow) * p.stride) - int(p.pad);
+    int iy1 = int((q1 / p.ow) * p.stride) - int(p.pad);
+    int ix1 = int((q1 % p.ow) * p.stride) - int(p.pad);
+    uint chw = p.cin * p.h * p.w;
+    uint base0 = ok0 ? (g0 / plane) * chw : 0u;
+    uint base1 = ok1 ? (g1 / plane) * chw : 0u;
+
+    BC_ACC
+
+    uint kk = 0u;
+    for (uint ci = 0u; ci < p.cin; ++ci) {
+        float sc = 1.0;
+        float sh = 0.0;
+        if (p.has_prologue != 0u) {
+            sc = float(pscale[ci]);
+            sh = float(pshift[ci]);
+        }
+        uint cbase = ci * p.h * p.w;
+        for (uint ky = 0u; ky < p.k; ++ky) {
+            for (uint kx = 0u; kx < p.k; ++kx) {
+                float b0 = gather(ok0, base0 + cbase, iy0 + int(ky), ix0 + int(kx), sc, sh);
+                float b1 = gather(ok1, base1 + cbase, iy1 + int(ky), ix1 + int(kx), sc, sh);
+                BC_LOAD_A(wrow, kk)
+                BC_STEP_ALL
+                ++kk;
+            }
+        }
+    }
+    BC_OUT_ALL
+}

@@ -1,0 +1,8 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// conv_transpose2d_bcast.glsl with 16 output channels per lane (blocks of 128), for convs with more than 64 output channels.
+#define BC_CPL 16
+#include "common.glsl"
+#include "bcast_gemm.glsl"
+layout(local_size_x = 8) in; // BC_LANES: one subgroup
+#include "conv_transpose2d_bcast.glsl"
