@@ -11,6 +11,7 @@ use hood_runtime::backend::Executor;
 use hood_runtime::graph::{Graph, GraphBuilder};
 use hood_runtime::ops::*;
 use hood_runtime::tolerance::{LOGIT_FP16, SCORE_FP16, SCORE_FP32};
+use hood_runtime::vulkan::VkOptions;
 use vulkan_common::*;
 
 const CLASSES: usize = 10;
@@ -168,8 +169,18 @@ fn run_heat(fp16: bool, max_batch: usize) {
 }
 
 fn run_heat_with(fp16: bool, max_batch: usize, kernels: Kernels) {
+    let opts = kernels.apply(VkOptions {
+        max_batch,
+        no_fp16: !fp16,
+        ..VkOptions::default()
+    });
+    run_heat_opts(&opts, &format!("kernels={kernels:?}"));
+}
+
+fn run_heat_opts(opts: &VkOptions, label: &str) {
+    let max_batch = opts.max_batch;
     let (graph, t) = heat_graph(7);
-    let Some(mut ex) = executor_with(&graph, &t, fp16, max_batch, kernels) else {
+    let Some(mut ex) = executor_opts(&graph, &t, opts) else {
         return;
     };
     let all_values: u64 = graph
@@ -192,7 +203,7 @@ fn run_heat_with(fp16: bool, max_batch: usize, kernels: Kernels) {
     let o = graph.outputs.clone();
     for n in [1usize, 3, 8] {
         let what = format!(
-            "heat fp16={} kernels={kernels:?} max_batch={max_batch} n={n}",
+            "heat fp16={} {label} max_batch={max_batch} n={n}",
             ex.fp16_storage()
         );
         let mut rng = Rng::new(100 + n as u64);
@@ -236,6 +247,65 @@ fn run_heat_with(fp16: bool, max_batch: usize, kernels: Kernels) {
             "{what}: replay"
         );
     }
+}
+
+/// `HOOD_VK_NO_FUSION=1`: the fused prologue, bias, residual, ReLU and feature add as separate
+/// ops, on the default and the tiled kernels, fp16 and fp32 storage.
+#[test]
+fn heat_graph_unfused() {
+    for kernels in [Kernels::Default, Kernels::Tiled] {
+        for fp16 in [true, false] {
+            let opts = kernels.apply(VkOptions {
+                max_batch: 4,
+                no_fp16: !fp16,
+                no_fusion: true,
+                ..VkOptions::default()
+            });
+            run_heat_opts(&opts, &format!("unfused kernels={kernels:?}"));
+        }
+    }
+}
+
+/// The unfused graph computes the same as the fused one on the CPU reference (fp32 throughout:
+/// only the order of the final additions differs), and really is split.
+#[test]
+fn unfused_graph_matches_the_fused_one_on_the_reference() {
+    let (graph, t) = heat_graph(7);
+    let (split, consts) = hood_runtime::vulkan::unfuse::unfuse(&graph);
+    let ops = |g: &Graph, k: OpKind| g.nodes.iter().filter(|n| n.op.kind() == k).count();
+    assert!(ops(&split, OpKind::ChannelAffine) > ops(&graph, OpKind::ChannelAffine));
+    assert!(ops(&split, OpKind::Add) > ops(&graph, OpKind::Add));
+    assert_eq!(ops(&split, OpKind::Conv2d), ops(&graph, OpKind::Conv2d));
+    for node in &split.nodes {
+        if let Op::Conv2d(c) = &node.op {
+            assert!(c.bias.is_none() && c.prologue.is_none() && !c.residual && !c.relu);
+        }
+        if let Op::ConvTranspose2d(c) = &node.op {
+            assert!(c.add.is_none());
+        }
+    }
+    let mut t2 = Tensors(t.0.clone());
+    t2.0.extend(consts);
+    split
+        .validate(t2.lookup())
+        .expect("unfused graph validates");
+    let n = 3;
+    let input = Rng::new(5).f16_vec(n * graph.values[graph.input].numel(), 1.0);
+    let want = reference(&graph, &t, &input, n);
+    let got = reference(&split, &t2, &input, n);
+    let o = &graph.outputs;
+    let tol = hood_runtime::tolerance::Tol {
+        abs: 1e-5,
+        rel: 1e-5,
+    };
+    for (what, id) in [
+        ("logits", o.logits),
+        ("score", o.score),
+        ("heatmap", o.heatmap),
+    ] {
+        assert_close(what, &ref_f32(&got, id), &ref_f32(&want, id), tol);
+    }
+    assert_eq!(ref_i32(&got, o.class), ref_i32(&want, o.class));
 }
 
 #[test]

@@ -109,15 +109,50 @@ fn every_fixture_matches_the_cpu_reference_on_vulkan() {
 
 /// Split-K forced on whole models (`VkOptions::split_k`, as `HOOD_VK_SPLIT_K=3`: three K
 /// ranges per tiled Conv2d and ConvTranspose2d, uneven for most of them; on a CPU driver the
-/// device heuristic splits only up to the core count): scores within `SCORE_FP16` of the CPU reference at batch 1 and 5 (5 runs
-/// as 4 + 1), the class where the reference's top two logits are clearly apart. ResNet-18
-/// (residual adds) and WideResNet (pre-activation prologues).
+/// device heuristic splits only up to the core count): scores within `SCORE_FP16` of the CPU
+/// reference at batch 1 and 5 (5 runs as 4 + 1), the class where the reference's top two
+/// logits are clearly apart. ResNet-18 (residual adds) and WideResNet (pre-activation
+/// prologues).
 #[cfg(feature = "vulkan")]
 #[test]
 fn split_k_forced_matches_the_cpu_reference() {
+    use hood_runtime::vulkan::VkOptions;
+    let opts = VkOptions {
+        max_batch: 4,
+        split_k: Some(3),
+        // Split-K belongs to the tiled kernels, which CPU devices only run without the
+        // register-broadcast ones.
+        no_bcast: true,
+        ..VkOptions::default()
+    };
+    models_match_the_cpu_reference(&opts, "split-K", &|name, gpu| {
+        assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+    });
+}
+
+/// `HOOD_VK_NO_FUSION=1` on whole models: the same bounds as above with every fused prologue
+/// (WideResNet), residual add (ResNet-18), bias / ReLU and decoder feature add as separate ops.
+#[cfg(feature = "vulkan")]
+#[test]
+fn unfused_models_match_the_cpu_reference() {
+    use hood_runtime::vulkan::VkOptions;
+    let opts = VkOptions {
+        max_batch: 4,
+        no_fusion: true,
+        ..VkOptions::default()
+    };
+    models_match_the_cpu_reference(&opts, "unfused", &|_, _| {});
+}
+
+#[cfg(feature = "vulkan")]
+fn models_match_the_cpu_reference(
+    vk_opts: &hood_runtime::vulkan::VkOptions,
+    label: &str,
+    check: &dyn Fn(&str, &hood_runtime::vulkan::VulkanExecutor),
+) {
     use hood_runtime::backend::Executor;
     use hood_runtime::cpu::CpuExecutor;
-    use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+    use hood_runtime::vulkan::VulkanExecutor;
     let tmp = tempfile::tempdir().unwrap();
     for name in ["resnet18_w8_c10_fw4", "wrn40_2_c10"] {
         let dir = repo().join("tests/fixtures/heat").join(name);
@@ -129,16 +164,8 @@ fn split_k_forced_matches_the_cpu_reference() {
         };
         convert(&opts, &|_| {}).unwrap();
         let model = Model::open(&out).unwrap();
-        let vk_opts = VkOptions {
-            max_batch: 4,
-            split_k: Some(3),
-            // Split-K belongs to the tiled kernels, which CPU devices only run without the
-            // register-broadcast ones.
-            no_bcast: true,
-            ..VkOptions::default()
-        };
         let mut gpu =
-            match VulkanExecutor::with_options(&model.graph, &model.host_tensors(), &vk_opts) {
+            match VulkanExecutor::with_options(&model.graph, &model.host_tensors(), vk_opts) {
                 Ok(e) => e,
                 Err(e) if std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() => {
                     eprintln!("SKIPPED: no Vulkan backend here ({e})");
@@ -146,7 +173,7 @@ fn split_k_forced_matches_the_cpu_reference() {
                 }
                 Err(e) => panic!("HOOD_VK_REQUIRE_DEVICE is set but Vulkan is unavailable: {e}"),
             };
-        assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+        check(name, &gpu);
         let mut cpu = CpuExecutor::new(&model.graph, model.weights());
         let (data, n) = input_of(name);
         let per = data.len() / n;
@@ -159,7 +186,7 @@ fn split_k_forced_matches_the_cpu_reference() {
             let got = gpu.run(input, b, false).unwrap();
             let k = want.logits.len() / b;
             for i in 0..b {
-                let what = format!("{name} split-K batch {b} image {i}");
+                let what = format!("{name} {label} batch {b} image {i}");
                 let (ws, gs) = (want.scores[i], got.scores[i]);
                 assert!(
                     (ws - gs).abs() <= tolerance::SCORE_FP16,
@@ -172,6 +199,6 @@ fn split_k_forced_matches_the_cpu_reference() {
                 }
             }
         }
-        eprintln!("{name}: split-K Vulkan matches the CPU reference at batch 1, 5");
+        eprintln!("{name}: {label} Vulkan matches the CPU reference at batch 1, 5");
     }
 }

@@ -284,6 +284,25 @@ impl VulkanExecutor {
                 .map(|(_, t)| (t.dtype(), t.shape.clone()))
         };
         graph.validate(lookup).map_err(HoodError::graph)?;
+        // HOOD_VK_NO_FUSION: the fused prologues / epilogues as separate ops (unfuse.rs).
+        let unfused;
+        let (graph, consts): (&Graph, &[(String, HostTensor)]) = if opts.no_fusion {
+            unfused = super::unfuse::unfuse(graph);
+            let lookup = |n: &str| -> Option<(DType, Vec<usize>)> {
+                tensors
+                    .iter()
+                    .chain(unfused.1.iter())
+                    .find(|(k, _)| k == n)
+                    .map(|(_, t)| (t.dtype(), t.shape.clone()))
+            };
+            unfused
+                .0
+                .validate(lookup)
+                .map_err(|e| vk_err(format!("unfused graph: {e}")))?;
+            (&unfused.0, &unfused.1)
+        } else {
+            (graph, &[])
+        };
         let max_batch = opts.max_batch.max(1);
         let largest = graph.values.iter().map(|v| v.numel()).max().unwrap_or(1);
         if largest
@@ -351,7 +370,7 @@ impl VulkanExecutor {
             .filter(|n| !replaced.contains(n))
             .collect();
         names.extend(packed.iter().map(|(n, _)| n.as_str()));
-        let weights = WeightStore::upload(&ctx, &names, &[tensors, &packed])?;
+        let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed])?;
 
         let fp16 = ctx.fp16_storage;
         let elems = value_elems(graph);

@@ -32,6 +32,9 @@
 //!   of the register-broadcast ones ([`bcast`]: conv2d_bcast.comp,
 //!   conv_transpose2d_bcast.comp) that those devices get by default. The `NO_TILED` switches
 //!   take precedence (generic kernels).
+//! * `HOOD_VK_NO_FUSION=1` — run the fused conv prologues and epilogues (pre-activation
+//!   BatchNorm + ReLU, bias, residual add, ReLU, the decoder's feature add) as separate
+//!   ChannelAffine / Add ops ([`unfuse`]); values in between are stored in the storage type.
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
 //!   ([`cache`]: `$XDG_CACHE_HOME/hood/` or `~/.cache/hood/`, one file per device + driver).
 //! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
@@ -50,6 +53,7 @@ pub mod pipelines;
 mod pool;
 pub mod profile;
 mod score;
+pub mod unfuse;
 pub mod weights;
 
 pub use executor::VulkanExecutor;
@@ -89,6 +93,9 @@ pub struct VkOptions {
     pub no_tiled_deconv: bool,
     /// Neither read nor write the persisted pipeline cache.
     pub no_pipeline_cache: bool,
+    /// Run the fused conv prologues / epilogues (bias, residual add, activation, feature add)
+    /// as separate ops ([`unfuse`]).
+    pub no_fusion: bool,
     /// Never use the register-broadcast conv kernels (bcast.rs) that CPU implementations
     /// (lavapipe) otherwise get; those devices then run the tiled kernels.
     pub no_bcast: bool,
@@ -105,13 +112,14 @@ impl Default for VkOptions {
             no_tiled_deconv: false,
             no_pipeline_cache: false,
             no_bcast: false,
+            no_fusion: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST` and `HOOD_VK_MAX_BATCH`.
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION` and `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -131,6 +139,7 @@ impl VkOptions {
             no_tiled_deconv: flag("HOOD_VK_NO_TILED_DECONV"),
             no_pipeline_cache: flag("HOOD_VK_NO_PIPELINE_CACHE"),
             no_bcast: flag("HOOD_VK_NO_BCAST"),
+            no_fusion: flag("HOOD_VK_NO_FUSION"),
         }
     }
 }
