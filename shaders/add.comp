@@ -18,9 +18,9 @@ void main() {
     if (i >= p.total) {
         return;
     }
-    float v = float(a[i]) + float(b[i]);
+    MATH_T v = MATH_T(a[i]) + MATH_T(b[i]);
     if (p.relu != 0u) {
-        v = max(v, 0.0);
+        v = max(v, MATH_T(0.0));
     }
     y[i] = STORE_T(v);
 }

@@ -22,6 +22,8 @@ void main() {
         return;
     }
     uint c = (i / p.inner) % p.channels;
+    // fp32 even in the HOOD_FP16_MATH variant: an fp16 x*scale + shift rounds the product
+    // (GLSL's fma need not be fused), up to 4 fp16 ulps off after cancellation on lavapipe.
     float v = float(x[i]) * float(scale[c]) + float(shift[c]);
     if (p.relu != 0u) {
         v = max(v, 0.0);

@@ -1,6 +1,7 @@
 // Shared by every hood kernel: storage type, flat invocation index, activations.
 //
-// One source, two variants chosen by the compiler's defines:
+// One source, two variants (three for the element-wise kernels, see MATH_T) chosen by the
+// compiler's defines:
 //   HOOD_FP16 defined  -> activations and weights stored as float16_t (needs the
 //                         device feature storageBuffer16BitAccess); arithmetic and
 //                         accumulation stay fp32.
@@ -12,6 +13,20 @@
 #define STORE_T float16_t
 #else
 #define STORE_T float
+#endif
+
+// `MATH_T`: the arithmetic type of the add and max-pool kernels. float16_t only in the
+// third variant, HOOD_FP16_MATH (fp16 storage and the device feature shaderFloat16;
+// runtime/src/vulkan/pipelines.rs), where it is safe: an fp16 add (IEEE, correctly rounded)
+// or max of two fp16 values gives exactly what fp32 arithmetic rounded to fp16 gives (fp32
+// has more than 2*11+2 significand bits, so that double rounding is innocuous), so the
+// results are bit-identical (runtime/tests/vulkan_ops.rs checks it). Everything else, every
+// product and every accumulation stays fp32.
+#ifdef HOOD_FP16_MATH
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define MATH_T float16_t
+#else
+#define MATH_T float
 #endif
 
 // Workgroup size of the one-invocation-per-element kernels; the host side uses

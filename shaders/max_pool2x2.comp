@@ -25,7 +25,7 @@ void main() {
     uint oy = (i / p.ow) % p.oh;
     uint plane = i / (p.ow * p.oh);
     uint base = (plane * p.h + 2u * oy) * p.w + 2u * ox;
-    float m = max(max(float(x[base]), float(x[base + 1u])),
-                  max(float(x[base + p.w]), float(x[base + p.w + 1u])));
+    MATH_T m = max(max(MATH_T(x[base]), MATH_T(x[base + 1u])),
+                   max(MATH_T(x[base + p.w]), MATH_T(x[base + p.w + 1u])));
     y[i] = STORE_T(m);
 }

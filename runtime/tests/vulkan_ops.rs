@@ -461,6 +461,78 @@ fn add_and_channel_affine_random() {
     }
 }
 
+/// fp16 arithmetic in the add and max-pool kernels (`MATH_T` in shaders/common.glsl; on
+/// wherever the device has shaderFloat16, as lavapipe does) gives bit-identical results to
+/// the same kernels in fp32 (`HOOD_VK_NO_FP16_MATH`).
+#[test]
+fn fp16_math_is_bit_identical() {
+    for seed in 0..SEEDS {
+        for (name, case) in [
+            ("pool", pool_case(seed)),
+            ("elementwise", elementwise_case(seed)),
+        ] {
+            let n = 3;
+            let input =
+                Rng::new(seed).f16_vec(n * case.graph.values[case.graph.input].numel(), 2.0);
+            let mut runs = Vec::new();
+            for no_fp16_math in [false, true] {
+                let opts = VkOptions {
+                    max_batch: 4,
+                    no_fp16_math,
+                    ..VkOptions::default()
+                };
+                let Some(mut ex) = executor_opts(&case.graph, &case.tensors, &opts) else {
+                    return;
+                };
+                if ex.device_description().contains("llvmpipe") {
+                    assert_eq!(ex.fp16_math(), !no_fp16_math, "lavapipe has shaderFloat16");
+                }
+                runs.push(ex.run(&input, n, false).expect("run").logits);
+            }
+            for (i, (a, b)) in runs[0].iter().zip(&runs[1]).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{name} seed {seed} element {i}: fp16 math {a} vs fp32 math {b}"
+                );
+            }
+        }
+    }
+}
+
+/// The HEAT score summed by subgroup arithmetic (the default where the device has it, as
+/// lavapipe does) and by the shared-memory tree (`HOOD_VK_NO_SUBGROUP`): both match the
+/// reference (`check_opts`) and each other to fp32 rounding.
+#[test]
+fn score_sum_by_subgroups_and_by_tree_agree() {
+    for seed in 0..SEEDS {
+        let case = pool_case(seed);
+        let mut scores = Vec::new();
+        for no_subgroup in [false, true] {
+            let opts = VkOptions {
+                max_batch: 4,
+                no_subgroup,
+                ..VkOptions::default()
+            };
+            let name = format!("score no_subgroup={no_subgroup} seed {seed}");
+            let Some(mut ex) = check_opts(&name, seed, &case, &opts) else {
+                return;
+            };
+            if ex.device_description().contains("llvmpipe") {
+                assert_eq!(
+                    ex.subgroup_score(),
+                    !no_subgroup,
+                    "lavapipe has subgroup arithmetic"
+                );
+            }
+            let input =
+                Rng::new(seed).f16_vec(5 * case.graph.values[case.graph.input].numel(), 2.0);
+            scores.push(ex.run(&input, 5, false).expect("run").scores);
+        }
+        assert_close("subgroup vs tree", &scores[0], &scores[1], VK_OP_FP32);
+    }
+}
+
 /// First maximum wins on ties, in both variants.
 #[test]
 fn argmax_ties_take_the_first() {

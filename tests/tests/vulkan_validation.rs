@@ -1,7 +1,9 @@
 //! The whole Vulkan pipeline under the Khronos validation layer: `hood selftest` and `hood infer`
 //! (batch split across several submissions, heatmaps on) on the trained demo model (WRN-40-2:
 //! pre-activation prologues, residual adds, transposed convs) and on a converted ResNet-18
-//! fixture with forwarded features (fw_layers 4), in fp16 and fp32 storage. Any message the layer
+//! fixture with forwarded features (fw_layers 4), in fp16 and fp32 storage with the default kernels
+//! and once more in fp16 with every switch on (tiled convs, no fusion, tree score sum, fp32
+//! element-wise arithmetic). Any message the layer
 //! reports as a validation error fails the test.
 //!
 //! The layer is enabled from outside the program (`VK_INSTANCE_LAYERS`), exactly as a user would
@@ -90,6 +92,18 @@ fn check_model(model: &Path, name: &str) {
         (
             "fp32",
             vec![("HOOD_VK_MAX_BATCH", "2"), ("HOOD_VK_NO_FP16", "1")],
+        ),
+        // The other kernel paths: tiled convs (the GPU default), unfused epilogues, the
+        // shared-memory score sum, fp32 element-wise arithmetic.
+        (
+            "fp16, every switch",
+            vec![
+                ("HOOD_VK_MAX_BATCH", "2"),
+                ("HOOD_VK_NO_BCAST", "1"),
+                ("HOOD_VK_NO_FUSION", "1"),
+                ("HOOD_VK_NO_SUBGROUP", "1"),
+                ("HOOD_VK_NO_FP16_MATH", "1"),
+            ],
         ),
     ] {
         let what = format!("{name} ({storage} storage)");

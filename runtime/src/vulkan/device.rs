@@ -37,6 +37,12 @@ pub struct VkContext {
     /// A CPU implementation (lavapipe) whose subgroups are 8 lanes with basic and ballot
     /// operations in compute shaders: what the register-broadcast kernels need (bcast.rs).
     pub cpu_subgroup8: bool,
+    /// The element-wise kernels compute in fp16 (fp16 storage, shaderFloat16, not switched
+    /// off with `HOOD_VK_NO_FP16_MATH`; see `MATH_T` in shaders/common.glsl).
+    pub fp16_math: bool,
+    /// The HEAT score sums with subgroup arithmetic (subgroups of at least 8 lanes with
+    /// arithmetic operations in compute shaders, not switched off with `HOOD_VK_NO_SUBGROUP`).
+    pub subgroup_score: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
 }
@@ -216,6 +222,18 @@ impl VkContext {
             && props
                 .subgroup_supported_operations
                 .is_some_and(|o| o.contains(SubgroupFeatures::BASIC | SubgroupFeatures::BALLOT));
+        let fp16_math = fp16_storage && supported.shader_float16 && !opts.no_fp16_math;
+        let subgroup_score = !opts.no_subgroup
+            && props.subgroup_size.is_some_and(|n| n >= 8)
+            && props
+                .subgroup_supported_stages
+                .is_some_and(|s| s.intersects(ShaderStages::COMPUTE))
+            && props.subgroup_supported_operations.is_some_and(|o| {
+                o.contains(SubgroupFeatures::BASIC | SubgroupFeatures::ARITHMETIC)
+            });
+        log::info!(
+            "vulkan: fp16 arithmetic in element-wise kernels {fp16_math}; subgroup score sum {subgroup_score}"
+        );
         Ok(VkContext {
             memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
             descriptors: Arc::new(StandardDescriptorSetAllocator::new(
@@ -233,6 +251,8 @@ impl VkContext {
             max_groups: [g[0].min(65535), g[1].min(65535)],
             target_groups,
             cpu_subgroup8,
+            fp16_math,
+            subgroup_score,
             description,
         })
     }

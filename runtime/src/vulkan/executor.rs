@@ -533,6 +533,16 @@ impl VulkanExecutor {
         self.ctx.fp16_storage
     }
 
+    /// Whether the element-wise kernels compute in fp16 (`HOOD_VK_NO_FP16_MATH`).
+    pub fn fp16_math(&self) -> bool {
+        self.ctx.fp16_math
+    }
+
+    /// Whether the HEAT score is summed with subgroup arithmetic (`HOOD_VK_NO_SUBGROUP`).
+    pub fn subgroup_score(&self) -> bool {
+        self.ctx.subgroup_score
+    }
+
     /// The chosen device, for logs.
     pub fn device_description(&self) -> &str {
         &self.ctx.description

@@ -17,6 +17,12 @@
 //! * `HOOD_VULKAN_DEVICE` — device index or name substring (default: discrete > integrated >
 //!   virtual > CPU).
 //! * `HOOD_VK_NO_FP16=1` — store weights and activations as fp32 even where fp16 storage works.
+//! * `HOOD_VK_NO_FP16_MATH=1` — keep the element-wise kernels (add, channel affine, max-pool)
+//!   in fp32 arithmetic where the device has shaderFloat16 (they use fp16 only where that is
+//!   exact or correctly rounded: `MATH_T` in shaders/common.glsl; GEMMs and every
+//!   accumulation are always fp32).
+//! * `HOOD_VK_NO_SUBGROUP=1` — sum the HEAT score with the shared-memory tree
+//!   (heat_score.comp) instead of subgroup arithmetic (heat_score_subgroup.comp).
 //! * `HOOD_VK_NO_TILED_CONV=1` — run Conv2d with the generic direct kernel (conv2d.comp)
 //!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
 //! * `HOOD_VK_NO_SPLIT_K=1` — never split the K reduction of the tiled Conv2d and
@@ -93,6 +99,10 @@ pub struct VkOptions {
     pub no_tiled_deconv: bool,
     /// Neither read nor write the persisted pipeline cache.
     pub no_pipeline_cache: bool,
+    /// Keep the element-wise kernels in fp32 arithmetic even where the device has shaderFloat16.
+    pub no_fp16_math: bool,
+    /// Sum the HEAT score with the shared-memory tree even where subgroup arithmetic exists.
+    pub no_subgroup: bool,
     /// Run the fused conv prologues / epilogues (bias, residual add, activation, feature add)
     /// as separate ops ([`unfuse`]).
     pub no_fusion: bool,
@@ -113,13 +123,16 @@ impl Default for VkOptions {
             no_pipeline_cache: false,
             no_bcast: false,
             no_fusion: false,
+            no_fp16_math: false,
+            no_subgroup: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION` and `HOOD_VK_MAX_BATCH`.
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP` and
+    /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
         let max_batch = std::env::var("HOOD_VK_MAX_BATCH")
@@ -140,6 +153,8 @@ impl VkOptions {
             no_pipeline_cache: flag("HOOD_VK_NO_PIPELINE_CACHE"),
             no_bcast: flag("HOOD_VK_NO_BCAST"),
             no_fusion: flag("HOOD_VK_NO_FUSION"),
+            no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
+            no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
         }
     }
 }

@@ -65,6 +65,10 @@ macro_rules! hood_kernels {
                 global_avg_pool: { ty: "compute", path: "../shaders/global_avg_pool.comp" },
                 max_pool2x2: { ty: "compute", path: "../shaders/max_pool2x2.comp" },
                 heat_score: { ty: "compute", path: "../shaders/heat_score.comp" },
+                heat_score_subgroup: {
+                    ty: "compute",
+                    path: "../shaders/heat_score_subgroup.comp",
+                },
             },
             // SPIR-V 1.3 (Vulkan 1.1): storage buffers are in the StorageBuffer storage class,
             // so fp16 members need only storageBuffer16BitAccess. With SPIR-V 1.0 they were
@@ -87,6 +91,20 @@ mod fp16 {
 #[allow(dead_code, clippy::all)]
 mod fp32 {
     hood_kernels!();
+}
+
+/// The add and max-pool kernels with fp16 storage and fp16 arithmetic (`HOOD_FP16_MATH`), for
+/// devices with shaderFloat16.
+#[allow(dead_code, clippy::all)]
+mod fp16math {
+    vulkano_shaders::shader! {
+        shaders: {
+            add: { ty: "compute", path: "../shaders/add.comp" },
+            max_pool2x2: { ty: "compute", path: "../shaders/max_pool2x2.comp" },
+        },
+        vulkan_version: "1.1",
+        define: [("HOOD_FP16", "1"), ("HOOD_FP16_MATH", "1")],
+    }
 }
 
 /// Typed push constants, generated from the `*Params` blocks of the GLSL kernels.
@@ -200,10 +218,18 @@ impl Pipelines {
             let pipeline = match twin {
                 Some(p) => p,
                 None => {
-                    let load = if ctx.fp16_storage {
-                        loader!(fp16, kind)
-                    } else {
-                        loader!(fp32, kind)
+                    let load = match kind {
+                        OpKind::Add if ctx.fp16_math => fp16math::load_add as Loader,
+                        OpKind::MaxPool2x2 if ctx.fp16_math => fp16math::load_max_pool2x2,
+                        OpKind::HeatScore if ctx.subgroup_score => {
+                            if ctx.fp16_storage {
+                                fp16::load_heat_score_subgroup
+                            } else {
+                                fp32::load_heat_score_subgroup
+                            }
+                        }
+                        _ if ctx.fp16_storage => loader!(fp16, kind),
+                        _ => loader!(fp32, kind),
                     };
                     build(ctx, cache, kind.name(), load)?
                 }
