@@ -1,10 +1,10 @@
 //! The whole Vulkan pipeline under the Khronos validation layer: `hood selftest` and `hood infer`
 //! (batch split across several submissions, heatmaps on) on the trained demo model (WRN-40-2:
 //! pre-activation prologues, residual adds, transposed convs) and on a converted ResNet-18
-//! fixture with forwarded features (fw_layers 4), in fp16 and fp32 storage with the default kernels
-//! and once more in fp16 with every switch on (tiled convs, no fusion, tree score sum, fp32
-//! element-wise arithmetic). Any message the layer
-//! reports as a validation error fails the test.
+//! fixture with forwarded features (fw_layers 4), in fp16 and fp32 storage with the default
+//! kernels and once more in fp16 with every switch on (tiled convs, no fusion, tree score sum,
+//! fp32 element-wise arithmetic). Any message the layer reports as a validation error fails
+//! the test.
 //!
 //! The layer is enabled from outside the program (`VK_INSTANCE_LAYERS`), exactly as a user would
 //! check a deployment; `VK_LOADER_DEBUG=layer` makes the loader say it inserted the layer, which
