@@ -31,6 +31,13 @@ layout(push_constant) uniform Conv2dParams {
     uint prologue_relu;
 } p;
 
+// Specialisations (runtime/src/vulkan/pipelines.rs, `ConvSpec`): kernel size and stride as
+// specialization constants, so the driver's compiler sees constant loop bounds and divisors
+// (3x3 and 1x1 at stride 1 and 2); 0 = the generic pipeline, which reads them from the push
+// constants. HOOD_VK_NO_SPECIALISED=1 uses the generic pipeline for every conv.
+layout(constant_id = 0) const uint SPEC_K = 0u;
+layout(constant_id = 1) const uint SPEC_STRIDE = 0u;
+
 uint plane;
 uint npix;
 uint lane_c; // this lane's first output channel
@@ -92,9 +99,11 @@ float gather(bool ok, uint base, int iy, int ix, float sc, float sh) {
 }
 
 void main() {
+    uint ks = SPEC_K != 0u ? SPEC_K : p.k;
+    uint st = SPEC_STRIDE != 0u ? SPEC_STRIDE : p.stride;
     plane = p.oh * p.ow;
     npix = p.n * plane;
-    uint K = p.cin * p.k * p.k;
+    uint K = p.cin * ks * ks;
     lane_c = gl_WorkGroupID.y * BC_CHANNELS + BC_CPL * gl_SubgroupInvocationID;
     uint wrow = bc_block(gl_WorkGroupID.y, K);
     uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
@@ -105,10 +114,10 @@ void main() {
     bool ok1 = g1 < npix;
     uint q0 = ok0 ? g0 % plane : 0u;
     uint q1 = ok1 ? g1 % plane : 0u;
-    int iy0 = int((q0 / p.ow) * p.stride) - int(p.pad);
-    int ix0 = int((q0 % p.ow) * p.stride) - int(p.pad);
-    int iy1 = int((q1 / p.ow) * p.stride) - int(p.pad);
-    int ix1 = int((q1 % p.ow) * p.stride) - int(p.pad);
+    int iy0 = int((q0 / p.ow) * st) - int(p.pad);
+    int ix0 = int((q0 % p.ow) * st) - int(p.pad);
+    int iy1 = int((q1 / p.ow) * st) - int(p.pad);
+    int ix1 = int((q1 % p.ow) * st) - int(p.pad);
     uint chw = p.cin * p.h * p.w;
     uint base0 = ok0 ? (g0 / plane) * chw : 0u;
     uint base1 = ok1 ? (g1 / plane) * chw : 0u;
@@ -124,8 +133,8 @@ void main() {
             sh = float(pshift[ci]);
         }
         uint cbase = ci * p.h * p.w;
-        for (uint ky = 0u; ky < p.k; ++ky) {
-            for (uint kx = 0u; kx < p.k; ++kx) {
+        for (uint ky = 0u; ky < ks; ++ky) {
+            for (uint kx = 0u; kx < ks; ++kx) {
                 float b0 = gather(ok0, base0 + cbase, iy0 + int(ky), ix0 + int(kx), sc, sh);
                 float b1 = gather(ok1, base1 + cbase, iy1 + int(ky), ix1 + int(kx), sc, sh);
                 BC_LOAD_A(wrow, kk)

@@ -65,6 +65,13 @@ layout(push_constant) uniform Conv2dParams {
     uint prologue_relu;
 } p;
 
+// Specialisations (runtime/src/vulkan/pipelines.rs, `ConvSpec`): kernel size and stride as
+// specialization constants, so the driver's compiler sees constant loop bounds and divisors
+// (3x3 and 1x1 at stride 1 and 2); 0 = the generic pipeline, which reads them from the push
+// constants. HOOD_VK_NO_SPECIALISED=1 uses the generic pipeline for every conv.
+layout(constant_id = 0) const uint SPEC_K = 0u;
+layout(constant_id = 1) const uint SPEC_STRIDE = 0u;
+
 // Tiles in shared memory, row kk of A at As[kk * TM], of B at Bs[kk * TN] (20 KiB for the
 // narrow shape). Each invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk
 // 16 shared loads feed 64 FMAs into 16 vec4 accumulators; no dynamically indexed arrays
@@ -73,8 +80,10 @@ shared float As[TK * TM_NARROW];
 shared float Bs[TK * TN_WIDE];
 
 void main() {
+    uint ks = SPEC_K != 0u ? SPEC_K : p.k;
+    uint st = SPEC_STRIDE != 0u ? SPEC_STRIDE : p.stride;
     uint tid = gl_LocalInvocationID.x;
-    uint kk2 = p.k * p.k;
+    uint kk2 = ks * ks;
     uint K = p.cin * kk2;
     uint plane = p.oh * p.ow;
     uint npix = p.n * plane;
@@ -94,8 +103,8 @@ void main() {
     bool pix_ok = gpix < npix;
     uint bimg = pix_ok ? gpix / plane : 0u;
     uint prem = pix_ok ? gpix % plane : 0u;
-    int iy0 = int((prem / p.ow) * p.stride) - int(p.pad);
-    int ix0 = int((prem % p.ow) * p.stride) - int(p.pad);
+    int iy0 = int((prem / p.ow) * st) - int(p.pad);
+    int ix0 = int((prem % p.ow) * st) - int(p.pad);
     uint xbase = bimg * p.cin * p.h * p.w;
 
     // c<i><h>: channel 8*ty+i, pixels 8*tx + 4*h .. +3.
@@ -127,8 +136,8 @@ void main() {
             if (pix_ok && gk < K) {
                 uint ci = gk / kk2;
                 uint r = gk % kk2;
-                int iy = iy0 + int(r / p.k);
-                int ix = ix0 + int(r % p.k);
+                int iy = iy0 + int(r / ks);
+                int ix = ix0 + int(r % ks);
                 if (iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
                     v = float(x[xbase + (ci * p.h + uint(iy)) * p.w + uint(ix)]);
                     if (p.has_prologue != 0u) {

@@ -370,6 +370,31 @@ fn conv2d_split_k_forced() {
     }
 }
 
+/// 3×3 and 1×1 convs (strides 1–3, so both the specialised pipelines — stride 1, 2 — and
+/// the generic one run) with and without `HOOD_VK_NO_SPECIALISED`, on the default and the
+/// tiled kernels: all match the reference.
+#[test]
+fn conv2d_specialised_and_generic_pipelines() {
+    for seed in 500..510 {
+        let case = conv2d_case_with(seed, &[1, 3], |_| (3, 20), 70, 12);
+        for kernels in [Kernels::Default, Kernels::Tiled] {
+            for no_specialised in [false, true] {
+                let opts = kernels.apply(VkOptions {
+                    max_batch: 4,
+                    no_specialised,
+                    ..VkOptions::default()
+                });
+                let name =
+                    format!("conv2d {kernels:?} no_specialised={no_specialised} seed {seed}");
+                let Some(ex) = check_opts(&name, seed, &case, &opts) else {
+                    return;
+                };
+                assert_eq!(ex.conv_kernels().specialised, !no_specialised, "{name}");
+            }
+        }
+    }
+}
+
 /// The heuristic and `no_split_k` on the same shapes: results within tolerance either way.
 #[test]
 fn conv2d_split_k_off_and_auto() {

@@ -14,7 +14,7 @@
 
 use super::executor::{Binder, Step};
 use super::pipelines::params::{Conv2dParams, Conv2dSplitkReduceParams};
-use super::pipelines::{dispatch, groups_for, Builder, ACT_NONE, ACT_RELU};
+use super::pipelines::{dispatch, groups_for, Builder, ConvSpec, ACT_NONE, ACT_RELU};
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::{Graph, Node};
@@ -308,7 +308,8 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         has_prologue,
         prologue_relu,
     };
-    if let Some(pipeline) = bx.pipes.conv2d_bcast(cout) {
+    let spec = ConvSpec::of(a.k, a.stride, bx.specialised);
+    if let Some(pipeline) = bx.pipes.conv2d_bcast(cout, spec) {
         let buffers = vec![
             bx.value(node.inputs[0])?,
             bx.weight(&super::bcast::packed_name(&a.weight))?,
@@ -326,7 +327,7 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
             dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)
         }));
     }
-    let tiled = bx.pipes.conv2d_tiled();
+    let tiled = bx.pipes.conv2d_tiled(spec);
     let pipeline = match &tiled {
         Some(t) => t.clone(),
         None => bx.pipes.get(OpKind::Conv2d)?,

@@ -57,6 +57,9 @@ pub(super) struct Binder<'a> {
     pub max_batch: usize,
     /// Split-K policy of the tiled Conv2d.
     pub split_k: SplitK,
+    /// Conv2d nodes run their specialised pipeline where there is one
+    /// ([`super::pipelines::ConvSpec`]).
+    pub specialised: bool,
     /// The split-K partial sums buffer, when some Conv2d splits.
     scratch: Option<Subbuffer<[u8]>>,
 }
@@ -325,6 +328,7 @@ impl VulkanExecutor {
             bcast_conv: !opts.no_tiled_conv && bcast,
             bcast_deconv: !opts.no_tiled_deconv && bcast,
             split_k: false,
+            specialised: !opts.no_specialised,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
         let scratch_bytes = super::conv::scratch_bytes(
@@ -345,9 +349,18 @@ impl VulkanExecutor {
             ..kernels
         };
         log::info!("vulkan: conv kernels {kernels:?}");
+        let convs: Vec<(u32, usize, usize)> = graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                Op::Conv2d(a) => Some((a.cout as u32, a.k, a.stride)),
+                _ => None,
+            })
+            .collect();
         let pipes = Pipelines::new(
             &ctx,
             graph.nodes.iter().map(|n| n.op.kind()),
+            &convs,
             kernels,
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
@@ -417,6 +430,7 @@ impl VulkanExecutor {
                 dummy,
                 max_batch,
                 split_k,
+                specialised: kernels.specialised,
                 scratch,
             };
             let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());

@@ -38,6 +38,9 @@
 //!   of the register-broadcast ones ([`bcast`]: conv2d_bcast.comp,
 //!   conv_transpose2d_bcast.comp) that those devices get by default. The `NO_TILED` switches
 //!   take precedence (generic kernels).
+//! * `HOOD_VK_NO_SPECIALISED=1` — run every Conv2d on the generic pipeline of its kernel
+//!   instead of the one specialised for its kernel size and stride (3×3 and 1×1 at stride 1
+//!   or 2: specialization constants `SPEC_K`, `SPEC_STRIDE`; `pipelines::ConvSpec`).
 //! * `HOOD_VK_NO_FUSION=1` — run the fused conv prologues and epilogues (pre-activation
 //!   BatchNorm + ReLU, bias, residual add, ReLU, the decoder's feature add) as separate
 //!   ChannelAffine / Add ops ([`unfuse`]); values in between are stored in the storage type.
@@ -99,6 +102,9 @@ pub struct VkOptions {
     pub no_tiled_deconv: bool,
     /// Neither read nor write the persisted pipeline cache.
     pub no_pipeline_cache: bool,
+    /// Run every Conv2d on the generic pipeline of its kernel instead of the specialised ones
+    /// (3×3 / 1×1 at stride 1 / 2: `pipelines::ConvSpec`).
+    pub no_specialised: bool,
     /// Keep the element-wise kernels in fp32 arithmetic even where the device has shaderFloat16.
     pub no_fp16_math: bool,
     /// Sum the HEAT score with the shared-memory tree even where subgroup arithmetic exists.
@@ -125,13 +131,14 @@ impl Default for VkOptions {
             no_fusion: false,
             no_fp16_math: false,
             no_subgroup: false,
+            no_specialised: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -155,6 +162,7 @@ impl VkOptions {
             no_fusion: flag("HOOD_VK_NO_FUSION"),
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
+            no_specialised: flag("HOOD_VK_NO_SPECIALISED"),
         }
     }
 }

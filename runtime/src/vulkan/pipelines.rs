@@ -22,7 +22,7 @@ use vulkano::pipeline::layout::PipelineDescriptorSetLayoutCreateInfo;
 use vulkano::pipeline::{
     ComputePipeline, Pipeline, PipelineBindPoint, PipelineLayout, PipelineShaderStageCreateInfo,
 };
-use vulkano::shader::ShaderModule;
+use vulkano::shader::{ShaderModule, SpecializationConstant};
 use vulkano::{Validated, VulkanError};
 
 /// Invocations per workgroup of the element-wise kernels (`HOOD_LOCAL_SIZE` in common.glsl).
@@ -118,6 +118,32 @@ pub mod params {
 
 type Loader = fn(Arc<vulkano::device::Device>) -> Result<Arc<ShaderModule>, Validated<VulkanError>>;
 
+/// A specialised Conv2d pipeline: kernel size and stride baked in as specialization constants
+/// (`SPEC_K`, `SPEC_STRIDE` in conv2d_tiled.comp and conv2d_bcast.glsl) for 3×3 and 1×1 convs
+/// at stride 1 or 2; [`ConvSpec::GENERIC`] (0, 0) reads them from the push constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    pub k: u32,
+    pub stride: u32,
+}
+
+impl ConvSpec {
+    pub const GENERIC: ConvSpec = ConvSpec { k: 0, stride: 0 };
+
+    /// The pipeline a conv of kernel `k` and `stride` runs on: its specialisation when there
+    /// is one and `specialise` is on (not `HOOD_VK_NO_SPECIALISED`), else the generic one.
+    pub fn of(k: usize, stride: usize, specialise: bool) -> ConvSpec {
+        if specialise && matches!(k, 1 | 3) && matches!(stride, 1 | 2) {
+            ConvSpec {
+                k: k as u32,
+                stride: stride as u32,
+            }
+        } else {
+            ConvSpec::GENERIC
+        }
+    }
+}
+
 /// Which conv kernels are built next to the generic one-per-kind kernels.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConvKernels {
@@ -131,6 +157,8 @@ pub struct ConvKernels {
     pub bcast_deconv: bool,
     /// The split-K reduction of the tiled kernels (some node splits).
     pub split_k: bool,
+    /// Specialised Conv2d pipelines ([`ConvSpec`]) for 3×3 / 1×1 convs at stride 1 / 2.
+    pub specialised: bool,
 }
 
 /// The pipelines of the kernels a graph uses, for the chosen storage variant.
@@ -138,14 +166,14 @@ pub struct Pipelines {
     by_kind: HashMap<OpKind, Arc<ComputePipeline>>,
     /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
     /// `HOOD_VK_NO_TILED_CONV` is not set.
-    conv2d_tiled: Option<Arc<ComputePipeline>>,
+    conv2d_tiled: HashMap<ConvSpec, Arc<ComputePipeline>>,
     /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, when some node splits.
     conv2d_splitk_reduce: Option<Arc<ComputePipeline>>,
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
     /// The register-broadcast kernels (bcast.rs), when chosen: 8 and 16 channels per lane.
-    conv2d_bcast: Option<[Arc<ComputePipeline>; 2]>,
+    conv2d_bcast: HashMap<(bool, ConvSpec), Arc<ComputePipeline>>,
     conv_transpose2d_bcast: Option<[Arc<ComputePipeline>; 2]>,
 }
 
@@ -155,10 +183,30 @@ fn build(
     name: &str,
     load: Loader,
 ) -> Result<Arc<ComputePipeline>> {
-    let ctxerr = |e: String| vk_err(format!("kernel {name}: {e}"));
+    build_spec(ctx, cache, name, load, ConvSpec::GENERIC)
+}
+
+/// [`build`] with the kernel's specialization constants 0 (kernel size) and 1 (stride) set
+/// from `spec` (conv kernels only; the generic spec leaves the shader's defaults, 0).
+fn build_spec(
+    ctx: &VkContext,
+    cache: Option<&Arc<PipelineCache>>,
+    name: &str,
+    load: Loader,
+    spec: ConvSpec,
+) -> Result<Arc<ComputePipeline>> {
+    let ctxerr = |e: String| vk_err(format!("kernel {name} {spec:?}: {e}"));
     let module = load(ctx.device.clone())
         .map_err(|e| ctxerr(format!("cannot load the shader module: {e}")))?;
+    // (The map's hasher is vulkano's; `default()` takes it from `specialize`'s signature.)
+    let mut constants = HashMap::default();
+    if spec != ConvSpec::GENERIC {
+        constants.insert(0, SpecializationConstant::U32(spec.k));
+        constants.insert(1, SpecializationConstant::U32(spec.stride));
+    }
     let entry = module
+        .specialize(constants)
+        .map_err(|e| ctxerr(format!("specialization constants: {e}")))?
         .entry_point("main")
         .ok_or_else(|| ctxerr("no entry point 'main'".into()))?;
     let stage = PipelineShaderStageCreateInfo::new(entry);
@@ -195,11 +243,13 @@ macro_rules! loader {
 impl Pipelines {
     /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
     /// start-up short on drivers that compile SPIR-V slowly) and the conv kernels `conv`
-    /// asks for (where the graph has that op); `disk_cache` (if any) speeds up creation and
-    /// is written back afterwards.
+    /// asks for (where the graph has that op; Conv2d pipelines for the `(cout, k, stride)` of
+    /// each of its Conv2d nodes); `disk_cache` (if any) speeds up creation and is written
+    /// back afterwards.
     pub fn new(
         ctx: &VkContext,
         kinds: impl IntoIterator<Item = OpKind>,
+        convs: &[(u32, usize, usize)],
         conv: ConvKernels,
         disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
@@ -245,12 +295,36 @@ impl Pipelines {
                 Ok(None)
             }
         };
-        let conv2d_tiled = optional(
-            conv.tiled_conv && has(OpKind::Conv2d),
-            "conv2d_tiled",
-            fp16::load_conv2d_tiled,
-            fp32::load_conv2d_tiled,
-        )?;
+        let spec_of = |k, stride| ConvSpec::of(k, stride, conv.specialised);
+        let mut conv2d_tiled = HashMap::new();
+        let mut conv2d_bcast = HashMap::new();
+        for &(cout, k, stride) in convs {
+            let spec = spec_of(k, stride);
+            if conv.tiled_conv && !conv2d_tiled.contains_key(&spec) {
+                let load = if fp16 {
+                    fp16::load_conv2d_tiled as Loader
+                } else {
+                    fp32::load_conv2d_tiled
+                };
+                let p = build_spec(ctx, cache, "conv2d_tiled", load, spec)?;
+                conv2d_tiled.insert(spec, p);
+            }
+            let wide = super::bcast::wide(cout);
+            if conv.bcast_conv && !conv2d_bcast.contains_key(&(wide, spec)) {
+                let load = match (wide, fp16) {
+                    (false, true) => fp16::load_conv2d_bcast as Loader,
+                    (false, false) => fp32::load_conv2d_bcast,
+                    (true, true) => fp16::load_conv2d_bcast16,
+                    (true, false) => fp32::load_conv2d_bcast16,
+                };
+                let name = if wide {
+                    "conv2d_bcast16"
+                } else {
+                    "conv2d_bcast"
+                };
+                conv2d_bcast.insert((wide, spec), build_spec(ctx, cache, name, load, spec)?);
+            }
+        }
         let conv2d_splitk_reduce = optional(
             conv.split_k,
             "conv2d_splitk_reduce",
@@ -274,12 +348,6 @@ impl Pipelines {
                 },
             )
         };
-        let conv2d_bcast = pair(
-            conv.bcast_conv && has(OpKind::Conv2d),
-            ["conv2d_bcast", "conv2d_bcast16"],
-            [fp16::load_conv2d_bcast, fp16::load_conv2d_bcast16],
-            [fp32::load_conv2d_bcast, fp32::load_conv2d_bcast16],
-        )?;
         let conv_transpose2d_bcast = pair(
             conv.bcast_deconv && has(OpKind::ConvTranspose2d),
             ["conv_transpose2d_bcast", "conv_transpose2d_bcast16"],
@@ -305,10 +373,10 @@ impl Pipelines {
         })
     }
 
-    /// The register-broadcast Conv2d pipeline for `cout` output channels, if built.
-    pub fn conv2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
-        let wide = super::bcast::wide(cout) as usize;
-        self.conv2d_bcast.as_ref().map(|p| p[wide].clone())
+    /// The register-broadcast Conv2d pipeline for `cout` output channels and `spec`, if built.
+    pub fn conv2d_bcast(&self, cout: u32, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
+        let wide = super::bcast::wide(cout);
+        self.conv2d_bcast.get(&(wide, spec)).cloned()
     }
 
     /// The register-broadcast ConvTranspose2d pipeline for `cout` output channels, if built.
@@ -324,9 +392,9 @@ impl Pipelines {
         self.conv_transpose2d_tiled.clone()
     }
 
-    /// The tiled Conv2d pipeline, if built.
-    pub fn conv2d_tiled(&self) -> Option<Arc<ComputePipeline>> {
-        self.conv2d_tiled.clone()
+    /// The tiled Conv2d pipeline for `spec`, if built.
+    pub fn conv2d_tiled(&self, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
+        self.conv2d_tiled.get(&spec).cloned()
     }
 
     /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, if built.
