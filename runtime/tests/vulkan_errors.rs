@@ -1,5 +1,5 @@
 //! The Vulkan executor reports problems as errors, never panics: an unknown device selector,
-//! a bad input batch, a graph whose weights are missing, a corrupt or unwritable pipeline
+//! a shared context made with other options, a bad input batch, a graph whose weights are missing, a corrupt or unwritable pipeline
 //! cache. One test function, because it sets `HOOD_VULKAN_DEVICE` and `XDG_CACHE_HOME` for
 //! this process.
 #![cfg(feature = "vulkan")]
@@ -39,6 +39,19 @@ fn errors_are_values() {
     let Some(mut ex) = executor(&graph, &t, true, 4) else {
         return;
     };
+    // A shared context made with other storage options is refused, not misused.
+    let ctx = std::sync::Arc::new(
+        hood_runtime::vulkan::device::VkContext::new(&VkOptions::default()).expect("context"),
+    );
+    let fp32 = VkOptions {
+        no_fp16: true,
+        ..VkOptions::default()
+    };
+    match VulkanExecutor::with_context(Some(ctx.clone()), &graph, &t.0, &fp32) {
+        Err(e) => assert!(e.to_string().contains("shared context"), "{e}"),
+        Ok(_) => panic!("a context with fp16 storage served an fp32 executor"),
+    }
+    assert!(VulkanExecutor::with_context(Some(ctx), &graph, &t.0, &VkOptions::default()).is_ok());
     // Wrong input length and an empty batch.
     assert!(matches!(
         ex.run(&[0.0; 5], 1, false),

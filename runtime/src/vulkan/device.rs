@@ -45,6 +45,8 @@ pub struct VkContext {
     pub subgroup_score: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
+    /// The options this context was created with that change what it enables.
+    made_with: (bool, bool, bool),
 }
 
 fn type_rank(t: PhysicalDeviceType) -> u32 {
@@ -254,7 +256,18 @@ impl VkContext {
             fp16_math,
             subgroup_score,
             description,
+            made_with: Self::key(opts),
         })
+    }
+
+    /// The options that shape a context: storage precision, fp16 arithmetic, subgroup score.
+    fn key(opts: &VkOptions) -> (bool, bool, bool) {
+        (opts.no_fp16, opts.no_fp16_math, opts.no_subgroup)
+    }
+
+    /// Whether an executor with `opts` may run on this context.
+    pub fn made_for(&self, opts: &VkOptions) -> bool {
+        self.made_with == Self::key(opts)
     }
 }
 

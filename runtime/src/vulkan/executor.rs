@@ -140,7 +140,7 @@ struct Readback {
 
 /// The Vulkan executor of one graph.
 pub struct VulkanExecutor {
-    pub(super) ctx: VkContext,
+    pub(super) ctx: Arc<VkContext>,
     pub(super) max_batch: usize,
     pub(super) steps: Vec<Step>,
     /// One label per step for profiles: op kind, output value name and per-image shape.
@@ -275,7 +275,21 @@ impl VulkanExecutor {
         Self::with_options(graph, tensors, &VkOptions::from_env())
     }
 
+    /// With explicit options; creates its own instance and device ([`VkContext::new`]).
     pub fn with_options(
+        graph: &Graph,
+        tensors: &[(String, HostTensor)],
+        opts: &VkOptions,
+    ) -> Result<VulkanExecutor> {
+        Self::with_context(None, graph, tensors, opts)
+    }
+
+    /// With explicit options on an existing context (`None`: a new one), so that many
+    /// executors can share one instance and device — the test suites do, one per process. The
+    /// context must have been created with the same `no_fp16`, `no_fp16_math` and
+    /// `no_subgroup` as `opts` (checked).
+    pub fn with_context(
+        ctx: Option<Arc<VkContext>>,
         graph: &Graph,
         tensors: &[(String, HostTensor)],
         opts: &VkOptions,
@@ -317,7 +331,15 @@ impl VulkanExecutor {
             )));
         }
 
-        let ctx = VkContext::new(opts)?;
+        let ctx = match ctx {
+            Some(c) if c.made_for(opts) => c,
+            Some(_) => {
+                return Err(vk_err(
+                    "the shared context was created with other storage / arithmetic options",
+                ))
+            }
+            None => Arc::new(VkContext::new(opts)?),
+        };
         let split_k = SplitK::new(opts, ctx.target_groups);
         // Conv kernels: generic with the NO_TILED switches, else register-broadcast on CPU
         // implementations (bcast.rs), else tiled.

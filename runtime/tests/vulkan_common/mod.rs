@@ -1,14 +1,19 @@
 //! Helpers shared by the Vulkan tests: a seeded RNG, fp16-exact random tensors, single-op
 //! test graphs, and the executor factory that skips cleanly where no Vulkan device exists
-//! (set `HOOD_VK_REQUIRE_DEVICE=1` to make a missing device a failure instead).
+//! (set `HOOD_VK_REQUIRE_DEVICE=1` to make a missing device a failure instead). The factory
+//! creates one Vulkan instance and device per process and option set and shares it between
+//! the executors of every test (a test binary builds hundreds of executors; creating an
+//! instance for each is slow and was where the NVIDIA driver failed under gVisor).
 #![allow(dead_code)]
 
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
 use hood_runtime::ops::{Activation, Conv2d, ConvTranspose2d, Op};
 use hood_runtime::reference::{self, Buffer, Weights};
 use hood_runtime::tensor::{DType, HostTensor};
+use hood_runtime::vulkan::device::VkContext;
 use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
 use hood_runtime::HoodError;
+use std::sync::{Arc, Mutex};
 
 /// Small deterministic generator (PCG-style LCG), so every case is reproducible from its seed.
 pub struct Rng(u64);
@@ -197,9 +202,24 @@ pub fn executor_with(
     executor_opts(graph, t, &opts)
 }
 
-/// An executor with explicit options; `None` (test skipped) without a Vulkan device.
+/// The process's shared context for `opts` (created on first use).
+fn shared_context(opts: &VkOptions) -> Result<Arc<VkContext>, HoodError> {
+    static CONTEXTS: Mutex<Vec<Arc<VkContext>>> = Mutex::new(Vec::new());
+    let mut all = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = all.iter().find(|c| c.made_for(opts)) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(VkContext::new(opts)?);
+    all.push(c.clone());
+    Ok(c)
+}
+
+/// An executor with explicit options on the process's shared context; `None` (test skipped)
+/// without a Vulkan device.
 pub fn executor_opts(graph: &Graph, t: &Tensors, opts: &VkOptions) -> Option<VulkanExecutor> {
-    match VulkanExecutor::with_options(graph, &t.0, opts) {
+    let made = shared_context(opts)
+        .and_then(|ctx| VulkanExecutor::with_context(Some(ctx), graph, &t.0, opts));
+    match made {
         Ok(e) => Some(e),
         Err(HoodError::Backend { msg, .. })
             if (msg.contains("Vulkan loader") || msg.contains("no Vulkan"))
