@@ -249,6 +249,26 @@ fn run_heat_opts(opts: &VkOptions, label: &str) {
     }
 }
 
+/// Inputs and outputs through staging buffers and copy commands (`HOOD_VK_NO_ZERO_COPY`, the
+/// path of discrete GPUs) and mapped in place (the default on unified memory, as lavapipe has).
+#[test]
+fn heat_graph_staged_and_in_place_io() {
+    for no_zero_copy in [true, false] {
+        let opts = VkOptions {
+            max_batch: 4,
+            no_zero_copy,
+            ..VkOptions::default()
+        };
+        run_heat_opts(&opts, &format!("no_zero_copy={no_zero_copy}"));
+        let (graph, t) = heat_graph(7);
+        if let Some(ex) = executor_opts(&graph, &t, &opts) {
+            if ex.device_description().contains("llvmpipe") {
+                assert_eq!(ex.zero_copy(), !no_zero_copy, "lavapipe memory is unified");
+            }
+        }
+    }
+}
+
 /// `HOOD_VK_NO_FUSION=1`: the fused prologue, bias, residual, ReLU and feature add as separate
 /// ops, on the default and the tiled kernels, fp16 and fp32 storage.
 #[test]

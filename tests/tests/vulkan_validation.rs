@@ -3,7 +3,7 @@
 //! pre-activation prologues, residual adds, transposed convs) and on a converted ResNet-18
 //! fixture with forwarded features (fw_layers 4), in fp16 and fp32 storage with the default
 //! kernels and once more in fp16 with every switch on (tiled convs, no fusion, tree score sum,
-//! fp32 element-wise arithmetic). Any message the layer reports as a validation error fails
+//! fp32 element-wise arithmetic, generic conv pipelines, staged copies). Any message the layer reports as a validation error fails
 //! the test.
 //!
 //! The layer is enabled from outside the program (`VK_INSTANCE_LAYERS`), exactly as a user would
@@ -93,8 +93,9 @@ fn check_model(model: &Path, name: &str) {
             "fp32",
             vec![("HOOD_VK_MAX_BATCH", "2"), ("HOOD_VK_NO_FP16", "1")],
         ),
-        // The other kernel paths: tiled convs (the GPU default), unfused epilogues, the
-        // shared-memory score sum, fp32 element-wise arithmetic.
+        // The other paths: tiled convs (the GPU default), unfused epilogues, the shared-memory
+        // score sum, fp32 element-wise arithmetic, generic conv pipelines, staged input and
+        // output copies.
         (
             "fp16, every switch",
             vec![
@@ -103,6 +104,8 @@ fn check_model(model: &Path, name: &str) {
                 ("HOOD_VK_NO_FUSION", "1"),
                 ("HOOD_VK_NO_SUBGROUP", "1"),
                 ("HOOD_VK_NO_FP16_MATH", "1"),
+                ("HOOD_VK_NO_SPECIALISED", "1"),
+                ("HOOD_VK_NO_ZERO_COPY", "1"),
             ],
         ),
     ] {

@@ -15,6 +15,7 @@ use vulkano::device::{
 };
 use vulkano::instance::{Instance, InstanceCreateFlags, InstanceCreateInfo};
 use vulkano::memory::allocator::StandardMemoryAllocator;
+use vulkano::memory::MemoryPropertyFlags;
 use vulkano::shader::ShaderStages;
 use vulkano::VulkanLibrary;
 
@@ -43,6 +44,10 @@ pub struct VkContext {
     /// The HEAT score sums with subgroup arithmetic (subgroups of at least 8 lanes with
     /// arithmetic operations in compute shaders, not switched off with `HOOD_VK_NO_SUBGROUP`).
     pub subgroup_score: bool,
+    /// Device-local memory the host can map (an integrated GPU such as Jetson's, or a CPU
+    /// implementation): the executor then keeps its activation arena there and writes inputs
+    /// to / reads outputs from their arena slots directly, with no staging copies.
+    pub unified_memory: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
     /// The options this context was created with that change what it enables.
@@ -236,6 +241,17 @@ impl VkContext {
         log::info!(
             "vulkan: fp16 arithmetic in element-wise kernels {fp16_math}; subgroup score sum {subgroup_score}"
         );
+        let mapped_device_local = MemoryPropertyFlags::DEVICE_LOCAL
+            | MemoryPropertyFlags::HOST_VISIBLE
+            | MemoryPropertyFlags::HOST_COHERENT;
+        let unified_memory = matches!(
+            props.device_type,
+            PhysicalDeviceType::IntegratedGpu | PhysicalDeviceType::Cpu
+        ) && pd
+            .memory_properties()
+            .memory_types
+            .iter()
+            .any(|t| t.property_flags.contains(mapped_device_local));
         Ok(VkContext {
             memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
             descriptors: Arc::new(StandardDescriptorSetAllocator::new(
@@ -255,6 +271,7 @@ impl VkContext {
             cpu_subgroup8,
             fp16_math,
             subgroup_score,
+            unified_memory,
             description,
             made_with: Self::key(opts),
         })

@@ -5,7 +5,10 @@
 //! [`Step`] (pipeline + descriptor set + typed push constants). Per batch size the steps are
 //! recorded once into a command buffer — input copy-in, all dispatches, output copy-out —
 //! and replayed; vulkano's automatic synchronisation inserts barriers only where a dispatch
-//! reads or overwrites bytes an earlier command wrote. One fence wait per batch.
+//! reads or overwrites bytes an earlier command wrote. One fence wait per batch. On
+//! unified-memory devices (integrated GPUs, lavapipe) the arena is host-mapped and the input
+//! and outputs are written and read in their slots: no staging buffers, no copy commands
+//! (`HOOD_VK_NO_ZERO_COPY=1` restores them).
 
 use super::arena::{self, Live};
 use super::conv::SplitK;
@@ -147,7 +150,10 @@ pub struct VulkanExecutor {
     pub(super) labels: Vec<String>,
     pub(super) input_numel: usize,
     input_slot: Subbuffer<[u8]>,
+    /// Staging buffer of the input, or on unified memory (`zero_copy`) the input's arena slot.
     pub(super) input_host: Subbuffer<[u8]>,
+    /// Inputs and outputs are read and written in their arena slots (no copy commands).
+    pub(super) zero_copy: bool,
     logits: Readback,
     class: Readback,
     score: Readback,
@@ -413,9 +419,16 @@ impl VulkanExecutor {
             |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
         let plan = arena::plan(&live_intervals(graph, value_bytes), ctx.binding_align);
         let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
-        let arena = device_buffer(
+        // Unified memory: a host-mapped arena, inputs and outputs read and written in place.
+        let zero_copy = ctx.unified_memory && !opts.no_zero_copy;
+        let arena = new_buffer(
             &ctx,
             BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+            if zero_copy {
+                MemoryTypeFilter::PREFER_DEVICE | MemoryTypeFilter::HOST_RANDOM_ACCESS
+            } else {
+                MemoryTypeFilter::PREFER_DEVICE
+            },
             arena_bytes,
             "activation arena",
         )?;
@@ -484,13 +497,22 @@ impl VulkanExecutor {
         let input_slot = slots[graph.input]
             .clone()
             .ok_or_else(|| vk_err("graph input has no device memory"))?;
-        let input_host = host_buffer(&ctx, value_bytes(graph.input), true)?;
+        let input_host = if zero_copy {
+            input_slot.clone()
+        } else {
+            host_buffer(&ctx, value_bytes(graph.input), true)?
+        };
         let readback = |id: ValueId| -> Result<Readback> {
+            let host = match (zero_copy, &slots[id]) {
+                (true, Some(slot)) => slot.clone(),
+                (true, None) => return Err(vk_err("output value has no device memory")),
+                (false, _) => host_buffer(&ctx, value_bytes(id), false)?,
+            };
             Ok(Readback {
                 value: id,
                 elem: elems[id],
                 numel: graph.values[id].numel(),
-                host: host_buffer(&ctx, value_bytes(id), false)?,
+                host,
             })
         };
         let o = &graph.outputs;
@@ -523,6 +545,7 @@ impl VulkanExecutor {
             input_numel,
             input_slot,
             input_host,
+            zero_copy,
             logits,
             class,
             score,
@@ -572,6 +595,11 @@ impl VulkanExecutor {
     /// Whether the element-wise kernels compute in fp16 (`HOOD_VK_NO_FP16_MATH`).
     pub fn fp16_math(&self) -> bool {
         self.ctx.fp16_math
+    }
+
+    /// Whether inputs and outputs are mapped in place (unified memory, `HOOD_VK_NO_ZERO_COPY`).
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
     }
 
     /// Whether the HEAT score is summed with subgroup arithmetic (`HOOD_VK_NO_SUBGROUP`).
@@ -624,17 +652,22 @@ impl VulkanExecutor {
         }
         stamp(&mut b, 0)?;
         let in_bytes = (n * self.input_numel) as u64 * self.elem_size(Elem::Store);
-        b.copy_buffer(CopyBufferInfo::buffers(
-            self.input_host.clone().slice(0..in_bytes),
-            self.input_slot.clone().slice(0..in_bytes),
-        ))
-        .map_err(|e| vk_err(format!("recording the input copy: {e}")))?;
+        if !self.zero_copy {
+            b.copy_buffer(CopyBufferInfo::buffers(
+                self.input_host.clone().slice(0..in_bytes),
+                self.input_slot.clone().slice(0..in_bytes),
+            ))
+            .map_err(|e| vk_err(format!("recording the input copy: {e}")))?;
+        }
         stamp(&mut b, 1)?;
         for (j, step) in self.steps.iter().enumerate() {
             step(&mut b, n as u32)?;
             stamp(&mut b, j as u32 + 2)?;
         }
         for r in [&self.logits, &self.class, &self.score, &self.heatmap] {
+            if self.zero_copy {
+                break;
+            }
             let bytes = (n * r.numel) as u64 * self.elem_size(r.elem);
             let slot = self.slots[r.value]
                 .clone()

@@ -41,6 +41,9 @@
 //! * `HOOD_VK_NO_SPECIALISED=1` — run every Conv2d on the generic pipeline of its kernel
 //!   instead of the one specialised for its kernel size and stride (3×3 and 1×1 at stride 1
 //!   or 2: specialization constants `SPEC_K`, `SPEC_STRIDE`; `pipelines::ConvSpec`).
+//! * `HOOD_VK_NO_ZERO_COPY=1` — on unified-memory devices (integrated GPUs, lavapipe), still
+//!   stage inputs and outputs through separate host buffers with copy commands instead of
+//!   mapping the activation arena's input and output slots.
 //! * `HOOD_VK_NO_FUSION=1` — run the fused conv prologues and epilogues (pre-activation
 //!   BatchNorm + ReLU, bias, residual add, ReLU, the decoder's feature add) as separate
 //!   ChannelAffine / Add ops ([`unfuse`]); values in between are stored in the storage type.
@@ -105,6 +108,8 @@ pub struct VkOptions {
     /// Run every Conv2d on the generic pipeline of its kernel instead of the specialised ones
     /// (3×3 / 1×1 at stride 1 / 2: `pipelines::ConvSpec`).
     pub no_specialised: bool,
+    /// Copy inputs and outputs through separate host buffers even on unified-memory devices.
+    pub no_zero_copy: bool,
     /// Keep the element-wise kernels in fp32 arithmetic even where the device has shaderFloat16.
     pub no_fp16_math: bool,
     /// Sum the HEAT score with the shared-memory tree even where subgroup arithmetic exists.
@@ -132,13 +137,14 @@ impl Default for VkOptions {
             no_fp16_math: false,
             no_subgroup: false,
             no_specialised: false,
+            no_zero_copy: false,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -163,6 +169,7 @@ impl VkOptions {
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),
+            no_zero_copy: flag("HOOD_VK_NO_ZERO_COPY"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Per-dispatch GPU time from timestamp queries (`hood bench --profile`).
 //!
 //! A profiled run records the same command buffer as a normal run (input copy, every step,
-//! output copies) with a timestamp query written at the bottom of the pipe before the first
+//! output copies; no copies with zero copy on unified memory) with a timestamp query written at the bottom of the pipe before the first
 //! command and after each of them, into a timestamp query pool that the command buffer
 //! resets first. One profiled command buffer is recorded per batch size and replayed.
 //! The time of a dispatch is the difference of the timestamps around it, so it includes the
@@ -110,10 +110,16 @@ impl VulkanExecutor {
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3 / runs as f64;
         let mut dispatches = Vec::with_capacity(sums.len());
         for (i, s) in sums.iter().enumerate() {
+            // With zero copy (unified memory) these two intervals contain no command.
+            let io = if self.zero_copy {
+                " (none: mapped)"
+            } else {
+                ""
+            };
             let (label, kind) = if i == 0 {
-                ("input copy".to_string(), "copy".to_string())
+                (format!("input copy{io}"), "copy".to_string())
             } else if i == sums.len() - 1 {
-                ("output copies".to_string(), "copy".to_string())
+                (format!("output copies{io}"), "copy".to_string())
             } else {
                 let l = self.labels[i - 1].clone();
                 let k = l.split(' ').next().unwrap_or("?").to_string();
