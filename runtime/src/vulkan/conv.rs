@@ -1,7 +1,10 @@
-//! Dispatch of `Conv2d`: the tiled implicit GEMM (shaders/conv2d_tiled.comp) or, with
-//! `HOOD_VK_NO_TILED_CONV=1`, the generic direct kernel (shaders/conv2d.comp); both with
-//! fused bias, residual add, ReLU and the pre-activation prologue, same bindings and push
-//! constants.
+//! Dispatch of `Conv2d`: on CPU implementations the register-broadcast kernel
+//! (shaders/conv2d_bcast.glsl, bcast.rs), elsewhere (or with `HOOD_VK_NO_BCAST=1`) the tiled
+//! implicit GEMM (shaders/conv2d_tiled.comp), or with `HOOD_VK_NO_TILED_CONV=1` the generic
+//! direct kernel (shaders/conv2d.comp); all with fused bias, residual add, ReLU and the
+//! pre-activation prologue and the same push constants. The first two come as pipelines
+//! specialised for 3×3 / 1×1 at stride 1 / 2 and a generic one (`ConvSpec`,
+//! `HOOD_VK_NO_SPECIALISED`).
 //!
 //! Split-K (also used by the tiled ConvTranspose2d, deconv.rs): when the tile grid has fewer
 //! workgroups than the device needs ([`super::device::VkContext::target_groups`]: the last
