@@ -2,8 +2,9 @@
 //! (shaders/conv_transpose2d_bcast.glsl, bcast.rs), elsewhere (or with `HOOD_VK_NO_BCAST=1`)
 //! the tiled implicit GEMM per output parity class (shaders/conv_transpose2d_tiled.comp) or,
 //! with `HOOD_VK_NO_TILED_DECONV=1`, the generic gather kernel (shaders/conv_transpose2d.comp);
-//! all gather form (no atomics) with fused bias, activation and the forwarded-feature add. The tiled kernel splits K like the tiled
-//! Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`).
+//! all gather form (no atomics) with fused bias, activation and the forwarded-feature add.
+//! The tiled kernel splits K like the tiled Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`,
+//! `HOOD_VK_SPLIT_K`).
 
 use super::conv::{SplitK, SplitReduce, TiledGemm};
 use super::executor::{Binder, Step};
