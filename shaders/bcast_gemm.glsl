@@ -26,6 +26,8 @@
 #define BC_LANES 8u
 #define BC_CHANNELS (8u * BC_CPL)
 #define BC_PIXELS 16u // BC_LANES * 2
+// The kernels' `out_base` for a pixel outside the output (bcast_epilogue.glsl).
+#define BC_NO_PIXEL 0xFFFFFFFFu
 
 #ifdef HOOD_FP16
 layout(set = 0, binding = 1) readonly buffer WPacked16 { uvec4 wp[]; };
@@ -96,10 +98,8 @@ uint bc_block(uint cb, uint K) {
     BC_PIX(8, b1, 0) BC_PIX(9, b1, 1) BC_PIX(10, b1, 2) BC_PIX(11, b1, 3)                 \
     BC_PIX(12, b1, 4) BC_PIX(13, b1, 5) BC_PIX(14, b1, 6) BC_PIX(15, b1, 7)
 
-// Epilogue: the kernel defines `void emit(uint P, uint c, vec4 lo, vec4 hi, vec4 blo,
-// vec4 bhi)`, storing channels c..c+7 (biases blo, bhi) at pixel P of the block, and
-// `vec4 bias4(uint c)`, the biases of channels c..c+3 (0 past cout); `lane_c` is the lane's
-// first channel.
+// Epilogue: `emit` and `bias4` come from bcast_epilogue.glsl, which the kernel includes after
+// its declarations; `lane_c` is the lane's first channel.
 #if BC_CPL == 8
 #define BC_EMIT(P) emit(P, lane_c, acc[2 * P], acc[2 * P + 1], b_0, b_1);
 #define BC_BIASES vec4 b_0 = bias4(lane_c), b_1 = bias4(lane_c + 4u);

@@ -43,9 +43,6 @@ uint npix;
 uint lane_c; // this lane's first output channel
 
 void emit1(uint co, uint obase, float v) {
-    if (co >= p.cout) {
-        return;
-    }
     uint o = obase + co * plane;
     if (p.has_residual != 0u) {
         v += float(residual[o]);
@@ -56,32 +53,12 @@ void emit1(uint co, uint obase, float v) {
     y[o] = STORE_T(v);
 }
 
-// Stores channels c..c+7 of this lane at pixel P of the workgroup's block.
-void emit(uint P, uint c, vec4 lo, vec4 hi, vec4 blo, vec4 bhi) {
+uint out_base(uint P) {
     uint g = gl_WorkGroupID.x * BC_PIXELS + P;
-    if (g >= npix) {
-        return;
-    }
-    uint obase = (g / plane) * p.cout * plane + g % plane;
-    lo += blo;
-    hi += bhi;
-    emit1(c, obase, lo.x);
-    emit1(c + 1u, obase, lo.y);
-    emit1(c + 2u, obase, lo.z);
-    emit1(c + 3u, obase, lo.w);
-    emit1(c + 4u, obase, hi.x);
-    emit1(c + 5u, obase, hi.y);
-    emit1(c + 6u, obase, hi.z);
-    emit1(c + 7u, obase, hi.w);
+    return g < npix ? (g / plane) * p.cout * plane + g % plane : BC_NO_PIXEL;
 }
 
-float bias_of(uint co) {
-    return p.has_bias != 0u && co < p.cout ? float(bias[co]) : 0.0;
-}
-
-vec4 bias4(uint c) {
-    return vec4(bias_of(c), bias_of(c + 1u), bias_of(c + 2u), bias_of(c + 3u));
-}
+#include "bcast_epilogue.glsl"
 
 // The im2col value of (ci, iy, ix) for one pixel: 0 outside the input.
 float gather(bool ok, uint base, int iy, int ix, float sc, float sh) {

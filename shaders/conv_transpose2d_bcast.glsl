@@ -43,9 +43,6 @@ uint px;
 uint lane_c; // this lane's first output channel
 
 void emit1(uint co, uint obase, float v) {
-    if (co >= p.cout) {
-        return;
-    }
     uint o = obase + co * plane;
     v = activate(v, p.act);
     if (p.has_add != 0u) {
@@ -54,35 +51,19 @@ void emit1(uint co, uint obase, float v) {
     y[o] = STORE_T(v);
 }
 
-// Stores channels c..c+7 of this lane at pixel P of the workgroup's block of this parity class.
-void emit(uint P, uint c, vec4 lo, vec4 hi, vec4 blo, vec4 bhi) {
+// Pixel P of the workgroup's block of this parity class.
+uint out_base(uint P) {
     uint g = gl_WorkGroupID.x * BC_PIXELS + P;
     uint q = g % qplane;
     uint oy = py + p.stride * (q / qw);
     uint ox = px + p.stride * (q % qw);
     if (g >= npix || oy >= p.oh || ox >= p.ow) {
-        return;
+        return BC_NO_PIXEL;
     }
-    uint obase = (g / qplane) * p.cout * plane + oy * p.ow + ox;
-    lo += blo;
-    hi += bhi;
-    emit1(c, obase, lo.x);
-    emit1(c + 1u, obase, lo.y);
-    emit1(c + 2u, obase, lo.z);
-    emit1(c + 3u, obase, lo.w);
-    emit1(c + 4u, obase, hi.x);
-    emit1(c + 5u, obase, hi.y);
-    emit1(c + 6u, obase, hi.z);
-    emit1(c + 7u, obase, hi.w);
+    return (g / qplane) * p.cout * plane + oy * p.ow + ox;
 }
 
-float bias_of(uint co) {
-    return p.has_bias != 0u && co < p.cout ? float(bias[co]) : 0.0;
-}
-
-vec4 bias4(uint c) {
-    return vec4(bias_of(c), bias_of(c + 1u), bias_of(c + 2u), bias_of(c + 3u));
-}
+#include "bcast_epilogue.glsl"
 
 float gather(bool ok, uint base, int iy, int ix) {
     float v = 0.0;

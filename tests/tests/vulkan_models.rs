@@ -64,19 +64,24 @@ fn compare(what: &str, cpu: &[Detection], gpu: &[Detection]) {
     }
 }
 
+/// Fixture `name` (the authors' two-file layout) converted to a `.hood` in `dir` and opened.
+fn converted(dir: &std::path::Path, name: &str) -> Model {
+    let fixture = repo().join("tests/fixtures/heat").join(name);
+    let out = dir.join(format!("{name}.hood"));
+    let opts = Options {
+        inputs: vec![fixture.join("classifier.pt"), fixture.join("decoder.pt")],
+        output: out.clone(),
+        ..Default::default()
+    };
+    convert(&opts, &|_| {}).unwrap();
+    Model::open(&out).unwrap()
+}
+
 #[test]
 fn every_fixture_matches_the_cpu_reference_on_vulkan() {
     let tmp = tempfile::tempdir().unwrap();
     for name in FIXTURES {
-        let dir = repo().join("tests/fixtures/heat").join(name);
-        let out = tmp.path().join(format!("{name}.hood"));
-        let opts = Options {
-            inputs: vec![dir.join("classifier.pt"), dir.join("decoder.pt")],
-            output: out.clone(),
-            ..Default::default()
-        };
-        convert(&opts, &|_| {}).unwrap();
-        let model = Model::open(&out).unwrap();
+        let model = converted(tmp.path(), name);
         let Some(mut gpu) = vulkan_detector(&model) else {
             return;
         };
@@ -155,15 +160,7 @@ fn models_match_the_cpu_reference(
     use hood_runtime::vulkan::VulkanExecutor;
     let tmp = tempfile::tempdir().unwrap();
     for name in ["resnet18_w8_c10_fw4", "wrn40_2_c10"] {
-        let dir = repo().join("tests/fixtures/heat").join(name);
-        let out = tmp.path().join(format!("{name}.hood"));
-        let opts = Options {
-            inputs: vec![dir.join("classifier.pt"), dir.join("decoder.pt")],
-            output: out.clone(),
-            ..Default::default()
-        };
-        convert(&opts, &|_| {}).unwrap();
-        let model = Model::open(&out).unwrap();
+        let model = converted(tmp.path(), name);
         let mut gpu =
             match VulkanExecutor::with_options(&model.graph, &model.host_tensors(), vk_opts) {
                 Ok(e) => e,

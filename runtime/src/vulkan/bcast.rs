@@ -11,11 +11,17 @@
 //! measurements). This file packs their weights and sizes their grids; the dispatch is in
 //! conv.rs / deconv.rs next to the other kernels of the op.
 
+use super::conv::TiledGemm;
+use super::executor::{Binder, Step};
+use super::pipelines::dispatch;
 use super::vk_err;
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::ops::Op;
 use crate::tensor::HostTensor;
+use std::sync::Arc;
+use vulkano::buffer::{BufferContents, Subbuffer};
+use vulkano::pipeline::ComputePipeline;
 
 /// Output channels of one workgroup (`BC_CHANNELS` in bcast_gemm.glsl): 8 per lane, or 16
 /// per lane (the `*16` kernels) for convs with more than 64 output channels.
@@ -37,6 +43,25 @@ pub const PIXELS: u64 = 16;
 /// Name of the packed copy of weight `name` in the weight store.
 pub fn packed_name(name: &str) -> String {
     format!("{name}#bcast")
+}
+
+/// The step of a conv node on its register-broadcast `pipeline`: `buffers` bound as the
+/// kernel declares them (binding 1 the packed weights), `params(n)` its push constants at
+/// batch `n`, one dispatch over [`groups`] of `gemm`'s pixels, channels and parity classes.
+pub(super) fn step<P: BufferContents>(
+    bx: &Binder,
+    pipeline: Arc<ComputePipeline>,
+    buffers: Vec<Subbuffer<[u8]>>,
+    gemm: TiledGemm,
+    params: impl Fn(u32) -> P + Send + Sync + 'static,
+) -> Result<Step> {
+    let set = bx.set(&pipeline, buffers)?;
+    let max_groups = bx.max_groups();
+    Ok(Box::new(move |b, n| {
+        let pixels = n as u64 * gemm.class_pixels;
+        let groups = groups(pixels, gemm.cout, gemm.classes, max_groups)?;
+        dispatch(b, &pipeline, &set, params(n), groups)
+    }))
 }
 
 /// Workgroups: x over the batch's output pixels (of one parity class), y over blocks of

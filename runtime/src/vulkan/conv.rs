@@ -91,7 +91,8 @@ fn split_range(k: u32, s: u32, z: u32) -> (u32, u32) {
     (begin, (begin + cps * TILE_K).min(k))
 }
 
-/// The implicit GEMM of one tiled Conv2d / ConvTranspose2d node, as split-K sees it.
+/// The implicit GEMM of one Conv2d / ConvTranspose2d node, as split-K and the
+/// register-broadcast grid (bcast.rs) see it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TiledGemm {
     /// Output pixels per image of one z layer (a stride parity class of a ConvTranspose2d).
@@ -311,24 +312,27 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         has_prologue,
         prologue_relu,
     };
+    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+        .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
     let spec = ConvSpec::of(a.k, a.stride, bx.specialised);
-    if let Some(pipeline) = bx.pipes.conv2d_bcast(cout, spec) {
-        let buffers = vec![
-            bx.value(node.inputs[0])?,
-            bx.weight(&super::bcast::packed_name(&a.weight))?,
-            bias,
-            residual,
-            pscale,
-            pshift,
-            bx.value(node.outputs[0])?,
-        ];
-        let set = bx.set(&pipeline, buffers)?;
-        let max_groups = bx.max_groups();
-        let pixels = (oh * ow) as u64;
-        return Ok(Box::new(move |b, n| {
-            let groups = super::bcast::groups(n as u64 * pixels, cout, 1, max_groups)?;
-            dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)
-        }));
+    let bcast = bx.pipes.conv2d_bcast(cout, spec);
+    // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
+    let weight = match bcast {
+        Some(_) => super::bcast::packed_name(&a.weight),
+        None => a.weight.clone(),
+    };
+    let mut buffers = vec![
+        bx.value(node.inputs[0])?,
+        bx.weight(&weight)?,
+        bias.clone(),
+        residual.clone(),
+        pscale,
+        pshift,
+        bx.value(node.outputs[0])?,
+    ];
+    if let Some(pipeline) = bcast {
+        let params = move |n| Conv2dParams { n, ..base };
+        return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
     let tiled = bx.pipes.conv2d_tiled(spec);
     let pipeline = match &tiled {
@@ -337,15 +341,13 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
     };
     let max_groups = bx.max_groups();
     let is_tiled = tiled.is_some();
-    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
-        .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (reduce, part) = SplitReduce::prepare(
         bx,
         &gemm,
         split,
-        bias.clone(),
-        residual.clone(),
+        bias,
+        residual,
         bx.value(node.outputs[0])?,
         Conv2dSplitkReduceParams {
             total: 0,
@@ -360,15 +362,6 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
             add_shift: 0.0,
         },
     )?;
-    let mut buffers = vec![
-        bx.value(node.inputs[0])?,
-        bx.weight(&a.weight)?,
-        bias,
-        residual,
-        pscale,
-        pshift,
-        bx.value(node.outputs[0])?,
-    ];
     if is_tiled {
         buffers.push(part);
     }

@@ -45,28 +45,24 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         add_scale,
         add_shift,
     };
-    if let Some(pipeline) = bx.pipes.conv_transpose2d_bcast(cout) {
-        let buffers = vec![
-            bx.value(node.inputs[0])?,
-            bx.weight(&super::bcast::packed_name(&a.weight))?,
-            bias,
-            feature,
-            bx.value(node.outputs[0])?,
-        ];
-        let set = bx.set(&pipeline, buffers)?;
-        let max_groups = bx.max_groups();
-        let s = a.stride as u32;
-        let class_pixels = (oh.div_ceil(s) * ow.div_ceil(s)) as u64;
-        return Ok(Box::new(move |b, n| {
-            let groups = super::bcast::groups(n as u64 * class_pixels, cout, s * s, max_groups)?;
-            dispatch(
-                b,
-                &pipeline,
-                &set,
-                ConvTranspose2dParams { n, ..base },
-                groups,
-            )
-        }));
+    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+        .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
+    let bcast = bx.pipes.conv_transpose2d_bcast(cout);
+    // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
+    let weight = match bcast {
+        Some(_) => super::bcast::packed_name(&a.weight),
+        None => a.weight.clone(),
+    };
+    let mut buffers = vec![
+        bx.value(node.inputs[0])?,
+        bx.weight(&weight)?,
+        bias.clone(),
+        feature.clone(),
+        bx.value(node.outputs[0])?,
+    ];
+    if let Some(pipeline) = bcast {
+        let params = move |n| ConvTranspose2dParams { n, ..base };
+        return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
     let tiled = bx.pipes.conv_transpose2d_tiled();
     let pipeline = match &tiled {
@@ -75,15 +71,13 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
     };
     let max_groups = bx.max_groups();
     let is_tiled = tiled.is_some();
-    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
-        .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (reduce, part) = SplitReduce::prepare(
         bx,
         &gemm,
         split,
-        bias.clone(),
-        feature.clone(),
+        bias,
+        feature,
         bx.value(node.outputs[0])?,
         Conv2dSplitkReduceParams {
             total: 0,
@@ -98,13 +92,6 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
             add_shift,
         },
     )?;
-    let mut buffers = vec![
-        bx.value(node.inputs[0])?,
-        bx.weight(&a.weight)?,
-        bias,
-        feature,
-        bx.value(node.outputs[0])?,
-    ];
     if is_tiled {
         buffers.push(part);
     }

@@ -221,23 +221,22 @@ impl VkContext {
         let g = props.max_compute_work_group_count;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let target_groups = target_groups(props.device_type, cores);
-        let cpu_subgroup8 = props.device_type == PhysicalDeviceType::Cpu
-            && props.subgroup_size == Some(8)
-            && props
+        // Subgroup operations `ops` (with the basic ones) in compute shaders.
+        let compute_subgroups = |ops: SubgroupFeatures| {
+            props
                 .subgroup_supported_stages
                 .is_some_and(|s| s.intersects(ShaderStages::COMPUTE))
-            && props
-                .subgroup_supported_operations
-                .is_some_and(|o| o.contains(SubgroupFeatures::BASIC | SubgroupFeatures::BALLOT));
+                && props
+                    .subgroup_supported_operations
+                    .is_some_and(|o| o.contains(SubgroupFeatures::BASIC | ops))
+        };
+        let cpu_subgroup8 = props.device_type == PhysicalDeviceType::Cpu
+            && props.subgroup_size == Some(8)
+            && compute_subgroups(SubgroupFeatures::BALLOT);
         let fp16_math = fp16_storage && supported.shader_float16 && !opts.no_fp16_math;
         let subgroup_score = !opts.no_subgroup
             && props.subgroup_size.is_some_and(|n| n >= 8)
-            && props
-                .subgroup_supported_stages
-                .is_some_and(|s| s.intersects(ShaderStages::COMPUTE))
-            && props.subgroup_supported_operations.is_some_and(|o| {
-                o.contains(SubgroupFeatures::BASIC | SubgroupFeatures::ARITHMETIC)
-            });
+            && compute_subgroups(SubgroupFeatures::ARITHMETIC);
         log::info!(
             "vulkan: fp16 arithmetic in element-wise kernels {fp16_math}; subgroup score sum {subgroup_score}"
         );

@@ -377,18 +377,9 @@ impl VulkanExecutor {
             ..kernels
         };
         log::info!("vulkan: conv kernels {kernels:?}");
-        let convs: Vec<(u32, usize, usize)> = graph
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                Op::Conv2d(a) => Some((a.cout as u32, a.k, a.stride)),
-                _ => None,
-            })
-            .collect();
         let pipes = Pipelines::new(
             &ctx,
-            graph.nodes.iter().map(|n| n.op.kind()),
-            &convs,
+            graph,
             kernels,
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
@@ -396,19 +387,14 @@ impl VulkanExecutor {
         // instead of the originals.
         let packed =
             super::bcast::packed_weights(graph, tensors, kernels.bcast_conv, kernels.bcast_deconv)?;
-        let replaced: Vec<&str> = graph
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                Op::Conv2d(a) if kernels.bcast_conv => Some(a.weight.as_str()),
-                Op::ConvTranspose2d(a) if kernels.bcast_deconv => Some(a.weight.as_str()),
-                _ => None,
-            })
-            .collect();
         let mut names: Vec<&str> = graph
             .referenced_tensors()
             .into_iter()
-            .filter(|n| !replaced.contains(n))
+            .filter(|n| {
+                !packed
+                    .iter()
+                    .any(|(p, _)| *p == super::bcast::packed_name(n))
+            })
             .collect();
         names.extend(packed.iter().map(|(n, _)| n.as_str()));
         let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed])?;

@@ -10,7 +10,8 @@ use super::cache::DiskCache;
 use super::device::VkContext;
 use super::vk_err;
 use crate::error::Result;
-use crate::ops::OpKind;
+use crate::graph::Graph;
+use crate::ops::{Op, OpKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use vulkano::buffer::BufferContents;
@@ -174,7 +175,7 @@ pub struct Pipelines {
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
     /// The register-broadcast kernels (bcast.rs), when chosen: 8 and 16 channels per lane.
     conv2d_bcast: HashMap<(bool, ConvSpec), Arc<ComputePipeline>>,
-    conv_transpose2d_bcast: Option<[Arc<ComputePipeline>; 2]>,
+    conv_transpose2d_bcast: HashMap<bool, Arc<ComputePipeline>>,
 }
 
 fn build(
@@ -241,125 +242,114 @@ macro_rules! loader {
 }
 
 impl Pipelines {
-    /// Builds the pipelines of `kinds` (compiling only the kernels a graph needs keeps
-    /// start-up short on drivers that compile SPIR-V slowly) and the conv kernels `conv`
-    /// asks for (where the graph has that op; Conv2d pipelines for the `(cout, k, stride)` of
-    /// each of its Conv2d nodes); `disk_cache` (if any) speeds up creation and is written
-    /// back afterwards.
+    /// Builds the pipelines of the kernels `graph` uses (compiling only those keeps start-up
+    /// short on drivers that compile SPIR-V slowly) and the conv kernels `conv` asks for: per
+    /// Conv2d its specialisation ([`ConvSpec`]) and, for the register-broadcast kernels, its
+    /// channels per lane. `disk_cache` (if any) speeds up creation and is written back
+    /// afterwards.
     pub fn new(
         ctx: &VkContext,
-        kinds: impl IntoIterator<Item = OpKind>,
-        convs: &[(u32, usize, usize)],
+        graph: &Graph,
         conv: ConvKernels,
         disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
         let cache = disk_cache.map(|d| &d.cache);
-        let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
-        for kind in kinds {
-            if by_kind.contains_key(&kind) {
-                continue;
-            }
-            // Linear and ClassLinear share one kernel.
-            let twin = match kind {
-                OpKind::Linear => by_kind.get(&OpKind::ClassLinear).cloned(),
-                OpKind::ClassLinear => by_kind.get(&OpKind::Linear).cloned(),
-                _ => None,
-            };
-            let pipeline = match twin {
-                Some(p) => p,
-                None => {
-                    let load = match kind {
-                        OpKind::Add if ctx.fp16_math => fp16math::load_add as Loader,
-                        OpKind::MaxPool2x2 if ctx.fp16_math => fp16math::load_max_pool2x2,
-                        OpKind::HeatScore if ctx.subgroup_score => {
-                            if ctx.fp16_storage {
-                                fp16::load_heat_score_subgroup
-                            } else {
-                                fp32::load_heat_score_subgroup
-                            }
-                        }
-                        _ if ctx.fp16_storage => loader!(fp16, kind),
-                        _ => loader!(fp32, kind),
-                    };
-                    build(ctx, cache, kind.name(), load)?
-                }
-            };
-            by_kind.insert(kind, pipeline);
-        }
         let fp16 = ctx.fp16_storage;
-        let has = |k: OpKind| by_kind.contains_key(&k);
-        let optional = |want: bool, name: &str, l16: Loader, l32: Loader| {
-            if want {
-                build(ctx, cache, name, if fp16 { l16 } else { l32 }).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let spec_of = |k, stride| ConvSpec::of(k, stride, conv.specialised);
+        let pick = |l16: Loader, l32: Loader| if fp16 { l16 } else { l32 };
+        let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
         let mut conv2d_tiled = HashMap::new();
         let mut conv2d_bcast = HashMap::new();
-        for &(cout, k, stride) in convs {
-            let spec = spec_of(k, stride);
-            if conv.tiled_conv && !conv2d_tiled.contains_key(&spec) {
-                let load = if fp16 {
-                    fp16::load_conv2d_tiled as Loader
-                } else {
-                    fp32::load_conv2d_tiled
+        let mut conv_transpose2d_tiled = None;
+        let mut conv_transpose2d_bcast = HashMap::new();
+        for node in &graph.nodes {
+            let kind = node.op.kind();
+            if !by_kind.contains_key(&kind) {
+                // Linear and ClassLinear share one kernel.
+                let twin = match kind {
+                    OpKind::Linear => by_kind.get(&OpKind::ClassLinear).cloned(),
+                    OpKind::ClassLinear => by_kind.get(&OpKind::Linear).cloned(),
+                    _ => None,
                 };
-                let p = build_spec(ctx, cache, "conv2d_tiled", load, spec)?;
-                conv2d_tiled.insert(spec, p);
+                let pipeline = match twin {
+                    Some(p) => p,
+                    None => {
+                        let load = match kind {
+                            OpKind::Add if ctx.fp16_math => fp16math::load_add as Loader,
+                            OpKind::MaxPool2x2 if ctx.fp16_math => fp16math::load_max_pool2x2,
+                            OpKind::HeatScore if ctx.subgroup_score => pick(
+                                fp16::load_heat_score_subgroup,
+                                fp32::load_heat_score_subgroup,
+                            ),
+                            _ if fp16 => loader!(fp16, kind),
+                            _ => loader!(fp32, kind),
+                        };
+                        build(ctx, cache, kind.name(), load)?
+                    }
+                };
+                by_kind.insert(kind, pipeline);
             }
-            let wide = super::bcast::wide(cout);
-            if conv.bcast_conv && !conv2d_bcast.contains_key(&(wide, spec)) {
-                let load = match (wide, fp16) {
-                    (false, true) => fp16::load_conv2d_bcast as Loader,
-                    (false, false) => fp32::load_conv2d_bcast,
-                    (true, true) => fp16::load_conv2d_bcast16,
-                    (true, false) => fp32::load_conv2d_bcast16,
-                };
-                let name = if wide {
-                    "conv2d_bcast16"
-                } else {
-                    "conv2d_bcast"
-                };
-                conv2d_bcast.insert((wide, spec), build_spec(ctx, cache, name, load, spec)?);
+            match &node.op {
+                Op::Conv2d(a) => {
+                    let spec = ConvSpec::of(a.k, a.stride, conv.specialised);
+                    if conv.tiled_conv && !conv2d_tiled.contains_key(&spec) {
+                        let load = pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled);
+                        let p = build_spec(ctx, cache, "conv2d_tiled", load, spec)?;
+                        conv2d_tiled.insert(spec, p);
+                    }
+                    let wide = super::bcast::wide(a.cout as u32);
+                    if conv.bcast_conv && !conv2d_bcast.contains_key(&(wide, spec)) {
+                        let (name, load) = if wide {
+                            let l = pick(fp16::load_conv2d_bcast16, fp32::load_conv2d_bcast16);
+                            ("conv2d_bcast16", l)
+                        } else {
+                            (
+                                "conv2d_bcast",
+                                pick(fp16::load_conv2d_bcast, fp32::load_conv2d_bcast),
+                            )
+                        };
+                        let p = build_spec(ctx, cache, name, load, spec)?;
+                        conv2d_bcast.insert((wide, spec), p);
+                    }
+                }
+                Op::ConvTranspose2d(a) => {
+                    if conv.tiled_deconv && conv_transpose2d_tiled.is_none() {
+                        let load = pick(
+                            fp16::load_conv_transpose2d_tiled,
+                            fp32::load_conv_transpose2d_tiled,
+                        );
+                        conv_transpose2d_tiled =
+                            Some(build(ctx, cache, "conv_transpose2d_tiled", load)?);
+                    }
+                    let wide = super::bcast::wide(a.cout as u32);
+                    if conv.bcast_deconv && !conv_transpose2d_bcast.contains_key(&wide) {
+                        let (name, load) = if wide {
+                            let l = pick(
+                                fp16::load_conv_transpose2d_bcast16,
+                                fp32::load_conv_transpose2d_bcast16,
+                            );
+                            ("conv_transpose2d_bcast16", l)
+                        } else {
+                            let l = pick(
+                                fp16::load_conv_transpose2d_bcast,
+                                fp32::load_conv_transpose2d_bcast,
+                            );
+                            ("conv_transpose2d_bcast", l)
+                        };
+                        conv_transpose2d_bcast.insert(wide, build(ctx, cache, name, load)?);
+                    }
+                }
+                _ => {}
             }
         }
-        let conv2d_splitk_reduce = optional(
-            conv.split_k,
-            "conv2d_splitk_reduce",
-            fp16::load_conv2d_splitk_reduce,
-            fp32::load_conv2d_splitk_reduce,
-        )?;
-        let conv_transpose2d_tiled = optional(
-            conv.tiled_deconv && has(OpKind::ConvTranspose2d),
-            "conv_transpose2d_tiled",
-            fp16::load_conv_transpose2d_tiled,
-            fp32::load_conv_transpose2d_tiled,
-        )?;
-        let pair = |want: bool, names: [&str; 2], l16: [Loader; 2], l32: [Loader; 2]| {
-            Ok::<_, crate::error::HoodError>(
-                match (
-                    optional(want, names[0], l16[0], l32[0])?,
-                    optional(want, names[1], l16[1], l32[1])?,
-                ) {
-                    (Some(a), Some(b)) => Some([a, b]),
-                    _ => None,
-                },
-            )
+        let conv2d_splitk_reduce = if conv.split_k {
+            let load = pick(
+                fp16::load_conv2d_splitk_reduce,
+                fp32::load_conv2d_splitk_reduce,
+            );
+            Some(build(ctx, cache, "conv2d_splitk_reduce", load)?)
+        } else {
+            None
         };
-        let conv_transpose2d_bcast = pair(
-            conv.bcast_deconv && has(OpKind::ConvTranspose2d),
-            ["conv_transpose2d_bcast", "conv_transpose2d_bcast16"],
-            [
-                fp16::load_conv_transpose2d_bcast,
-                fp16::load_conv_transpose2d_bcast16,
-            ],
-            [
-                fp32::load_conv_transpose2d_bcast,
-                fp32::load_conv_transpose2d_bcast16,
-            ],
-        )?;
         if let Some(d) = disk_cache {
             d.save();
         }
@@ -381,10 +371,8 @@ impl Pipelines {
 
     /// The register-broadcast ConvTranspose2d pipeline for `cout` output channels, if built.
     pub fn conv_transpose2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
-        let wide = super::bcast::wide(cout) as usize;
-        self.conv_transpose2d_bcast
-            .as_ref()
-            .map(|p| p[wide].clone())
+        let wide = super::bcast::wide(cout);
+        self.conv_transpose2d_bcast.get(&wide).cloned()
     }
 
     /// The tiled ConvTranspose2d pipeline, if built.

@@ -120,11 +120,7 @@ impl Unfuser {
             y = to;
         } else if a.relu && !a.residual {
             let zero = self.constant(a.cout, 0.0);
-            let op = Op::ChannelAffine(ChannelAffine {
-                scale: self.constant(a.cout, 1.0),
-                shift: zero,
-                relu: true,
-            });
+            let op = self.bias_op(&zero, a.cout, true);
             self.push(op, vec![y], vec![out]);
         }
         if a.residual {
@@ -161,13 +157,11 @@ impl Unfuser {
                 out
             };
             let relu = a.act == Activation::Relu;
-            let op = match &a.bias {
-                Some(b) => self.bias_op(b, a.cout, relu),
-                None => {
-                    let zero = self.constant(a.cout, 0.0);
-                    self.bias_op(&zero, a.cout, relu)
-                }
+            let bias = match &a.bias {
+                Some(b) => b.clone(),
+                None => self.constant(a.cout, 0.0),
             };
+            let op = self.bias_op(&bias, a.cout, relu);
             self.push(op, vec![y], vec![to]);
             y = to;
         }
