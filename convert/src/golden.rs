@@ -1,10 +1,11 @@
 //! The golden self-test batch stored in every converted model: a fixed deterministic batch of
 //! normalised images (smooth gradients, stripes, blobs and noise, so classes and scores vary),
-//! its outputs from the CPU reference on the stored weights, and the deviation between the stored
-//! (fp16) weights and the same graph with f32 weights.
+//! its outputs from the plain-loop reference on the stored weights, and the deviation between the
+//! stored (fp16) weights and the same graph with f32 weights.
 
+use hood_runtime::backend::Executor;
 use hood_runtime::graph::Graph;
-use hood_runtime::reference::{self, Buffer, Weights};
+use hood_runtime::reference::{ReferenceExecutor, Weights};
 use hood_runtime::tensor::HostTensor;
 
 pub const GOLDEN_N: usize = 4;
@@ -53,26 +54,28 @@ pub struct Outputs {
     pub scores: Vec<f32>,
 }
 
+/// The outputs of the plain-loop reference ([`ReferenceExecutor`]) on `tensors`, the batch split
+/// over at most `threads` threads (each image is computed by the same single-threaded loops, so
+/// the outputs do not depend on `threads`).
+///
+/// The golden outputs stay on the reference, not the fast CPU backend: they are the oracle that
+/// `hood selftest` checks every backend against — the fast CPU backend included — so they come
+/// from the obviously-right loops rather than from one of the backends under test.
 pub fn run(
     graph: &Graph,
     tensors: &[(String, HostTensor)],
     input: &[f32],
     n: usize,
+    threads: usize,
 ) -> Result<Outputs, String> {
     let w = Weights::from_host(tensors.iter().map(|(n, t)| (n, t)));
-    let vals = reference::execute(graph, &w, input, n).map_err(|e| e.to_string())?;
-    let f = |id: usize| match vals.get(id) {
-        Some(Some(Buffer::F32(v))) => Ok(v.clone()),
-        _ => Err("golden run: missing f32 output".to_string()),
-    };
-    let classes = match vals.get(graph.outputs.class) {
-        Some(Some(Buffer::I32(v))) => v.clone(),
-        _ => return Err("golden run: missing class output".into()),
-    };
+    let out = ReferenceExecutor::with_threads(graph, w, threads)
+        .run(input, n, false)
+        .map_err(|e| format!("golden run: {e}"))?;
     Ok(Outputs {
-        logits: f(graph.outputs.logits)?,
-        classes,
-        scores: f(graph.outputs.score)?,
+        logits: out.logits,
+        classes: out.classes,
+        scores: out.scores,
     })
 }
 

@@ -53,7 +53,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', num_args = 3)]
     std: Option<Vec<f32>>,
     /// Calibrate the OOD threshold on this folder of held-out in-distribution images (searched
-    /// recursively; scored on the CPU; every image must decode) and store it in the model.
+    /// recursively; scored on the fast CPU backend; every image must decode) and store it in the
+    /// model.
     #[arg(long, value_name = "DIR")]
     calibrate: Option<PathBuf>,
     /// With --calibrate: fraction of ID images to keep below the threshold, in (0, 1).
@@ -64,12 +65,24 @@ struct Args {
         requires = "calibrate"
     )]
     tpr: f64,
+    /// CPU threads for the golden self-test batch (plain-loop reference) and --calibrate (fast
+    /// CPU backend): a positive integer; overrides HOOD_CPU_THREADS; default: all cores.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    threads: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
     /// Print the per-tensor mapping and progress.
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// A positive integer (`--threads`).
+fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a positive integer, got '{s}'")),
+    }
 }
 
 fn print_summary(s: &Summary) {
@@ -153,6 +166,7 @@ fn main() -> ExitCode {
             .calibrate
             .clone()
             .map(|dir| Calibration { dir, tpr: a.tpr }),
+        threads: a.threads,
     };
     let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
     let t0 = std::time::Instant::now();

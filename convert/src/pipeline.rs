@@ -31,10 +31,13 @@ pub struct Options {
     pub std: Option<Vec<f32>>,
     /// Calibrate a threshold on ID images (`--calibrate DIR --tpr T`) before writing.
     pub calibrate: Option<Calibration>,
+    /// CPU threads for the golden batch and the calibration (`--threads N`; `None`:
+    /// `HOOD_CPU_THREADS`, else all cores).
+    pub threads: Option<usize>,
 }
 
 /// `--calibrate DIR [--tpr T]`: the threshold keeping a fraction `tpr` ∈ (0, 1) of the images
-/// under `dir` (scored by the converted model on the CPU backend), stored in the metadata as
+/// under `dir` (scored by the converted model on the fast CPU backend), stored in the metadata as
 /// `hood calibrate` does.
 #[derive(Debug, Clone)]
 pub struct Calibration {
@@ -220,17 +223,31 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     progress("golden self-test batch");
     let s = input_size as usize;
     let input = golden::golden_input(s);
-    // The stored-precision run and the f32 run are independent: one thread each.
+    // On the plain-loop reference (see `golden::run`). The stored-precision run and the f32 run
+    // are independent: with two threads or more they run side by side, sharing the threads.
+    let threads = hood_runtime::threads::resolve(opts.threads);
+    let side_by_side = reference32.is_some() && threads >= 2;
+    let (gold_threads, f32_threads) = match side_by_side {
+        true => (threads.div_ceil(2), threads / 2),
+        false => (threads, threads),
+    };
     let (graph_ref, input_ref) = (&graph, &input);
+    let f32_run = move |r: &[(String, HostTensor)]| {
+        golden::run(graph_ref, r, input_ref, GOLDEN_N, f32_threads)
+    };
     let (gold, full) = std::thread::scope(|sc| {
-        let f32_run = reference32
-            .as_ref()
-            .map(|r| sc.spawn(move || golden::run(graph_ref, r, input_ref, GOLDEN_N)));
-        let gold = golden::run(&graph, &stored, &input, GOLDEN_N);
-        let full = f32_run.map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err("golden f32 run panicked".into()))
-        });
+        let spawned = match side_by_side {
+            true => reference32.as_deref().map(|r| sc.spawn(move || f32_run(r))),
+            false => None,
+        };
+        let gold = golden::run(&graph, &stored, &input, GOLDEN_N, gold_threads);
+        let full = match spawned {
+            Some(h) => Some(
+                h.join()
+                    .unwrap_or_else(|_| Err("golden f32 run panicked".into())),
+            ),
+            None => reference32.as_deref().map(f32_run),
+        };
         (gold, full)
     });
     let gold = gold?;
@@ -310,8 +327,9 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
                 hood_runtime::format::encode(&meta, &graph, &tensors).map_err(|e| e.to_string())?;
             let model =
                 hood_runtime::Model::from_bytes(bytes, &opts.output).map_err(|e| e.to_string())?;
-            let (t, _) = hood_runtime::calibrate::calibrate_folder_cpu(&model, &c.dir, c.tpr)
-                .map_err(|e| format!("--calibrate {}: {e}", c.dir.display()))?;
+            let (t, _) =
+                hood_runtime::calibrate::calibrate_folder_cpu(&model, &c.dir, c.tpr, opts.threads)
+                    .map_err(|e| format!("--calibrate {}: {e}", c.dir.display()))?;
             let summary = CalibrationSummary {
                 value: t.value,
                 tpr: c.tpr,

@@ -84,6 +84,35 @@ fn converts_the_authors_layout_and_reports_json() {
     assert!(m.meta.source.files.iter().all(|f| f.sha256.len() == 64));
 }
 
+/// The golden outputs come from the plain-loop reference, which computes every image with the
+/// same single-threaded loops whatever the thread count: `--threads 1` and `--threads 3` write the
+/// same bytes. A thread count that is not a positive integer is a usage error, with no output.
+#[test]
+fn the_thread_count_does_not_change_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let written: Vec<Vec<u8>> = ["1", "3"]
+        .iter()
+        .map(|t| {
+            // Same file name (the model's default name is the file stem), another folder.
+            let dir = tmp.path().join(format!("threads{t}"));
+            std::fs::create_dir(&dir).unwrap();
+            let out = dir.join("m.hood");
+            let o = convert_calibrated(&out, &["--threads".as_ref(), t.as_ref()]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read(&out).unwrap()
+        })
+        .collect();
+    assert!(written[0] == written[1], "--threads 1 and 3 differ");
+    for bad in ["0", "abc"] {
+        let out = tmp.path().join("bad.hood");
+        let o = convert_calibrated(&out, &["--threads".as_ref(), bad.as_ref()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "--threads {bad} accepted");
+        assert!(err.contains("positive integer"), "{err}");
+        assert!(!out.exists());
+    }
+}
+
 #[test]
 fn reader_level_failures() {
     let dec = heat("decoder.pt");

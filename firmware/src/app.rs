@@ -65,6 +65,7 @@ fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
 /// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
 pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     let backend = o.backend()?;
+    let threads = o.threads()?;
     let debounce = o.debounce()?;
     let (model, bundled_model) = match &o.model {
         Some(p) => (
@@ -78,7 +79,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         ),
     };
     let model = Arc::new(model);
-    let mut factory = detector_factory(model.clone());
+    let mut factory = detector_factory(model.clone(), threads);
     let mut engine = factory(backend).map_err(|e| format!("cannot create the detector: {e}"))?;
 
     let st = engine

@@ -28,9 +28,14 @@ pub struct Options {
     /// The .hood model (default: the bundled CIFAR-10 model).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// cpu, vulkan or auto [default: auto].
-    #[arg(long)]
+    /// cpu (fast CPU backend), reference (plain-loop oracle, slow), vulkan, or auto (a GPU through
+    /// Vulkan when there is one, else cpu) [default: auto].
+    #[arg(long, value_name = "cpu|reference|vulkan|auto")]
     pub backend: Option<String>,
+    /// CPU threads for the cpu and reference backends (a positive integer; overrides
+    /// HOOD_CPU_THREADS) [default: all cores].
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
     /// Score threshold (default: the model's calibrated threshold).
     #[arg(long)]
     pub threshold: Option<f32>,
@@ -131,7 +136,7 @@ impl Options {
     pub fn merge(self, b: Options) -> Options {
         let a = self;
         merge_opts!(a, b;
-            opt: model, backend, threshold, input, camera, width, height, pixel_format, fps, max_frames,
+            opt: model, backend, threads, threshold, input, camera, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json;
             flag: looping, active_low, print_frames)
@@ -139,6 +144,15 @@ impl Options {
 
     pub fn backend(&self) -> Result<Backend, String> {
         self.backend.as_deref().unwrap_or("auto").parse()
+    }
+
+    /// `--threads` / `threads = N`: a positive integer, or `None` (`HOOD_CPU_THREADS`, else all
+    /// cores).
+    pub fn threads(&self) -> Result<Option<usize>, String> {
+        match self.threads {
+            Some(0) => Err("--threads must be a positive integer, not 0".into()),
+            t => Ok(t),
+        }
     }
 
     pub fn debounce(&self) -> Result<Debounce, String> {
@@ -179,6 +193,14 @@ impl Options {
     }
 }
 
+/// A positive integer (`--threads` on the command line).
+fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expected a positive integer, got '{s}'")),
+    }
+}
+
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| format!("--{what} must be a non-negative number of seconds, not {v}"))
@@ -192,7 +214,7 @@ mod tests {
     fn toml_file_fills_what_the_command_line_leaves_open() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("w.toml");
-        std::fs::write(&cfg, "threshold = 0.5\ngpio-chip = \"/dev/gpiochip0\"\ngpio-line = 17\nactive-low = true\nloop = true\nalert-k = 2\n").unwrap();
+        std::fs::write(&cfg, "threshold = 0.5\ngpio-chip = \"/dev/gpiochip0\"\ngpio-line = 17\nactive-low = true\nloop = true\nalert-k = 2\nthreads = 3\n").unwrap();
         let cli = Options::try_parse_from([
             "hood-watch",
             "--config",
@@ -206,6 +228,7 @@ mod tests {
         assert_eq!(o.gpio_line, Some(17));
         assert!(o.active_low && o.looping);
         assert_eq!(o.debounce().unwrap(), Debounce { k: 2, n: 5, m: 5 });
+        assert_eq!(o.threads(), Ok(Some(3)));
     }
 
     #[test]
@@ -238,5 +261,13 @@ mod tests {
         }
         .backend()
         .is_err());
+        // --threads: a positive integer on the command line and in the file.
+        for bad in ["0", "abc", "-2"] {
+            let e = Options::try_parse_from(["hood-watch", "--threads", bad]);
+            assert!(e.is_err(), "--threads {bad} accepted");
+        }
+        let t: Options = toml::from_str("threads = 0\n").unwrap();
+        assert!(t.threads().unwrap_err().contains("positive"));
+        assert!(toml::from_str::<Options>("threads = -1\n").is_err());
     }
 }

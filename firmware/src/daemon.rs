@@ -46,13 +46,15 @@ impl Engine for Detector {
     }
 }
 
-/// Makes engines: at start, to recreate one after an error, and for the CPU fallback.
+/// Makes engines: at start, to recreate one after an error, and for the fallback to the fast CPU
+/// backend.
 pub type EngineFactory = Box<dyn FnMut(Backend) -> hood_runtime::Result<Box<dyn Engine>>>;
 
-/// A factory of [`Detector`]s (heatmaps on) for `model`.
-pub fn detector_factory(model: Arc<Model>) -> EngineFactory {
+/// A factory of [`Detector`]s (heatmaps on) for `model`, with `threads` CPU threads for the CPU
+/// backends (`None`: `HOOD_CPU_THREADS`, else all cores).
+pub fn detector_factory(model: Arc<Model>, threads: Option<usize>) -> EngineFactory {
     Box::new(move |backend| {
-        let mut d = Detector::new(&model, backend)?;
+        let mut d = Detector::with_threads(&model, backend, threads)?;
         d.set_heatmaps(true);
         Ok(Box::new(d) as Box<dyn Engine>)
     })
@@ -161,10 +163,11 @@ impl Watch {
     }
 
     /// After a detector error: recreate the engine on the same backend once; if that fails, or
-    /// errors continue, fall back to the CPU reference.
+    /// errors continue on a non-CPU backend, fall back to the fast CPU backend.
     fn recover(&mut self, err: &HoodError, consecutive: u32) {
         log::error!("detector ({}): {err}", self.engine.backend_name());
-        let fallback = self.backend != Backend::Cpu && consecutive >= 2;
+        let on_cpu = matches!(self.backend, Backend::Cpu | Backend::Reference);
+        let fallback = !on_cpu && consecutive >= 2;
         let want = if fallback { Backend::Cpu } else { self.backend };
         let made = (self.factory)(want).or_else(|e| {
             log::error!("cannot recreate the detector ({want:?}): {e}");
@@ -174,7 +177,7 @@ impl Watch {
             Ok(engine) => {
                 let name = engine.backend_name();
                 if name == "cpu" && self.backend != Backend::Cpu {
-                    log::warn!("falling back to the CPU reference");
+                    log::warn!("falling back to the fast CPU backend");
                     self.backend = Backend::Cpu;
                 }
                 self.event(
@@ -183,7 +186,7 @@ impl Watch {
                 );
                 self.engine = engine;
             }
-            Err(e) => log::error!("cannot create a CPU detector either: {e}"),
+            Err(e) => log::error!("cannot create a fast CPU detector either: {e}"),
         }
     }
 

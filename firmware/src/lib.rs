@@ -9,7 +9,7 @@
 //!   log-only pin, mocks in tests).
 //! * [`events`] — JSON-lines event log (fsynced per event), heatmap overlays, `--exec` hook.
 //! * [`stats`] — fps, per-stage latency percentiles, counters, the health line.
-//! * [`daemon`] — the loop ([`daemon::Watch`]): retries, detector recreation / CPU fallback,
+//! * [`daemon`] — the loop ([`daemon::Watch`]): retries, detector recreation / fast-CPU fallback,
 //!   clean shutdown.
 //! * [`config`] — flags and the TOML config file; [`app`] — options → a ready daemon (model,
 //!   self-test, threshold policy); [`bundled`] — the embedded default model and feed.

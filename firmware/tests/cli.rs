@@ -136,7 +136,7 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
     std::fs::write(
         &cfg,
         format!(
-            "model = {:?}\ninput = {:?}\nthreshold = -1.0\nbackend = \"cpu\"\nmax-frames = 6\nloop = true\nalert-k = 1\nalert-n = 1\nout = {:?}\nexec = \"echo $HOOD_EVENT $HOOD_FRAME >> {}\"\n",
+            "model = {:?}\ninput = {:?}\nthreshold = -1.0\nbackend = \"cpu\"\nthreads = 2\nmax-frames = 6\nloop = true\nalert-k = 1\nalert-n = 1\nout = {:?}\nexec = \"echo $HOOD_EVENT $HOOD_FRAME >> {}\"\n",
             model,
             feed,
             out,
@@ -178,6 +178,20 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("treshold"));
+
+    // `threads` must be a positive integer, in the file and on the command line (exit 2).
+    std::fs::write(&cfg, "threads = 0\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("threads"));
+    for bad in ["0", "abc"] {
+        let o = Command::new(BIN).args(["--threads", bad]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "--threads {bad}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("positive integer"));
+    }
 
     // Without the `v4l2` feature --camera is refused with a hint (with it, a missing camera is
     // retried forever, like an unplugged one).

@@ -42,7 +42,7 @@ fn save(img: &image::RgbImage, p: &Path) {
 /// Issue #5: `hood-watch` with no arguments runs the bundled model on the bundled feed (8 ID,
 /// 6 OOD, 8 ID frames) with the model's calibrated threshold; with the default debouncing (3 of 5
 /// raise, 5 consecutive ID clear) the alert is raised on the 3rd OOD frame and cleared on the 5th
-/// ID frame after the segment; events and overlays are written. CPU reference, 22 frames.
+/// ID frame after the segment; events and overlays are written. Fast CPU backend, 22 frames.
 #[test]
 fn embedded_default_alerts_on_the_ood_segment_and_clears_after_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -127,13 +127,14 @@ fn embedded_default_alerts_on_the_ood_segment_and_clears_after_it() {
     }
 }
 
-/// The bundled frames are separated by the bundled model with margin (CPU reference): the
-/// scores are listed in samples/README.md (ID ≤ 0.126, OOD ≥ 0.398, threshold 0.318).
+/// The bundled frames are separated by the bundled model with margin on the plain-loop
+/// reference, which measured the scores listed in samples/README.md (ID ≤ 0.126, OOD ≥ 0.398,
+/// threshold 0.318).
 #[test]
 fn bundled_frames_are_separated_with_margin() {
     let model = Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME).unwrap();
     let t = model.meta.threshold.as_ref().unwrap().value;
-    let mut det = Detector::new(&model, Backend::Cpu).unwrap();
+    let mut det = Detector::new(&model, Backend::Reference).unwrap();
     let (id, ood) = bundled::segment_scores(&mut det as &mut dyn Engine).unwrap();
     assert!(
         id.iter().all(|&s| s < t - 0.15),

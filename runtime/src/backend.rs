@@ -1,4 +1,4 @@
-//! What every execution backend (CPU reference, Vulkan) provides to the detector.
+//! What every execution backend (fast CPU, plain-loop reference, Vulkan) provides to the detector.
 
 use crate::error::Result;
 
@@ -17,7 +17,7 @@ pub struct BatchOutputs {
 
 /// A backend that runs a whole validated graph on a batch of normalised images.
 pub trait Executor: Send {
-    /// Short name for logs: `cpu`, `vulkan`.
+    /// Short name for logs: `cpu`, `reference`, `vulkan`.
     fn name(&self) -> &'static str;
     /// `input` is `[n, C, H, W]` normalised; `n ≥ 1`.
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs>;

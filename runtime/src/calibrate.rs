@@ -139,12 +139,18 @@ pub fn folder_description(dir: &Path) -> String {
     format!("ID folder {}", dir.display())
 }
 
-/// What `convert --calibrate DIR` does: scores every image of `dir` with `model` on the CPU
-/// backend, in batches of [`DEFAULT_BATCH`], and returns the [`tpr_threshold`] (with
-/// [`folder_description`]) and the scores. Strict: a missing folder, a folder without images or
-/// any file that cannot be decoded is an error naming it. On the same folder and model it gives
-/// the threshold of `hood calibrate --backend cpu`.
-pub fn calibrate_folder_cpu(model: &Model, dir: &Path, tpr: f64) -> Result<(Threshold, ScoredSet)> {
+/// What `convert --calibrate DIR` does: scores every image of `dir` with `model` on the fast CPU
+/// backend ([`Backend::Cpu`]) with `threads` threads (`None`: see
+/// [`crate::threads::default_threads`]), in batches of [`DEFAULT_BATCH`], and returns the
+/// [`tpr_threshold`] (with [`folder_description`]) and the scores. Strict: a missing folder, a
+/// folder without images or any file that cannot be decoded is an error naming it. On the same
+/// folder and model it gives the threshold of `hood calibrate --backend cpu`.
+pub fn calibrate_folder_cpu(
+    model: &Model,
+    dir: &Path,
+    tpr: f64,
+    threads: Option<usize>,
+) -> Result<(Threshold, ScoredSet)> {
     check_tpr(tpr)?;
     let files = list_images(dir)?;
     if files.is_empty() {
@@ -153,7 +159,7 @@ pub fn calibrate_folder_cpu(model: &Model, dir: &Path, tpr: f64) -> Result<(Thre
             "no images found (searched recursively)",
         ));
     }
-    let mut det = Detector::new(model, Backend::Cpu)?;
+    let mut det = Detector::with_threads(model, Backend::Cpu, threads)?;
     let set = score_files(
         &mut det,
         &files,
@@ -254,9 +260,9 @@ mod tests {
         let imgs = d.path().join("id");
         std::fs::create_dir(&imgs).unwrap();
         // Missing folder, empty folder.
-        let e = calibrate_folder_cpu(&model, &d.path().join("missing"), 0.95).unwrap_err();
+        let e = calibrate_folder_cpu(&model, &d.path().join("missing"), 0.95, None).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
-        let e = calibrate_folder_cpu(&model, &imgs, 0.95).unwrap_err();
+        let e = calibrate_folder_cpu(&model, &imgs, 0.95, None).unwrap_err();
         assert!(e.to_string().contains("no images"), "{e}");
         for i in 0..5u8 {
             let img = image::RgbImage::from_fn(8, 8, |x, y| {
@@ -264,16 +270,16 @@ mod tests {
             });
             img.save(imgs.join(format!("{i}.png"))).unwrap();
         }
-        let (t, set) = calibrate_folder_cpu(&model, &imgs, 0.8).unwrap();
+        let (t, set) = calibrate_folder_cpu(&model, &imgs, 0.8, None).unwrap();
         assert_eq!(set.images.len(), 5);
         assert_eq!(set.undecodable, 0);
         assert_eq!(t.images, Some(5));
         assert_eq!(t.data.as_deref(), Some(folder_description(&imgs).as_str()));
         assert_eq!(t.value, metrics::tpr_threshold(&set.scores(), 0.8).unwrap());
-        assert!(calibrate_folder_cpu(&model, &imgs, 1.5).is_err());
+        assert!(calibrate_folder_cpu(&model, &imgs, 1.5, None).is_err());
         // One undecodable file fails the whole calibration, naming it.
         std::fs::write(imgs.join("bad.png"), b"not a png").unwrap();
-        let e = calibrate_folder_cpu(&model, &imgs, 0.8).unwrap_err();
+        let e = calibrate_folder_cpu(&model, &imgs, 0.8, None).unwrap_err();
         assert!(e.to_string().contains("bad.png"), "{e}");
     }
 }

@@ -17,6 +17,7 @@ use crate::error::{HoodError, Result};
 use crate::meta::Metadata;
 use crate::model::Model;
 use crate::preprocess::{self, Prepared};
+use crate::reference::ReferenceExecutor;
 use crate::tolerance;
 use image::DynamicImage;
 use ndarray::ArrayView4;
@@ -24,11 +25,14 @@ use ndarray::ArrayView4;
 /// Which executor runs the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The CPU reference (always available).
+    /// The fast CPU backend ([`crate::cpu`]; always available).
     Cpu,
-    /// The Vulkan compute backend; an error when no usable device exists.
+    /// The plain-loop CPU reference ([`crate::reference`]): the oracle, slow.
+    Reference,
+    /// The Vulkan compute backend on the device `HOOD_VULKAN_DEVICE` or the best one (a CPU
+    /// implementation such as lavapipe included); an error when no usable device exists.
     Vulkan,
-    /// Vulkan when a usable device exists, else the CPU (the choice is logged).
+    /// Vulkan when the device it would pick is a GPU, else the fast CPU backend (logged).
     Auto,
 }
 
@@ -37,10 +41,11 @@ impl std::str::FromStr for Backend {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(Backend::Cpu),
+            "reference" | "ref" => Ok(Backend::Reference),
             "vulkan" | "vk" | "gpu" => Ok(Backend::Vulkan),
             "auto" => Ok(Backend::Auto),
             other => Err(format!(
-                "unknown backend '{other}' (expected cpu, vulkan or auto)"
+                "unknown backend '{other}' (expected cpu, reference, vulkan or auto)"
             )),
         }
     }
@@ -97,18 +102,52 @@ pub struct Detector {
     heatmaps: bool,
 }
 
-fn make_executor(model: &Model, backend: Backend) -> Result<Box<dyn Executor>> {
+fn make_executor(
+    model: &Model,
+    backend: Backend,
+    threads: Option<usize>,
+) -> Result<Box<dyn Executor>> {
+    let cpu = || -> Result<Box<dyn Executor>> {
+        Ok(Box::new(CpuExecutor::new(
+            &model.graph,
+            &model.weights(),
+            threads,
+        )?))
+    };
     match backend {
-        Backend::Cpu => Ok(Box::new(CpuExecutor::new(&model.graph, model.weights()))),
+        Backend::Cpu => cpu(),
+        Backend::Reference => Ok(Box::new(ReferenceExecutor::with_threads(
+            &model.graph,
+            model.weights(),
+            crate::threads::resolve(threads),
+        ))),
         Backend::Vulkan => vulkan_executor(model),
-        Backend::Auto => match vulkan_executor(model) {
-            Ok(e) => Ok(e),
-            Err(e) => {
-                log::warn!("no usable Vulkan device ({e}); falling back to the CPU reference");
-                Ok(Box::new(CpuExecutor::new(&model.graph, model.weights())))
+        Backend::Auto => match vulkan_gpu() {
+            Ok(name) => {
+                log::info!("auto: Vulkan on the GPU {name}");
+                vulkan_executor(model)
+            }
+            Err(why) => {
+                log::info!("auto: {why}; using the fast CPU backend");
+                cpu()
             }
         },
     }
+}
+
+/// The name of the GPU `--backend auto` would run on, or why there is none.
+#[cfg(feature = "vulkan")]
+fn vulkan_gpu() -> std::result::Result<String, String> {
+    match crate::vulkan::device::probe() {
+        Ok((name, true)) => Ok(name),
+        Ok((name, false)) => Err(format!("the Vulkan device {name} is a CPU implementation")),
+        Err(e) => Err(format!("no usable Vulkan device ({e})")),
+    }
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn vulkan_gpu() -> std::result::Result<String, String> {
+    Err("this build of hood has no Vulkan support".into())
 }
 
 #[cfg(feature = "vulkan")]
@@ -129,7 +168,17 @@ fn vulkan_executor(_model: &Model) -> Result<Box<dyn Executor>> {
 
 impl Detector {
     pub fn new(model: &Model, backend: Backend) -> Result<Detector> {
-        let exec = make_executor(model, backend)?;
+        Self::with_threads(model, backend, None)
+    }
+
+    /// As [`Detector::new`] with `threads` CPU threads for the CPU backends (`None`: see
+    /// [`crate::threads::default_threads`]); the Vulkan backend ignores it.
+    pub fn with_threads(
+        model: &Model,
+        backend: Backend,
+        threads: Option<usize>,
+    ) -> Result<Detector> {
+        let exec = make_executor(model, backend, threads)?;
         log::info!("backend: {}", exec.name());
         let golden = match &model.meta.golden {
             None => None,
@@ -159,7 +208,7 @@ impl Detector {
         })
     }
 
-    /// The backend actually in use (`cpu` or `vulkan`).
+    /// The backend actually in use (`cpu`, `reference` or `vulkan`).
     pub fn backend_name(&self) -> &'static str {
         self.exec.name()
     }

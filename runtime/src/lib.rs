@@ -2,13 +2,14 @@
 //!
 //! * [`ops`] — the one op list with stable ids; [`graph`] — the op graph and its validation.
 //! * [`format`] — the `.hood` file format (docs/FORMAT.md): reader and writer; [`model::Model`].
-//! * [`reference`] — the CPU reference executor (the oracle and the fallback).
+//! * [`reference`] — the plain-loop CPU reference executor (the oracle; `--backend reference`).
+//! * [`cpu`] — the fast CPU backend (`--backend cpu`): GEMM, Winograd, threads inside ops.
 //! * [`decode`] — image bytes → pixels; JPEG through libjpeg-turbo so pixels equal PIL's.
 //! * [`preprocess`] — images → normalised tensors, torchvision semantics; [`stream`] — batches of
 //!   files prepared on a second thread while the detector runs the previous batch.
 //! * [`detector`] — the API a camera program calls: `Detector::new(&model, Backend::Cpu)`.
 //! * [`metrics`] — AUROC / AUPR / FPR95; [`calibrate`] — image listing and TPR thresholds.
-//! * [`overlay`] — heatmap pictures; [`backend`] / [`cpu`] — the executor trait and the CPU backend.
+//! * [`overlay`] — heatmap pictures; [`backend`] — the executor trait; [`threads`] — thread count.
 //! * `vulkan` (feature, default on) — the Vulkan compute backend.
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
 //! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
@@ -31,6 +32,7 @@ pub mod reference;
 pub mod stream;
 pub mod tensor;
 pub mod testing;
+pub mod threads;
 pub mod tolerance;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;

@@ -1,5 +1,6 @@
 //! The `hood` CLI end to end: info / infer / selftest on a model written by the library's own
-//! writer, and one clear error line + non-zero exit (never a panic) for each kind of bad input.
+//! writer, the fast CPU backend against the plain-loop reference on the bundled model, and one
+//! clear error line + non-zero exit (never a panic) for each kind of bad input.
 
 use hood_runtime::format::write_model;
 use hood_runtime::testing::tiny_model;
@@ -275,6 +276,132 @@ fn usage_errors_exit_non_zero() {
         &hood(&["infer", "m.hood", "x.png", "--batch", "0"]),
         &["batch"],
     );
+}
+
+/// A bad `--backend` names the valid choices; `--threads` takes a positive integer only, on
+/// every command that runs a model.
+#[test]
+fn bad_backend_and_thread_counts_are_clear_errors() {
+    let out = hood(&["infer", "m.hood", "x.png", "--backend", "bogus"]);
+    assert_clean_failure(&out, &["bogus", "cpu", "reference", "vulkan", "auto"]);
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let m = m.to_str().unwrap();
+    let img = png(dir.path(), "x.png", 8, 8, 4);
+    let img = img.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let commands: [Vec<&str>; 6] = [
+        vec!["infer", m, img],
+        vec!["bench", m],
+        vec!["selftest", m],
+        vec!["eval", m, "--id", d, "--ood", "x=."],
+        vec!["calibrate", m, "--id", d],
+        vec!["explain", m, img, "--out", "o.png"],
+    ];
+    for cmd in &commands {
+        for bad in ["0", "abc", "-3", "", "1.5"] {
+            let flag = format!("--threads={bad}");
+            let mut args = cmd.clone();
+            args.push(&flag);
+            let out = hood(&args);
+            assert_clean_failure(&out, &["--threads", "positive integer"]);
+        }
+    }
+}
+
+/// `--threads N` and `--backend reference` are accepted by every command that runs a model.
+#[test]
+fn threads_and_the_reference_backend_work_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let m = m.to_str().unwrap();
+    let img = png(dir.path(), "x.png", 8, 8, 6);
+    let img = img.to_str().unwrap();
+    for backend in ["cpu", "reference"] {
+        let out = hood(&["selftest", m, "--backend", backend, "--threads", "2"]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(&format!("on {backend}:")),
+            "{}",
+            text(&out.stdout)
+        );
+        let overlay = dir.path().join(format!("{backend}.png"));
+        let out = hood(&[
+            "explain",
+            m,
+            img,
+            "--out",
+            overlay.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--threads",
+            "1",
+        ]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        let out = hood(&[
+            "bench",
+            m,
+            "--backend",
+            backend,
+            "--threads",
+            "3",
+            "--batch",
+            "1,4",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("\"backend\":\"{backend}\"")));
+    }
+}
+
+/// The bundled CIFAR-10 model on every file of `samples/`: the fast CPU backend (`cpu`, on two
+/// thread counts) gives the classes of the plain-loop reference and its scores within the
+/// self-test bound.
+#[test]
+fn cpu_matches_the_reference_on_the_bundled_model_and_samples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = root.join("models/heat-wrn40-2-cifar10.hood");
+    let mut images: Vec<PathBuf> = std::fs::read_dir(root.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
+        .collect();
+    images.sort();
+    assert!(images.len() >= 10, "samples/ has {} images", images.len());
+    let run = |backend: &str, threads: &str| -> Vec<(u64, f64)> {
+        let mut args = vec!["infer", model.to_str().unwrap()];
+        args.extend(images.iter().map(|p| p.to_str().unwrap()));
+        args.extend(["--json", "--backend", backend, "--threads", threads]);
+        let out = hood(&args);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                (v["class"].as_u64().unwrap(), v["score"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let want = run("reference", "2");
+    assert_eq!(want.len(), images.len());
+    for threads in ["1", "2"] {
+        let got = run("cpu", threads);
+        assert_eq!(got.len(), want.len());
+        for ((g, w), p) in got.iter().zip(&want).zip(&images) {
+            assert_eq!(g.0, w.0, "{}: class, cpu --threads {threads}", p.display());
+            assert!(
+                (g.1 - w.1).abs() <= hood_runtime::tolerance::SELFTEST_SCORE as f64,
+                "{}: score {} (cpu --threads {threads}) vs {} (reference)",
+                p.display(),
+                g.1,
+                w.1
+            );
+        }
+    }
 }
 
 /// `hood info MODEL | head -1`: the reader of hood's output goes away early; hood must end

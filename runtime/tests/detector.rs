@@ -1,8 +1,9 @@
-//! The library API a camera program uses: Model + Detector on the CPU backend.
+//! The library API a camera program uses: Model + Detector on the fast CPU backend, and the
+//! plain-loop reference backend it is checked against.
 
 use hood_runtime::format::encode;
 use hood_runtime::testing::tiny_model;
-use hood_runtime::{Backend, Detector, HoodError, Model};
+use hood_runtime::{tolerance, Backend, Detector, HoodError, Model};
 use ndarray::Array4;
 
 fn model() -> Model {
@@ -93,12 +94,49 @@ fn wrong_tensor_shapes_are_clear_errors() {
 }
 
 #[test]
-fn selftest_passes_on_the_cpu() {
+fn selftest_passes_on_both_cpu_backends() {
     let m = model();
-    let mut det = Detector::new(&m, Backend::Cpu).unwrap();
-    let r = det.selftest().unwrap();
-    assert!(r.passed, "{r:?}");
-    assert_eq!(r.images, hood_runtime::testing::TINY_GOLDEN_N);
+    for (backend, name) in [(Backend::Cpu, "cpu"), (Backend::Reference, "reference")] {
+        for threads in [None, Some(1), Some(3)] {
+            let mut det = Detector::with_threads(&m, backend, threads).unwrap();
+            assert_eq!(det.backend_name(), name);
+            let r = det.selftest().unwrap();
+            assert!(r.passed, "{name} {threads:?}: {r:?}");
+            assert_eq!(r.images, hood_runtime::testing::TINY_GOLDEN_N);
+        }
+    }
+}
+
+#[test]
+fn cpu_matches_the_reference() {
+    let m = model();
+    let want = Detector::new(&m, Backend::Reference)
+        .unwrap()
+        .detect_images(&frames(4))
+        .unwrap();
+    let got = Detector::new(&m, Backend::Cpu)
+        .unwrap()
+        .detect_images(&frames(4))
+        .unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let mut sorted = w.logits.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] > 2.0 * tolerance::CPU_MODEL_LOGIT.abs {
+            assert_eq!(g.class, w.class, "image {i}");
+        }
+        assert!(
+            (g.score - w.score).abs() <= tolerance::CPU_MODEL_SCORE,
+            "image {i}: score {} vs {}",
+            g.score,
+            w.score
+        );
+        for (a, b) in g.logits.iter().zip(&w.logits) {
+            assert!(
+                tolerance::CPU_MODEL_LOGIT.ok(*a, *b),
+                "image {i}: logit {a} vs {b}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `hood eval / calibrate / explain` end to end on `testing::tiny_model`: image folders whose
-//! kinds are picked by measuring their scores with the CPU detector, results checked against
+//! kinds are picked by measuring their scores with the fast CPU detector, results checked against
 //! metrics recomputed here from the CSV, and one clear error line for bad input.
 
 use hood_runtime::format::write_model;
@@ -61,7 +61,7 @@ fn image_of(kind: u32, i: u32) -> RgbImage {
     })
 }
 
-/// (ID kind, OOD kind): the kinds with the lowest and the highest mean CPU score.
+/// (ID kind, OOD kind): the kinds with the lowest and the highest mean score (fast CPU backend).
 fn pick_kinds(model: &Path) -> (u32, u32) {
     let m = Model::open(model).unwrap();
     let mut det = Detector::new(&m, Backend::Cpu).unwrap();
@@ -189,7 +189,9 @@ fn eval_json_and_csv_agree_with_metrics_recomputed_here() {
         "--ood",
         &format!("far={}", s(&ood)),
         "--backend",
-        "cpu",
+        "reference",
+        "--threads",
+        "2",
         "--limit",
         "5",
     ]));

@@ -1,4 +1,5 @@
-//! Whole converted models on the Vulkan backend vs the CPU reference: every HEAT fixture
+//! Whole converted models on the Vulkan backend vs the plain-loop reference (`Backend::Reference`,
+//! the oracle; not the fast CPU backend, which is itself tested against it): every HEAT fixture
 //! (tests/fixtures/heat, converted to fp16), batch sizes 1, 3 and 8, same class and
 //! |Δscore| ≤ `tolerance::SCORE_FP16`; replaying the recorded batch gives identical results.
 //! Without a Vulkan device (or a build without the `vulkan` feature) the test says so and
@@ -86,14 +87,14 @@ fn every_fixture_matches_the_cpu_reference_on_vulkan() {
             return;
         };
         assert_eq!(gpu.backend_name(), "vulkan");
-        let mut cpu = Detector::new(&model, Backend::Cpu).unwrap();
+        let mut reference = Detector::new(&model, Backend::Reference).unwrap();
         let (data, n) = input_of(name);
         let per = data.len() / n;
         // 8 images: the fixture's n, then its first ones again.
         let batch8: Vec<f32> = (0..8)
             .flat_map(|i| data[(i % n) * per..(i % n + 1) * per].iter().copied())
             .collect();
-        let want = cpu.detect_flat(&batch8, 8).unwrap();
+        let want = reference.detect_flat(&batch8, 8).unwrap();
         for b in [1usize, 3, 8] {
             let got = gpu.detect_flat(&batch8[..b * per], b).unwrap();
             compare(&format!("{name} batch {b}"), &want[..b], &got);
@@ -156,7 +157,7 @@ fn models_match_the_cpu_reference(
     check: &dyn Fn(&str, &hood_runtime::vulkan::VulkanExecutor),
 ) {
     use hood_runtime::backend::Executor;
-    use hood_runtime::cpu::CpuExecutor;
+    use hood_runtime::reference::ReferenceExecutor;
     use hood_runtime::vulkan::VulkanExecutor;
     let tmp = tempfile::tempdir().unwrap();
     for name in ["resnet18_w8_c10_fw4", "wrn40_2_c10"] {
@@ -171,7 +172,7 @@ fn models_match_the_cpu_reference(
                 Err(e) => panic!("HOOD_VK_REQUIRE_DEVICE is set but Vulkan is unavailable: {e}"),
             };
         check(name, &gpu);
-        let mut cpu = CpuExecutor::new(&model.graph, model.weights());
+        let mut reference = ReferenceExecutor::new(&model.graph, model.weights());
         let (data, n) = input_of(name);
         let per = data.len() / n;
         let batch5: Vec<f32> = (0..5)
@@ -179,7 +180,7 @@ fn models_match_the_cpu_reference(
             .collect();
         for b in [1usize, 5] {
             let input = &batch5[..b * per];
-            let want = cpu.run(input, b, false).unwrap();
+            let want = reference.run(input, b, false).unwrap();
             let got = gpu.run(input, b, false).unwrap();
             let k = want.logits.len() / b;
             for i in 0..b {

@@ -1,10 +1,11 @@
-//! The CPU reference executor: the oracle every other backend is tested against, and the
-//! fallback on devices without a usable Vulkan driver. f32 arithmetic on weights widened from
+//! The CPU reference executor: the oracle every other backend (the fast CPU backend in
+//! [`crate::cpu`], Vulkan) is tested against; `--backend reference`. f32 arithmetic on weights widened from
 //! their stored type; one plain-loop function per op family, in files named after the op.
 
 pub mod conv;
 pub mod deconv;
 pub mod elementwise;
+pub mod executor;
 pub mod linear;
 pub mod pool;
 pub mod score;
@@ -14,6 +15,8 @@ use crate::graph::{Graph, ValueType};
 use crate::ops::Op;
 use crate::tensor::HostTensor;
 use std::collections::HashMap;
+
+pub use executor::ReferenceExecutor;
 
 /// One value for a whole batch.
 #[derive(Debug, Clone, PartialEq)]

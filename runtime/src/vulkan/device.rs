@@ -122,6 +122,46 @@ pub fn choose(
     best.ok_or_else(|| vk_err("no Vulkan device"))
 }
 
+/// The device `VkContext::new` would pick (honouring `HOOD_VULKAN_DEVICE`), as `(name, is a
+/// GPU)`, without creating a logical device: `--backend auto` uses Vulkan only on a GPU, never
+/// on a CPU implementation such as lavapipe (slower than the fast CPU backend).
+pub fn probe() -> Result<(String, bool)> {
+    let library =
+        VulkanLibrary::new().map_err(|e| vk_err(format!("cannot load the Vulkan loader: {e}")))?;
+    let instance = Instance::new(
+        library,
+        InstanceCreateInfo {
+            flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+            application_name: Some("hood".into()),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| vk_err(format!("no Vulkan driver (cannot create an instance: {e})")))?;
+    let physicals: Vec<Arc<PhysicalDevice>> = instance
+        .enumerate_physical_devices()
+        .map_err(|e| vk_err(format!("cannot enumerate devices: {e}")))?
+        .collect();
+    let candidates: Vec<(usize, String, PhysicalDeviceType)> = physicals
+        .iter()
+        .enumerate()
+        .filter(|(_, pd)| compute_family(pd).is_some())
+        .map(|(i, pd)| {
+            (
+                i,
+                pd.properties().device_name.clone(),
+                pd.properties().device_type,
+            )
+        })
+        .collect();
+    let selector = std::env::var("HOOD_VULKAN_DEVICE").ok();
+    let idx = choose(&candidates, selector.as_deref())?;
+    let c = candidates
+        .iter()
+        .find(|c| c.0 == idx)
+        .ok_or_else(|| vk_err("chosen device vanished"))?;
+    Ok((c.1.clone(), c.2 != PhysicalDeviceType::Cpu))
+}
+
 impl VkContext {
     /// Loads Vulkan, picks a device and creates the queue and allocators.
     pub fn new(opts: &VkOptions) -> Result<VkContext> {

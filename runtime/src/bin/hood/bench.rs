@@ -1,4 +1,5 @@
-//! `hood bench MODEL [--backend cpu|vulkan|auto] [--batch 1,8,64,256] [--iters N] [--profile]`.
+//! `hood bench MODEL [--backend cpu|reference|vulkan|auto] [--threads N] [--batch 1,8,64,256]
+//! [--iters N] [--profile]`.
 //!
 //! What is timed, per iteration: one `Detector::detect_flat` call on an already normalised
 //! `[n, C, H, W]` f32 host tensor, up to the `Detection`s (class, logits, score) in host
@@ -10,7 +11,8 @@
 //! executor's recorded maximum (`HOOD_VK_MAX_BATCH`, default 8) are split by the executor,
 //! inside the timed call.
 
-use hood_runtime::{Backend, Detector, Model};
+use crate::exec::ExecArgs;
+use hood_runtime::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,9 +20,8 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct Args {
     model: PathBuf,
-    /// cpu, vulkan or auto (Vulkan when a usable device exists, else CPU).
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    exec: ExecArgs,
     /// Batch sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,8,64,256",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -34,7 +35,8 @@ pub struct Args {
     /// Stop timing a batch size after this many seconds of timed iterations.
     #[arg(long, default_value_t = 60.0)]
     max_seconds: f64,
-    /// Per-dispatch GPU time from Vulkan timestamp queries (Vulkan backend only).
+    /// Per-node times: GPU time per dispatch from Vulkan timestamp queries (vulkan), or wall
+    /// time per node (cpu).
     #[arg(long)]
     profile: bool,
     /// One JSON object per batch size per line.
@@ -66,7 +68,7 @@ fn input(len: usize) -> Vec<f32> {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let model = Model::open(&args.model)?;
-    let mut det = Detector::new(&model, args.backend)?;
+    let mut det = args.exec.detector(&model)?;
     let per = det.input_len();
     let backend = det.backend_name();
     if !args.json {
@@ -126,9 +128,34 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     drop(det);
     if args.profile {
-        profile(args, &model, backend)?;
+        if backend == "cpu" {
+            cpu_profile(args, &model)?;
+        } else {
+            profile(args, &model, backend)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Wall time per node of the fast CPU backend, mean over a few runs per batch size.
+fn cpu_profile(args: &Args, model: &Model) -> anyhow::Result<()> {
+    let mut ex =
+        hood_runtime::cpu::CpuExecutor::new(&model.graph, &model.weights(), args.exec.threads)?;
+    let per = model.graph.values[model.graph.input].numel();
+    for &n in &args.batch {
+        let n = n as usize;
+        let x = input(n * per);
+        let p = ex.profile(&x, n, (args.iters as usize).clamp(1, 5))?;
+        let total: f64 = p.iter().map(|(_, ms)| ms).sum();
+        println!(
+            "\nwall time per node, batch {n}, {} thread(s), total {total:.3} ms",
+            ex.threads()
+        );
+        for (i, (label, ms)) in p.iter().enumerate() {
+            println!("{i:>4} {ms:>10.3} ms {:>5.1}%  {label}", 100.0 * ms / total);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "vulkan")]

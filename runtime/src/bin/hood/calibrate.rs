@@ -1,12 +1,13 @@
-//! `hood calibrate MODEL --id DIR [--tpr 0.95] [--out MODEL2] [--backend] [--batch N]
-//! [--limit N] [--data TEXT]`: scores the ID images, takes the threshold that keeps a fraction
+//! `hood calibrate MODEL --id DIR [--tpr 0.95] [--out MODEL2] [--backend] [--threads N]
+//! [--batch N] [--limit N] [--data TEXT]`: scores the ID images, takes the threshold that keeps a fraction
 //! `tpr` of them (`metrics::tpr_threshold`) and writes it into the model's metadata — in place
 //! (atomically) unless `--out` is given.
 
 use crate::eval::score_dir;
+use crate::exec::ExecArgs;
 use anyhow::bail;
 use hood_runtime::calibrate::{folder_description, tpr_threshold, write_with_threshold};
-use hood_runtime::{Backend, Detector, Model};
+use hood_runtime::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,9 +23,8 @@ pub struct Args {
     /// Write the calibrated model here instead of replacing MODEL.
     #[arg(long, value_name = "MODEL")]
     out: Option<PathBuf>,
-    /// cpu, vulkan or auto.
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    exec: ExecArgs,
     /// Images per batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
@@ -44,7 +44,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bail!("--limit must be at least 1");
     }
     let model = Model::open(&args.model)?;
-    let mut det = Detector::new(&model, args.backend)?;
+    let mut det = args.exec.detector(&model)?;
     let set = score_dir(&mut det, "id", &args.id, args.batch as usize, args.limit)?;
     let data = args
         .data

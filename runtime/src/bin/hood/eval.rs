@@ -1,13 +1,14 @@
-//! `hood eval MODEL --id DIR --ood NAME=DIR ... [--backend] [--json] [--csv F] [--plot F]
-//! [--batch N] [--limit N]`: scores an ID folder and OOD folders, prints AUROC / AUPR-In /
+//! `hood eval MODEL --id DIR --ood NAME=DIR ... [--backend] [--threads N] [--json] [--csv F]
+//! [--plot F] [--batch N] [--limit N]`: scores an ID folder and OOD folders, prints AUROC / AUPR-In /
 //! AUPR-Out / FPR95 per OOD set and averaged (metrics.rs has the definitions), and the ID
 //! accuracy when the ID folder is labelled by sub-folder. Undecodable images are counted and
 //! reported, not fatal.
 
+use crate::exec::ExecArgs;
 use anyhow::{bail, Context};
 use hood_runtime::calibrate::{evenly_spaced, list_images, score_files};
 use hood_runtime::metrics::{self, OodMetrics};
-use hood_runtime::{Backend, Detector, Model};
+use hood_runtime::{Detector, Model};
 use image::{Rgb, RgbImage};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,9 +23,8 @@ pub struct Args {
     /// An OOD set: NAME=DIR (repeatable).
     #[arg(long, value_name = "NAME=DIR", required = true)]
     ood: Vec<String>,
-    /// cpu, vulkan or auto.
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    exec: ExecArgs,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -255,7 +255,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bail!("--limit must be at least 1");
     }
     let model = Model::open(&args.model)?;
-    let mut det = Detector::new(&model, args.backend)?;
+    let mut det = args.exec.detector(&model)?;
     let batch = args.batch as usize;
     let id = score_dir(&mut det, "id", &args.id, batch, args.limit)?;
     let mut ood_sets = Vec::new();

@@ -1,10 +1,11 @@
-//! `hood explain MODEL IMAGE --out overlay.png [--scale N] [--backend]`: the heatmap overlay of
-//! one image (the model's view of it with `max_c |h|` blended in, `overlay::overlay`), and its
-//! class, score and verdict.
+//! `hood explain MODEL IMAGE --out overlay.png [--scale N] [--backend] [--threads N]`: the
+//! heatmap overlay of one image (the model's view of it with `max_c |h|` blended in,
+//! `overlay::overlay`), and its class, score and verdict.
 
+use crate::exec::ExecArgs;
 use anyhow::Context;
 use hood_runtime::preprocess;
-use hood_runtime::{overlay, Backend, Detector, Model};
+use hood_runtime::{overlay, Model};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,14 +19,13 @@ pub struct Args {
     /// Upscaling factor (nearest) of the model-size view.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     scale: u32,
-    /// cpu, vulkan or auto.
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    exec: ExecArgs,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let model = Model::open(&args.model)?;
-    let mut det = Detector::new(&model, args.backend)?;
+    let mut det = args.exec.detector(&model)?;
     det.set_heatmaps(true);
     let prep = preprocess::prepare_file(&args.image, &det.meta().input)?;
     let d = det

@@ -1,9 +1,10 @@
-//! `hood infer MODEL IMAGE... [--backend] [--json] [--logits] [--heatmaps DIR]`.
+//! `hood infer MODEL IMAGE... [--backend] [--threads N] [--json] [--logits] [--heatmaps DIR]`.
 //! Undecodable images get one error line each and a non-zero exit; the others are still scored.
 
+use crate::exec::ExecArgs;
 use hood_runtime::detector::Detection;
 use hood_runtime::preprocess::{self, Prepared};
-use hood_runtime::{overlay, Backend, Detector, Model};
+use hood_runtime::{overlay, Model};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,9 +14,8 @@ pub struct Args {
     model: PathBuf,
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// cpu, vulkan or auto (Vulkan when a usable device exists, else CPU).
-    #[arg(long, default_value = "auto")]
-    backend: Backend,
+    #[command(flatten)]
+    exec: ExecArgs,
     /// One JSON object per image per line.
     #[arg(long)]
     json: bool,
@@ -89,7 +89,7 @@ fn report(
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let model = Model::open(&args.model)?;
-    let mut det = Detector::new(&model, args.backend)?;
+    let mut det = args.exec.detector(&model)?;
     det.set_threshold(args.threshold);
     det.set_heatmaps(args.heatmaps.is_some());
     if let Some(dir) = &args.heatmaps {

@@ -2,19 +2,20 @@
 //!
 //! `hood info MODEL`, `hood infer MODEL IMAGE...`, `hood selftest MODEL`, `hood bench MODEL`,
 //! `hood eval MODEL --id DIR --ood NAME=DIR`, `hood calibrate MODEL --id DIR`,
-//! `hood explain MODEL IMAGE --out PNG`.
+//! `hood explain MODEL IMAGE --out PNG`. Every command that runs the model takes
+//! `--backend cpu|reference|vulkan|auto` and `--threads N` (exec.rs).
 //! Errors print one line `hood: <file>: <problem>` and exit non-zero.
 
 mod bench;
 mod calibrate;
 mod eval;
+mod exec;
 mod explain;
 mod infer;
 mod info;
 mod selftest;
 
 use clap::{Parser, Subcommand};
-use hood_runtime::Backend;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,8 +49,8 @@ enum Cmd {
     /// Re-run the model's stored golden batch and compare with the stored outputs.
     Selftest {
         model: PathBuf,
-        #[arg(long, default_value = "auto")]
-        backend: Backend,
+        #[command(flatten)]
+        exec: exec::ExecArgs,
     },
     /// OOD metrics (AUROC, AUPR, FPR95) of ID vs OOD image folders; ROC plot and score CSV.
     Eval(eval::Args),
@@ -77,7 +78,7 @@ fn main() -> ExitCode {
         Cmd::Info { model, json } => info::run(&model, json),
         Cmd::Infer(args) => infer::run(&args),
         Cmd::Bench(args) => bench::run(&args),
-        Cmd::Selftest { model, backend } => selftest::run(&model, backend),
+        Cmd::Selftest { model, exec } => selftest::run(&model, &exec),
         Cmd::Eval(args) => eval::run(&args),
         Cmd::Calibrate(args) => calibrate::run(&args),
         Cmd::Explain(args) => explain::run(&args),

@@ -1,12 +1,14 @@
-//! `hood selftest MODEL`.
+//! `hood selftest MODEL [--backend] [--threads N]`: the stored golden outputs were computed by
+//! the plain-loop reference when the model was converted; any backend is checked against them.
 
-use hood_runtime::{tolerance, Backend, Detector, Model};
+use crate::exec::ExecArgs;
+use hood_runtime::{tolerance, Model};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(path: &Path, backend: Backend) -> anyhow::Result<ExitCode> {
+pub fn run(path: &Path, exec: &ExecArgs) -> anyhow::Result<ExitCode> {
     let m = Model::open(path)?;
-    let mut det = Detector::new(&m, backend)?;
+    let mut det = exec.detector(&m)?;
     let r = det
         .selftest()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

@@ -1,8 +1,9 @@
-//! The CPU backend: the reference executor behind the [`Executor`] trait.
+//! The reference backend (`--backend reference`): the plain-loop reference behind the
+//! [`Executor`] trait — the oracle the fast CPU backend and the Vulkan backend are tested against.
 //!
 //! A batch of `n` images is split into contiguous chunks, one per thread
-//! (`HOOD_CPU_THREADS` when set to a positive integer, else the available parallelism, at most
-//! `n`); each chunk runs the unchanged, single-threaded [`reference::execute`] and the outputs
+//! ([`crate::threads`]: `--threads N`, `HOOD_CPU_THREADS`, else the available parallelism; at
+//! most `n`); each chunk runs the unchanged, single-threaded [`reference::execute`] and the outputs
 //! are concatenated in order. Every image is computed by the same code on the same weights,
 //! so the result does not depend on the thread count.
 
@@ -10,38 +11,24 @@ use crate::backend::{BatchOutputs, Executor};
 use crate::error::{HoodError, Result};
 use crate::graph::Graph;
 use crate::reference::{self, Buffer, Weights};
+use crate::threads::default_threads;
 
-/// Environment variable: number of CPU threads per batch (a positive integer).
-pub const THREADS_ENV: &str = "HOOD_CPU_THREADS";
-
-pub struct CpuExecutor {
+pub struct ReferenceExecutor {
     graph: Graph,
     weights: Weights,
     threads: usize,
 }
 
-/// The thread count from `HOOD_CPU_THREADS` when it is a positive integer (a warning otherwise),
-/// else [`std::thread::available_parallelism`].
-pub fn default_threads() -> usize {
-    if let Ok(v) = std::env::var(THREADS_ENV) {
-        match v.trim().parse::<usize>() {
-            Ok(t) if t > 0 => return t,
-            _ => log::warn!("{THREADS_ENV}={v:?} is not a positive integer; ignored"),
-        }
-    }
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-impl CpuExecutor {
+impl ReferenceExecutor {
     /// `graph` must be validated (a loaded [`crate::Model`]'s always is). Threads: see
     /// [`default_threads`].
     pub fn new(graph: &Graph, weights: Weights) -> Self {
         Self::with_threads(graph, weights, default_threads())
     }
 
-    /// As [`CpuExecutor::new`] with at most `threads` threads per batch (0 counts as 1).
+    /// As [`ReferenceExecutor::new`] with at most `threads` threads per batch (0 counts as 1).
     pub fn with_threads(graph: &Graph, weights: Weights, threads: usize) -> Self {
-        CpuExecutor {
+        ReferenceExecutor {
             graph: graph.clone(),
             weights,
             threads: threads.max(1),
@@ -95,9 +82,9 @@ fn run_chunk(
     })
 }
 
-impl Executor for CpuExecutor {
+impl Executor for ReferenceExecutor {
     fn name(&self) -> &'static str {
-        "cpu"
+        "reference"
     }
 
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {
@@ -130,7 +117,7 @@ impl Executor for CpuExecutor {
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
                         Err(HoodError::Backend {
-                            backend: "cpu",
+                            backend: "reference",
                             msg: "a CPU worker thread panicked".into(),
                         })
                     })
@@ -170,8 +157,8 @@ mod tests {
         let model = Model::open(&p).unwrap();
         let n = 7; // 3 threads: chunks of 3, 2, 2
         let input = Lcg::new(11).vec(n * 3 * 8 * 8, 1.0);
-        let mut one = CpuExecutor::with_threads(&model.graph, model.weights(), 1);
-        let mut three = CpuExecutor::with_threads(&model.graph, model.weights(), 3);
+        let mut one = ReferenceExecutor::with_threads(&model.graph, model.weights(), 1);
+        let mut three = ReferenceExecutor::with_threads(&model.graph, model.weights(), 3);
         for heatmaps in [false, true] {
             let a = one.run(&input, n, heatmaps).unwrap();
             let b = three.run(&input, n, heatmaps).unwrap();
@@ -191,7 +178,7 @@ mod tests {
             }
         }
         // More threads than images, and a single image.
-        let mut many = CpuExecutor::with_threads(&model.graph, model.weights(), 16);
+        let mut many = ReferenceExecutor::with_threads(&model.graph, model.weights(), 16);
         assert_eq!(
             many.run(&input, n, true).unwrap(),
             one.run(&input, n, true).unwrap()

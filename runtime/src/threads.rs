@@ -1,0 +1,23 @@
+//! How many CPU threads a detector uses: `--threads N` where a command has it, else
+//! `HOOD_CPU_THREADS`, else the available parallelism. Shared by the fast CPU backend (threads
+//! inside each op) and the reference backend (a batch split into per-thread chunks).
+
+/// Environment variable: number of CPU threads per batch (a positive integer).
+pub const THREADS_ENV: &str = "HOOD_CPU_THREADS";
+
+/// The thread count from `HOOD_CPU_THREADS` when it is a positive integer (a warning otherwise),
+/// else [`std::thread::available_parallelism`].
+pub fn default_threads() -> usize {
+    if let Ok(v) = std::env::var(THREADS_ENV) {
+        match v.trim().parse::<usize>() {
+            Ok(t) if t > 0 => return t,
+            _ => log::warn!("{THREADS_ENV}={v:?} is not a positive integer; ignored"),
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `requested` when given (0 counts as 1), else [`default_threads`].
+pub fn resolve(requested: Option<usize>) -> usize {
+    requested.map_or_else(default_threads, |t| t.max(1))
+}
