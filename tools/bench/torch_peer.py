@@ -2,7 +2,7 @@
 """PyTorch peer timing of the ResNet-18 CIFAR-10 HEAT pipeline on a CUDA GPU, and the same model as
 a `.hood` for `hood bench` in the same run (docs/BENCHMARKS.md, NVIDIA section).
 
-The model is tools/bench/ncnn_peer.py's `build` (full-width ResNet-18 + head + decoder, random
+The model is tools/bench/heat_pipeline.py's `build` (full-width ResNet-18 + head + decoder, random
 weights, seed 0), written in the authors' layout and converted with `convert`. Timed region per
 batch, as issue #4's reference points: a host float32 batch in, → GPU, classifier → argmax →
 decoder → score, scores back on the host (`.cpu()`), in
@@ -23,7 +23,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from ncnn_peer import MAX, MIN, build  # noqa: E402
+from heat_pipeline import MAX, MIN, build  # noqa: E402
 
 
 class Pipeline(torch.nn.Module):

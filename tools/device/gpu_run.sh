@@ -123,10 +123,12 @@ stage "bench: hood vulkan (trained WRN-40-2)"
 timeout 60 "$BIN/hood" bench "$W/heat_wrn40_2_c10.hood" --backend vulkan --batch "$BENCH_BATCHES" \
     --iters "$BENCH_ITERS" --max-seconds 4 > "$L/bench_wrn.txt" 2>&1
 cat "$L/bench_wrn.txt"
-stage "hood eval (cpu, ${CPU_EVAL_LIMIT:=500} per set) and PyTorch on the same images"
+# On the plain-loop reference (`--backend reference`, the oracle; it was `--backend cpu` before the
+# fast CPU backend existed), so the figures in docs/RESULTS.md are reproduced as measured.
+stage "hood eval (reference, ${CPU_EVAL_LIMIT:=500} per set) and PyTorch on the same images"
 timeout 40 $PY tools/train/evaluate.py --ckpt "$W/run" "${SETS[@]}" --limit "$CPU_EVAL_LIMIT" \
     --json "$L/eval_pytorch_limit.json" --csv "$W/scores_pytorch_limit.csv" > /dev/null 2>&1
-timeout 150 "$BIN/hood" eval "$W/heat_wrn40_2_c10.hood" --backend cpu "${SETS[@]}" \
+timeout 150 "$BIN/hood" eval "$W/heat_wrn40_2_c10.hood" --backend reference "${SETS[@]}" \
     --limit "$CPU_EVAL_LIMIT" --batch 256 --json --csv "$W/scores_hood_cpu.csv" \
     > "$L/eval_hood_cpu.json" 2> "$L/eval_hood_cpu.err"
 $PY tools/train/compare_eval.py "$L/eval_pytorch_limit.json" "$L/eval_hood_cpu.json" \
