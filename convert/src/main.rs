@@ -67,7 +67,7 @@ struct Args {
     tpr: f64,
     /// CPU threads for the golden self-test batch (plain-loop reference) and --calibrate (fast
     /// CPU backend): a positive integer; overrides HOOD_CPU_THREADS; default: all cores.
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = hood_runtime::threads::parse_positive)]
     threads: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -75,14 +75,6 @@ struct Args {
     /// Print the per-tensor mapping and progress.
     #[arg(short, long)]
     verbose: bool,
-}
-
-/// A positive integer (`--threads`).
-fn positive(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("expected a positive integer, got '{s}'")),
-    }
 }
 
 fn print_summary(s: &Summary) {

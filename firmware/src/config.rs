@@ -34,7 +34,7 @@ pub struct Options {
     pub backend: Option<String>,
     /// CPU threads for the cpu and reference backends (a positive integer; overrides
     /// HOOD_CPU_THREADS) [default: all cores].
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = hood_runtime::threads::parse_positive)]
     pub threads: Option<usize>,
     /// Score threshold (default: the model's calibrated threshold).
     #[arg(long)]
@@ -190,14 +190,6 @@ impl Options {
 
     pub fn health_interval(&self) -> Result<Duration, String> {
         secs(self.health_interval.unwrap_or(10.0), "health-interval")
-    }
-}
-
-/// A positive integer (`--threads` on the command line).
-fn positive(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("expected a positive integer, got '{s}'")),
     }
 }
 

@@ -9,9 +9,9 @@ pub const THREADS_ENV: &str = "HOOD_CPU_THREADS";
 /// else [`std::thread::available_parallelism`].
 pub fn default_threads() -> usize {
     if let Ok(v) = std::env::var(THREADS_ENV) {
-        match v.trim().parse::<usize>() {
-            Ok(t) if t > 0 => return t,
-            _ => log::warn!("{THREADS_ENV}={v:?} is not a positive integer; ignored"),
+        match parse_positive(&v) {
+            Ok(t) => return t,
+            Err(_) => log::warn!("{THREADS_ENV}={v:?} is not a positive integer; ignored"),
         }
     }
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -20,4 +20,12 @@ pub fn default_threads() -> usize {
 /// `requested` when given (0 counts as 1), else [`default_threads`].
 pub fn resolve(requested: Option<usize>) -> usize {
     requested.map_or_else(default_threads, |t| t.max(1))
+}
+
+/// Parses a `--threads` value: a positive integer (the error says what was given).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(t) if t > 0 => Ok(t),
+        _ => Err(format!("expected a positive integer, got '{s}'")),
+    }
 }

@@ -178,13 +178,16 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
     })
 }
 
+/// The input slices and the output slices of one node.
+type Borrowed<'a> = (Vec<&'a [f32]>, Vec<&'a mut [f32]>);
+
 /// Shared slices of the arena for `ins` and mutable ones for `outs`; outputs must not overlap
 /// each other or any input (the arena plan guarantees it; checked).
 fn borrow<'a>(
     arena: &'a mut [f32],
     ins: &[(usize, usize)],
     outs: &[(usize, usize)],
-) -> Result<(Vec<&'a [f32]>, Vec<&'a mut [f32]>)> {
+) -> Result<Borrowed<'a>> {
     let overlap = |a: (usize, usize), b: (usize, usize)| a.0 < b.0 + b.1 && b.0 < a.0 + a.1;
     let mut order: Vec<usize> = (0..outs.len()).collect();
     order.sort_by_key(|&i| outs[i].0);
@@ -424,6 +427,36 @@ fn run_node(
 }
 
 impl CpuExecutor {
+    /// Runs the graph on the batch state of `n` (made by [`CpuExecutor::state`]), first writing
+    /// `input` (batch-major) into the arena when given; `times` as in [`run_nodes`].
+    fn run_graph(
+        &mut self,
+        n: usize,
+        input: Option<&[f32]>,
+        times: Option<&mut [f64]>,
+    ) -> Result<()> {
+        let CpuExecutor {
+            graph,
+            kernels,
+            opts,
+            pool,
+            states,
+            ..
+        } = self;
+        let st = states
+            .get_mut(&n)
+            .ok_or_else(|| HoodError::graph("cpu: batch state missing"))?;
+        if let Some(input) = input {
+            let (d0, inner) = layout::split(&graph.values[graph.input].shape);
+            let (off, len) = st
+                .plan
+                .range(graph.input)
+                .ok_or_else(|| HoodError::graph("cpu: the input is not an f32 value"))?;
+            layout::to_channel_major(input, n, d0, inner, &mut st.arena[off..off + len]);
+        }
+        pool.install(|| run_nodes(graph, kernels, opts, n, st, times))
+    }
+
     /// Mean wall time per node over `runs` runs of a batch of `n` (after one warm-up run), as
     /// `(label, ms)` in graph order: what `hood bench --profile` prints for this backend.
     pub fn profile(&mut self, input: &[f32], n: usize, runs: usize) -> Result<Vec<(String, f64)>> {
@@ -431,18 +464,7 @@ impl CpuExecutor {
         let runs = runs.max(1);
         let mut times = vec![0f64; self.graph.nodes.len()];
         for _ in 0..runs {
-            let CpuExecutor {
-                graph,
-                kernels,
-                opts,
-                pool,
-                states,
-                ..
-            } = self;
-            let st = states
-                .get_mut(&n)
-                .ok_or_else(|| HoodError::graph("cpu: batch state missing"))?;
-            pool.install(|| run_nodes(graph, kernels, opts, n, st, Some(&mut times)))?;
+            self.run_graph(n, None, Some(&mut times))?;
         }
         Ok(self
             .graph
@@ -475,27 +497,13 @@ impl Executor for CpuExecutor {
                 ),
             ));
         }
-        let (d0, inner) = layout::split(&in_info.shape);
-        let input_id = self.graph.input;
         self.state(n);
-        let CpuExecutor {
-            graph,
-            kernels,
-            opts,
-            pool,
-            states,
-            ..
-        } = self;
-        let st = states
-            .get_mut(&n)
+        self.run_graph(n, Some(input), None)?;
+        let graph = &self.graph;
+        let st = self
+            .states
+            .get(&n)
             .ok_or_else(|| HoodError::graph("cpu: batch state missing"))?;
-        let (off, len) = st
-            .plan
-            .range(input_id)
-            .ok_or_else(|| HoodError::graph("cpu: the input is not an f32 value"))?;
-        layout::to_channel_major(input, n, d0, inner, &mut st.arena[off..off + len]);
-        pool.install(|| run_nodes(graph, kernels, opts, n, st, None))?;
-
         let o = &graph.outputs;
         let f32_out = |v: usize| -> Result<Vec<f32>> {
             let (off, len) = st

@@ -122,10 +122,9 @@ pub fn choose(
     best.ok_or_else(|| vk_err("no Vulkan device"))
 }
 
-/// The device `VkContext::new` would pick (honouring `HOOD_VULKAN_DEVICE`), as `(name, is a
-/// GPU)`, without creating a logical device: `--backend auto` uses Vulkan only on a GPU, never
-/// on a CPU implementation such as lavapipe (slower than the fast CPU backend).
-pub fn probe() -> Result<(String, bool)> {
+/// Loads Vulkan, creates an instance and picks the device `HOOD_VULKAN_DEVICE` names, else the
+/// best one with a compute queue ([`choose`]); returns its enumeration index too.
+fn pick_device() -> Result<(usize, Arc<PhysicalDevice>)> {
     let library =
         VulkanLibrary::new().map_err(|e| vk_err(format!("cannot load the Vulkan loader: {e}")))?;
     let instance = Instance::new(
@@ -155,46 +154,25 @@ pub fn probe() -> Result<(String, bool)> {
         .collect();
     let selector = std::env::var("HOOD_VULKAN_DEVICE").ok();
     let idx = choose(&candidates, selector.as_deref())?;
-    let c = candidates
-        .iter()
-        .find(|c| c.0 == idx)
-        .ok_or_else(|| vk_err("chosen device vanished"))?;
-    Ok((c.1.clone(), c.2 != PhysicalDeviceType::Cpu))
+    Ok((idx, physicals[idx].clone()))
+}
+
+/// The device `VkContext::new` would pick, as `(name, is a GPU)`, without creating a logical
+/// device: `--backend auto` uses Vulkan only on a GPU, never on a CPU implementation such as
+/// lavapipe (slower than the fast CPU backend).
+pub fn probe() -> Result<(String, bool)> {
+    let (_, pd) = pick_device()?;
+    let props = pd.properties();
+    Ok((
+        props.device_name.clone(),
+        props.device_type != PhysicalDeviceType::Cpu,
+    ))
 }
 
 impl VkContext {
     /// Loads Vulkan, picks a device and creates the queue and allocators.
     pub fn new(opts: &VkOptions) -> Result<VkContext> {
-        let library = VulkanLibrary::new()
-            .map_err(|e| vk_err(format!("cannot load the Vulkan loader: {e}")))?;
-        let instance = Instance::new(
-            library,
-            InstanceCreateInfo {
-                flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
-                application_name: Some("hood".into()),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| vk_err(format!("no Vulkan driver (cannot create an instance: {e})")))?;
-        let physicals: Vec<Arc<PhysicalDevice>> = instance
-            .enumerate_physical_devices()
-            .map_err(|e| vk_err(format!("cannot enumerate devices: {e}")))?
-            .collect();
-        let candidates: Vec<(usize, String, PhysicalDeviceType)> = physicals
-            .iter()
-            .enumerate()
-            .filter(|(_, pd)| compute_family(pd).is_some())
-            .map(|(i, pd)| {
-                (
-                    i,
-                    pd.properties().device_name.clone(),
-                    pd.properties().device_type,
-                )
-            })
-            .collect();
-        let selector = std::env::var("HOOD_VULKAN_DEVICE").ok();
-        let idx = choose(&candidates, selector.as_deref())?;
-        let pd = physicals[idx].clone();
+        let (idx, pd) = pick_device()?;
         if pd.api_version() < vulkano::Version::V1_1 {
             return Err(vk_err(format!(
                 "{} supports Vulkan {} only; hood's kernels need Vulkan 1.1 (SPIR-V 1.3)",

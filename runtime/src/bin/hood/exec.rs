@@ -11,7 +11,7 @@ pub struct ExecArgs {
     pub backend: Backend,
     /// CPU threads for the cpu and reference backends (a positive integer; overrides
     /// HOOD_CPU_THREADS; default: all cores). Vulkan ignores it.
-    #[arg(long, value_name = "N", value_parser = positive)]
+    #[arg(long, value_name = "N", value_parser = hood_runtime::threads::parse_positive)]
     pub threads: Option<usize>,
 }
 
@@ -19,13 +19,5 @@ impl ExecArgs {
     /// The detector for `model` on this backend and thread count.
     pub fn detector(&self, model: &Model) -> hood_runtime::Result<Detector> {
         Detector::with_threads(model, self.backend, self.threads)
-    }
-}
-
-/// A positive integer (`--threads`).
-pub fn positive(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("expected a positive integer, got '{s}'")),
     }
 }
