@@ -1,7 +1,7 @@
 //! `conv2d` as one GEMM over the whole batch (im2col): the columns are the batch's output
 //! pixels, the rows the `(ci, ky, kx)` taps, the pre-activation prologue applied while the
-//! columns are gathered (padding stays 0). Bias and residual initialise the output that the GEMM
-//! accumulates into; the ReLU runs last. A 1×1 stride-1 conv without prologue multiplies the
+//! columns are gathered (padding stays 0). Bias, residual and ReLU follow in one pass over the
+//! GEMM's output. A 1×1 stride-1 conv without prologue multiplies the
 //! input directly. Used for every conv the Winograd kernel does not take (see `plan.rs`).
 
 use super::gemm::{sgemm, Mat};
@@ -47,26 +47,54 @@ pub fn out_size(a: &Conv2d, h: usize, w: usize) -> (usize, usize) {
 
 /// Fills `y` (`[cout, n·plane]`) with bias + residual; 0 where neither is given.
 pub fn init_output(y: &mut [f32], bias: Option<&[f32]>, residual: Option<&[f32]>, cols: usize) {
-    y.par_chunks_mut(cols).enumerate().for_each(|(co, row)| {
-        let b = bias.map_or(0.0, |b| b[co]);
-        match residual {
-            Some(r) => {
-                for (o, &rv) in row.iter_mut().zip(&r[co * cols..(co + 1) * cols]) {
-                    *o = rv + b;
+    y.par_chunks_mut(cols)
+        .enumerate()
+        .with_min_len(MIN_TASK_ELEMS.div_ceil(cols.max(1)))
+        .for_each(|(co, row)| {
+            let b = bias.map_or(0.0, |b| b[co]);
+            match residual {
+                Some(r) => {
+                    for (o, &rv) in row.iter_mut().zip(&r[co * cols..(co + 1) * cols]) {
+                        *o = rv + b;
+                    }
                 }
+                None => row.fill(b),
             }
-            None => row.fill(b),
-        }
-    });
+        });
 }
 
-/// ReLU in place.
-pub fn relu(y: &mut [f32]) {
-    y.par_chunks_mut(4096).for_each(|c| {
-        for v in c {
-            *v = v.max(0.0);
-        }
-    });
+/// Fewest elements one parallel task of an element-wise pass gets: below that, waking another
+/// thread costs more than the work (each pass is one parallel region).
+pub const MIN_TASK_ELEMS: usize = 1 << 14;
+
+/// `y = relu?(y + bias + residual)` in one pass, one output channel (row of `cols`) per task.
+pub fn epilogue(
+    y: &mut [f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    relu: bool,
+    cols: usize,
+) {
+    if bias.is_none() && residual.is_none() && !relu {
+        return;
+    }
+    let rows_per_task = MIN_TASK_ELEMS.div_ceil(cols.max(1));
+    y.par_chunks_mut(cols)
+        .enumerate()
+        .with_min_len(rows_per_task)
+        .for_each(|(co, row)| {
+            let b = bias.map_or(0.0, |b| b[co]);
+            let r = residual.map(|r| &r[co * cols..(co + 1) * cols]);
+            match (r, relu) {
+                (Some(r), true) => row
+                    .iter_mut()
+                    .zip(r)
+                    .for_each(|(o, &rv)| *o = (*o + b + rv).max(0.0)),
+                (Some(r), false) => row.iter_mut().zip(r).for_each(|(o, &rv)| *o += b + rv),
+                (None, true) => row.iter_mut().for_each(|o| *o = (*o + b).max(0.0)),
+                (None, false) => row.iter_mut().for_each(|o| *o += b),
+            }
+        });
 }
 
 impl Conv2dIm2col {
@@ -100,14 +128,16 @@ impl Conv2dIm2col {
         let (oh, ow) = out_size(a, h, w);
         let cols = n * oh * ow;
         let kk = a.cin * a.k * a.k;
-        init_output(y, self.bias.as_deref(), residual, cols);
         let rhs: &[f32] = if self.reads_input_directly() {
             x
         } else {
             let col = &mut scratch[..kk * cols];
-            col.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-                self.gather_row(r, n, h, w, oh, ow, x, row);
-            });
+            col.par_chunks_mut(cols)
+                .enumerate()
+                .with_min_len(MIN_TASK_ELEMS.div_ceil(cols))
+                .for_each(|(r, row)| {
+                    self.gather_row(r, n, h, w, oh, ow, x, row);
+                });
             col
         };
         sgemm(
@@ -124,11 +154,9 @@ impl Conv2dIm2col {
             },
             y,
             cols,
-            true,
+            false,
         );
-        if a.relu {
-            relu(y);
-        }
+        epilogue(y, self.bias.as_deref(), residual, a.relu, cols);
     }
 
     /// Row `r = (ci, ky, kx)` of the column matrix: that tap of every output pixel of the batch.

@@ -74,49 +74,53 @@ impl ConvTranspose2dGemm {
         );
         let cols: &[f32] = cols;
         let plane = n * oh * ow;
-        y.par_chunks_mut(plane).enumerate().for_each(|(co, yc)| {
-            yc.fill(self.bias.as_ref().map_or(0.0, |b| b[co]));
-            for ky in 0..k {
-                for kx in 0..k {
-                    let src = &cols[(co * k * k + ky * k + kx) * pix..][..pix];
-                    // Input column ix lands on output column ix·s + kx − p.
-                    let lo = if p > kx { (p - kx).div_ceil(s) } else { 0 };
-                    let hi = if ow + p > kx {
-                        ((ow - 1 + p - kx) / s + 1).min(w)
-                    } else {
-                        0
-                    };
-                    if lo >= hi {
-                        continue;
-                    }
-                    for b in 0..n {
-                        for iy in 0..h {
-                            let oy = (iy * s + ky) as isize - p as isize;
-                            if oy < 0 || oy >= oh as isize {
-                                continue;
-                            }
-                            let srow = &src[(b * h + iy) * w..(b * h + iy + 1) * w];
-                            let orow = &mut yc[(b * oh + oy as usize) * ow..][..ow];
-                            let ox0 = lo * s + kx - p;
-                            for (o, &v) in orow[ox0..].iter_mut().step_by(s).zip(&srow[lo..hi]) {
-                                *o += v;
+        y.par_chunks_mut(plane)
+            .enumerate()
+            .with_min_len(super::conv2d::MIN_TASK_ELEMS.div_ceil(plane * k * k))
+            .for_each(|(co, yc)| {
+                yc.fill(self.bias.as_ref().map_or(0.0, |b| b[co]));
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let src = &cols[(co * k * k + ky * k + kx) * pix..][..pix];
+                        // Input column ix lands on output column ix·s + kx − p.
+                        let lo = if p > kx { (p - kx).div_ceil(s) } else { 0 };
+                        let hi = if ow + p > kx {
+                            ((ow - 1 + p - kx) / s + 1).min(w)
+                        } else {
+                            0
+                        };
+                        if lo >= hi {
+                            continue;
+                        }
+                        for b in 0..n {
+                            for iy in 0..h {
+                                let oy = (iy * s + ky) as isize - p as isize;
+                                if oy < 0 || oy >= oh as isize {
+                                    continue;
+                                }
+                                let srow = &src[(b * h + iy) * w..(b * h + iy + 1) * w];
+                                let orow = &mut yc[(b * oh + oy as usize) * ow..][..ow];
+                                let ox0 = lo * s + kx - p;
+                                for (o, &v) in orow[ox0..].iter_mut().step_by(s).zip(&srow[lo..hi])
+                                {
+                                    *o += v;
+                                }
                             }
                         }
                     }
                 }
-            }
-            let feat = feature.map(|f| &f[co * plane..(co + 1) * plane]);
-            for (i, o) in yc.iter_mut().enumerate() {
-                let mut v = match a.act {
-                    Activation::None => *o,
-                    Activation::Relu => o.max(0.0),
-                    Activation::Tanh => o.tanh(),
-                };
-                if let (Some(add), Some(f)) = (a.add, feat) {
-                    v += f[i] * add.scale + add.shift;
+                let feat = feature.map(|f| &f[co * plane..(co + 1) * plane]);
+                for (i, o) in yc.iter_mut().enumerate() {
+                    let mut v = match a.act {
+                        Activation::None => *o,
+                        Activation::Relu => o.max(0.0),
+                        Activation::Tanh => o.tanh(),
+                    };
+                    if let (Some(add), Some(f)) = (a.add, feat) {
+                        v += f[i] * add.scale + add.shift;
+                    }
+                    *o = v;
                 }
-                *o = v;
-            }
-        });
+            });
     }
 }

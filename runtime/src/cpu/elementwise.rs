@@ -1,8 +1,9 @@
 //! `add` and `channel_affine` on channel-major values (`[d0, n, inner]`, the channel being d0).
 
+use super::conv2d::MIN_TASK_ELEMS;
 use rayon::prelude::*;
 
-const CHUNK: usize = 1 << 14;
+const CHUNK: usize = MIN_TASK_ELEMS;
 
 pub fn add(a: &[f32], b: &[f32], relu: bool, y: &mut [f32]) {
     y.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {

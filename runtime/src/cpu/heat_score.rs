@@ -2,6 +2,7 @@
 //! `[H, W]` value, so stored `[H, n, W]`) and the score, its mean, summed in f64 in pixel order
 //! exactly as the reference does (bit-identical).
 
+use super::conv2d::MIN_TASK_ELEMS;
 use rayon::prelude::*;
 
 #[allow(clippy::too_many_arguments)]
@@ -19,6 +20,7 @@ pub fn heat_score(
     heat[..n * hw]
         .par_chunks_mut(ww)
         .enumerate()
+        .with_min_len(MIN_TASK_ELEMS.div_ceil(ww * c.max(1)))
         .for_each(|(r, row)| {
             let (y, b) = (r / n, r % n);
             for (x, o) in row.iter_mut().enumerate() {
