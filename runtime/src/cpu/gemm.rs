@@ -1,10 +1,8 @@
-//! The one GEMM entry point of the fast CPU backend: row-major f32 `C (+)= A·B`, cut into blocks
-//! of rows or columns that the executor's rayon pool runs in parallel. Each block goes to one of
-//! two well-kept SIMD GEMM crates (both dispatch at run time: AVX2+FMA / SSE on x86-64, NEON on
-//! aarch64), chosen by shape from a measurement (`examples/gemm_probe.rs`, docs/BENCHMARKS.md):
-//! `matrixmultiply` is faster on the small, square-ish GEMMs of Winograd and of narrow im2col
-//! layers (n ≥ 32, k ≤ 512: 1.2–1.5×), the `gemm` crate on skinny ones (a few columns: the
-//! deep layers at batch 1, 2.4–3×) and deep reductions.
+//! The one GEMM entry point of the fast CPU backend: row-major f32 `C (+)= A·B` through the
+//! `gemm` crate (runtime SIMD dispatch: AVX-512 with its `x86-v4` feature, AVX2+FMA, SSE on
+//! x86-64; NEON on aarch64), cut into blocks of rows or columns that the executor's rayon pool
+//! runs in parallel. Chosen over `matrixmultiply` by measurement (`examples/gemm_probe.rs`,
+//! docs/BENCHMARKS.md): with AVX-512 it is faster on every GEMM shape of the HEAT models.
 //!
 //! The blocks depend on the shape only, never on the thread count, and never split the reduction
 //! dimension: every output element is computed by the same calls in the same order whatever the
@@ -21,11 +19,6 @@ pub struct Mat<'a> {
 /// share of A and the whole of B, or the reverse: few blocks keep that repacking small).
 const BLOCK_MACS: usize = 1 << 20;
 const MAX_BLOCKS: usize = 4;
-
-/// Which crate runs a block of `rows × cols × k`.
-fn use_matrixmultiply(cols: usize, k: usize) -> bool {
-    cols >= 32 && k <= 512
-}
 
 /// Raw parts of the output, handed to the worker threads; each part writes a disjoint block.
 #[derive(Clone, Copy)]
@@ -88,30 +81,6 @@ pub fn sgemm(
     // SAFETY (for every call below): the asserts above bound every index the block touches
     // inside its slice; blocks are disjoint.
     let block = |r0: usize, rows: usize, c0: usize, cols: usize| unsafe {
-        if use_matrixmultiply(cols, k) {
-            if !accumulate {
-                for r in r0..r0 + rows {
-                    std::ptr::write_bytes(out.at(r * ldc + c0), 0, cols);
-                }
-            }
-            matrixmultiply::sgemm(
-                rows,
-                k,
-                cols,
-                1.0,
-                (ap as *const f32).add(r0 * a.ld),
-                a.ld as isize,
-                1,
-                (bp as *const f32).add(c0),
-                b.ld as isize,
-                1,
-                1.0,
-                out.at(r0 * ldc + c0),
-                ldc as isize,
-                1,
-            );
-            return;
-        }
         gemm::gemm(
             rows,
             cols,
