@@ -65,9 +65,16 @@ pub const CPU_MODEL_LOGIT: Tol = Tol {
 /// fp16 moves PyTorch's own pixels by up to 0.069 on the ResNet-50 fixture; the score (their
 /// mean) stays within [`SCORE_FP16`].
 pub const HEATMAP_FP16: f32 = 0.1;
-/// Heatmap pixels and logits of an fp32 model vs PyTorch.
+/// Heatmap pixels of an fp32 model vs PyTorch.
 pub const HEATMAP_FP32: f32 = 1e-3;
-pub const LOGIT_FP32: f32 = 1e-3;
+/// Logits of an fp32 model vs PyTorch, per image: |Δ| ≤ abs + rel · (largest |logit| of that
+/// image). f32 sums in another order (the fast CPU backend's GEMM blocking, Winograd transforms,
+/// AVX-512 vs AVX2 kernels) move large logits by a few 1e-5 relative: on the ResNet-50 fixture,
+/// whose logits reach 192, one moved by 1.2e-3 at −73 (1.6e-5 relative).
+pub const LOGIT_FP32: Tol = Tol {
+    abs: 1e-3,
+    rel: 2e-5,
+};
 /// Bound on an fp16-stored model's logits vs PyTorch, per image: [`LOGIT_FP16`] plus twice
 /// `torch_fp16_dev`, the change rounding the weights to fp16 makes to PyTorch's own logits on that
 /// image. Weight rounding alone moves the fixtures' logits by up to 0.75 (ResNet-50 w8, logits up
