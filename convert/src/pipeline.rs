@@ -223,33 +223,12 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     progress("golden self-test batch");
     let s = input_size as usize;
     let input = golden::golden_input(s);
-    // On the plain-loop reference (see `golden::run`). The stored-precision run and the f32 run
-    // are independent: with two threads or more they run side by side, sharing the threads.
+    // On the plain-loop reference (see `golden::run`), each run's 4 images split over the threads.
     let threads = hood_runtime::threads::resolve(opts.threads);
-    let side_by_side = reference32.is_some() && threads >= 2;
-    let (gold_threads, f32_threads) = match side_by_side {
-        true => (threads.div_ceil(2), threads / 2),
-        false => (threads, threads),
-    };
-    let (graph_ref, input_ref) = (&graph, &input);
-    let f32_run = move |r: &[(String, HostTensor)]| {
-        golden::run(graph_ref, r, input_ref, GOLDEN_N, f32_threads)
-    };
-    let (gold, full) = std::thread::scope(|sc| {
-        let spawned = match side_by_side {
-            true => reference32.as_deref().map(|r| sc.spawn(move || f32_run(r))),
-            false => None,
-        };
-        let gold = golden::run(&graph, &stored, &input, GOLDEN_N, gold_threads);
-        let full = match spawned {
-            Some(h) => Some(
-                h.join()
-                    .unwrap_or_else(|_| Err("golden f32 run panicked".into())),
-            ),
-            None => reference32.as_deref().map(f32_run),
-        };
-        (gold, full)
-    });
+    let gold = golden::run(&graph, &stored, &input, GOLDEN_N, threads);
+    let full = reference32
+        .as_deref()
+        .map(|r| golden::run(&graph, r, &input, GOLDEN_N, threads));
     let gold = gold?;
     let full = match full {
         Some(f) => f?,

@@ -122,11 +122,8 @@ fn make_executor(
             crate::threads::resolve(threads),
         ))),
         Backend::Vulkan => vulkan_executor(model),
-        Backend::Auto => match vulkan_gpu() {
-            Ok(name) => {
-                log::info!("auto: Vulkan on the GPU {name}");
-                vulkan_executor(model)
-            }
+        Backend::Auto => match auto_vulkan(model) {
+            Ok(e) => Ok(e),
             Err(why) => {
                 log::info!("auto: {why}; using the fast CPU backend");
                 cpu()
@@ -135,18 +132,29 @@ fn make_executor(
     }
 }
 
-/// The name of the GPU `--backend auto` would run on, or why there is none.
+/// `--backend auto`'s Vulkan executor: only on a GPU, never on a CPU implementation such as
+/// lavapipe (slower than the fast CPU backend); the error says why there is none.
 #[cfg(feature = "vulkan")]
-fn vulkan_gpu() -> std::result::Result<String, String> {
-    match crate::vulkan::device::probe() {
-        Ok((name, true)) => Ok(name),
-        Ok((name, false)) => Err(format!("the Vulkan device {name} is a CPU implementation")),
-        Err(e) => Err(format!("no usable Vulkan device ({e})")),
+fn auto_vulkan(model: &Model) -> std::result::Result<Box<dyn Executor>, String> {
+    use crate::vulkan::{device::VkContext, VkOptions, VulkanExecutor};
+    let opts = VkOptions::from_env();
+    let ctx = VkContext::new(&opts).map_err(|e| format!("no usable Vulkan device ({e})"))?;
+    if ctx.cpu_device {
+        return Err(format!(
+            "the Vulkan device {} is a CPU implementation",
+            ctx.description
+        ));
+    }
+    log::info!("auto: Vulkan on the GPU {}", ctx.description);
+    let ctx = Some(std::sync::Arc::new(ctx));
+    match VulkanExecutor::with_context(ctx, &model.graph, &model.host_tensors(), &opts) {
+        Ok(e) => Ok(Box::new(e)),
+        Err(e) => Err(format!("the Vulkan backend failed on the GPU ({e})")),
     }
 }
 
 #[cfg(not(feature = "vulkan"))]
-fn vulkan_gpu() -> std::result::Result<String, String> {
+fn auto_vulkan(_model: &Model) -> std::result::Result<Box<dyn Executor>, String> {
     Err("this build of hood has no Vulkan support".into())
 }
 

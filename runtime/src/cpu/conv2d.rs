@@ -45,24 +45,6 @@ pub fn out_size(a: &Conv2d, h: usize, w: usize) -> (usize, usize) {
     )
 }
 
-/// Fills `y` (`[cout, n·plane]`) with bias + residual; 0 where neither is given.
-pub fn init_output(y: &mut [f32], bias: Option<&[f32]>, residual: Option<&[f32]>, cols: usize) {
-    y.par_chunks_mut(cols)
-        .enumerate()
-        .with_min_len(MIN_TASK_ELEMS.div_ceil(cols.max(1)))
-        .for_each(|(co, row)| {
-            let b = bias.map_or(0.0, |b| b[co]);
-            match residual {
-                Some(r) => {
-                    for (o, &rv) in row.iter_mut().zip(&r[co * cols..(co + 1) * cols]) {
-                        *o = rv + b;
-                    }
-                }
-                None => row.fill(b),
-            }
-        });
-}
-
 /// Fewest elements one parallel task of an element-wise pass gets: below that, waking another
 /// thread costs more than the work (each pass is one parallel region).
 pub const MIN_TASK_ELEMS: usize = 1 << 14;

@@ -2,7 +2,6 @@
 //! is one GEMM `Y[cout, n] = W[cout, cin] · X[cin, n]`; a value whose per-image shape is not flat
 //! (`[c, h, w]` with `h·w > 1`) is gathered into / scattered from flat order in scratch.
 
-use super::conv2d::init_output;
 use super::gemm::{sgemm, Mat};
 use super::layout;
 use crate::ops::{ClassLinear, Linear};
@@ -72,7 +71,6 @@ fn gemm_out(
     } else {
         &mut ys[..cout * n]
     };
-    init_output(out, bias, None, n);
     sgemm(
         cout,
         n,
@@ -84,11 +82,12 @@ fn gemm_out(
         Mat { data: xf, ld: n },
         out,
         n,
-        true,
+        false,
     );
     for o in 0..cout {
+        let bo = bias.map_or(0.0, |bb| bb[o]);
         for b in 0..n {
-            out[o * n + b] = epilogue(o, b, out[o * n + b]);
+            out[o * n + b] = epilogue(o, b, out[o * n + b] + bo);
         }
     }
     if !direct {

@@ -38,6 +38,9 @@ pub struct VkContext {
     /// A CPU implementation (lavapipe) whose subgroups are 8 lanes with basic and ballot
     /// operations in compute shaders: what the register-broadcast kernels need (bcast.rs).
     pub cpu_subgroup8: bool,
+    /// A CPU implementation (lavapipe): `--backend auto` does not use it (the fast CPU backend
+    /// is faster).
+    pub cpu_device: bool,
     /// The element-wise kernels compute in fp16 (fp16 storage, shaderFloat16, not switched
     /// off with `HOOD_VK_NO_FP16_MATH`; see `MATH_T` in shaders/common.glsl).
     pub fp16_math: bool,
@@ -157,18 +160,6 @@ fn pick_device() -> Result<(usize, Arc<PhysicalDevice>)> {
     Ok((idx, physicals[idx].clone()))
 }
 
-/// The device `VkContext::new` would pick, as `(name, is a GPU)`, without creating a logical
-/// device: `--backend auto` uses Vulkan only on a GPU, never on a CPU implementation such as
-/// lavapipe (slower than the fast CPU backend).
-pub fn probe() -> Result<(String, bool)> {
-    let (_, pd) = pick_device()?;
-    let props = pd.properties();
-    Ok((
-        props.device_name.clone(),
-        props.device_type != PhysicalDeviceType::Cpu,
-    ))
-}
-
 impl VkContext {
     /// Loads Vulkan, picks a device and creates the queue and allocators.
     pub fn new(opts: &VkOptions) -> Result<VkContext> {
@@ -248,7 +239,8 @@ impl VkContext {
                     .subgroup_supported_operations
                     .is_some_and(|o| o.contains(SubgroupFeatures::BASIC | ops))
         };
-        let cpu_subgroup8 = props.device_type == PhysicalDeviceType::Cpu
+        let cpu_device = props.device_type == PhysicalDeviceType::Cpu;
+        let cpu_subgroup8 = cpu_device
             && props.subgroup_size == Some(8)
             && compute_subgroups(SubgroupFeatures::BALLOT);
         let fp16_math = fp16_storage && supported.shader_float16 && !opts.no_fp16_math;
@@ -286,6 +278,7 @@ impl VkContext {
             max_groups: [g[0].min(65535), g[1].min(65535)],
             target_groups,
             cpu_subgroup8,
+            cpu_device,
             fp16_math,
             subgroup_score,
             unified_memory,
