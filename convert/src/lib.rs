@@ -13,21 +13,24 @@
 //!
 //!
 //! Conversion, on top of the readers:
+//! - [`rename`]: `--rename FROM=TO` / `--map FILE` prefix rewrites of tensor names;
 //! - [`parts`]: split inputs into encoder / head / decoder + normalisation scalars, any layout;
 //! - [`arch`]: recognise ResNet (basic / bottleneck) and WideResNet encoders and HEAT decoders;
 //! - [`lower`]: the op graph with BatchNorm and normalisation folded (f32);
 //! - [`precision`]: fp16 cast with range check; [`golden`]: the self-test batch;
-//! - [`pipeline`]: the whole `convert` run.
+//! - [`pipeline`]: the whole `convert` run; [`explain`]: `--explain-names`.
 
 pub mod arch;
 pub mod checkpoint;
 pub mod error;
+pub mod explain;
 pub mod golden;
 pub mod lower;
 pub mod parts;
 pub mod pickle;
 pub mod pipeline;
 pub mod precision;
+pub mod rename;
 mod safetensors;
 pub mod tensor;
 mod torch_zip;

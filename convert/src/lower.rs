@@ -45,8 +45,7 @@ struct Lower<'a> {
 
 fn get<'s>(sd: &'s StateDict, name: &str, want: Option<&[usize]>) -> Result<&'s [f32], String> {
     let t = sd
-        .tensors
-        .get(name)
+        .take(name)
         .ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))?;
     if let Some(w) = want {
         if t.shape != w {
@@ -67,8 +66,7 @@ fn get<'s>(sd: &'s StateDict, name: &str, want: Option<&[usize]>) -> Result<&'s 
 }
 
 fn shape_of(sd: &StateDict, name: &str) -> Result<Vec<usize>, String> {
-    sd.tensors
-        .get(name)
+    sd.take(name)
         .map(|t| t.shape.clone())
         .ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))
 }

@@ -1,11 +1,14 @@
 //! `convert INPUT... OUTPUT.hood [options]`: HEAT checkpoints (torch.save zips in the authors'
 //! layouts, tch archives, safetensors) → a checked fp16 `.hood` model. No Python, no libtorch.
 //! With `--calibrate DIR [--tpr 0.95]` the OOD threshold is calibrated on ID images and stored,
-//! as `hood calibrate` does.
+//! as `hood calibrate` does. `--rename FROM=TO` / `--map FILE` rewrite tensor-name prefixes;
+//! `--explain-names INPUT...` reports what every name was taken for and writes nothing.
 
 use clap::Parser;
 use hood_convert::arch::ArchHint;
+use hood_convert::explain::{explain, role_text};
 use hood_convert::pipeline::{convert, Calibration, Options, Summary};
+use hood_convert::rename::{read_map, Rule};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,9 +20,24 @@ use std::process::ExitCode;
     about = "Convert HEAT checkpoints to a .hood model"
 )]
 struct Args {
-    /// Checkpoint files (any order; format detected from the bytes), then the output `.hood`.
-    #[arg(required = true, num_args = 2.., value_name = "INPUT... OUTPUT")]
+    /// Checkpoint files (any order; format detected from the bytes), then the output `.hood`
+    /// (no output with --explain-names).
+    #[arg(required = true, num_args = 1.., value_name = "INPUT... OUTPUT")]
     files: Vec<PathBuf>,
+    /// Rewrite tensor names starting with FROM to start with TO instead (literal prefixes,
+    /// matched after tch's `|` is read as `.`). Repeatable; rules are tried in order, the first
+    /// match wins; `--rename` rules come before `--map` rules.
+    #[arg(long, value_name = "FROM=TO")]
+    rename: Vec<String>,
+    /// A file of rename rules: one FROM=TO per line, `#` starts a comment. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    map: Vec<PathBuf>,
+    /// Print which tensor names were recognised as what (part, name in the part, used by the
+    /// model or not) and which were left over, then exit: 0 if convert would accept the inputs,
+    /// 1 if not. Writes nothing; every positional argument is an input (a trailing `.hood` is
+    /// ignored).
+    #[arg(long)]
+    explain_names: bool,
     /// Override architecture recognition: resnet18 (basic blocks), resnet50 (bottleneck), wrn.
     #[arg(long)]
     arch: Option<ArchHint>,
@@ -117,14 +135,76 @@ fn print_summary(s: &Summary) {
     println!("time        {:.2} s", s.seconds);
 }
 
+fn explain_names(a: &Args, inputs: Vec<PathBuf>, renames: Vec<Rule>) -> ExitCode {
+    let opts = Options {
+        inputs,
+        arch: a.arch,
+        fw_layers: a.fw_layers,
+        epoch: a.epoch,
+        norm_min: a.norm_min,
+        norm_max: a.norm_max,
+        renames,
+        ..Default::default()
+    };
+    match explain(&opts) {
+        Ok(e) => {
+            if a.json {
+                println!("{}", e.to_json());
+            } else {
+                print!("{}", e.to_text());
+            }
+            if e.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("convert: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     let level = if a.verbose { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
+    let mut rules = Vec::new();
+    for (i, r) in a.rename.iter().enumerate() {
+        match Rule::parse(r, &format!("--rename #{}", i + 1)) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => {
+                eprintln!("convert: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    for m in &a.map {
+        match read_map(m) {
+            Ok(r) => rules.extend(r),
+            Err(e) => {
+                eprintln!("convert: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut files = a.files.clone();
-    let output = files.pop().unwrap_or_default();
+    if a.explain_names {
+        if files.len() > 1 && files.last().and_then(|f| f.extension()) == Some("hood".as_ref()) {
+            files.pop();
+        }
+        return explain_names(&a, files, rules);
+    }
+    let output = match files.len() {
+        0 | 1 => {
+            eprintln!("convert: give the input checkpoint(s) and then the output .hood file");
+            return ExitCode::from(2);
+        }
+        _ => files.pop().unwrap_or_default(),
+    };
     if output.extension().and_then(|e| e.to_str()) != Some("hood") {
         eprintln!(
             "convert: the last argument must be the output .hood file, got {}",
@@ -159,6 +239,7 @@ fn main() -> ExitCode {
             .clone()
             .map(|dir| Calibration { dir, tpr: a.tpr }),
         threads: a.threads,
+        renames: rules,
     };
     let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
     let t0 = std::time::Instant::now();
@@ -170,8 +251,17 @@ fn main() -> ExitCode {
     match convert(&opts, &progress) {
         Ok(s) => {
             if a.verbose {
-                for (f, orig, part, name) in &s.mapping {
-                    println!("map  {}: {orig} -> {part}: {name}", f.display());
+                for m in &s.mapping {
+                    let renamed = match &m.renamed {
+                        Some((to, origin)) => format!(" => {to} [{origin}]"),
+                        None => String::new(),
+                    };
+                    println!(
+                        "map  {}: {}{renamed} -> {}",
+                        m.file.display(),
+                        m.original,
+                        role_text(&m.role)
+                    );
                 }
             }
             if a.json {

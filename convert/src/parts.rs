@@ -7,8 +7,10 @@
 //! `norm_min`/`norm_max` or `min`/`max`, `fw_layers`).
 
 use crate::checkpoint::{Checkpoint, Key, Value};
+use crate::rename::Renamer;
 use crate::tensor::Tensor;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// A state dict of one part: names relative to the part (`layer1.0.conv1.weight`).
@@ -17,6 +19,38 @@ pub struct StateDict {
     /// Which file it came from (for messages).
     pub file: PathBuf,
     pub tensors: BTreeMap<String, Tensor>,
+    /// The names the lowering read (`convert --explain-names` lists the others as unused).
+    pub used: RefCell<BTreeSet<String>>,
+}
+
+impl StateDict {
+    /// The tensor `name`, marked as used.
+    pub fn take(&self, name: &str) -> Option<&Tensor> {
+        let t = self.tensors.get(name)?;
+        self.used.borrow_mut().insert(name.to_string());
+        Some(t)
+    }
+}
+
+/// What one tensor of an input file became (`convert --verbose`, `--explain-names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameMapping {
+    pub file: PathBuf,
+    /// The name as read (tch's `|` as `.`; `<epoch>.generator.<name>` in the authors' decoder).
+    pub original: String,
+    /// The name after `--rename` / `--map`, and the rule's origin, when a rule matched.
+    pub renamed: Option<(String, String)>,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A tensor of a part, and its name there.
+    Part(Part, String),
+    /// A normalisation scalar or `fw_layers`.
+    Scalar(String),
+    /// Not recognised as part of a HEAT model, ignored.
+    Ignored,
 }
 
 /// The parts found across all inputs.
@@ -32,19 +66,22 @@ pub struct Parts {
     pub fw_layers: Option<(i64, String)>,
     /// Decoder files (for finding `config.txt` beside them).
     pub decoder_files: Vec<PathBuf>,
-    /// Per-tensor mapping for `--verbose`: (file, original name, part, name in part).
-    pub mapping: Vec<(PathBuf, String, &'static str, String)>,
+    /// What every tensor of every input became, in file order.
+    pub mapping: Vec<NameMapping>,
+    /// `--explain-names`: a file with no recognised tensor is listed, not an error.
+    pub list_unrecognised: bool,
 }
 
+/// The three parts of a HEAT model.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Part {
+pub enum Part {
     Encoder,
     Head,
     Decoder,
 }
 
 impl Part {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Part::Encoder => "classifier encoder",
             Part::Head => "classifier head",
@@ -113,6 +150,15 @@ fn scalar_of(t: &Tensor) -> Option<f64> {
 }
 
 impl Parts {
+    /// The state dict of part `p`, if an input had one.
+    pub fn part(&self, p: Part) -> Option<&StateDict> {
+        match p {
+            Part::Encoder => self.encoder.as_ref(),
+            Part::Head => self.head.as_ref(),
+            Part::Decoder => self.decoder.as_ref(),
+        }
+    }
+
     fn part_mut(&mut self, p: Part) -> &mut Option<StateDict> {
         match p {
             Part::Encoder => &mut self.encoder,
@@ -162,7 +208,7 @@ impl Parts {
         file: &Path,
         part: Part,
         tensors: Vec<(String, Tensor)>,
-        orig: Vec<String>,
+        orig: Vec<Origin>,
     ) -> Result<(), String> {
         let slot = self.part_mut(part);
         if let Some(existing) = slot {
@@ -177,7 +223,7 @@ impl Parts {
         }
         let sd = slot.get_or_insert_with(|| StateDict {
             file: file.to_path_buf(),
-            tensors: BTreeMap::new(),
+            ..Default::default()
         });
         let mut mapped = Vec::new();
         for ((name, t), o) in tensors.into_iter().zip(orig) {
@@ -188,7 +234,12 @@ impl Parts {
                     part.name()
                 ));
             }
-            mapped.push((file.to_path_buf(), o, part.name(), name));
+            mapped.push(NameMapping {
+                file: file.to_path_buf(),
+                original: o.0,
+                renamed: o.1,
+                role: Role::Part(part, name),
+            });
         }
         self.mapping.extend(mapped);
         if part == Part::Decoder && !self.decoder_files.iter().any(|f| f == file) {
@@ -197,8 +248,14 @@ impl Parts {
         Ok(())
     }
 
-    /// Adds one checkpoint. `epoch` picks the decoder snapshot in the authors' layout.
-    pub fn add(&mut self, ck: &Checkpoint, epoch: Option<i64>) -> Result<(), String> {
+    /// Adds one checkpoint. `epoch` picks the decoder snapshot in the authors' layout; `renamer`
+    /// rewrites the tensor names first (`--rename` / `--map`).
+    pub fn add(
+        &mut self,
+        ck: &Checkpoint,
+        epoch: Option<i64>,
+        renamer: &mut Renamer,
+    ) -> Result<(), String> {
         let file = ck.path.clone();
         // The authors' decoder file: top-level int keys holding {'generator': sd}.
         let epochs: Vec<i64> = ck
@@ -241,22 +298,27 @@ impl Parts {
                 root: gen.clone(),
             };
             let flat = sub.flatten();
-            let orig = flat
-                .iter()
-                .map(|(n, _)| format!("{}.generator.{n}", self.epoch.unwrap_or(0)))
-                .collect();
-            let named = flat
-                .into_iter()
-                .map(|(n, t)| (strip_wrappers(&n).to_string(), t))
-                .collect();
+            let names: Vec<String> = flat.iter().map(|(n, _)| n.clone()).collect();
+            let renamed = renamer.apply_all(&file, &names)?;
+            let epoch = self.epoch.unwrap_or(0);
+            let mut orig = Vec::new();
+            let mut named = Vec::new();
+            for ((n, t), r) in flat.into_iter().zip(renamed) {
+                orig.push(origin(format!("{epoch}.generator.{n}"), &r, renamer));
+                named.push((strip_wrappers(&r.name).to_string(), t));
+            }
             return self.add_tensors(&file, Part::Decoder, named, orig);
         }
         // Per part: (name in part, tensor) pairs and the original names, for the mapping.
-        type Group = (Part, Vec<(String, Tensor)>, Vec<String>);
+        type Group = (Part, Vec<(String, Tensor)>, Vec<Origin>);
         let mut by_part: Vec<Group> = Vec::new();
         let mut unknown = Vec::new();
-        for (orig, t) in ck.flatten() {
-            let name = strip_wrappers(&orig);
+        let flat = ck.flatten();
+        let names: Vec<String> = flat.iter().map(|(n, _)| n.clone()).collect();
+        let renamed = renamer.apply_all(&file, &names)?;
+        for ((orig, t), r) in flat.into_iter().zip(renamed) {
+            let o = origin(orig, &r, renamer);
+            let name = strip_wrappers(&r.name);
             // Scalars: top-level or under a decoder prefix.
             let bare = PART_PREFIXES
                 .iter()
@@ -268,36 +330,61 @@ impl Parts {
             if SCALAR_NAMES.contains(&rest) && matches!(prefixed_part, None | Some(Part::Decoder)) {
                 if let Some(v) = scalar_of(&t) {
                     self.set_scalar(rest, v, &file)?;
+                    self.mapping.push(NameMapping {
+                        file: file.clone(),
+                        original: o.0,
+                        renamed: o.1,
+                        role: Role::Scalar(rest.to_string()),
+                    });
                     continue;
                 }
             }
             let part = match prefixed_part.or_else(|| part_of_bare(rest)) {
                 Some(p) => p,
                 None => {
-                    unknown.push(orig.clone());
+                    unknown.push(o);
                     continue;
                 }
             };
             match by_part.iter_mut().find(|(p, _, _)| *p == part) {
-                Some((_, v, o)) => {
+                Some((_, v, os)) => {
                     v.push((rest.to_string(), t));
-                    o.push(orig);
+                    os.push(o);
                 }
-                None => by_part.push((part, vec![(rest.to_string(), t)], vec![orig])),
+                None => by_part.push((part, vec![(rest.to_string(), t)], vec![o])),
             }
         }
-        if by_part.is_empty() && !unknown.is_empty() {
-            let shown: Vec<&str> = unknown.iter().take(6).map(|s| s.as_str()).collect();
+        for (original, renamed) in &unknown {
+            self.mapping.push(NameMapping {
+                file: file.clone(),
+                original: original.clone(),
+                renamed: renamed.clone(),
+                role: Role::Ignored,
+            });
+        }
+        if by_part.is_empty() && !unknown.is_empty() && !self.list_unrecognised {
+            let shown: Vec<&str> = unknown.iter().take(6).map(|s| s.0.as_str()).collect();
             return Err(format!(
-                "{}: no HEAT classifier or decoder tensors recognised (found e.g. {})",
+                "{}: no HEAT classifier or decoder tensors recognised (found e.g. {}); \
+                 `convert --explain-names` shows what each name was taken for, and \
+                 `--rename FROM=TO` / `--map FILE` rewrite name prefixes",
                 file.display(),
                 shown.join(", ")
             ));
         }
-        for name in &unknown {
+        if !unknown.is_empty() && !self.list_unrecognised {
+            let shown: Vec<&str> = unknown.iter().take(4).map(|s| s.0.as_str()).collect();
             log::warn!(
-                "{}: ignoring tensor '{name}' (not part of a HEAT model)",
-                file.display()
+                "{}: ignoring {} tensor(s) that are not part of a HEAT model: {}{} \
+                 (`convert --explain-names` lists them all)",
+                file.display(),
+                unknown.len(),
+                shown.join(", "),
+                if unknown.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
             );
         }
         for (part, tensors, orig) in by_part {
@@ -305,6 +392,17 @@ impl Parts {
         }
         Ok(())
     }
+}
+
+/// A tensor's original name and, when a rule renamed it, (new name, the rule's origin).
+type Origin = (String, Option<(String, String)>);
+
+fn origin(original: String, r: &crate::rename::Renamed, renamer: &Renamer) -> Origin {
+    let renamed = r
+        .rule
+        .and_then(|i| renamer.rule(i))
+        .map(|rule| (r.name.clone(), rule.origin.clone()));
+    (original, renamed)
 }
 
 /// What the authors' `config.txt` (a printed Python dict, written beside the decoder file) says

@@ -6,8 +6,9 @@ use crate::arch::{self, ArchHint};
 use crate::checkpoint;
 use crate::golden::{self, GOLDEN_N};
 use crate::lower::{self, Inputs};
-use crate::parts::{AuthorsConfig, Parts};
+use crate::parts::{AuthorsConfig, NameMapping, Parts};
 use crate::precision::{self, CastReport};
+use crate::rename::{Renamer, Rule};
 use hood_runtime::meta::*;
 use hood_runtime::tensor::HostTensor;
 use sha2::{Digest, Sha256};
@@ -34,6 +35,8 @@ pub struct Options {
     /// CPU threads for the golden batch and the calibration (`--threads N`; `None`:
     /// `HOOD_CPU_THREADS`, else all cores).
     pub threads: Option<usize>,
+    /// `--rename` / `--map` rules, in the order they are tried.
+    pub renames: Vec<Rule>,
 }
 
 /// `--calibrate DIR [--tpr T]`: the threshold keeping a fraction `tpr` ∈ (0, 1) of the images
@@ -80,8 +83,10 @@ pub struct Summary {
     /// The calibrated threshold (`--calibrate`), else `null`.
     pub threshold: Option<CalibrationSummary>,
     pub seconds: f64,
+    /// `--rename` / `--map` rules that matched no tensor name (`FROM=TO (origin)`).
+    pub unused_rules: Vec<String>,
     #[serde(skip)]
-    pub mapping: Vec<(PathBuf, String, &'static str, String)>,
+    pub mapping: Vec<NameMapping>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -108,12 +113,29 @@ fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
-    let t0 = Instant::now();
+/// The inputs read and split into parts.
+pub(crate) struct Loaded {
+    pub parts: Parts,
+    pub sources: Vec<SourceFile>,
+    pub input_bytes: u64,
+    pub unused_rules: Vec<String>,
+}
+
+/// Reads every input and splits it into parts; `explaining` (`--explain-names`) lists a file with
+/// no recognised tensor instead of failing on it.
+pub(crate) fn load_parts(
+    opts: &Options,
+    explaining: bool,
+    progress: &dyn Fn(&str),
+) -> Result<Loaded, String> {
     if opts.inputs.is_empty() {
         return Err("no input checkpoints given".into());
     }
-    let mut parts = Parts::default();
+    let mut renamer = Renamer::new(opts.renames.clone());
+    let mut parts = Parts {
+        list_unrecognised: explaining,
+        ..Default::default()
+    };
     let mut sources = Vec::new();
     let mut input_bytes = 0u64;
     for p in &opts.inputs {
@@ -132,8 +154,41 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
                 .unwrap_or_default(),
             sha256: sha256_hex(&bytes),
         });
-        parts.add(&ck, opts.epoch)?;
+        parts.add(&ck, opts.epoch, &mut renamer)?;
     }
+    let unused_rules: Vec<String> = renamer
+        .unused()
+        .iter()
+        .map(|r| format!("{}={} ({})", r.from, r.to, r.origin))
+        .collect();
+    for r in &unused_rules {
+        log::warn!("rename rule {r} matched no tensor name");
+    }
+    Ok(Loaded {
+        parts,
+        sources,
+        input_bytes,
+        unused_rules,
+    })
+}
+
+/// The recognised architecture and the lowered f32 graph.
+pub(crate) struct Recognised {
+    lowered: lower::Lowered,
+    pub enc: arch::Encoder,
+    fw_layers: u32,
+    fw_from: String,
+    norm_min: f64,
+    norm_max: f64,
+    input_size: u32,
+    classes: usize,
+}
+
+pub(crate) fn recognise_and_lower(
+    opts: &Options,
+    parts: &Parts,
+    progress: &dyn Fn(&str),
+) -> Result<Recognised, String> {
     let files: Vec<String> = opts
         .inputs
         .iter()
@@ -187,12 +242,24 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             "fw_layers {fw_layers} out of range 1..=4 (from {fw_from})"
         ));
     }
-    let norm_min = parts.norm_min.as_ref().map(|x| x.0).or(opts.norm_min).ok_or(
-        "normalisation min not found in the decoder checkpoint (key 'min' / 'norm_min'); give --norm-min",
-    )?;
-    let norm_max = parts.norm_max.as_ref().map(|x| x.0).or(opts.norm_max).ok_or(
-        "normalisation max not found in the decoder checkpoint (key 'max' / 'norm_max'); give --norm-max",
-    )?;
+    let no_norm = |what: &str| {
+        format!(
+            "normalisation {what} not found in {} (key '{what}' / 'norm_{what}'); give --norm-{what}",
+            files.join(", ")
+        )
+    };
+    let norm_min = parts
+        .norm_min
+        .as_ref()
+        .map(|x| x.0)
+        .or(opts.norm_min)
+        .ok_or_else(|| no_norm("min"))?;
+    let norm_max = parts
+        .norm_max
+        .as_ref()
+        .map(|x| x.0)
+        .or(opts.norm_max)
+        .ok_or_else(|| no_norm("max"))?;
 
     progress("recognising the architecture");
     let enc = arch::recognise_encoder(enc_sd, opts.arch)?;
@@ -211,6 +278,41 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         fw_layers: fw_layers as usize,
         input_size,
     })?;
+    let classes = head_sd
+        .tensors
+        .get("linear.weight")
+        .map(|t| t.shape[0])
+        .unwrap_or(0);
+    Ok(Recognised {
+        lowered,
+        enc,
+        fw_layers,
+        fw_from,
+        norm_min,
+        norm_max,
+        input_size,
+        classes,
+    })
+}
+
+pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
+    let t0 = Instant::now();
+    let Loaded {
+        mut parts,
+        sources,
+        input_bytes,
+        unused_rules,
+    } = load_parts(opts, false, progress)?;
+    let Recognised {
+        lowered,
+        enc,
+        fw_layers,
+        fw_from,
+        norm_min,
+        norm_max,
+        input_size,
+        classes,
+    } = recognise_and_lower(opts, &parts, progress)?;
     let graph = lowered.graph;
     let (stored, cast): (Vec<(String, HostTensor)>, CastReport) =
         precision::cast(&lowered.tensors, opts.fp32)?;
@@ -234,11 +336,6 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         Some(f) => f?,
         None => gold.clone(),
     };
-    let classes = head_sd
-        .tensors
-        .get("linear.weight")
-        .map(|t| t.shape[0])
-        .unwrap_or(0);
     let class_names = match &opts.classes_file {
         Some(p) => Some(read_classes(p, classes)?),
         None => None,
@@ -357,6 +454,7 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             .count(),
         threshold,
         seconds: t0.elapsed().as_secs_f64(),
+        unused_rules,
         mapping: std::mem::take(&mut parts.mapping),
     })
 }

@@ -362,3 +362,98 @@ fn calibrate_failures_leave_nothing() {
     assert!(!o.status.success());
     assert!(!out.exists());
 }
+
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("spawn convert")
+}
+
+#[test]
+fn rename_map_and_explain_names_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let custom = heat("tch_custom.pt");
+    let map = heat("tch_custom.map");
+    let out = tmp.path().join("m.hood");
+    // --explain-names: the report on stdout, exit 1 while the model is not recognised, 0 with
+    // the map; nothing written either way (a trailing .hood is ignored).
+    let o = run(&[
+        custom.as_os_str(),
+        "--explain-names".as_ref(),
+        out.as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("backbone.stem.conv.weight -> left over"),
+        "{text}"
+    );
+    assert!(text.contains("model: NOT recognised"), "{text}");
+    let o = run(&[
+        custom.as_os_str(),
+        "--explain-names".as_ref(),
+        "--map".as_ref(),
+        map.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["model"], "resnet18");
+    assert!(!out.exists());
+    // The map converts; --rename rules come first, so one can override a map line.
+    let o = run(&[
+        custom.as_os_str(),
+        out.as_os_str(),
+        "--map".as_ref(),
+        map.as_os_str(),
+        "--rename".as_ref(),
+        "unused.=x.".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["unused_rules"][0], "unused.=x. (--rename #1)");
+    assert!(out.exists());
+    // Bad rules: one error line naming the rule's origin, exit 2, nothing written.
+    let bad_map = tmp.path().join("bad.map");
+    std::fs::write(&bad_map, "# ok\nbackbone.=encoder.\nfc. classifier.\n").unwrap();
+    let out2 = tmp.path().join("n.hood");
+    for (args, needle) in [
+        (
+            vec![
+                custom.as_os_str(),
+                out2.as_os_str(),
+                "--map".as_ref(),
+                bad_map.as_os_str(),
+            ],
+            "bad.map:3",
+        ),
+        (
+            vec![
+                custom.as_os_str(),
+                out2.as_os_str(),
+                "--rename".as_ref(),
+                "=x".as_ref(),
+            ],
+            "--rename #1",
+        ),
+        (
+            vec![
+                custom.as_os_str(),
+                out2.as_os_str(),
+                "--map".as_ref(),
+                tmp.path().join("missing.map").into_os_string().leak(),
+            ],
+            "missing.map",
+        ),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err} should name {needle}");
+        assert!(!out2.exists());
+    }
+}

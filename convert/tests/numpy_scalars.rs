@@ -123,7 +123,9 @@ fn authors_decoder_layout_min_int_max_float64() {
             "{file}: numpy.float64"
         );
         let mut parts = Parts::default();
-        parts.add(&ck, None).unwrap();
+        parts
+            .add(&ck, None, &mut hood_convert::rename::Renamer::default())
+            .unwrap();
         assert_eq!(parts.norm_min.as_ref().map(|x| x.0), Some(0.0), "{file}");
         assert_eq!(parts.norm_max.as_ref().map(|x| x.0), Some(2.5), "{file}");
         assert_eq!(parts.epoch, Some(9), "{file}");
