@@ -1,4 +1,4 @@
-//! Architecture recognition from parameter names and shapes (docs: ../shared/docs/HEAT.md):
+//! Architecture recognition from parameter names and shapes (docs/HEAT.md §5):
 //! ResNet with BasicBlocks (ResNet-18 CIFAR) or Bottlenecks (ResNet-50 Tiny ImageNet), and
 //! pre-activation WideResNets (depth 6n+4, width k). Channel widths, block counts, class count
 //! and latent sizes come from the tensors, so width-scaled variants are recognised too.

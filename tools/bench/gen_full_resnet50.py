@@ -2,7 +2,10 @@
 weights with BatchNorm statistics from a few random batches) for timing `convert` on a
 realistically large model. Not committed (≈ 300 MB). Usage:
 
-    /opt/hood-venv/bin/python tools/bench/gen_full_resnet50.py /tmp/r50full
+    $VENV/bin/python tools/bench/gen_full_resnet50.py $WORK/r50full
+
+($VENV: a Python virtual environment with torch, outside the repository; $WORK: any scratch
+folder. Without an argument the files go to /tmp/r50full.)
 
 Architectures from tools/train/heat_models.py (base width 64 = the authors' model).
 """

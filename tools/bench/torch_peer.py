@@ -10,7 +10,9 @@ decoder → score, scores back on the host (`.cpu()`), in
 * the same in one CUDA graph (static input buffer; the host copy-in and copy-out stay outside the
   graph but inside the timed region).
 
-    python3 tools/bench/torch_peer.py --convert path/to/convert --work /tmp/peer --json out.json
+    python3 tools/bench/torch_peer.py --convert path/to/convert --work $WORK/peer --json out.json
+
+($WORK: any scratch folder; without --work the script uses /tmp/hood-torch-peer.)
 """
 import argparse
 import json

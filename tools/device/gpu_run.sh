@@ -6,7 +6,8 @@
 #
 # Inputs (built/copied on the development machine, see tools/device/README.md):
 #   .carry/bin/{hood,convert}   release builds (x86-64, vulkan feature)
-#   .carry/data/                the three ../shared/datasets tarballs + t10k-images-idx3-ubyte.gz
+#   .carry/data/                the three data-set tarballs (tools/train/README.md, "Data")
+#                               + t10k-images-idx3-ubyte.gz
 #   .gl/*.deb                   the Vulkan loader (libvulkan1), unpacked to / by the caller
 # Knobs (environment): PRESET (gpu | cpu-small), CLS_BUDGET, DEC_BUDGET, EVAL_LIMIT (per set,
 # empty = all), CAL_LIMIT (calibration images, empty = all), INFER_LIMIT (test images given to

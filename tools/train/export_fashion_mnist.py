@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fashion-MNIST test set (IDX, from Debian's `dataset-fashion-mnist`) → a folder of 32×32 RGB PNGs,
 the far-OOD test set for CIFAR-10 models: grey replicated to 3 channels, zero-padded by 2 pixels on
-each side (../shared/datasets/README.md). Both `hood eval` and tools/train/evaluate.py read the
+each side (tools/train/README.md, "Data"). Both `hood eval` and tools/train/evaluate.py read the
 folder, so they see identical pixels.
 
     python tools/train/export_fashion_mnist.py [--idx /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz] OUT_DIR

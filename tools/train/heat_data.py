@@ -1,6 +1,7 @@
 """Image folders → uint8 arrays, for tools/train (training and the PyTorch evaluation).
 
-Layouts are those of ../shared/datasets/README.md after `tar xzf`:
+Layouts after `tar xzf` of the data-set tarballs (tools/train/README.md, "Data", says where the
+data comes from):
 * cifar10/{train,test}/<class>/NNNN.jpg (label = class index in CIFAR_CLASSES order, which is also
   the sorted order of the folder names);
 * tinyimagenet32/train/<wnid>/*.JPEG, tinyimagenet32/val/images/*.JPEG;
@@ -33,7 +34,7 @@ TARBALLS = {
 
 
 def unpack(tar_dir, data_dir):
-    """Unpack the shared tarballs found in `tar_dir` into `data_dir` (skipping ones already there).
+    """Unpack the data-set tarballs found in `tar_dir` into `data_dir` (skipping ones already there).
     Members are checked to stay inside `data_dir`."""
     os.makedirs(data_dir, exist_ok=True)
     for top, name in TARBALLS.items():

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Train a HEAT detector (classifier + heatmap decoder) on CIFAR-10, following the paper's recipe
-(../shared/docs/HEAT.md), and write the authors' checkpoint layout that `convert` reads.
+(docs/HEAT.md), and write the authors' checkpoint layout that `convert` reads
+(docs/CHECKPOINTS.md §6).
 
-    python tools/train/train_heat.py --datasets ../shared/datasets --work /tmp/heat-work \
-        --out /tmp/heat-run [--preset gpu|cpu-small] [--arch wrn40_2|resnet18]
+    python tools/train/train_heat.py --datasets $DATA --work $WORK --out $WORK/run \
+        [--preset gpu|cpu-small] [--arch wrn40_2|resnet18]
+
+$DATA: a folder holding the three data-set tarballs, or the data sets already unpacked; $WORK: a
+scratch folder outside the repository (tools/train/README.md, "Data", says where to get the data
+and which layout is expected).
 
 Steps:
 1. Classifier on CIFAR-10 train minus a held-out validation split (`--val-per-class`, default 500
@@ -291,7 +296,8 @@ def cpu_state(sd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", required=True,
-                    help="folder with the shared tarballs, or with them already unpacked")
+                    help="folder with the data-set tarballs, or with them already "
+                         "unpacked (tools/train/README.md, Data)")
     ap.add_argument("--work", required=True, help="scratch folder (unpacked data, caches)")
     ap.add_argument("--out", required=True, help="where the checkpoints go")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
