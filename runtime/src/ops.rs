@@ -1,7 +1,8 @@
-//! The one op list shared by the model file, the converter, the CPU reference and (later) the
-//! Vulkan backend. Each op has a **stable numeric id** written into `.hood` files; ids are never
-//! reused or renumbered. Adding an op = a new variant + id here, its reference in
-//! `reference/<op>.rs`, its shader and dispatch, and its tests.
+//! The one op list shared by the model file, the converter, the CPU reference, the fast CPU
+//! backend and the Vulkan backend. Each op has a **stable numeric id** written into `.hood` files;
+//! ids are never reused or renumbered. Adding an op = a new variant + id here, its reference in
+//! the op family's file under `reference/`, its fast CPU kernel under `cpu/`, its shader and
+//! dispatch under `shaders/` and `vulkan/`, and its tests.
 //!
 //! Attribute semantics (all tensors NCHW, per-image shapes, batch implicit):
 //! * `Conv2d`: `y = relu?( conv(prologue(x), W) + b + residual? )`; the optional prologue applies
