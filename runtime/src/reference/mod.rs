@@ -2,13 +2,13 @@
 //! [`crate::cpu`], Vulkan) is tested against; `--backend reference`. f32 arithmetic on weights widened from
 //! their stored type; one plain-loop function per op family, in files named after the op.
 
-pub mod conv;
-pub mod deconv;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod elementwise;
 pub mod executor;
+pub mod heat_score;
 pub mod linear;
 pub mod pool;
-pub mod score;
 
 use crate::error::{HoodError, Result};
 use crate::graph::{Graph, ValueType};
@@ -116,7 +116,7 @@ pub fn execute(
             Op::Conv2d(a) => {
                 let prologue = match &a.prologue {
                     None => None,
-                    Some(p) => Some(conv::PrologueRef {
+                    Some(p) => Some(conv2d::PrologueRef {
                         scale: weights.get(&p.scale)?,
                         shift: weights.get(&p.shift)?,
                         relu: p.relu,
@@ -127,7 +127,7 @@ pub fn execute(
                 } else {
                     None
                 };
-                vec![Buffer::F32(conv::conv2d(
+                vec![Buffer::F32(conv2d::conv2d(
                     a,
                     f32_of(&values, node.inputs[0])?,
                     n,
@@ -145,7 +145,7 @@ pub fn execute(
                 } else {
                     None
                 };
-                vec![Buffer::F32(deconv::conv_transpose2d(
+                vec![Buffer::F32(conv_transpose2d::conv_transpose2d(
                     a,
                     f32_of(&values, node.inputs[0])?,
                     n,
@@ -211,8 +211,13 @@ pub fn execute(
                 a.relu,
             ))],
             Op::HeatScore => {
-                let (scores, heat) =
-                    score::heat_score(f32_of(&values, node.inputs[0])?, n, dim(0), dim(1), dim(2));
+                let (scores, heat) = heat_score::heat_score(
+                    f32_of(&values, node.inputs[0])?,
+                    n,
+                    dim(0),
+                    dim(1),
+                    dim(2),
+                );
                 vec![Buffer::F32(scores), Buffer::F32(heat)]
             }
         };
