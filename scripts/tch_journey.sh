@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The tch user's journey, end to end, on synthetic images (CI has no data sets): train a HEAT
+# detector in Rust with tch (tools/tch-train, a few steps), save it with VarStore::save,
+# `convert` it, `hood selftest` it, and check `hood infer`'s scores and classes against tch's own
+# fp32 inference of the same checkpoint (`tch-train predict`).
+#
+# Needs PyTorch 2.11 for libtorch (tch 0.24 links against the libtorch inside the torch wheel):
+# installed into a cached virtual environment, $HOOD_TORCH_VENV (default: a folder beside the
+# cargo target dir, so a warm CI machine reuses it). Called by .ci/run after the README's test
+# command; run it on its own with `bash scripts/tch_journey.sh` (it builds what it needs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="${HOOD_TORCH_VENV:-$target/../torch-venv}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+t0=$SECONDS
+stamp() { echo "tch-journey: [$((SECONDS - t0)) s] $*" >&2; }
+
+# 1. PyTorch in the cached virtual environment (the CUDA wheel from PyPI: ~5 GB with its
+#    libraries; tch only needs its libtorch, which runs on the CPU here).
+if ! "$venv/bin/python" -c 'import torch; assert torch.__version__.startswith("2.11.")' 2>/dev/null; then
+  stamp "installing torch 2.11.0 into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv"; then
+    # Debian's python3 keeps venv/ensurepip in a separate package.
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-venv
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --no-cache-dir --disable-pip-version-check torch==2.11.0
+fi
+torch_lib="$("$venv/bin/python" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+stamp "torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)') ready"
+
+# 2. The trainer (its own workspace and target folder), and hood + convert exactly as the
+#    README's test command builds them (`cargo test`'s build: after scripts/test.sh nothing is
+#    rebuilt; on its own this builds what the tests build).
+LIBTORCH_USE_PYTORCH=1 PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$target/tch-train" \
+  cargo build --release -q --manifest-path tools/tch-train/Cargo.toml
+cargo test -q --workspace --all-targets --features hood-runtime/vulkan,hood-tests/vulkan --no-run
+trainer="$target/tch-train/release/tch-train"
+hood="$target/debug/hood"
+convert="$target/debug/convert"
+export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+stamp "built tch-train, hood, convert"
+
+# 3. Synthetic data, a smoke-sized training run, conversion.
+"$trainer" synth --out "$work/data"
+"$trainer" train --preset smoke --id-train "$work/data/train" --id-test "$work/data/test" \
+  --ood-train "$work/data/ood" --out "$work/run" --threads 2
+stamp "trained"
+"$convert" "$work/run/heat.ot" "$work/heat.hood" --classes "$work/run/classes.txt"
+"$convert" "$work/run/heat.ot" "$work/heat32.hood" --classes "$work/run/classes.txt" --fp32
+"$hood" selftest "$work/heat.hood"
+"$hood" selftest "$work/heat32.hood"
+
+# 4. hood (fp32 weights, plain-loop reference) against tch's own fp32 inference, same images.
+mapfile -t images < <(find "$work/data/test" "$work/data/ood" -name '*.png' | LC_ALL=C sort)
+"$trainer" predict --model "$work/run/heat.ot" --out "$work/tch.csv" "${images[@]}"
+"$hood" infer "$work/heat32.hood" --backend reference --json "${images[@]}" > "$work/hood.jsonl"
+"$hood" infer "$work/heat.hood" --backend cpu --json "${images[@]}" > "$work/hood16.jsonl"
+# The bound: 2e-3, tolerance.rs's SCORE_FP16 / SELFTEST_SCORE (the fp32 model is far closer).
+python3 tools/train/compare_scores.py "$work/tch.csv" "$work/hood.jsonl" --max-dscore 2e-3 \
+  --label "hood fp32 model (reference) vs tch"
+# The stored fp16 model on the fast backend, for information: a barely trained model has
+# near-tied logits, so fp16 weights may flip a class (and with it the decoder's input).
+python3 tools/train/compare_scores.py "$work/tch.csv" "$work/hood16.jsonl" --report-only \
+  --label "hood fp16 model (cpu) vs tch"
+stamp "done: hood matches tch"
