@@ -48,26 +48,31 @@ convert="$target/debug/convert"
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 stamp "built tch-train, hood, convert"
 
-# 3. Synthetic data, a smoke-sized training run, conversion.
+# 3.–4. Synthetic data; per classifier family a smoke-sized training run, conversion (fp16 and
+#    fp32), self-tests, and hood (fp32 weights, plain-loop reference) against tch's own fp32
+#    inference on the same images. The bound: 2e-3, tolerance.rs's SCORE_FP16 / SELFTEST_SCORE
+#    (the fp32 model is far closer); any class difference fails too.
 "$trainer" synth --out "$work/data"
-"$trainer" train --preset smoke --id-train "$work/data/train" --id-test "$work/data/test" \
-  --ood-train "$work/data/ood" --out "$work/run" --threads 2
-stamp "trained"
-"$convert" "$work/run/heat.ot" "$work/heat.hood" --classes "$work/run/classes.txt"
-"$convert" "$work/run/heat.ot" "$work/heat32.hood" --classes "$work/run/classes.txt" --fp32
-"$hood" selftest "$work/heat.hood"
-"$hood" selftest "$work/heat32.hood"
-
-# 4. hood (fp32 weights, plain-loop reference) against tch's own fp32 inference, same images.
 mapfile -t images < <(find "$work/data/test" "$work/data/ood" -name '*.png' | LC_ALL=C sort)
-"$trainer" predict --model "$work/run/heat.ot" --out "$work/tch.csv" "${images[@]}"
-"$hood" infer "$work/heat32.hood" --backend reference --json "${images[@]}" > "$work/hood.jsonl"
-"$hood" infer "$work/heat.hood" --backend cpu --json "${images[@]}" > "$work/hood16.jsonl"
-# The bound: 2e-3, tolerance.rs's SCORE_FP16 / SELFTEST_SCORE (the fp32 model is far closer).
-python3 tools/train/compare_scores.py "$work/tch.csv" "$work/hood.jsonl" --max-dscore 2e-3 \
-  --label "hood fp32 model (reference) vs tch"
-# The stored fp16 model on the fast backend, for information: a barely trained model has
-# near-tied logits, so fp16 weights may flip a class (and with it the decoder's input).
-python3 tools/train/compare_scores.py "$work/tch.csv" "$work/hood16.jsonl" --report-only \
-  --label "hood fp16 model (cpu) vs tch"
+for family in "wrn" "resnet18 --base-width 8" "resnet50 --base-width 8"; do
+  name="${family%% *}"
+  run="$work/$name"
+  # shellcheck disable=SC2086  # $family carries the flags
+  "$trainer" train --preset smoke --arch $family --id-train "$work/data/train" \
+    --id-test "$work/data/test" --ood-train "$work/data/ood" --out "$run" --threads 2 | tail -n 1
+  "$convert" "$run/heat.ot" "$run/heat.hood" --classes "$run/classes.txt" | head -n 2
+  "$convert" "$run/heat.ot" "$run/heat32.hood" --classes "$run/classes.txt" --fp32 > /dev/null
+  "$hood" selftest "$run/heat.hood"
+  "$hood" selftest "$run/heat32.hood"
+  "$trainer" predict --model "$run/heat.ot" --out "$run/tch.csv" "${images[@]}"
+  "$hood" infer "$run/heat32.hood" --backend reference --json "${images[@]}" > "$run/hood.jsonl"
+  "$hood" infer "$run/heat.hood" --backend cpu --json "${images[@]}" > "$run/hood16.jsonl"
+  python3 tools/train/compare_scores.py "$run/tch.csv" "$run/hood.jsonl" --max-dscore 2e-3 \
+    --label "$name: hood fp32 model (reference) vs tch"
+  # The stored fp16 model on the fast backend, for information: a barely trained model has
+  # near-tied logits, so fp16 weights may flip a class (and with it the decoder's input).
+  python3 tools/train/compare_scores.py "$run/tch.csv" "$run/hood16.jsonl" --report-only \
+    --label "$name: hood fp16 model (cpu) vs tch"
+  stamp "$name done"
+done
 stamp "done: hood matches tch"

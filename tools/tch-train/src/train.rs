@@ -65,6 +65,9 @@ pub struct TrainArgs {
     /// WRN widen factor.
     #[arg(long)]
     pub widen: Option<i64>,
+    /// ResNet stem width (64: the authors' networks; smaller widths scale every channel count).
+    #[arg(long)]
+    pub base_width: Option<i64>,
     /// WRN dropout (authors: 0.3).
     #[arg(long)]
     pub dropout: Option<f64>,
@@ -108,6 +111,7 @@ struct Settings {
     arch: Arch,
     depth: i64,
     widen: i64,
+    base_width: i64,
     dropout: f64,
     cls_epochs: usize,
     cls_batch: i64,
@@ -130,6 +134,7 @@ impl Settings {
                 arch: Arch::Wrn,
                 depth: 16,
                 widen: 1,
+                base_width: 64,
                 dropout: 0.0,
                 cls_epochs: 15,
                 cls_batch: 128,
@@ -148,6 +153,7 @@ impl Settings {
                 arch: Arch::Wrn,
                 depth: 16,
                 widen: 1,
+                base_width: 64,
                 dropout: 0.0,
                 cls_epochs: 2,
                 cls_batch: 32,
@@ -166,11 +172,14 @@ impl Settings {
         let (depth, widen) = match arch {
             Arch::Wrn => (a.depth.unwrap_or(s.depth), a.widen.unwrap_or(s.widen)),
             Arch::Resnet18 => (18, 1),
+            Arch::Resnet50 => (50, 1),
         };
         let out = Settings {
             arch,
             depth,
             widen,
+            base_width: a.base_width.unwrap_or(s.base_width),
+            input_size: arch.input_size(),
             dropout: a.dropout.unwrap_or(s.dropout),
             cls_epochs: a.cls_epochs.unwrap_or(s.cls_epochs),
             cls_batch: a.cls_batch.unwrap_or(s.cls_batch),
@@ -303,6 +312,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         arch: st.arch,
         depth: st.depth,
         widen: st.widen,
+        base_width: st.base_width,
         dropout: st.dropout,
         num_classes: classes.len() as i64,
         fw_layers: st.fw_layers,

@@ -60,14 +60,40 @@ impl Decoder {
         Self::new(p, z + num_classes, z, &f, [2, 3, 4], fw_layers, num_classes)
     }
 
-    /// `ResNet18_CIFAR10_Deconv_GAN`: fc1 (512 + c) → 100, blocks 512, 256, 128, 64, adds after
-    /// blocks 1, 2, 3.
-    pub fn resnet18(p: &Path, fw_layers: usize, num_classes: i64) -> Self {
-        let f = [512, 256, 128, 64];
+    /// `ResNet18_CIFAR10_Deconv_GAN`: fc1 (z + c) → 100, blocks 512, 256, 128, 64, adds after
+    /// blocks 1, 2, 3; every channel count scaled by `base_width`/64 (rounded down, ≥ 1) as
+    /// `heat_models._scale`.
+    pub fn resnet18(p: &Path, base_width: i64, fw_layers: usize, num_classes: i64) -> Self {
+        let f: Vec<i64> = [512, 256, 128, 64]
+            .iter()
+            .map(|&c| scale(c, base_width))
+            .collect();
+        let z = 8 * base_width;
+        let lat = scale(100, base_width);
         Self::new(
             p,
-            512 + num_classes,
-            100,
+            z + num_classes,
+            lat,
+            &f,
+            [1, 2, 3],
+            fw_layers,
+            num_classes,
+        )
+    }
+
+    /// `TImageNet_Deconv_GAN` (ResNet-50, 64×64): fc1 (z + c) → 512, blocks 2048, 1024, 512,
+    /// 256, 128, adds after blocks 1, 2, 3; scaled by `base_width`/64 like [`Decoder::resnet18`].
+    pub fn timagenet(p: &Path, base_width: i64, fw_layers: usize, num_classes: i64) -> Self {
+        let f: Vec<i64> = [2048, 1024, 512, 256, 128]
+            .iter()
+            .map(|&c| scale(c, base_width))
+            .collect();
+        let z = 8 * base_width * 4;
+        let lat = scale(512, base_width);
+        Self::new(
+            p,
+            z + num_classes,
+            lat,
             &f,
             [1, 2, 3],
             fw_layers,
@@ -92,4 +118,9 @@ impl Decoder {
         }
         self.last.forward(&x).tanh()
     }
+}
+
+/// `heat_models._scale`: `n · base_width / 64` rounded down, at least 1.
+fn scale(n: i64, base_width: i64) -> i64 {
+    (n * base_width / 64).max(1)
 }

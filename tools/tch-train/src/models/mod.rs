@@ -22,16 +22,42 @@ pub use layers::Linear;
 pub enum Arch {
     /// Pre-activation WideResNet, depth 6n+4, widen k.
     Wrn,
-    /// ResNet-18 for 32×32 input.
+    /// ResNet-18 (BasicBlocks), 32×32 input (CIFAR).
     Resnet18,
+    /// ResNet-50 (Bottlenecks), 64×64 input with the stem's 2×2 max-pool (Tiny ImageNet).
+    Resnet50,
+}
+
+impl Arch {
+    /// The input size the authors train this family at.
+    pub fn input_size(self) -> u32 {
+        match self {
+            Arch::Resnet50 => 64,
+            _ => 32,
+        }
+    }
+
+    fn block(self) -> resnet::BlockKind {
+        match self {
+            Arch::Resnet50 => resnet::BlockKind::Bottleneck,
+            _ => resnet::BlockKind::Basic,
+        }
+    }
+}
+
+fn default_base_width() -> i64 {
+    64
 }
 
 /// What is needed to rebuild the networks: written beside the weights as `heat.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     pub arch: Arch,
-    /// WRN depth (6n+4); 18 for ResNet-18.
+    /// WRN depth (6n+4); 18 / 50 for the ResNets.
     pub depth: i64,
+    /// ResNet stem width (64: the authors' networks; channel counts scale with it).
+    #[serde(default = "default_base_width")]
+    pub base_width: i64,
     /// WRN widen factor; 1 for ResNet-18.
     pub widen: i64,
     /// WRN dropout while training (identity at inference).
@@ -53,6 +79,9 @@ impl ModelSpec {
         if self.arch == Arch::Wrn && self.widen < 1 {
             bail!("WideResNet widen factor {} is not ≥ 1", self.widen);
         }
+        if self.arch != Arch::Wrn && self.base_width < 1 {
+            bail!("ResNet base width {} is not ≥ 1", self.base_width);
+        }
         if !(1..=4).contains(&self.fw_layers) {
             bail!("fw_layers {} is not in 1..=4", self.fw_layers);
         }
@@ -66,11 +95,16 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// A short name: `wrn-16-1`, `resnet18`.
+    /// A short name: `wrn-16-1`, `resnet18`, `resnet50-w16`.
     pub fn family(&self) -> String {
+        let w = match self.base_width {
+            64 => String::new(),
+            b => format!("-w{b}"),
+        };
         match self.arch {
             Arch::Wrn => format!("wrn-{}-{}", self.depth, self.widen),
-            Arch::Resnet18 => "resnet18".into(),
+            Arch::Resnet18 => format!("resnet18{w}"),
+            Arch::Resnet50 => format!("resnet50{w}"),
         }
     }
 
@@ -94,7 +128,7 @@ impl ModelSpec {
 #[derive(Debug)]
 pub enum Encoder {
     Wrn(wrn::WideResNet),
-    ResNet18(resnet::ResNet18),
+    ResNet(resnet::ResNet),
 }
 
 impl Encoder {
@@ -102,7 +136,7 @@ impl Encoder {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         match self {
             Encoder::Wrn(m) => m.forward_t(x, train),
-            Encoder::ResNet18(m) => m.forward_t(x, train),
+            Encoder::ResNet(m) => m.forward_t(x, train),
         }
     }
 }
@@ -128,9 +162,15 @@ impl Classifier {
                 )),
                 wrn::WideResNet::z_dim(spec.widen),
             ),
-            Arch::Resnet18 => (
-                Encoder::ResNet18(resnet::ResNet18::new(&ep, spec.fw_layers)),
-                resnet::ResNet18::Z_DIM,
+            Arch::Resnet18 | Arch::Resnet50 => (
+                Encoder::ResNet(resnet::ResNet::new(
+                    &ep,
+                    spec.arch.block(),
+                    spec.base_width,
+                    spec.input_size,
+                    spec.fw_layers,
+                )),
+                resnet::ResNet::z_dim(spec.arch.block(), spec.base_width),
             ),
         };
         let head = Linear::new(&(root / "classifier" / "linear"), z_dim, spec.num_classes);
@@ -150,7 +190,8 @@ pub fn decoder(root: &Path, spec: &ModelSpec) -> Decoder {
     let p = root / "decoder";
     match spec.arch {
         Arch::Wrn => Decoder::wrn(&p, spec.widen, spec.fw_layers, spec.num_classes),
-        Arch::Resnet18 => Decoder::resnet18(&p, spec.fw_layers, spec.num_classes),
+        Arch::Resnet18 => Decoder::resnet18(&p, spec.base_width, spec.fw_layers, spec.num_classes),
+        Arch::Resnet50 => Decoder::timagenet(&p, spec.base_width, spec.fw_layers, spec.num_classes),
     }
 }
 
