@@ -35,7 +35,14 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
+    // Folders already listed, by their canonical path: symbolic links are followed (a linked data
+    // set folder works), and a link back to an ancestor is listed once, not forever.
+    let mut seen = std::collections::HashSet::new();
     while let Some(d) = stack.pop() {
+        let canonical = std::fs::canonicalize(&d).map_err(|e| HoodError::io(&d, e))?;
+        if !seen.insert(canonical) {
+            continue;
+        }
         for entry in std::fs::read_dir(&d).map_err(|e| HoodError::io(&d, e))? {
             let entry = entry.map_err(|e| HoodError::io(&d, e))?;
             let p = entry.path();

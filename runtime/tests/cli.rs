@@ -221,18 +221,15 @@ fn bad_images_are_reported_and_the_rest_still_scored() {
         good.to_str().unwrap(),
         empty.to_str().unwrap(),
         missing.to_str().unwrap(),
-        d.to_str().unwrap(),
         "--backend",
         "cpu",
         "--json",
     ]);
-    assert_clean_failure(
-        &out,
-        &["junk.png", "empty.jpg", "nope.png", "is a directory"],
-    );
+    // (A folder argument stands for the images in it: see the folder test below.)
+    assert_clean_failure(&out, &["junk.png", "empty.jpg", "nope.png"]);
     assert_eq!(
         text(&out.stderr).trim().lines().count(),
-        4,
+        3,
         "{}",
         text(&out.stderr)
     );
@@ -429,4 +426,140 @@ fn a_closed_stdout_pipe_ends_hood_quietly() {
         "expected SIGPIPE, got {:?}: {err}",
         out.status
     );
+}
+
+fn bundled(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn infer_takes_folders_recursively_sorted_and_symlink_cycle_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model_in(dir.path());
+    let imgs = dir.path().join("imgs");
+    std::fs::create_dir_all(imgs.join("b/deeper")).unwrap();
+    std::fs::create_dir_all(imgs.join("a")).unwrap();
+    png(&imgs.join("b/deeper"), "z.png", 8, 8, 1);
+    png(&imgs.join("a"), "y.png", 8, 8, 2);
+    png(&imgs, "x.png", 8, 8, 3);
+    std::fs::write(imgs.join("notes.txt"), "not an image").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&imgs, imgs.join("b/loop")).unwrap();
+    let out = hood(&[
+        "infer",
+        m.to_str().unwrap(),
+        imgs.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let paths: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = ["a/y.png", "b/deeper/z.png", "x.png"]
+        .iter()
+        .map(|r| imgs.join(r).display().to_string())
+        .collect();
+    assert_eq!(paths, want, "each image once, sorted by path");
+    // A folder without images is an error naming it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = hood(&["infer", m.to_str().unwrap(), empty.to_str().unwrap()]);
+    assert_clean_failure(&out, &["empty", "no images"]);
+}
+
+#[test]
+fn fail_on_ood_exits_3_only_when_an_image_is_ood() {
+    let model = bundled("models/heat-wrn40-2-cifar10.hood");
+    let id = bundled("samples/cifar10-cat-0000.jpg");
+    let ood = bundled("samples/dtd-banded.jpg");
+    let run = |imgs: &[&str], extra: &[&str]| {
+        let mut a = vec!["infer", model.as_str(), "--backend", "cpu", "--fail-on-ood"];
+        a.extend_from_slice(imgs);
+        a.extend_from_slice(extra);
+        hood(&a)
+    };
+    assert_eq!(run(&[&id], &[]).status.code(), Some(0));
+    assert_eq!(run(&[&id, &ood], &[]).status.code(), Some(3));
+    // An error wins over "OOD": exit 1.
+    assert_eq!(
+        run(&[&ood, "/nonexistent/x.png"], &[]).status.code(),
+        Some(1)
+    );
+    // Without the flag an OOD image is not a failure.
+    let out = hood(&["infer", model.as_str(), "--backend", "cpu", &ood]);
+    assert_eq!(out.status.code(), Some(0));
+    // A model without a threshold cannot answer the question.
+    let untrained = bundled("models/demo-untrained.hood");
+    let out = hood(&["infer", untrained.as_str(), &id, "--fail-on-ood"]);
+    assert_clean_failure(&out, &["--fail-on-ood needs a threshold"]);
+}
+
+#[test]
+fn selftest_explain_and_calibrate_speak_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = bundled("models/heat-wrn40-2-cifar10.hood");
+    let out = hood(&["selftest", model.as_str(), "--backend", "cpu", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["passed"], true);
+    assert_eq!(j["images"], 4);
+    assert_eq!(j["backend"], "cpu");
+
+    let png_out = dir.path().join("e.png");
+    let img = bundled("samples/dtd-banded.jpg");
+    let out = hood(&[
+        "explain",
+        model.as_str(),
+        &img,
+        "--out",
+        png_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["ood"], true);
+    assert_eq!(j["class_name"], "deer");
+    assert!(png_out.exists());
+
+    let cal = dir.path().join("cal.hood");
+    let out = hood(&[
+        "calibrate",
+        model.as_str(),
+        "--id",
+        &bundled("samples"),
+        "--tpr",
+        "0.5",
+        "--out",
+        cal.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["tpr"], 0.5);
+    assert!(j["threshold"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["output"], cal.display().to_string());
+    assert!(cal.exists());
+}
+
+#[test]
+fn version_names_the_compiled_features() {
+    let out = hood(&["--version"]);
+    assert!(out.status.success());
+    let v = text(&out.stdout);
+    assert!(v.contains("features:"), "{v}");
+    assert_eq!(v.contains("vulkan;"), cfg!(feature = "vulkan"), "{v}");
 }

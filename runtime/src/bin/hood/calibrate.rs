@@ -34,6 +34,9 @@ pub struct Args {
     /// Description of the calibration data stored with the threshold (default: the folder).
     #[arg(long, value_name = "TEXT")]
     data: Option<String>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -54,6 +57,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let out = args.out.clone().unwrap_or_else(|| args.model.clone());
     write_with_threshold(&model, t.clone(), &out)?;
     let flagged = set.images.iter().filter(|s| s.score > t.value).count();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "threshold": t.value,
+                "tpr": args.tpr,
+                "images": set.images.len(),
+                "above_threshold": flagged,
+                "undecodable": set.undecodable,
+                "data": t.data,
+                "output": out.display().to_string(),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "threshold {} at TPR {} on {} ID images ({} of them above it, {} undecodable) -> {}",
         t.value,

@@ -21,6 +21,9 @@ pub struct Args {
     scale: u32,
     #[command(flatten)]
     exec: ExecArgs,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -39,13 +42,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let img = overlay::overlay(&prep.view, &hm.data, 1.0, args.scale);
     img.save(&args.out)
         .with_context(|| format!("{}: cannot write the overlay", args.out.display()))?;
-    println!(
-        "{}: {}; overlay {} ({}x{})",
-        args.image.display(),
-        crate::infer::summary(&d),
-        args.out.display(),
-        img.width(),
-        img.height()
-    );
+    if args.json {
+        let mut v = serde_json::json!({
+            "path": args.image.display().to_string(),
+            "class": d.class,
+            "score": d.score,
+            "ood": d.ood,
+            "threshold": det.threshold(),
+            "overlay": args.out.display().to_string(),
+            "overlay_size": [img.width(), img.height()],
+        });
+        if let Some(n) = &d.class_name {
+            v["class_name"] = n.clone().into();
+        }
+        println!("{v}");
+    } else {
+        println!(
+            "{}: {}; overlay {} ({}x{})",
+            args.image.display(),
+            crate::infer::summary(&d),
+            args.out.display(),
+            img.width(),
+            img.height()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,11 @@
-//! `hood infer MODEL IMAGE... [--backend] [--threads N] [--json] [--logits] [--heatmaps DIR]`.
-//! Undecodable images get one error line each and a non-zero exit; the others are still scored.
+//! `hood infer MODEL IMAGE|DIR... [--backend] [--threads N] [--json] [--logits] [--heatmaps DIR]
+//! [--fail-on-ood]`. A folder stands for every image under it (recursive, sorted by path, symbolic
+//! links followed once). Undecodable images get one error line each and exit status 1; the others
+//! are still scored. With `--fail-on-ood` the exit status is 3 when an image is out of
+//! distribution (and none failed).
 
 use crate::exec::ExecArgs;
+use hood_runtime::calibrate::list_images;
 use hood_runtime::detector::Detection;
 use hood_runtime::preprocess::{self, Prepared};
 use hood_runtime::{overlay, Model};
@@ -12,7 +16,8 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     model: PathBuf,
-    #[arg(required = true)]
+    /// Image files, or folders searched recursively (sorted by path).
+    #[arg(required = true, value_name = "IMAGE|DIR")]
     images: Vec<PathBuf>,
     #[command(flatten)]
     exec: ExecArgs,
@@ -31,6 +36,31 @@ pub struct Args {
     /// OOD threshold overriding the model's calibrated one.
     #[arg(long)]
     threshold: Option<f32>,
+    /// Exit with status 3 when any image is out of distribution (1 stays "an error occurred",
+    /// and wins); needs a threshold (calibrated or --threshold).
+    #[arg(long)]
+    fail_on_ood: bool,
+}
+
+/// Exit status of `--fail-on-ood` when an image is out of distribution.
+pub const EXIT_OOD: u8 = 3;
+
+/// The image files named by the arguments: files as given, folders expanded to every image
+/// under them (sorted).
+fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in args {
+        if p.is_dir() {
+            let found = list_images(p)?;
+            if found.is_empty() {
+                anyhow::bail!("{}: no images in this folder", p.display());
+            }
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 fn unique_png(dir: &Path, src: &Path, used: &mut HashSet<PathBuf>) -> PathBuf {
@@ -97,9 +127,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: cannot create heatmap folder: {e}", dir.display()))?;
     }
     let threshold = det.threshold();
+    if args.fail_on_ood && threshold.is_none() {
+        anyhow::bail!(
+            "{}: --fail-on-ood needs a threshold: calibrate the model (hood calibrate) or give --threshold",
+            args.model.display()
+        );
+    }
+    let images = expand(&args.images)?;
     let mut failures = 0usize;
+    let mut any_ood = false;
     let mut used = HashSet::new();
-    for chunk in args.images.chunks(args.batch as usize) {
+    for chunk in images.chunks(args.batch as usize) {
         let mut ok: Vec<(&PathBuf, Prepared)> = Vec::new();
         for p in chunk {
             match preprocess::prepare_file(p, &det.meta().input) {
@@ -131,13 +169,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            any_ood |= d.ood == Some(true);
             report(path, d, args, threshold, png.as_deref());
         }
     }
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if failures > 0 {
         ExitCode::FAILURE
+    } else if args.fail_on_ood && any_ood {
+        ExitCode::from(EXIT_OOD)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -4,7 +4,8 @@
 //! `hood eval MODEL --id DIR --ood NAME=DIR`, `hood calibrate MODEL --id DIR`,
 //! `hood explain MODEL IMAGE --out PNG`. Every command that runs the model takes
 //! `--backend cpu|reference|vulkan|auto` and `--threads N` (exec.rs).
-//! Errors print one line `hood: <file>: <problem>` and exit non-zero.
+//! Errors print one line `hood: <file>: <problem>` (with its causes) and exit non-zero;
+//! `hood infer --fail-on-ood` exits 3 when an image is out of distribution.
 
 mod bench;
 mod calibrate;
@@ -19,10 +20,25 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The compiled-in optional features, for `--version`.
+#[cfg(feature = "vulkan")]
+macro_rules! features {
+    () => {
+        "vulkan; backends: cpu, reference, vulkan, auto"
+    };
+}
+#[cfg(not(feature = "vulkan"))]
+macro_rules! features {
+    () => {
+        "none, CPU-only build; backends: cpu, reference, auto (= cpu)"
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "hood",
     version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (features: ", features!(), ")"),
     about = "Run heatmap-based OOD detectors (.hood models)"
 )]
 struct Cli {
@@ -51,6 +67,9 @@ enum Cmd {
         model: PathBuf,
         #[command(flatten)]
         exec: exec::ExecArgs,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// OOD metrics (AUROC, AUPR, FPR95) of ID vs OOD image folders; ROC plot and score CSV.
     Eval(eval::Args),
@@ -78,7 +97,7 @@ fn main() -> ExitCode {
         Cmd::Info { model, json } => info::run(&model, json),
         Cmd::Infer(args) => infer::run(&args),
         Cmd::Bench(args) => bench::run(&args),
-        Cmd::Selftest { model, exec } => selftest::run(&model, &exec),
+        Cmd::Selftest { model, exec, json } => selftest::run(&model, &exec, json),
         Cmd::Eval(args) => eval::run(&args),
         Cmd::Calibrate(args) => calibrate::run(&args),
         Cmd::Explain(args) => explain::run(&args),
@@ -86,7 +105,8 @@ fn main() -> ExitCode {
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hood: {e}");
+            // `{:#}`: the error and its causes on one line, `outer: inner: …`.
+            eprintln!("hood: {e:#}");
             ExitCode::FAILURE
         }
     }
