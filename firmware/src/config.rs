@@ -9,12 +9,32 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `--version`: the version and the optional features compiled in (`vulkan` — the runtime's,
+/// however it was switched on — and `v4l2`).
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let features: Vec<&str> = [
+        ("vulkan", cfg!(feature = "vulkan")),
+        ("v4l2", cfg!(feature = "v4l2")),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(n, _)| *n)
+    .collect();
+    let features = if features.is_empty() {
+        "none (CPU backend; image and folder sources)".to_string()
+    } else {
+        features.join(", ")
+    };
+    format!("{} (features: {features})", env!("CARGO_PKG_VERSION"))
+});
+
 /// Command-line flags and TOML keys.
 #[derive(Parser, Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 #[command(
     name = "hood-watch",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Watch a camera or image feed, flag out-of-distribution frames (HEAT), drive an alert pin.",
     after_help = "With no source and no model it runs the embedded default: the bundled CIFAR-10 HEAT model (WRN-40-2, \
 calibrated threshold) on a bundled feed (in-distribution, OOD, in-distribution); the alert is raised on the OOD \

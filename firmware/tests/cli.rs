@@ -210,3 +210,13 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("--features v4l2"));
     }
 }
+
+#[test]
+fn version_names_the_compiled_features() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.contains("features:"), "{v}");
+    assert_eq!(v.contains("vulkan"), hood_runtime::HAS_VULKAN, "{v}");
+    assert_eq!(v.contains("v4l2"), cfg!(feature = "v4l2"), "{v}");
+}
