@@ -13,7 +13,7 @@ use std::time::Duration;
 /// however it was switched on — and `v4l2`).
 static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let features: Vec<&str> = [
-        ("vulkan", cfg!(feature = "vulkan")),
+        ("vulkan", hood_runtime::HAS_VULKAN),
         ("v4l2", cfg!(feature = "v4l2")),
     ]
     .iter()
