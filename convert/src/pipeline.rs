@@ -295,6 +295,20 @@ pub(crate) fn recognise_and_lower(
     })
 }
 
+/// The converter's front end on one checkpoint already in memory — read, split into parts,
+/// recognise, lower — with nothing written; the recognised family on success. For the fuzzers
+/// (`fuzz/`): everything a checkpoint file controls before the golden run.
+pub fn front_end(path: &Path, bytes: &[u8]) -> Result<String, String> {
+    let ck = checkpoint::load_bytes(path, bytes).map_err(|e| e.to_string())?;
+    let mut parts = Parts::default();
+    parts.add(&ck, None, &mut Renamer::default())?;
+    let opts = Options {
+        inputs: vec![path.to_path_buf()],
+        ..Default::default()
+    };
+    Ok(recognise_and_lower(&opts, &parts, &|_| {})?.enc.family())
+}
+
 pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
     let t0 = Instant::now();
     let Loaded {

@@ -147,9 +147,13 @@ impl Options {
         };
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: Options = toml::from_str(&text)
-            .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+        let file = Options::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(self.merge(file))
+    }
+
+    /// The options of a TOML config file's text (keys spelt like the flags).
+    pub fn from_toml(text: &str) -> Result<Options, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
     }
 
     /// `self` wins where set.

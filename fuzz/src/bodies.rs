@@ -1,0 +1,83 @@
+//! The fuzz target bodies: one function per reader, fed arbitrary bytes. They must never panic,
+//! hang or allocate without bound, whatever the bytes; a `Result::Err` is the expected answer to
+//! garbage. Shared by the libFuzzer targets (`fuzz_targets/`, nightly, `cargo fuzz`) and by the
+//! stable replay of the committed corpora (`tests/tests/fuzz_corpus.rs`), so every corpus file
+//! and every regression input runs in plain `cargo test`.
+
+use std::path::Path;
+
+/// `.hood` reader: header, metadata, tensor table, CRC, graph validation and shape inference,
+/// then every tensor widened.
+pub fn hood_model(data: &[u8]) {
+    if let Ok(m) = hood_runtime::Model::from_bytes(data.to_vec(), "fuzz.hood") {
+        let _ = m.weights();
+        let _ = m.parameter_count();
+    }
+}
+
+/// The inert pickle interpreter on its own.
+pub fn pickle(data: &[u8]) {
+    let _ = hood_convert::pickle::parse(data);
+}
+
+/// The bounded zip reader: directory, then every entry read.
+pub fn zip(data: &[u8]) {
+    if let Ok(z) = hood_convert::zip::ZipArchive::parse(data) {
+        for e in z.entries().to_vec() {
+            let _ = z.read(&e);
+        }
+    }
+}
+
+/// Format detection + the torch zip / tch / safetensors readers + flattening to tensors.
+pub fn checkpoint(data: &[u8]) {
+    if let Ok(ck) = hood_convert::load_bytes(Path::new("fuzz.pt"), data) {
+        for (_, t) in ck.flatten() {
+            let _ = t.f32s();
+        }
+    }
+}
+
+/// The whole `convert` front end on one file: parts, architecture recognition, lowering.
+pub fn convert_front(data: &[u8]) {
+    let _ = hood_convert::pipeline::front_end(Path::new("fuzz.pt"), data);
+}
+
+/// Frame decoding (JPEG through libjpeg-turbo, PNG, BMP) and preprocessing to a 32×32 input.
+pub fn image(data: &[u8]) {
+    if let Ok(img) = hood_runtime::decode::decode_image(data) {
+        let spec = hood_runtime::meta::InputSpec {
+            height: 32,
+            width: 32,
+            channels: 3,
+            mean: vec![0.5; 3],
+            std: vec![0.5; 3],
+        };
+        let _ = hood_runtime::preprocess::prepare(&img, &spec, "fuzz");
+    }
+}
+
+/// hood-watch's TOML config and the validation of every option.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(o) = hood_firmware::config::Options::from_toml(text) {
+        let _ = o.backend();
+        let _ = o.threads();
+        let _ = o.debounce();
+        let _ = o.overlay_interval();
+        let _ = o.health_interval();
+    }
+}
+
+/// Every target by name (the corpus folder names), for the replay.
+pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+    ("hood_model", hood_model),
+    ("pickle", pickle),
+    ("zip", zip),
+    ("checkpoint", checkpoint),
+    ("convert_front", convert_front),
+    ("image", image),
+    ("config", config),
+];

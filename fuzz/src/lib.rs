@@ -1,0 +1,2 @@
+//! The fuzz target bodies (see `bodies.rs`).
+pub mod bodies;
