@@ -281,7 +281,7 @@ pub(crate) fn recognise_and_lower(
     let classes = head_sd
         .tensors
         .get("linear.weight")
-        .map(|t| t.shape[0])
+        .and_then(|t| t.shape.first().copied())
         .unwrap_or(0);
     Ok(Recognised {
         lowered,
