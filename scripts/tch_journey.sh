@@ -39,10 +39,17 @@ stamp "torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)') r
 # 2. The trainer (its own workspace and target folder), and hood + convert exactly as the
 #    README's test command builds them (`cargo test`'s build: after scripts/test.sh nothing is
 #    rebuilt; on its own this builds what the tests build).
-LIBTORCH_USE_PYTORCH=1 PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$target/tch-train" \
+#    torch-sys finds libtorch by asking the venv's python, and cargo does not see that answer
+#    change: a build cached against another venv would link against a folder that is gone. So
+#    the trainer's target folder is named after the libtorch it links (older ones are removed).
+tch_target="$target/tch-train-$(printf '%s' "$torch_lib" | sha256sum | cut -c1-12)"
+for old in "$target"/tch-train "$target"/tch-train-*; do
+  if [ -d "$old" ] && [ "$old" != "$tch_target" ]; then rm -rf "$old"; fi
+done
+LIBTORCH_USE_PYTORCH=1 PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$tch_target" \
   cargo build --release -q --manifest-path tools/tch-train/Cargo.toml
 cargo test -q --workspace --all-targets --features hood-runtime/vulkan,hood-tests/vulkan --no-run
-trainer="$target/tch-train/release/tch-train"
+trainer="$tch_target/release/tch-train"
 hood="$target/debug/hood"
 convert="$target/debug/convert"
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
