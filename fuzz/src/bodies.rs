@@ -71,8 +71,11 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// A fuzz target: its name (the corpus folder name) and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by name (the corpus folder names), for the replay.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [Target; 7] = [
     ("hood_model", hood_model),
     ("pickle", pickle),
     ("zip", zip),

@@ -61,7 +61,9 @@ fn no_machine_paths_in_the_tree() {
     let mut bad = Vec::new();
     for f in &all {
         let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let is_script = f.parent().is_some_and(|p| p.ends_with(".ci"));
+        let is_script = f
+            .parent()
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == ".ci"));
         if !(TEXT.contains(&ext) || is_script) || *f == me {
             continue;
         }
