@@ -108,9 +108,9 @@ fn make_executor(
     threads: Option<usize>,
 ) -> Result<Box<dyn Executor>> {
     let cpu = || -> Result<Box<dyn Executor>> {
-        Ok(Box::new(CpuExecutor::new(
+        Ok(Box::new(CpuExecutor::from_weights(
             &model.graph,
-            &model.weights(),
+            model.weights(),
             threads,
         )?))
     };

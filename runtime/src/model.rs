@@ -183,12 +183,13 @@ impl Model {
             .sum()
     }
 
-    /// The weights the graph uses, widened to f32, for the CPU reference executor.
+    /// The weights the graph uses, for the CPU executors (fp16 tensors stay fp16; see
+    /// [`Weights`]).
     pub fn weights(&self) -> Weights {
         let mut w = Weights::new();
         for name in self.graph.referenced_tensors() {
             if let Some(t) = self.tensor(name) {
-                w.insert(name, t.to_f32());
+                w.insert_host(name, t.to_host());
             }
         }
         w

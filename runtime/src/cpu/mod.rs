@@ -90,6 +90,22 @@ struct BatchState {
     ints: Vec<Vec<i32>>,
 }
 
+/// The weights a [`CpuExecutor`] is built from: borrowed (copied while packing) or owned (each
+/// freed once packed).
+enum WeightsIn<'a> {
+    Borrowed(&'a Weights),
+    Owned(Weights),
+}
+
+impl WeightsIn<'_> {
+    fn get(&self) -> &Weights {
+        match self {
+            WeightsIn::Borrowed(w) => w,
+            WeightsIn::Owned(w) => w,
+        }
+    }
+}
+
 /// How many batch sizes keep their arena between calls.
 const KEPT_BATCH_SIZES: usize = 4;
 
@@ -110,7 +126,7 @@ fn dims3(shape: &[usize]) -> (usize, usize, usize) {
 fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Result<Kernel> {
     let owned = |name: &Option<String>| -> Result<Option<Vec<f32>>> {
         name.as_deref()
-            .map(|n| w.get(n).map(|v| v.to_vec()))
+            .map(|n| w.get(n).map(|v| v.into_owned()))
             .transpose()
     };
     Ok(match node_op {
@@ -118,8 +134,8 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
             let prologue = match &a.prologue {
                 None => None,
                 Some(p) => Some(Prologue {
-                    scale: w.get(&p.scale)?.to_vec(),
-                    shift: w.get(&p.shift)?.to_vec(),
+                    scale: w.get(&p.scale)?.into_owned(),
+                    shift: w.get(&p.shift)?.into_owned(),
                     relu: p.relu,
                 }),
             };
@@ -131,7 +147,7 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
                     .then(|| -> Result<_> {
                         Ok(Box::new(Conv2dWinograd::new(
                             a.clone(),
-                            w.get(&a.weight)?,
+                            &w.get(&a.weight)?,
                             bias.clone(),
                             prologue.clone(),
                         )))
@@ -141,7 +157,7 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
                     .then(|| -> Result<_> {
                         Ok(Box::new(Conv2dIm2col {
                             attrs: a.clone(),
-                            weight: w.get(&a.weight)?.to_vec(),
+                            weight: w.get(&a.weight)?.into_owned(),
                             bias: bias.clone(),
                             prologue: prologue.clone(),
                         }))
@@ -151,18 +167,18 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
         }
         Op::ConvTranspose2d(a) => Kernel::ConvTranspose2d(ConvTranspose2dGemm::new(
             a.clone(),
-            w.get(&a.weight)?,
+            &w.get(&a.weight)?,
             owned(&a.bias)?,
         )),
         Op::Linear(a) => Kernel::Linear(LinearGemm {
             attrs: a.clone(),
-            weight: w.get(&a.weight)?.to_vec(),
+            weight: w.get(&a.weight)?.into_owned(),
             bias: owned(&a.bias)?,
         }),
         Op::ClassLinear(a) => Kernel::ClassLinear(ClassLinearGemm {
             attrs: a.clone(),
-            weight: w.get(&a.weight)?.to_vec(),
-            class_weight: w.get(&a.class_weight)?.to_vec(),
+            weight: w.get(&a.weight)?.into_owned(),
+            class_weight: w.get(&a.class_weight)?.into_owned(),
             bias: owned(&a.bias)?,
         }),
         Op::Argmax => Kernel::Argmax,
@@ -170,8 +186,8 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
         Op::MaxPool2x2 => Kernel::MaxPool2x2,
         Op::Add(a) => Kernel::Add { relu: a.relu },
         Op::ChannelAffine(a) => Kernel::ChannelAffine {
-            scale: w.get(&a.scale)?.to_vec(),
-            shift: w.get(&a.shift)?.to_vec(),
+            scale: w.get(&a.scale)?.into_owned(),
+            shift: w.get(&a.shift)?.into_owned(),
             relu: a.relu,
         },
         Op::HeatScore => Kernel::HeatScore,
@@ -237,6 +253,26 @@ impl CpuExecutor {
         threads: Option<usize>,
         opts: CpuOptions,
     ) -> Result<Self> {
+        Self::build(graph, WeightsIn::Borrowed(weights), threads, opts)
+    }
+
+    /// As [`CpuExecutor::new`], taking the weights: each is freed as soon as the last kernel
+    /// reading it has copied (packed) it, so building does not hold two full copies of a model.
+    pub fn from_weights(graph: &Graph, weights: Weights, threads: Option<usize>) -> Result<Self> {
+        Self::build(
+            graph,
+            WeightsIn::Owned(weights),
+            threads,
+            CpuOptions::from_env(),
+        )
+    }
+
+    fn build(
+        graph: &Graph,
+        mut weights: WeightsIn,
+        threads: Option<usize>,
+        opts: CpuOptions,
+    ) -> Result<Self> {
         let threads = crate::threads::resolve(threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -246,12 +282,26 @@ impl CpuExecutor {
                 backend: "cpu",
                 msg: format!("cannot start {threads} worker threads: {e}"),
             })?;
+        // The last node reading each weight: an owned weight is freed after that node is packed.
+        let mut last_use: HashMap<&str, usize> = HashMap::new();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for (_, name) in node.op.tensor_refs() {
+                last_use.insert(name.as_str(), i);
+            }
+        }
         let mut kernels = Vec::with_capacity(graph.nodes.len());
         for (i, node) in graph.nodes.iter().enumerate() {
             let in_shape = &graph.values[node.inputs[0]].shape;
-            let k = pack(&node.op, in_shape, weights, &opts)?;
+            let k = pack(&node.op, in_shape, weights.get(), &opts)?;
             log::debug!("cpu node {i}: {} on {:?}", k.name(), in_shape);
             kernels.push(k);
+            if let WeightsIn::Owned(w) = &mut weights {
+                for (_, name) in node.op.tensor_refs() {
+                    if last_use.get(name.as_str()) == Some(&i) {
+                        w.remove(name);
+                    }
+                }
+            }
         }
         log::info!("cpu backend: {threads} thread(s), {opts:?}");
         Ok(CpuExecutor {

@@ -3,7 +3,7 @@
 //!
 //! A batch of `n` images is split into contiguous chunks, one per thread
 //! ([`crate::threads`]: `--threads N`, `HOOD_CPU_THREADS`, else the available parallelism; at
-//! most `n`); each chunk runs the unchanged, single-threaded [`reference::execute`] and the outputs
+//! most `n`); each chunk runs the unchanged, single-threaded [`reference::execute_outputs`] and the outputs
 //! are concatenated in order. Every image is computed by the same code on the same weights,
 //! so the result does not depend on the thread count.
 
@@ -12,10 +12,11 @@ use crate::error::{HoodError, Result};
 use crate::graph::Graph;
 use crate::reference::{self, Buffer, Weights};
 use crate::threads::default_threads;
+use std::sync::Arc;
 
 pub struct ReferenceExecutor {
     graph: Graph,
-    weights: Weights,
+    weights: Arc<Weights>,
     threads: usize,
 }
 
@@ -28,6 +29,11 @@ impl ReferenceExecutor {
 
     /// As [`ReferenceExecutor::new`] with at most `threads` threads per batch (0 counts as 1).
     pub fn with_threads(graph: &Graph, weights: Weights, threads: usize) -> Self {
+        Self::with_shared(graph, Arc::new(weights), threads)
+    }
+
+    /// As [`ReferenceExecutor::with_threads`] on weights shared with other users.
+    pub fn with_shared(graph: &Graph, weights: Arc<Weights>, threads: usize) -> Self {
         ReferenceExecutor {
             graph: graph.clone(),
             weights,
@@ -43,15 +49,16 @@ fn take(values: &mut [Option<Buffer>], id: usize, what: &str) -> Result<Buffer> 
         .ok_or_else(|| HoodError::graph(format!("output {what} was not computed")))
 }
 
-/// Runs the reference on `n` images and picks the outputs out of its values.
-fn run_chunk(
+/// Runs the reference on `n` images on the calling thread with borrowed weights and picks the
+/// outputs out of its values (what each of [`ReferenceExecutor`]'s threads runs).
+pub fn run_chunk(
     graph: &Graph,
     weights: &Weights,
     input: &[f32],
     n: usize,
     want_heatmaps: bool,
 ) -> Result<BatchOutputs> {
-    let mut values = reference::execute(graph, weights, input, n)?;
+    let mut values = reference::execute_outputs(graph, weights, input, n)?;
     let o = &graph.outputs;
     let bad = |what: &str| HoodError::graph(format!("output {what} has the wrong type"));
     let logits = match take(&mut values, o.logits, "logits")? {
@@ -190,5 +197,32 @@ mod tests {
         );
         // A wrong input length is an error, not a panic.
         assert!(three.run(&input[1..], n, false).is_err());
+    }
+
+    /// The executor's run frees intermediate values after their last reader; the graph's outputs
+    /// are those of the plain `execute`, which keeps every value, and fp16-held weights read the
+    /// same as weights widened up front.
+    #[test]
+    fn freeing_intermediates_and_fp16_weights_change_nothing() {
+        let (_, graph, tensors) = tiny_model(3);
+        let n = 2;
+        let input = Lcg::new(5).vec(n * 3 * 8 * 8, 1.0);
+        let held = Weights::from_host(tensors.iter().map(|(n, t)| (n, t)));
+        let mut widened = Weights::new();
+        for (name, t) in &tensors {
+            widened.insert(name.clone(), t.to_f32());
+        }
+        let all = reference::execute(&graph, &widened, &input, n).unwrap();
+        let outs = reference::execute_outputs(&graph, &held, &input, n).unwrap();
+        let o = &graph.outputs;
+        for id in [o.logits, o.class, o.score, o.heatmap] {
+            assert!(all[id].is_some());
+            assert_eq!(all[id], outs[id], "output value {id}");
+        }
+        let kept = outs.iter().filter(|v| v.is_some()).count();
+        assert!(
+            kept < all.iter().filter(|v| v.is_some()).count(),
+            "nothing was freed"
+        );
     }
 }

@@ -13,7 +13,10 @@ pub mod pool;
 use crate::error::{HoodError, Result};
 use crate::graph::{Graph, ValueType};
 use crate::ops::Op;
-use crate::tensor::HostTensor;
+use crate::tensor::{HostTensor, TensorValues};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub use executor::ReferenceExecutor;
@@ -40,10 +43,19 @@ impl Buffer {
     }
 }
 
-/// Weights widened to f32, by tensor name.
+/// One stored weight: f32, or f16 kept as it is stored and widened when read.
+#[derive(Debug, Clone)]
+enum Stored {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+/// Weights by tensor name, read as f32. fp16 tensors stay fp16 in memory (half the size) and are
+/// widened each time [`Weights::get`] reads them: exactly the values `f16::to_f32` gives, so the
+/// reference computes the same as on weights widened up front.
 #[derive(Debug, Default, Clone)]
 pub struct Weights {
-    map: HashMap<String, Vec<f32>>,
+    map: HashMap<String, Stored>,
 }
 
 impl Weights {
@@ -51,19 +63,87 @@ impl Weights {
         Self::default()
     }
     pub fn insert(&mut self, name: impl Into<String>, values: Vec<f32>) {
-        self.map.insert(name.into(), values);
+        self.map.insert(name.into(), Stored::F32(values));
+    }
+    pub fn insert_f16(&mut self, name: impl Into<String>, values: Vec<f16>) {
+        self.map.insert(name.into(), Stored::F16(values));
+    }
+    /// Adds an owned tensor without copying it (i32 tensors are widened to f32).
+    pub fn insert_host(&mut self, name: impl Into<String>, t: HostTensor) {
+        let stored = match t.values {
+            TensorValues::F32(v) => Stored::F32(v),
+            TensorValues::F16(v) => Stored::F16(v),
+            TensorValues::I32(v) => Stored::F32(v.iter().map(|&x| x as f32).collect()),
+        };
+        self.map.insert(name.into(), stored);
     }
     pub fn from_host<'a>(tensors: impl IntoIterator<Item = (&'a String, &'a HostTensor)>) -> Self {
         let mut w = Weights::new();
         for (n, t) in tensors {
-            w.insert(n.clone(), t.to_f32());
+            w.insert_host(n.clone(), t.clone());
         }
         w
     }
-    pub fn get(&self, name: &str) -> Result<&[f32]> {
+    /// As [`Weights::from_host`], taking the tensors instead of copying them.
+    pub fn from_host_owned(tensors: impl IntoIterator<Item = (String, HostTensor)>) -> Self {
+        let mut w = Weights::new();
+        for (n, t) in tensors {
+            w.insert_host(n, t);
+        }
+        w
+    }
+    /// The values of `name` as f32: borrowed when stored as f32, widened when stored as f16.
+    pub fn get(&self, name: &str) -> Result<Cow<'_, [f32]>> {
+        match self.map.get(name) {
+            Some(Stored::F32(v)) => Ok(Cow::Borrowed(v.as_slice())),
+            Some(Stored::F16(v)) => Ok(Cow::Owned(v.to_f32_vec())),
+            None => Err(HoodError::graph(format!("weight '{name}' missing"))),
+        }
+    }
+    /// A copy of `name` as a tensor of `shape`, in the type it is held in (f16 or f32; i32
+    /// tensors were widened to f32 when added). `None` if absent or `shape` does not match.
+    pub fn host_tensor(&self, name: &str, shape: Vec<usize>) -> Option<HostTensor> {
+        let values = match self.map.get(name)? {
+            Stored::F32(v) => TensorValues::F32(v.clone()),
+            Stored::F16(v) => TensorValues::F16(v.clone()),
+        };
+        let t = HostTensor { shape, values };
+        (t.shape.iter().product::<usize>() == t.len()).then_some(t)
+    }
+    /// Removes `name` (a consumer that has copied what it needs frees the memory early).
+    pub fn remove(&mut self, name: &str) {
+        self.map.remove(name);
+    }
+    /// The number of stored elements.
+    pub fn numel(&self) -> usize {
+        self.map
+            .values()
+            .map(|s| match s {
+                Stored::F32(v) => v.len(),
+                Stored::F16(v) => v.len(),
+            })
+            .sum()
+    }
+}
+
+/// One node's weights read from [`Weights`] (widened where stored as f16) for the time the node
+/// runs, so the per-op functions take plain `&[f32]`.
+struct NodeWeights<'w> {
+    map: HashMap<&'w str, Cow<'w, [f32]>>,
+}
+
+impl<'w> NodeWeights<'w> {
+    fn gather(weights: &'w Weights, op: &'w Op) -> Result<Self> {
+        let mut map = HashMap::new();
+        for (_, name) in op.tensor_refs() {
+            map.insert(name.as_str(), weights.get(name)?);
+        }
+        Ok(NodeWeights { map })
+    }
+    fn get(&self, name: &str) -> Result<&[f32]> {
         self.map
             .get(name)
-            .map(|v| v.as_slice())
+            .map(|v| v.as_ref())
             .ok_or_else(|| HoodError::graph(format!("weight '{name}' missing")))
     }
     fn opt(&self, name: &Option<String>) -> Result<Option<&[f32]>> {
@@ -95,6 +175,28 @@ pub fn execute(
     input: &[f32],
     n: usize,
 ) -> Result<Vec<Option<Buffer>>> {
+    run(graph, weights, input, n, false)
+}
+
+/// As [`execute`], keeping only the graph's outputs: every other value is freed after the last
+/// node reading it has run (what the executor needs; a whole ResNet-50 keeps ~100 MB of
+/// activations per image otherwise).
+pub fn execute_outputs(
+    graph: &Graph,
+    weights: &Weights,
+    input: &[f32],
+    n: usize,
+) -> Result<Vec<Option<Buffer>>> {
+    run(graph, weights, input, n, true)
+}
+
+fn run(
+    graph: &Graph,
+    weights: &Weights,
+    input: &[f32],
+    n: usize,
+    free_intermediates: bool,
+) -> Result<Vec<Option<Buffer>>> {
     let in_info = &graph.values[graph.input];
     if in_info.dtype != ValueType::F32 || input.len() != n * in_info.numel() {
         return Err(HoodError::input(
@@ -108,10 +210,22 @@ pub fn execute(
     }
     let mut values: Vec<Option<Buffer>> = vec![None; graph.values.len()];
     values[graph.input] = Some(Buffer::F32(input.to_vec()));
-    for node in &graph.nodes {
+    // The last node reading each value (graph outputs are never freed).
+    let mut last_read = vec![None; graph.values.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for &v in &node.inputs {
+            last_read[v] = Some(i);
+        }
+    }
+    let o = &graph.outputs;
+    for id in [o.logits, o.class, o.score, o.heatmap] {
+        last_read[id] = None;
+    }
+    for (index, node) in graph.nodes.iter().enumerate() {
         let in0 = &graph.values[node.inputs[0]];
         let s = &in0.shape;
         let dim = |i: usize| s.get(i).copied().unwrap_or(1);
+        let weights = NodeWeights::gather(weights, &node.op)?;
         let out: Vec<Buffer> = match &node.op {
             Op::Conv2d(a) => {
                 let prologue = match &a.prologue {
@@ -223,6 +337,13 @@ pub fn execute(
         };
         for (&id, buf) in node.outputs.iter().zip(out) {
             values[id] = Some(buf);
+        }
+        if free_intermediates {
+            for &id in &node.inputs {
+                if last_read[id] == Some(index) {
+                    values[id] = None;
+                }
+            }
         }
     }
     Ok(values)

@@ -139,8 +139,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// Wall time per node of the fast CPU backend, mean over a few runs per batch size.
 fn cpu_profile(args: &Args, model: &Model) -> anyhow::Result<()> {
-    let mut ex =
-        hood_runtime::cpu::CpuExecutor::new(&model.graph, &model.weights(), args.exec.threads)?;
+    let mut ex = hood_runtime::cpu::CpuExecutor::from_weights(
+        &model.graph,
+        model.weights(),
+        args.exec.threads,
+    )?;
     let per = model.graph.values[model.graph.input].numel();
     for &n in &args.batch {
         let n = n as usize;
