@@ -1,7 +1,7 @@
 //! encode / write_model → from_bytes / open give back the same model, bit for bit; the writer is
 //! deterministic, atomic, and refuses models the reader would refuse, leaving no file behind.
 
-use hood_runtime::format::{encode, write_model};
+use hood_runtime::format::{encode, stage_model, write_model};
 use hood_runtime::ops::{FeatureAdd, Op};
 use hood_runtime::reference::{self, Buffer};
 use hood_runtime::tensor::{DType, HostTensor};
@@ -96,6 +96,32 @@ fn write_model_then_open_mmap() {
     assert_same(&m, 5);
     assert_same(&Model::open(&path).unwrap(), 6);
     assert_eq!(dir_names(dir.path()), ["tiny.hood"]);
+}
+
+/// A staged model is a synced temporary file beside the destination: committed, it replaces
+/// the destination; dropped, it disappears and the destination keeps its old contents.
+#[test]
+fn a_staged_model_lands_only_when_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.hood");
+    let (meta, graph, tensors) = tiny_model(5);
+    write_model(&path, &meta, &graph, &tensors).unwrap();
+    let (meta2, graph2, tensors2) = tiny_model(6);
+    let staged = stage_model(&path, &meta2, &graph2, &tensors2).unwrap();
+    let names = dir_names(dir.path());
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with(".tiny.hood.") && n.ends_with(".tmp")));
+    drop(staged);
+    assert_eq!(dir_names(dir.path()), ["tiny.hood"]);
+    assert_same(&Model::open(&path).unwrap(), 5);
+    stage_model(&path, &meta2, &graph2, &tensors2)
+        .unwrap()
+        .commit()
+        .unwrap();
+    assert_eq!(dir_names(dir.path()), ["tiny.hood"]);
+    assert_same(&Model::open(&path).unwrap(), 6);
 }
 
 #[test]

@@ -28,6 +28,28 @@ pub fn write_model(
     graph: &Graph,
     tensors: &[(String, HostTensor)],
 ) -> Result<()> {
+    stage_model(path, meta, graph, tensors)?.commit()
+}
+
+/// A model written and synced to a temporary file beside its destination, not yet in place:
+/// [`StagedModel::commit`] renames it over the destination; dropping it uncommitted removes the
+/// temporary file. Lets a caller write while a last check still runs, and keep the file only if
+/// the check passes.
+#[derive(Debug)]
+pub struct StagedModel {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+/// The first half of [`write_model`]: encode, write the temporary file, fsync.
+pub fn stage_model(
+    path: &Path,
+    meta: &Metadata,
+    graph: &Graph,
+    tensors: &[(String, HostTensor)],
+) -> Result<StagedModel> {
     let bytes = encode_bytes(meta, graph, tensors).map_err(|m| HoodError::format(path, m))?;
     let file_name = path
         .file_name()
@@ -43,18 +65,39 @@ pub fn write_model(
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_synced(&tmp, &bytes).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = result {
+    if let Err(e) = write_synced(&tmp, &bytes) {
         // Best effort: the temp file may not exist if creating it failed.
         let _ = fs::remove_file(&tmp);
         return Err(HoodError::io(path, e));
     }
-    // Make the rename itself durable where the platform allows syncing a directory.
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    Ok(StagedModel {
+        tmp,
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        committed: false,
+    })
+}
+
+impl StagedModel {
+    /// Renames the temporary file over the destination and syncs the directory (where the
+    /// platform allows), so the rename itself is durable.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.path).map_err(|e| HoodError::io(&self.path, e))?;
+        self.committed = true;
+        #[cfg(unix)]
+        if let Ok(d) = fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl Drop for StagedModel {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
