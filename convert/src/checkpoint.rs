@@ -258,7 +258,7 @@ mod tests {
         Value::Tensor(Tensor {
             shape: vec![],
             dtype: DType::F32,
-            data: TensorData::F32(vec![v]),
+            data: TensorData::F32(vec![v].into()),
         })
     }
 

@@ -1,12 +1,17 @@
 //! The golden self-test batch stored in every converted model: a fixed deterministic batch of
 //! normalised images (smooth gradients, stripes, blobs and noise, so classes and scores vary),
-//! its outputs from the plain-loop reference on the stored weights, and the deviation between the
-//! stored (fp16) weights and the same graph with f32 weights.
+//! its outputs on the stored weights (fast CPU backend, checked against the plain-loop reference;
+//! see [`compute`]), and the deviation between the stored (fp16) weights and the same graph with
+//! f32 weights.
 
-use hood_runtime::backend::Executor;
+use hood_runtime::backend::{BatchOutputs, Executor};
+use hood_runtime::cpu::CpuExecutor;
 use hood_runtime::graph::Graph;
+use hood_runtime::reference::executor::run_chunk;
 use hood_runtime::reference::{ReferenceExecutor, Weights};
-use hood_runtime::tensor::HostTensor;
+use hood_runtime::tolerance;
+use std::sync::Arc;
+use std::time::Instant;
 
 pub const GOLDEN_N: usize = 4;
 
@@ -54,29 +59,220 @@ pub struct Outputs {
     pub scores: Vec<f32>,
 }
 
-/// The outputs of the plain-loop reference ([`ReferenceExecutor`]) on `tensors`, the batch split
-/// over at most `threads` threads (each image is computed by the same single-threaded loops, so
-/// the outputs do not depend on `threads`).
+impl From<BatchOutputs> for Outputs {
+    fn from(o: BatchOutputs) -> Self {
+        Outputs {
+            logits: o.logits,
+            classes: o.classes,
+            scores: o.scores,
+        }
+    }
+}
+
+/// Where the golden outputs are computed (`convert --golden-on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GoldenOn {
+    /// The fast CPU backend, its first image checked against the plain-loop reference.
+    #[default]
+    Cpu,
+    /// The plain-loop reference for every image (slow on large models).
+    Reference,
+}
+
+impl std::str::FromStr for GoldenOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(GoldenOn::Cpu),
+            "reference" => Ok(GoldenOn::Reference),
+            other => Err(format!("'{other}': expected cpu or reference")),
+        }
+    }
+}
+
+/// The golden outputs on the stored weights, the same batch on f32 weights (for the precision
+/// report), and how the outputs were checked.
+pub struct GoldenRuns {
+    pub stored: Outputs,
+    pub f32: Outputs,
+    pub check: Check,
+}
+
+/// Computes the golden batch.
 ///
-/// The golden outputs stay on the reference, not the fast CPU backend: they are the oracle that
-/// `hood selftest` checks every backend against — the fast CPU backend included — so they come
-/// from the obviously-right loops rather than from one of the backends under test.
-pub fn run(
+/// [`GoldenOn::Cpu`]: all `GOLDEN_N` images on the fast CPU backend (f32 weights, then stored
+/// weights), while another thread runs the first image through the plain-loop reference on the
+/// stored weights; the returned [`Check`] is still running — the caller finishes it before
+/// keeping any output, and the two must agree within `tolerance::CPU_MODEL_*`.
+/// The fast backend runs every node of the graph for every image (no data-dependent code path
+/// other than the argmax-selected decoder weights), so one image checked on the reference checks
+/// each kernel this model uses; the golden outputs that `hood selftest` holds every backend to
+/// are therefore reference-checked while costing one reference image instead of eight.
+///
+/// [`GoldenOn::Reference`]: every image on the reference (the batch split over `threads`).
+///
+/// `f32w` is `None` when the stored weights are f32 (then both runs are the same). Owned
+/// weights are freed as they are packed, so at most one packed copy of the model is alive.
+pub fn compute(
     graph: &Graph,
-    tensors: &[(String, HostTensor)],
+    stored: Arc<Weights>,
+    f32w: Option<Weights>,
     input: &[f32],
-    n: usize,
     threads: usize,
-) -> Result<Outputs, String> {
-    let w = Weights::from_host(tensors.iter().map(|(n, t)| (n, t)));
-    let out = ReferenceExecutor::with_threads(graph, w, threads)
-        .run(input, n, false)
-        .map_err(|e| format!("golden run: {e}"))?;
-    Ok(Outputs {
-        logits: out.logits,
-        classes: out.classes,
-        scores: out.scores,
-    })
+    on: GoldenOn,
+) -> Result<GoldenRuns, String> {
+    let n = GOLDEN_N;
+    match on {
+        GoldenOn::Reference => {
+            let run = |w: Arc<Weights>| -> Result<Outputs, String> {
+                let out = ReferenceExecutor::with_shared(graph, w, threads)
+                    .run(input, n, false)
+                    .map_err(|e| format!("golden run (reference): {e}"))?;
+                Ok(out.into())
+            };
+            let full = f32w.map(|w| run(Arc::new(w))).transpose()?;
+            let gold = run(stored)?;
+            Ok(GoldenRuns {
+                f32: full.unwrap_or_else(|| gold.clone()),
+                stored: gold,
+                check: Check::Done(format!("{n} images on the plain-loop reference")),
+            })
+        }
+        GoldenOn::Cpu => {
+            let per_image = input.len() / n;
+            // One thread for the reference image; the rest (at least one) for the fast backend.
+            let fast_threads = threads.saturating_sub(1).max(1);
+            let reference = {
+                let (graph, stored) = (graph.clone(), Arc::clone(&stored));
+                let first = input[..per_image].to_vec();
+                std::thread::Builder::new()
+                    .name("golden-reference".into())
+                    .spawn(move || {
+                        let t = Instant::now();
+                        let out = run_chunk(&graph, &stored, &first, 1, false)
+                            .map(Outputs::from)
+                            .map_err(|e| format!("golden check (reference): {e}"));
+                        log::info!(
+                            "golden: 1 image on the reference in {:.2} s",
+                            t.elapsed().as_secs_f64()
+                        );
+                        out
+                    })
+                    .map_err(|e| format!("golden check: cannot start a thread: {e}"))?
+            };
+            // `t`: taken before the executor was built (arguments evaluate left to right).
+            let fast = |t: Instant,
+                        ex: hood_runtime::Result<CpuExecutor>,
+                        what: &str|
+             -> Result<Outputs, String> {
+                let mut ex = ex.map_err(|e| format!("golden run (cpu): {e}"))?;
+                let packed = t.elapsed().as_secs_f64();
+                let out = ex
+                    .run(input, n, false)
+                    .map_err(|e| format!("golden run (cpu): {e}"))?;
+                log::info!(
+                    "golden: {n} images on the fast CPU backend, {what} weights, in {:.2} s \
+                     ({packed:.2} s packing)",
+                    t.elapsed().as_secs_f64()
+                );
+                Ok(out.into())
+            };
+            // On an error here the reference thread is left to finish on its own.
+            let full = f32w
+                .map(|w| {
+                    fast(
+                        Instant::now(),
+                        CpuExecutor::from_weights(graph, w, Some(fast_threads)),
+                        "f32",
+                    )
+                })
+                .transpose()?;
+            let gold = fast(
+                Instant::now(),
+                CpuExecutor::new(graph, &stored, Some(fast_threads)),
+                "stored",
+            )?;
+            Ok(GoldenRuns {
+                f32: full.unwrap_or_else(|| gold.clone()),
+                stored: gold,
+                check: Check::Running(reference),
+            })
+        }
+    }
+}
+
+/// The reference check of a golden batch: already done, or still running on its own thread
+/// (the caller writes the file meanwhile and keeps it only if [`Check::finish`] passes).
+pub enum Check {
+    Done(String),
+    Running(std::thread::JoinHandle<Result<Outputs, String>>),
+}
+
+impl Check {
+    /// Waits for the reference and compares ([`check_first_image`]); the one-line description.
+    pub fn finish(self, gold: &Outputs) -> Result<String, String> {
+        match self {
+            Check::Done(s) => Ok(s),
+            Check::Running(h) => {
+                let reference = h.join().unwrap_or_else(|_| {
+                    Err("golden check (reference): the thread panicked".into())
+                })?;
+                check_first_image(gold, &reference)
+            }
+        }
+    }
+}
+
+/// The fast backend's first golden image against the reference's: logits within
+/// `CPU_MODEL_LOGIT` (relative to the image's largest |logit|), the same class unless the
+/// reference's top two logits are within twice that bound, and (same class) the score within
+/// `CPU_MODEL_SCORE`. Returns a one-line description of the check.
+pub fn check_first_image(fast: &Outputs, reference: &Outputs) -> Result<String, String> {
+    let k = reference.logits.len();
+    if k == 0 || fast.logits.len() < k || fast.scores.is_empty() || reference.scores.is_empty() {
+        return Err("golden check: empty outputs".into());
+    }
+    let (got, want) = (&fast.logits[..k], &reference.logits[..k]);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let bound = tolerance::CPU_MODEL_LOGIT.abs + tolerance::CPU_MODEL_LOGIT.rel * scale;
+    let dlogit = max_dev(got, want);
+    let finite = got.iter().chain(&fast.scores).all(|v| v.is_finite());
+    let disagree = |what: String| {
+        Err(format!(
+            "golden check: the fast CPU backend and the plain-loop reference disagree on this \
+             model ({what}); no file written. Convert with `--golden-on reference` to compute the \
+             golden batch on the reference alone, and please report the model's architecture"
+        ))
+    };
+    if !finite {
+        return disagree("non-finite output".into());
+    }
+    if dlogit > bound {
+        return disagree(format!("max |Δlogit| {dlogit:.3e} > {bound:.3e}"));
+    }
+    let (fc, rc) = (fast.classes[0], reference.classes[0]);
+    if fc != rc {
+        let mut sorted = want.to_vec();
+        sorted.sort_by(|x, y| y.total_cmp(x));
+        if sorted.len() < 2 || sorted[0] - sorted[1] > 2.0 * bound {
+            return disagree(format!("class {fc} vs {rc}"));
+        }
+        return Ok(format!(
+            "image 1 on the reference: |Δlogit| {dlogit:.1e}; class {fc} vs {rc} on a near-tie, \
+             score not compared"
+        ));
+    }
+    let dscore = (fast.scores[0] - reference.scores[0]).abs();
+    if dscore > tolerance::CPU_MODEL_SCORE {
+        return disagree(format!(
+            "|Δscore| {dscore:.3e} > {:.0e}",
+            tolerance::CPU_MODEL_SCORE
+        ));
+    }
+    Ok(format!(
+        "image 1 of {GOLDEN_N} re-run on the plain-loop reference: |Δscore| {dscore:.1e}, \
+         |Δlogit| {dlogit:.1e}, same class"
+    ))
 }
 
 /// Max |a − b|.
@@ -85,4 +281,39 @@ pub fn max_dev(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(logits: &[f32], class: i32, score: f32) -> Outputs {
+        Outputs {
+            logits: logits.to_vec(),
+            classes: vec![class],
+            scores: vec![score],
+        }
+    }
+
+    #[test]
+    fn the_first_image_check_accepts_agreement_and_names_each_disagreement() {
+        let reference = out(&[1.0, 5.0, -2.0], 1, 0.25);
+        let ok = check_first_image(&out(&[1.0, 5.0001, -2.0], 1, 0.25 + 5e-5), &reference);
+        assert!(ok.unwrap().contains("same class"));
+        let logit = check_first_image(&out(&[1.0, 5.1, -2.0], 1, 0.25), &reference).unwrap_err();
+        assert!(
+            logit.contains("Δlogit") && logit.contains("--golden-on reference"),
+            "{logit}"
+        );
+        let score = check_first_image(&out(&[1.0, 5.0, -2.0], 1, 0.26), &reference).unwrap_err();
+        assert!(score.contains("Δscore"), "{score}");
+        let nan = check_first_image(&out(&[1.0, 5.0, -2.0], 1, f32::NAN), &reference).unwrap_err();
+        assert!(nan.contains("non-finite"), "{nan}");
+        // A class flip is only accepted where the reference's top two logits nearly tie.
+        let clear = check_first_image(&out(&[1.0, 5.0, -2.0], 0, 0.25), &reference).unwrap_err();
+        assert!(clear.contains("class 0 vs 1"), "{clear}");
+        let tied = out(&[5.0, 5.0005, -2.0], 1, 0.25);
+        let flip = check_first_image(&out(&[5.0, 5.0005, -2.0], 0, 0.9), &tied).unwrap();
+        assert!(flip.contains("near-tie"), "{flip}");
+    }
 }

@@ -7,6 +7,7 @@
 use clap::Parser;
 use hood_convert::arch::ArchHint;
 use hood_convert::explain::{explain, role_text};
+use hood_convert::golden::GoldenOn;
 use hood_convert::pipeline::{convert, Calibration, Options, Summary};
 use hood_convert::rename::{read_map, Rule};
 use std::io::IsTerminal;
@@ -83,16 +84,30 @@ struct Args {
         requires = "calibrate"
     )]
     tpr: f64,
-    /// CPU threads for the golden self-test batch (plain-loop reference) and --calibrate (fast
-    /// CPU backend): a positive integer; overrides HOOD_CPU_THREADS; default: all cores.
+    /// CPU threads for the golden self-test batch and --calibrate: a positive integer;
+    /// overrides HOOD_CPU_THREADS; default: all cores.
     #[arg(long, value_name = "N", value_parser = hood_runtime::threads::parse_positive)]
     threads: Option<usize>,
+    /// Where the golden self-test batch stored in the model is computed: cpu (the fast CPU
+    /// backend, its first image re-run on the plain-loop reference and compared; the conversion
+    /// fails if they disagree) or reference (every image on the plain-loop reference: the
+    /// fallback if that check ever fails; slow on large models).
+    #[arg(long, value_name = "cpu|reference", default_value = "cpu")]
+    golden_on: GoldenOn,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
     /// Print the per-tensor mapping and progress.
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// The process's peak resident memory so far (Linux: `VmHWM` in /proc/self/status), in MB.
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 fn print_summary(s: &Summary) {
@@ -126,6 +141,7 @@ fn print_summary(s: &Summary) {
         "self-test   {} golden images: max |Δscore| {:.2e}, max |Δlogit| {:.2e}, {}/{} classes agree (stored vs f32 weights)",
         s.golden_images, s.max_score_dev_vs_f32, s.max_logit_dev_vs_f32, s.class_agreement_vs_f32, s.golden_images
     );
+    println!("checked     {}", s.golden_check);
     if let Some(t) = &s.threshold {
         println!(
             "threshold   {} at TPR {} on {} ID images ({})",
@@ -240,12 +256,19 @@ fn main() -> ExitCode {
             .map(|dir| Calibration { dir, tpr: a.tpr }),
         threads: a.threads,
         renames: rules,
+        golden_on: a.golden_on,
     };
     let show = a.verbose || (std::io::stderr().is_terminal() && !a.json);
     let t0 = std::time::Instant::now();
     let progress = |msg: &str| {
         if show {
-            eprintln!("convert: [{:6.2} s] {msg}…", t0.elapsed().as_secs_f64());
+            let peak = peak_rss_mb()
+                .map(|mb| format!(", peak RSS {mb:4} MB"))
+                .unwrap_or_default();
+            eprintln!(
+                "convert: [{:6.2} s{peak}] {msg}…",
+                t0.elapsed().as_secs_f64()
+            );
         }
     };
     match convert(&opts, &progress) {

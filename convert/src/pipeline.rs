@@ -4,15 +4,17 @@
 
 use crate::arch::{self, ArchHint};
 use crate::checkpoint;
-use crate::golden::{self, GOLDEN_N};
+use crate::golden::{self, GoldenOn, GoldenRuns, GOLDEN_N};
 use crate::lower::{self, Inputs};
 use crate::parts::{AuthorsConfig, NameMapping, Parts};
 use crate::precision::{self, CastReport};
 use crate::rename::{Renamer, Rule};
 use hood_runtime::meta::*;
+use hood_runtime::reference::Weights;
 use hood_runtime::tensor::HostTensor;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Default)]
@@ -37,6 +39,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// `--rename` / `--map` rules, in the order they are tried.
     pub renames: Vec<Rule>,
+    /// Where the golden batch is computed (`--golden-on`).
+    pub golden_on: GoldenOn,
 }
 
 /// `--calibrate DIR [--tpr T]`: the threshold keeping a fraction `tpr` ∈ (0, 1) of the images
@@ -80,6 +84,8 @@ pub struct Summary {
     pub max_score_dev_vs_f32: f32,
     pub max_logit_dev_vs_f32: f32,
     pub class_agreement_vs_f32: usize,
+    /// How the golden outputs were checked against the plain-loop reference.
+    pub golden_check: String,
     /// The calibrated threshold (`--calibrate`), else `null`.
     pub threshold: Option<CalibrationSummary>,
     pub seconds: f64,
@@ -327,34 +333,66 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         input_size,
         classes,
     } = recognise_and_lower(opts, &parts, progress)?;
+    // The checkpoints' tensors are no longer needed: free them before the golden runs.
+    parts.encoder = None;
+    parts.head = None;
+    parts.decoder = None;
     let graph = lowered.graph;
     let (stored, cast): (Vec<(String, HostTensor)>, CastReport) =
         precision::cast(&lowered.tensors, opts.fp32)?;
-    // The f32 comparison graph; with --fp32 the stored weights already are f32.
-    let reference32 = match opts.fp32 {
+    // The f32 comparison weights: the lowered tensors themselves, moved (with --fp32 the stored
+    // weights already are f32).
+    let weights32 = match opts.fp32 {
         true => None,
-        false => Some(precision::cast(&lowered.tensors, true)?.0),
+        false => Some(Weights::from_host_owned(
+            lowered
+                .tensors
+                .into_iter()
+                .map(|(n, (shape, v))| (n, HostTensor::f32(shape, v))),
+        )),
     };
 
-    progress("golden self-test batch");
+    progress(match opts.golden_on {
+        GoldenOn::Cpu => {
+            "golden self-test batch (fast CPU backend, first image also on the reference)"
+        }
+        GoldenOn::Reference => "golden self-test batch (plain-loop reference)",
+    });
     let s = input_size as usize;
     let input = golden::golden_input(s);
-    // On the plain-loop reference (see `golden::run`), each run's 4 images split over the threads.
+    // The stored tensors move into the weights the golden runs read (no second copy while the
+    // model is packed); the list to write is copied back out once the fast runs are done.
+    let shapes: Vec<(String, Vec<usize>)> = stored
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape.clone()))
+        .collect();
+    let stored_weights = Arc::new(Weights::from_host_owned(stored));
     let threads = hood_runtime::threads::resolve(opts.threads);
-    let gold = golden::run(&graph, &stored, &input, GOLDEN_N, threads);
-    let full = reference32
-        .as_deref()
-        .map(|r| golden::run(&graph, r, &input, GOLDEN_N, threads));
-    let gold = gold?;
-    let full = match full {
-        Some(f) => f?,
-        None => gold.clone(),
-    };
+    let GoldenRuns {
+        stored: gold,
+        f32: full,
+        check,
+    } = golden::compute(
+        &graph,
+        Arc::clone(&stored_weights),
+        weights32,
+        &input,
+        threads,
+        opts.golden_on,
+    )?;
     let class_names = match &opts.classes_file {
         Some(p) => Some(read_classes(p, classes)?),
         None => None,
     };
-    let mut tensors = stored;
+    let mut tensors = shapes
+        .into_iter()
+        .map(|(n, shape)| {
+            let t = stored_weights.host_tensor(&n, shape);
+            t.map(|t| (n.clone(), t))
+                .ok_or_else(|| format!("internal: stored tensor '{n}' lost"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    drop(stored_weights);
     let parameters = tensors.iter().map(|(_, t)| t.len()).sum();
     let golden_names = Golden::standard();
     tensors.push((
@@ -431,8 +469,14 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         }
     };
     progress(&format!("writing {}", opts.output.display()));
-    hood_runtime::format::write_model(&opts.output, &meta, &graph, &tensors)
+    // Written and synced while the reference check may still run; renamed into place only
+    // once it has passed (a failed check removes the temporary file).
+    let staged = hood_runtime::format::stage_model(&opts.output, &meta, &graph, &tensors)
         .map_err(|e| e.to_string())?;
+    drop(tensors);
+    let golden_check = check.finish(&gold)?;
+    log::info!("golden check: {golden_check}");
+    staged.commit().map_err(|e| e.to_string())?;
     let output_bytes = std::fs::metadata(&opts.output)
         .map(|m| m.len())
         .unwrap_or(0);
@@ -466,6 +510,7 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             .zip(&full.classes)
             .filter(|(a, b)| a == b)
             .count(),
+        golden_check,
         threshold,
         seconds: t0.elapsed().as_secs_f64(),
         unused_rules,

@@ -3,6 +3,8 @@
 //! and gathering a strided view out of a decoded storage.
 
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// The element type a tensor had in the checkpoint file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,11 +113,63 @@ impl fmt::Display for DType {
     }
 }
 
+/// Elements that may share one decoded storage with other tensors: a contiguous view of a
+/// checkpoint's storage costs no copy (the authors' decoder files hold several snapshots whose
+/// tensors share storages; copying each would multiply the memory a conversion needs).
+#[derive(Clone)]
+pub struct Values<T> {
+    buf: Arc<Vec<T>>,
+    start: usize,
+    len: usize,
+}
+
+impl<T> Values<T> {
+    /// The elements `start..start + len` of `buf` (the caller has checked the range).
+    fn view(buf: &Arc<Vec<T>>, start: usize, len: usize) -> Self {
+        debug_assert!(start + len <= buf.len());
+        Values {
+            buf: Arc::clone(buf),
+            start,
+            len,
+        }
+    }
+}
+
+impl<T> From<Vec<T>> for Values<T> {
+    fn from(v: Vec<T>) -> Self {
+        let len = v.len();
+        Values {
+            buf: Arc::new(v),
+            start: 0,
+            len,
+        }
+    }
+}
+
+impl<T> Deref for Values<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl<T: PartialEq> PartialEq for Values<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Values<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// Decoded values: f32 for floating dtypes, i64 for integer and bool dtypes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
+    F32(Values<f32>),
+    I64(Values<i64>),
 }
 
 impl TensorData {
@@ -178,17 +232,19 @@ pub(crate) fn decode(bytes: &[u8], dtype: DType, big_endian: bool) -> TensorData
                 .collect()
         };
     }
+    let f32s = |v: Vec<f32>| TensorData::F32(v.into());
+    let i64s = |v: Vec<i64>| TensorData::I64(v.into());
     match dtype {
-        DType::F32 => TensorData::F32(elems!(4, f32::from_le_bytes)),
-        DType::F64 => TensorData::F32(elems!(8, |a| f64::from_le_bytes(a) as f32)),
-        DType::F16 => TensorData::F32(elems!(2, |a| half::f16::from_le_bytes(a).to_f32())),
-        DType::BF16 => TensorData::F32(elems!(2, |a| half::bf16::from_le_bytes(a).to_f32())),
-        DType::I64 => TensorData::I64(elems!(8, i64::from_le_bytes)),
-        DType::I32 => TensorData::I64(elems!(4, |a| i32::from_le_bytes(a) as i64)),
-        DType::I16 => TensorData::I64(elems!(2, |a| i16::from_le_bytes(a) as i64)),
-        DType::I8 => TensorData::I64(bytes.iter().map(|&b| b as i8 as i64).collect()),
-        DType::U8 => TensorData::I64(bytes.iter().map(|&b| b as i64).collect()),
-        DType::Bool => TensorData::I64(bytes.iter().map(|&b| (b != 0) as i64).collect()),
+        DType::F32 => f32s(elems!(4, f32::from_le_bytes)),
+        DType::F64 => f32s(elems!(8, |a| f64::from_le_bytes(a) as f32)),
+        DType::F16 => f32s(elems!(2, |a| half::f16::from_le_bytes(a).to_f32())),
+        DType::BF16 => f32s(elems!(2, |a| half::bf16::from_le_bytes(a).to_f32())),
+        DType::I64 => i64s(elems!(8, i64::from_le_bytes)),
+        DType::I32 => i64s(elems!(4, |a| i32::from_le_bytes(a) as i64)),
+        DType::I16 => i64s(elems!(2, |a| i16::from_le_bytes(a) as i64)),
+        DType::I8 => i64s(bytes.iter().map(|&b| b as i8 as i64).collect()),
+        DType::U8 => i64s(bytes.iter().map(|&b| b as i64).collect()),
+        DType::Bool => i64s(bytes.iter().map(|&b| (b != 0) as i64).collect()),
     }
 }
 
@@ -220,8 +276,8 @@ pub(crate) fn gather(
     }
     if numel == 0 {
         return Ok(match storage {
-            TensorData::F32(_) => TensorData::F32(Vec::new()),
-            TensorData::I64(_) => TensorData::I64(Vec::new()),
+            TensorData::F32(_) => TensorData::F32(Vec::new().into()),
+            TensorData::I64(_) => TensorData::I64(Vec::new().into()),
         });
     }
     // A dimension of size 1 never moves: its stride (which torch lets be anything) is irrelevant,
@@ -253,14 +309,15 @@ pub(crate) fn gather(
     })
 }
 
-/// The gather itself; the caller has checked every index is in bounds.
+/// The gather itself; the caller has checked every index is in bounds. A contiguous row-major
+/// view shares the storage; any other view is copied out.
 fn gather_slice<T: Copy>(
-    v: &[T],
+    storage: &Values<T>,
     offset: usize,
     size: &[usize],
     stride: &[usize],
     numel: usize,
-) -> Vec<T> {
+) -> Values<T> {
     // Fast path: contiguous row-major view.
     let mut expect = 1usize;
     let mut contiguous = true;
@@ -272,8 +329,9 @@ fn gather_slice<T: Copy>(
         expect *= n;
     }
     if contiguous {
-        return v[offset..offset + numel].to_vec();
+        return Values::view(&storage.buf, storage.start + offset, numel);
     }
+    let v: &[T] = storage;
     let mut out = Vec::with_capacity(numel);
     let mut index = vec![0usize; size.len()];
     let mut pos = offset;
@@ -290,7 +348,7 @@ fn gather_slice<T: Copy>(
             index[d] = 0;
         }
     }
-    out
+    out.into()
 }
 
 #[cfg(test)]
@@ -299,17 +357,17 @@ mod tests {
 
     #[test]
     fn gather_transposed_and_expanded() {
-        let s = TensorData::F32((0..6).map(|x| x as f32).collect());
+        let s = TensorData::F32((0..6).map(|x| x as f32).collect::<Vec<_>>().into());
         // 2x3 row-major storage viewed as its 3x2 transpose.
         let t = gather(&s, 0, &[3, 2], &[1, 3], 100).unwrap();
-        assert_eq!(t, TensorData::F32(vec![0., 3., 1., 4., 2., 5.]));
+        assert_eq!(t, TensorData::F32(vec![0., 3., 1., 4., 2., 5.].into()));
         // Row 1 expanded to 2 rows.
         let e = gather(&s, 3, &[2, 3], &[0, 1], 100).unwrap();
-        assert_eq!(e, TensorData::F32(vec![3., 4., 5., 3., 4., 5.]));
+        assert_eq!(e, TensorData::F32(vec![3., 4., 5., 3., 4., 5.].into()));
         // 0-d at offset 5.
         assert_eq!(
             gather(&s, 5, &[], &[], 100).unwrap(),
-            TensorData::F32(vec![5.])
+            TensorData::F32(vec![5.].into())
         );
         // Out of range.
         assert!(gather(&s, 1, &[2, 3], &[3, 1], 100)
@@ -324,29 +382,55 @@ mod tests {
             .contains("overflows"));
         // Size-1 dimensions may carry any stride.
         let g = gather(&s, 1, &[1, 2, 1], &[usize::MAX, 2, usize::MAX / 2], 100).unwrap();
-        assert_eq!(g, TensorData::F32(vec![1., 3.]));
+        assert_eq!(g, TensorData::F32(vec![1., 3.].into()));
         assert!(gather(&s, 1, &[2, 2], &[usize::MAX, 1], 100)
             .unwrap_err()
             .contains("overflows"));
     }
 
     #[test]
+    fn contiguous_views_share_the_storage() {
+        let s = TensorData::F32((0..6).map(|x| x as f32).collect::<Vec<_>>().into());
+        let (TensorData::F32(storage), Ok(TensorData::F32(row))) =
+            (&s, gather(&s, 3, &[1, 3], &[3, 1], 100))
+        else {
+            panic!("f32 expected");
+        };
+        assert_eq!(*row, [3., 4., 5.]);
+        assert!(
+            Arc::ptr_eq(&storage.buf, &row.buf),
+            "a contiguous view was copied"
+        );
+        let Ok(TensorData::F32(col)) = gather(&s, 0, &[2], &[3], 100) else {
+            panic!("f32 expected");
+        };
+        assert_eq!(*col, [0., 3.]);
+        assert!(!Arc::ptr_eq(&storage.buf, &col.buf));
+    }
+
+    #[test]
     fn decode_byte_orders() {
         let le = 1.5f32.to_le_bytes();
         let be = 1.5f32.to_be_bytes();
-        assert_eq!(decode(&le, DType::F32, false), TensorData::F32(vec![1.5]));
-        assert_eq!(decode(&be, DType::F32, true), TensorData::F32(vec![1.5]));
+        assert_eq!(
+            decode(&le, DType::F32, false),
+            TensorData::F32(vec![1.5].into())
+        );
+        assert_eq!(
+            decode(&be, DType::F32, true),
+            TensorData::F32(vec![1.5].into())
+        );
         assert_eq!(
             decode(&[0x00, 0x3c], DType::F16, false),
-            TensorData::F32(vec![1.0])
+            TensorData::F32(vec![1.0].into())
         );
         assert_eq!(
             decode(&[0x3f, 0x80], DType::BF16, true),
-            TensorData::F32(vec![1.0])
+            TensorData::F32(vec![1.0].into())
         );
         assert_eq!(
             decode(&[0xff, 2], DType::I8, false),
-            TensorData::I64(vec![-1, 2])
+            TensorData::I64(vec![-1, 2].into())
         );
     }
 }

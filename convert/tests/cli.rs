@@ -84,9 +84,9 @@ fn converts_the_authors_layout_and_reports_json() {
     assert!(m.meta.source.files.iter().all(|f| f.sha256.len() == 64));
 }
 
-/// The golden outputs come from the plain-loop reference, which computes every image with the
-/// same single-threaded loops whatever the thread count: `--threads 1` and `--threads 3` write the
-/// same bytes. A thread count that is not a positive integer is a usage error, with no output.
+/// The golden outputs come from the fast CPU backend, whose results do not depend on the thread
+/// count (its GEMMs are blocked by shape only), checked against the single-threaded reference:
+/// `--threads 1` and `--threads 3` write the same bytes. A thread count that is not a positive integer is a usage error, with no output.
 #[test]
 fn the_thread_count_does_not_change_the_model() {
     let tmp = tempfile::tempdir().unwrap();
@@ -111,6 +111,50 @@ fn the_thread_count_does_not_change_the_model() {
         assert!(err.contains("positive integer"), "{err}");
         assert!(!out.exists());
     }
+}
+
+/// The golden batch computed on the fast CPU backend (the default, its first image checked on
+/// the reference) and on the plain-loop reference (`--golden-on reference`) agree within the
+/// fast backend's whole-model tolerance, and the summary says how the batch was checked.
+#[test]
+fn the_golden_batch_on_cpu_agrees_with_the_reference() {
+    use hood_runtime::tolerance::{CPU_MODEL_LOGIT, CPU_MODEL_SCORE};
+    let tmp = tempfile::tempdir().unwrap();
+    let golden = |on: &str| {
+        let out = tmp.path().join(format!("{on}.hood"));
+        let o = convert_calibrated(
+            &out,
+            &["--golden-on".as_ref(), on.as_ref(), "--json".as_ref()],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("summary JSON");
+        let check = v["golden_check"].as_str().unwrap_or_default().to_string();
+        let m = hood_runtime::Model::open(&out).unwrap();
+        let g = m.meta.golden.clone().expect("golden batch");
+        let get = |n: &str| m.tensor(n).expect(n).to_f32();
+        (get(&g.logits), get(&g.scores), get(&g.classes), check)
+    };
+    let (cpu, reference) = (golden("cpu"), golden("reference"));
+    assert!(
+        cpu.3.contains("re-run on the plain-loop reference"),
+        "{}",
+        cpu.3
+    );
+    assert!(
+        reference.3.contains("on the plain-loop reference"),
+        "{}",
+        reference.3
+    );
+    assert_eq!(cpu.2, reference.2, "classes");
+    for (a, b) in cpu.1.iter().zip(&reference.1) {
+        assert!((a - b).abs() <= CPU_MODEL_SCORE, "score {a} vs {b}");
+    }
+    for (a, b) in cpu.0.iter().zip(&reference.0) {
+        assert!(CPU_MODEL_LOGIT.ok(*a, *b), "logit {a} vs {b}");
+    }
+    let bad = tmp.path().join("bad.hood");
+    let o = convert_calibrated(&bad, &["--golden-on".as_ref(), "gpu".as_ref()]);
+    assert!(!o.status.success() && !bad.exists());
 }
 
 #[test]
