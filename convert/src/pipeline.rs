@@ -152,13 +152,20 @@ pub(crate) fn load_parts(
             bytes.len() as f64 / 1e6
         ));
         input_bytes += bytes.len() as u64;
-        let ck = checkpoint::load_bytes(p, &bytes).map_err(|e| e.to_string())?;
+        // The file's hash (for the metadata) on a second thread while the first parses it.
+        let (ck, sha256) = std::thread::scope(|sc| {
+            let hash = sc.spawn(|| sha256_hex(&bytes));
+            let ck = checkpoint::load_bytes(p, &bytes);
+            (ck, hash.join())
+        });
+        let ck = ck.map_err(|e| e.to_string())?;
+        let sha256 = sha256.map_err(|_| format!("{}: hashing failed", p.display()))?;
         sources.push(SourceFile {
             name: p
                 .file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            sha256: sha256_hex(&bytes),
+            sha256,
         });
         parts.add(&ck, opts.epoch, &mut renamer)?;
     }

@@ -23,10 +23,21 @@ pub fn cast(
 ) -> Result<(Vec<(String, HostTensor)>, CastReport), String> {
     let mut out = Vec::with_capacity(tensors.len());
     let mut rep = CastReport::default();
+    let f16_max = f16::MAX.to_f32();
     for (name, (shape, v)) in tensors {
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        // One branch-free pass (it vectorises) decides; the slow search for the culprit only
+        // runs on failure. `x.abs() <= limit` is false for NaN and ±inf.
+        let limit = if fp32 { f32::MAX } else { f16_max };
+        if !v.iter().fold(true, |ok, x| ok & (x.abs() <= limit)) {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "weight '{name}' has a non-finite value ({}) at index {i}",
+                    v[i]
+                ));
+            }
+            let i = v.iter().position(|x| x.abs() > limit).unwrap_or(0);
             return Err(format!(
-                "weight '{name}' has a non-finite value ({}) at index {i}",
+                "weight '{name}' value {} at index {i} does not fit fp16 (max 65504); convert with --fp32",
                 v[i]
             ));
         }
@@ -36,22 +47,14 @@ pub fn cast(
             out.push((name.clone(), HostTensor::f32(shape.clone(), v.clone())));
             continue;
         }
-        if let Some(i) = v.iter().position(|x| x.abs() > f16::MAX.to_f32()) {
-            return Err(format!(
-                "weight '{name}' value {} at index {i} does not fit fp16 (max 65504); convert with --fp32",
-                v[i]
-            ));
-        }
         let t = HostTensor::f16_from_f32(shape.clone(), v);
         if let hood_runtime::tensor::TensorValues::F16(h) = &t.values {
+            // On the bits: exponent and mantissa 0 → flushed to ±0; exponent 0 → subnormal.
             for (x, y) in v.iter().zip(h) {
-                if *x != 0.0 {
-                    if y.to_f32() == 0.0 {
-                        rep.flushed += 1;
-                    } else if !y.is_normal() {
-                        rep.subnormal += 1;
-                    }
-                }
+                let magnitude = y.to_bits() & 0x7fff;
+                let nonzero = *x != 0.0;
+                rep.flushed += usize::from(nonzero & (magnitude == 0));
+                rep.subnormal += usize::from(nonzero & (magnitude != 0) & (magnitude < 0x0400));
             }
         }
         out.push((name.clone(), t));
