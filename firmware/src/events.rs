@@ -123,7 +123,7 @@ impl OverlayWriter {
         let scale = (256 / view.width().max(1)).max(1);
         let img = hood_runtime::overlay::overlay(view, heat, 1.0, scale);
         let path = self.dir.join(format!("frame-{index:08}.png"));
-        img.save(&path)
+        hood_runtime::atomic::write_png(&path, &img)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.last = Some(now);
         self.written += 1;

@@ -157,14 +157,12 @@ impl Stats {
     }
 }
 
-/// Writes `value` to `path` atomically (temp file + rename).
+/// Writes `value` to `path` atomically (temp file, fsync, rename: `hood_runtime::atomic`).
 pub fn write_json_atomic(path: &std::path::Path, value: &Value) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
+    hood_runtime::atomic::write_file(
+        path,
+        &serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?,
+    )
 }
 
 #[cfg(test)]

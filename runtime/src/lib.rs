@@ -14,6 +14,7 @@
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
 //! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
 
+pub mod atomic;
 pub mod backend;
 pub mod calibrate;
 pub mod cpu;

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Encodes a model as the bytes of a `.hood` file. Validates first — the metadata, every tensor,
 /// the graph against the tensors, and the model-level checks of the reader — so the result always
@@ -39,7 +38,6 @@ pub fn write_model(
 pub struct StagedModel {
     tmp: PathBuf,
     path: PathBuf,
-    dir: PathBuf,
     committed: bool,
 }
 
@@ -51,20 +49,10 @@ pub fn stage_model(
     tensors: &[(String, HostTensor)],
 ) -> Result<StagedModel> {
     let bytes = encode_bytes(meta, graph, tensors).map_err(|m| HoodError::format(path, m))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| HoodError::format(path, "output path has no file name"))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    if path.file_name().is_none() {
+        return Err(HoodError::format(path, "output path has no file name"));
+    }
+    let tmp = crate::atomic::temp_path(path).map_err(|e| HoodError::io(path, e))?;
     if let Err(e) = write_synced(&tmp, &bytes) {
         // Best effort: the temp file may not exist if creating it failed.
         let _ = fs::remove_file(&tmp);
@@ -73,7 +61,6 @@ pub fn stage_model(
     Ok(StagedModel {
         tmp,
         path: path.to_path_buf(),
-        dir: dir.to_path_buf(),
         committed: false,
     })
 }
@@ -84,10 +71,7 @@ impl StagedModel {
     pub fn commit(mut self) -> Result<()> {
         fs::rename(&self.tmp, &self.path).map_err(|e| HoodError::io(&self.path, e))?;
         self.committed = true;
-        #[cfg(unix)]
-        if let Ok(d) = fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        crate::atomic::sync_dir(crate::atomic::parent_dir(&self.path));
         Ok(())
     }
 }

@@ -132,9 +132,7 @@ impl DiskCache {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, &data)?;
-            std::fs::rename(&tmp, path)
+            crate::atomic::write_file(path, &data)
         };
         match write() {
             Ok(()) => log::info!(

@@ -164,7 +164,8 @@ fn write_csv(path: &Path, sets: &[(&str, &ScoredSet)]) -> anyhow::Result<()> {
             ));
         }
     }
-    std::fs::write(path, s).with_context(|| format!("{}: cannot write CSV", path.display()))
+    hood_runtime::atomic::write_file(path, s.as_bytes())
+        .with_context(|| format!("{}: cannot write CSV", path.display()))
 }
 
 /// Curve colours, one per OOD set (cycled).
@@ -232,7 +233,7 @@ fn plot_roc(path: &Path, curves: &[Vec<(f64, f64)>]) -> anyhow::Result<()> {
             line(&mut img, map(w[0]), map(w[1]), COLOURS[i % 6], 2, 0);
         }
     }
-    img.save(path)
+    hood_runtime::atomic::write_png(path, &img)
         .with_context(|| format!("{}: cannot write the ROC plot", path.display()))
 }
 

@@ -40,7 +40,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .context("the backend returned no heatmap")?;
     let img = overlay::overlay(&prep.view, &hm.data, 1.0, args.scale);
-    img.save(&args.out)
+    hood_runtime::atomic::write_png(&args.out, &img)
         .with_context(|| format!("{}: cannot write the overlay", args.out.display()))?;
     if args.json {
         let mut v = serde_json::json!({

@@ -161,7 +161,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if let (Some(dir), Some(hm)) = (&args.heatmaps, &d.heatmap) {
                 let out = unique_png(dir, path, &mut used);
                 let img = overlay::overlay(&prep.view, &hm.data, 1.0, 8);
-                match img.save(&out) {
+                match hood_runtime::atomic::write_png(&out, &img) {
                     Ok(()) => png = Some(out),
                     Err(e) => {
                         eprintln!("hood: {}: cannot write heatmap: {e}", out.display());
