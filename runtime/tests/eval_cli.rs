@@ -177,6 +177,14 @@ fn eval_json_and_csv_agree_with_metrics_recomputed_here() {
         roc.pixels().any(|p| p.0 == [214, 39, 40]),
         "the curve is drawn"
     );
+    // The labelled SVG beside it: the set's name and its AUROC as the JSON reports it.
+    let svg = std::fs::read_to_string(d.path().join("roc.svg")).expect("SVG beside the PNG");
+    let auroc = format!("AUROC {:.2} % · 30 images", 100.0 * want.auroc);
+    assert!(svg.contains(">far<") && svg.contains(&auroc), "{svg}");
+    assert!(
+        svg.contains("on cpu; ID: ") && svg.contains("id (60 images)"),
+        "{svg}"
+    );
 
     // Text output, unlabelled ID folder (images directly in it).
     let flat = d.path().join("flat");

@@ -5,11 +5,11 @@
 //! reported, not fatal.
 
 use crate::exec::ExecArgs;
+use crate::plot::{self, colour_name};
 use anyhow::{bail, Context};
 use hood_runtime::calibrate::{evenly_spaced, list_images, score_files};
 use hood_runtime::metrics::{self, OodMetrics};
 use hood_runtime::{Detector, Model};
-use image::{Rgb, RgbImage};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,7 +31,9 @@ pub struct Args {
     /// Write per-image scores: path,set,class,score.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
-    /// Write a ROC plot (PNG): one curve per OOD set, FPR on x, TPR (ID positive) on y.
+    /// Write a ROC plot, one curve per OOD set (FPR on x, TPR with ID positive on y): FILE.svg →
+    /// an SVG with title, axis labels, tick values and a legend of each set's AUROC; any other
+    /// name → a PNG of the curves there and the labelled SVG beside it (same name, .svg).
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// Images per batch.
@@ -168,75 +170,6 @@ fn write_csv(path: &Path, sets: &[(&str, &ScoredSet)]) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write CSV", path.display()))
 }
 
-/// Curve colours, one per OOD set (cycled).
-const COLOURS: [[u8; 3]; 6] = [
-    [214, 39, 40],
-    [31, 119, 180],
-    [44, 160, 44],
-    [255, 127, 14],
-    [148, 103, 189],
-    [23, 190, 207],
-];
-
-fn colour_name(i: usize) -> &'static str {
-    ["red", "blue", "green", "orange", "purple", "cyan"][i % 6]
-}
-
-/// Draws a line of width `w` from (x0, y0) to (x1, y1), every `dash`-th segment left out when
-/// `dash > 0`.
-fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: [u8; 3], w: i64, dash: usize) {
-    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
-    for k in 0..=steps {
-        if dash > 0 && (k / dash) % 2 == 1 {
-            continue;
-        }
-        let t = k as f64 / steps as f64;
-        let (x, y) = (
-            (a.0 + t * (b.0 - a.0)).round() as i64,
-            (a.1 + t * (b.1 - a.1)).round() as i64,
-        );
-        for dx in 0..w {
-            for dy in 0..w {
-                let (px, py) = (x + dx - w / 2, y + dy - w / 2);
-                if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                    img.put_pixel(px as u32, py as u32, Rgb(c));
-                }
-            }
-        }
-    }
-}
-
-/// A 480×480 ROC plot: white background, axes with ticks at 0, .25, .5, .75, 1, the chance
-/// diagonal dashed grey, one curve per OOD set.
-fn plot_roc(path: &Path, curves: &[Vec<(f64, f64)>]) -> anyhow::Result<()> {
-    const SIZE: u32 = 480;
-    const M: f64 = 40.0;
-    let span = SIZE as f64 - 2.0 * M;
-    let map = |(fpr, tpr): (f64, f64)| (M + fpr * span, SIZE as f64 - M - tpr * span);
-    let mut img = RgbImage::from_pixel(SIZE, SIZE, Rgb([255, 255, 255]));
-    let grey = [170, 170, 170];
-    let black = [0, 0, 0];
-    line(&mut img, map((0.0, 0.0)), map((1.0, 1.0)), grey, 1, 6);
-    line(&mut img, map((0.0, 0.0)), map((1.0, 0.0)), black, 2, 0);
-    line(&mut img, map((0.0, 0.0)), map((0.0, 1.0)), black, 2, 0);
-    line(&mut img, map((0.0, 1.0)), map((1.0, 1.0)), grey, 1, 0);
-    line(&mut img, map((1.0, 0.0)), map((1.0, 1.0)), grey, 1, 0);
-    for k in 0..=4 {
-        let v = k as f64 / 4.0;
-        let (x, y0) = map((v, 0.0));
-        line(&mut img, (x, y0), (x, y0 + 6.0), black, 2, 0);
-        let (x0, y) = map((0.0, v));
-        line(&mut img, (x0 - 6.0, y), (x0, y), black, 2, 0);
-    }
-    for (i, c) in curves.iter().enumerate() {
-        for w in c.windows(2) {
-            line(&mut img, map(w[0]), map(w[1]), COLOURS[i % 6], 2, 0);
-        }
-    }
-    hood_runtime::atomic::write_png(path, &img)
-        .with_context(|| format!("{}: cannot write the ROC plot", path.display()))
-}
-
 fn pct(v: f64) -> String {
     format!("{:.2}", 100.0 * v)
 }
@@ -279,7 +212,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         write_csv(p, &sets)?;
     }
     if let Some(p) = &args.plot {
-        plot_roc(p, &curves)?;
+        let sets: Vec<plot::Curve> = oods
+            .iter()
+            .zip(&ood_sets)
+            .zip(&per_set)
+            .zip(&curves)
+            .map(|((((name, _), set), m), points)| plot::Curve {
+                name,
+                images: set.images.len(),
+                auroc: m.auroc,
+                points,
+            })
+            .collect();
+        // The ID folder's last two path components keep the title short.
+        let parts: Vec<_> = args.id.components().collect();
+        let id_name: std::path::PathBuf = parts[parts.len().saturating_sub(2)..].iter().collect();
+        let title = format!(
+            "model {} on {}; ID: {} ({} images)",
+            model.meta.name,
+            det.backend_name(),
+            id_name.display(),
+            id.images.len()
+        );
+        plot::write_roc(p, &title, &sets)?;
     }
 
     if args.json {

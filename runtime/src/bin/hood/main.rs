@@ -14,6 +14,7 @@ mod exec;
 mod explain;
 mod infer;
 mod info;
+mod plot;
 mod selftest;
 
 use clap::{Parser, Subcommand};
