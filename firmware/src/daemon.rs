@@ -379,10 +379,15 @@ impl Watch {
             if let (true, Some(w), Some(hm)) =
                 (deb.alerting(), self.overlays.as_mut(), d.heatmap.as_ref())
             {
+                let caption = hood_runtime::overlay::Caption {
+                    score: d.score,
+                    threshold: Some(self.threshold),
+                };
                 match w.maybe_write(
                     this,
                     &prepared.view,
                     &hm.data,
+                    &caption,
                     transition == Some(Transition::Raised),
                 ) {
                     Ok(Some(p)) => {

@@ -103,12 +103,14 @@ impl OverlayWriter {
         &self.dir
     }
 
-    /// Writes `frame-<index>.png` unless rate-limited; returns the path written.
+    /// Writes `frame-<index>.png` (the overlay with its caption band: colour bar, score,
+    /// threshold, verdict) unless rate-limited; returns the path written.
     pub fn maybe_write(
         &mut self,
         index: u64,
         view: &image::RgbImage,
         heat: &[f32],
+        caption: &hood_runtime::overlay::Caption,
         force: bool,
     ) -> Result<Option<PathBuf>, String> {
         let now = Instant::now();
@@ -121,7 +123,7 @@ impl OverlayWriter {
         }
         // Small model inputs (32×32) are upscaled so a person can see them.
         let scale = (256 / view.width().max(1)).max(1);
-        let img = hood_runtime::overlay::overlay(view, heat, 1.0, scale);
+        let img = hood_runtime::overlay::annotated(view, heat, 1.0, scale, caption);
         let path = self.dir.join(format!("frame-{index:08}.png"));
         hood_runtime::atomic::write_png(&path, &img)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -185,9 +187,13 @@ mod tests {
         let mut w = OverlayWriter::new(dir.path().join("o"), Duration::from_secs(3600)).unwrap();
         let view = image::RgbImage::new(8, 8);
         let heat = vec![0.5; 64];
-        assert!(w.maybe_write(1, &view, &heat, false).unwrap().is_some());
-        assert!(w.maybe_write(2, &view, &heat, false).unwrap().is_none());
-        let p = w.maybe_write(3, &view, &heat, true).unwrap().unwrap();
+        let c = hood_runtime::overlay::Caption {
+            score: 0.3,
+            threshold: Some(0.2),
+        };
+        assert!(w.maybe_write(1, &view, &heat, &c, false).unwrap().is_some());
+        assert!(w.maybe_write(2, &view, &heat, &c, false).unwrap().is_none());
+        let p = w.maybe_write(3, &view, &heat, &c, true).unwrap().unwrap();
         assert_eq!(image::open(p).unwrap().width(), 256);
         assert_eq!(w.written, 2);
     }

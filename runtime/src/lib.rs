@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod decode;
 pub mod detector;
 pub mod error;
+pub mod font;
 pub mod format;
 pub mod graph;
 pub mod meta;

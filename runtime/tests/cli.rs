@@ -110,8 +110,19 @@ fn infer_json_matches_the_library_and_writes_heatmaps() {
         assert_eq!(l["ood"].as_bool().unwrap(), w.score > 0.05);
         assert_eq!(l["logits"].as_array().unwrap().len(), 5);
         let png = l["heatmap"].as_str().expect("heatmap path");
-        let img = image::open(png).expect("heatmap png readable");
-        assert_eq!((img.width(), img.height()), (64, 64));
+        let img = image::open(png).expect("heatmap png readable").to_rgb8();
+        // The 8×8 model view at scale 8 (64×64), widened to the caption band's minimum width,
+        // with the band (colour bar, score, verdict) below.
+        assert_eq!((img.width(), img.height()), (192, 64 + 92));
+        let verdict = if w.score > 0.05 {
+            [255, 96, 96]
+        } else {
+            [128, 224, 128]
+        };
+        assert!(
+            img.pixels().any(|p| p.0 == verdict),
+            "the verdict is written in its colour"
+        );
     }
 }
 

@@ -39,7 +39,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .heatmap
         .as_ref()
         .context("the backend returned no heatmap")?;
-    let img = overlay::overlay(&prep.view, &hm.data, 1.0, args.scale);
+    let caption = overlay::Caption {
+        score: d.score,
+        threshold: det.threshold(),
+    };
+    let img = overlay::annotated(&prep.view, &hm.data, 1.0, args.scale, &caption);
     hood_runtime::atomic::write_png(&args.out, &img)
         .with_context(|| format!("{}: cannot write the overlay", args.out.display()))?;
     if args.json {

@@ -160,7 +160,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             let mut png = None;
             if let (Some(dir), Some(hm)) = (&args.heatmaps, &d.heatmap) {
                 let out = unique_png(dir, path, &mut used);
-                let img = overlay::overlay(&prep.view, &hm.data, 1.0, 8);
+                let caption = overlay::Caption {
+                    score: d.score,
+                    threshold,
+                };
+                let img = overlay::annotated(&prep.view, &hm.data, 1.0, 8, &caption);
                 match hood_runtime::atomic::write_png(&out, &img) {
                     Ok(()) => png = Some(out),
                     Err(e) => {
