@@ -100,6 +100,12 @@ struct Args {
     /// Print the per-tensor mapping and progress.
     #[arg(short, long)]
     verbose: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<hood_runtime::cli_docs::Shell>,
+    /// Write the man page convert.1 into DIR and exit.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    man_pages: Option<PathBuf>,
 }
 
 /// The process's peak resident memory so far (Linux: `VmHWM` in /proc/self/status), in MB.
@@ -182,8 +188,42 @@ fn explain_names(a: &Args, inputs: Vec<PathBuf>, renames: Vec<Rule>) -> ExitCode
     }
 }
 
+/// `--completions` / `--man-pages`: the exit code once done, `None` when neither was given.
+fn cli_docs(a: &Args) -> Option<ExitCode> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    if let Some(shell) = a.completions {
+        let script = hood_runtime::cli_docs::completions(&Args::command(), shell);
+        return Some(match std::io::stdout().write_all(&script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("convert: {e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    let dir = a.man_pages.as_ref()?;
+    Some(
+        match hood_runtime::cli_docs::write_man_pages(&Args::command(), dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("convert: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+    )
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
+    if let Some(code) = cli_docs(&a) {
+        return code;
+    }
     let level = if a.verbose { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)

@@ -501,3 +501,25 @@ fn rename_map_and_explain_names_on_the_command_line() {
         assert!(!out2.exists());
     }
 }
+
+#[test]
+fn completions_and_man_page() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_convert"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--completions", "bash"]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("--golden-on") && script.contains("--explain-names"));
+    // Only on its own: with an input it is a usage error.
+    assert!(!run(&["--completions", "bash", "x.pt"]).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(&["--man-pages", &dir.path().display().to_string()])
+        .status
+        .success());
+    let page = std::fs::read_to_string(dir.path().join("convert.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("golden\\-on"));
+}

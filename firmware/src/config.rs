@@ -126,6 +126,14 @@ pub struct Options {
     /// Print one status line per frame (default for the bundled feed).
     #[arg(long)]
     pub print_frames: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    #[serde(skip)]
+    pub completions: Option<hood_runtime::cli_docs::Shell>,
+    /// Write the man page hood-watch.1 into DIR and exit.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    #[serde(skip)]
+    pub man_pages: Option<PathBuf>,
 }
 
 macro_rules! merge_opts {
@@ -162,7 +170,7 @@ impl Options {
         merge_opts!(a, b;
             opt: model, backend, threads, threshold, input, camera, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
-                exec, health_interval, stats_json;
+                exec, health_interval, stats_json, completions, man_pages;
             flag: looping, active_low, print_frames)
     }
 

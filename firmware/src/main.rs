@@ -23,6 +23,29 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(shell) = opts.completions {
+        use clap::CommandFactory;
+        use std::io::Write;
+        let cmd = hood_firmware::config::Options::command();
+        let script = hood_runtime::cli_docs::completions(&cmd, shell);
+        if let Err(e) = std::io::stdout().write_all(&script) {
+            eprintln!("hood-watch: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    if let Some(dir) = &opts.man_pages {
+        use clap::CommandFactory;
+        let cmd = hood_firmware::config::Options::command();
+        match hood_runtime::cli_docs::write_man_pages(&cmd, dir) {
+            Ok(pages) => pages.iter().for_each(|p| println!("{}", p.display())),
+            Err(e) => {
+                eprintln!("hood-watch: {}: {e}", dir.display());
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     let watch = match hood_firmware::app::build(&opts, stop) {
         Ok(w) => w,
         Err(e) => {

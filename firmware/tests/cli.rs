@@ -220,3 +220,23 @@ fn version_names_the_compiled_features() {
     assert_eq!(v.contains("vulkan"), hood_runtime::HAS_VULKAN, "{v}");
     assert_eq!(v.contains("v4l2"), cfg!(feature = "v4l2"), "{v}");
 }
+
+#[test]
+fn completions_and_man_page() {
+    let o = Command::new(BIN)
+        .args(["--completions", "zsh"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("--alert-k") && script.contains("--gpio-line"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .arg("--man-pages")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(dir.path().join("hood-watch.1")).unwrap();
+    assert!(page.contains(".TH") && page.contains("overlay\\-interval"));
+}

@@ -17,6 +17,7 @@
 pub mod atomic;
 pub mod backend;
 pub mod calibrate;
+pub mod cli_docs;
 pub mod cpu;
 pub mod decode;
 pub mod detector;

@@ -574,3 +574,27 @@ fn version_names_the_compiled_features() {
     assert!(v.contains("features:"), "{v}");
     assert_eq!(v.contains("vulkan;"), hood_runtime::HAS_VULKAN, "{v}");
 }
+
+/// Completion scripts and man pages come from the clap definition: they name every command and
+/// the options users type, and each subcommand gets its own page.
+#[test]
+fn completions_and_man_pages() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = hood(&["completions", shell]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let script = text(&o.stdout);
+        for want in ["infer", "selftest", "backend", "fail-on-ood"] {
+            assert!(script.contains(want), "{shell}: no {want}");
+        }
+    }
+    assert!(!hood(&["completions", "tcsh"]).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let o = hood(&["man-pages", &dir.path().display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for page in ["hood.1", "hood-infer.1", "hood-eval.1", "hood-explain.1"] {
+        let roff = std::fs::read_to_string(dir.path().join(page)).expect(page);
+        assert!(roff.contains(".TH"), "{page} is not a man page");
+    }
+    let infer = std::fs::read_to_string(dir.path().join("hood-infer.1")).unwrap();
+    assert!(infer.contains("fail\\-on\\-ood"), "{infer}");
+}

@@ -298,7 +298,12 @@ fn explain_writes_an_overlay_of_the_expected_size() {
         "cpu",
     ]));
     assert!(t.contains("class") && t.contains("score"), "{t}");
-    assert_eq!(image::open(&o).unwrap().to_rgb8().dimensions(), (32, 32));
+    // The 8×8 view at scale 4 on top (32×32), the caption band (92 px) below, the width raised
+    // to the band's minimum (192 px) so its text fits.
+    assert_eq!(
+        image::open(&o).unwrap().to_rgb8().dimensions(),
+        (192, 32 + 92)
+    );
     ok(&hood(&[
         "explain",
         s(&m),
@@ -308,7 +313,10 @@ fn explain_writes_an_overlay_of_the_expected_size() {
         "--backend",
         "cpu",
     ]));
-    assert_eq!(image::open(&o).unwrap().to_rgb8().dimensions(), (64, 64));
+    assert_eq!(
+        image::open(&o).unwrap().to_rgb8().dimensions(),
+        (192, 64 + 92)
+    );
 }
 
 #[test]

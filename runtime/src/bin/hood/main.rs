@@ -78,6 +78,16 @@ enum Cmd {
     Calibrate(calibrate::Args),
     /// Write the heatmap overlay of one image.
     Explain(explain::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: hood_runtime::cli_docs::Shell,
+    },
+    /// Write man pages (hood.1 and hood-<command>.1) into DIR.
+    ManPages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +112,26 @@ fn main() -> ExitCode {
         Cmd::Eval(args) => eval::run(&args),
         Cmd::Calibrate(args) => calibrate::run(&args),
         Cmd::Explain(args) => explain::run(&args),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let script = hood_runtime::cli_docs::completions(&Cli::command(), shell);
+            std::io::stdout()
+                .write_all(&script)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
+        }
+        Cmd::ManPages { dir } => {
+            use clap::CommandFactory;
+            hood_runtime::cli_docs::write_man_pages(&Cli::command(), &dir)
+                .map(|pages| {
+                    for p in pages {
+                        println!("{}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+        }
     };
     match r {
         Ok(code) => code,
