@@ -3,12 +3,13 @@
 # System packages: the Vulkan loader and Mesa's software Vulkan driver (lavapipe) for the GPU
 # backend's tests, cmake/ninja/python3/git for building shaderc from source (vulkano-shaders),
 # cmake and a C compiler (g++ pulls in gcc) for libjpeg-turbo (the turbojpeg crate builds it
-# from its bundled 3.x source, even in a CPU-only build), and the Khronos validation layer
+# from its bundled 3.x source, even in a CPU-only build; with NASM present its SIMD code is built
+# too), and the Khronos validation layer
 # (tests/tests/vulkan_validation.rs runs the whole pipeline under it).
 set -euo pipefail
 
 need=()
-for p in libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config; do
+for p in libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
