@@ -160,36 +160,19 @@ pub fn compute(
                     })
                     .map_err(|e| format!("golden check: cannot start a thread: {e}"))?
             };
-            // `t`: taken before the executor was built (arguments evaluate left to right).
-            let fast = |t: Instant,
-                        ex: hood_runtime::Result<CpuExecutor>,
-                        what: &str|
-             -> Result<Outputs, String> {
-                let mut ex = ex.map_err(|e| format!("golden run (cpu): {e}"))?;
-                let packed = t.elapsed().as_secs_f64();
-                let out = ex
-                    .run(input, n, false)
-                    .map_err(|e| format!("golden run (cpu): {e}"))?;
-                log::info!(
-                    "golden: {n} images on the fast CPU backend, {what} weights, in {:.2} s \
-                     ({packed:.2} s packing)",
-                    t.elapsed().as_secs_f64()
-                );
-                Ok(out.into())
-            };
             // On an error here the reference thread is left to finish on its own.
             let full = f32w
                 .map(|w| {
-                    fast(
-                        Instant::now(),
-                        CpuExecutor::from_weights(graph, w, Some(fast_threads)),
+                    run_fast(
+                        || CpuExecutor::from_weights(graph, w, Some(fast_threads)),
+                        input,
                         "f32",
                     )
                 })
                 .transpose()?;
-            let gold = fast(
-                Instant::now(),
-                CpuExecutor::new(graph, &stored, Some(fast_threads)),
+            let gold = run_fast(
+                || CpuExecutor::new(graph, &stored, Some(fast_threads)),
+                input,
                 "stored",
             )?;
             Ok(GoldenRuns {
@@ -199,6 +182,27 @@ pub fn compute(
             })
         }
     }
+}
+
+/// Builds a fast CPU executor with `make` and runs the `GOLDEN_N` images of `input` on it,
+/// logging how long packing and the whole run took (`what`: which weights).
+fn run_fast(
+    make: impl FnOnce() -> hood_runtime::Result<CpuExecutor>,
+    input: &[f32],
+    what: &str,
+) -> Result<Outputs, String> {
+    let t = Instant::now();
+    let mut ex = make().map_err(|e| format!("golden run (cpu): {e}"))?;
+    let packed = t.elapsed().as_secs_f64();
+    let out = ex
+        .run(input, GOLDEN_N, false)
+        .map_err(|e| format!("golden run (cpu): {e}"))?;
+    log::info!(
+        "golden: {GOLDEN_N} images on the fast CPU backend, {what} weights, in {:.2} s \
+         ({packed:.2} s packing)",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(out.into())
 }
 
 /// The reference check of a golden batch: already done, or still running on its own thread

@@ -483,7 +483,9 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     drop(tensors);
     let golden_check = check.finish(&gold)?;
     log::info!("golden check: {golden_check}");
-    staged.commit().map_err(|e| e.to_string())?;
+    staged
+        .commit()
+        .map_err(|e| format!("{}: {e}", opts.output.display()))?;
     let output_bytes = std::fs::metadata(&opts.output)
         .map(|m| m.len())
         .unwrap_or(0);

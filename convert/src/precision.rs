@@ -23,11 +23,10 @@ pub fn cast(
 ) -> Result<(Vec<(String, HostTensor)>, CastReport), String> {
     let mut out = Vec::with_capacity(tensors.len());
     let mut rep = CastReport::default();
-    let f16_max = f16::MAX.to_f32();
+    let limit = if fp32 { f32::MAX } else { f16::MAX.to_f32() };
     for (name, (shape, v)) in tensors {
         // One branch-free pass (it vectorises) decides; the slow search for the culprit only
         // runs on failure. `x.abs() <= limit` is false for NaN and ±inf.
-        let limit = if fp32 { f32::MAX } else { f16_max };
         if !v.iter().fold(true, |ok, x| ok & (x.abs() <= limit)) {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                 return Err(format!(

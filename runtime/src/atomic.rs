@@ -35,19 +35,55 @@ pub fn parent_dir(path: &Path) -> &Path {
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, folder sync). On failure the
 /// temporary file is removed and `path` is left as it was.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(path)?;
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    stage(path, bytes)?.commit()
+}
+
+/// Bytes written and synced to a temporary file beside their destination, not yet in place:
+/// [`StagedFile::commit`] renames it over the destination; dropping it uncommitted removes the
+/// temporary file. Lets a caller write while a last check still runs and keep the file only if
+/// the check passes.
+#[derive(Debug)]
+pub struct StagedFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+/// The first half of [`write_file`]: the temporary file, written and synced.
+pub fn stage(path: &Path, bytes: &[u8]) -> io::Result<StagedFile> {
+    let staged = StagedFile {
+        tmp: temp_path(path)?,
+        path: path.to_path_buf(),
+        committed: false,
+    };
+    // On an error `staged` is dropped, which removes whatever was created.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&staged.tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+impl StagedFile {
+    /// Renames the temporary file over the destination and syncs the folder, so the rename
+    /// itself is durable.
+    pub fn commit(mut self) -> io::Result<()> {
+        fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        sync_dir(parent_dir(&self.path));
+        Ok(())
     }
-    sync_dir(parent_dir(path));
-    Ok(())
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: the file may not exist if creating it failed.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Syncs a folder so a rename in it is durable (best effort; a no-op where unsupported).

@@ -115,22 +115,21 @@ pub fn annotated(
         let t = if full > 0.0 { v / full } else { v };
         x0 + (t.clamp(0.0, 1.0) * (bar_w - 1.0)).round() as u32
     };
-    if let Some(t) = caption.threshold.filter(|t| t.is_finite()) {
-        let x = at(t);
-        for y in (h + 3..h + 25).step_by(2) {
-            for dx in 0..2 {
-                img.put_pixel((x + dx).min(width - 1), y, INK);
+    // A 2-pixel-wide vertical mark across the bar at `v`: every `step`-th row (1: solid).
+    let mut mark = |v: f32, step: usize| {
+        if v.is_finite() {
+            let x = at(v);
+            for y in (h + 3..h + 25).step_by(step) {
+                for dx in 0..2 {
+                    img.put_pixel((x + dx).min(width - 1), y, INK);
+                }
             }
         }
+    };
+    if let Some(t) = caption.threshold {
+        mark(t, 2);
     }
-    if caption.score.is_finite() {
-        let x = at(caption.score);
-        for y in h + 3..h + 25 {
-            for dx in 0..2 {
-                img.put_pixel((x + dx).min(width - 1), y, INK);
-            }
-        }
-    }
+    mark(caption.score, 1);
     let full_label = format!("{full}");
     font::draw_text(&mut img, x0, h + 28, "0", 2, INK);
     let fw = font::text_width(&full_label, 2);

@@ -4,7 +4,7 @@
 //! * [`read`] — [`read::parse`]: bytes → metadata, graph, tensor entries, with every check of
 //!   FORMAT.md §8 (used by [`crate::model::Model`]).
 //! * [`mod@write`] — [`encode`] and [`write_model`] (atomic: temp file, fsync, rename; or in
-//!   two steps, [`stage_model`] then [`StagedModel::commit`]).
+//!   two steps, [`stage_model`] then [`StagedFile::commit`]).
 //!
 //! The writer runs the same model-level checks as the reader ([`check_model`]), so a file it
 //! writes always loads.
@@ -14,7 +14,7 @@ pub mod read;
 pub mod write;
 
 pub use layout::{SectionKind, TensorEntry, MAGIC, MAX_FILE_SIZE, VERSION_MAJOR, VERSION_MINOR};
-pub use write::{encode, stage_model, write_model, StagedModel};
+pub use write::{encode, stage_model, write_model, StagedFile};
 
 use crate::graph::{Graph, ValueType};
 use crate::meta::Metadata;

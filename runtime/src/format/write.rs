@@ -3,14 +3,13 @@
 
 use super::check_model;
 use super::layout::*;
+pub use crate::atomic::StagedFile;
 use crate::error::{HoodError, Result};
 use crate::graph::Graph;
 use crate::meta::Metadata;
 use crate::tensor::{DType, HostTensor};
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Encodes a model as the bytes of a `.hood` file. Validates first — the metadata, every tensor,
 /// the graph against the tensors, and the model-level checks of the reader — so the result always
@@ -27,67 +26,25 @@ pub fn write_model(
     graph: &Graph,
     tensors: &[(String, HostTensor)],
 ) -> Result<()> {
-    stage_model(path, meta, graph, tensors)?.commit()
+    stage_model(path, meta, graph, tensors)?
+        .commit()
+        .map_err(|e| HoodError::io(path, e))
 }
 
-/// A model written and synced to a temporary file beside its destination, not yet in place:
-/// [`StagedModel::commit`] renames it over the destination; dropping it uncommitted removes the
-/// temporary file. Lets a caller write while a last check still runs, and keep the file only if
-/// the check passes.
-#[derive(Debug)]
-pub struct StagedModel {
-    tmp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
-
-/// The first half of [`write_model`]: encode, write the temporary file, fsync.
+/// The first half of [`write_model`]: encode, then write and sync a temporary file beside
+/// `path` ([`crate::atomic::stage`]); [`StagedFile::commit`] puts it in place, dropping it
+/// removes it.
 pub fn stage_model(
     path: &Path,
     meta: &Metadata,
     graph: &Graph,
     tensors: &[(String, HostTensor)],
-) -> Result<StagedModel> {
+) -> Result<StagedFile> {
     let bytes = encode_bytes(meta, graph, tensors).map_err(|m| HoodError::format(path, m))?;
     if path.file_name().is_none() {
         return Err(HoodError::format(path, "output path has no file name"));
     }
-    let tmp = crate::atomic::temp_path(path).map_err(|e| HoodError::io(path, e))?;
-    if let Err(e) = write_synced(&tmp, &bytes) {
-        // Best effort: the temp file may not exist if creating it failed.
-        let _ = fs::remove_file(&tmp);
-        return Err(HoodError::io(path, e));
-    }
-    Ok(StagedModel {
-        tmp,
-        path: path.to_path_buf(),
-        committed: false,
-    })
-}
-
-impl StagedModel {
-    /// Renames the temporary file over the destination and syncs the directory (where the
-    /// platform allows), so the rename itself is durable.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.tmp, &self.path).map_err(|e| HoodError::io(&self.path, e))?;
-        self.committed = true;
-        crate::atomic::sync_dir(crate::atomic::parent_dir(&self.path));
-        Ok(())
-    }
-}
-
-impl Drop for StagedModel {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    crate::atomic::stage(path, &bytes).map_err(|e| HoodError::io(path, e))
 }
 
 /// Checks one tensor as the reader will (FORMAT.md §2); returns its byte size.

@@ -65,9 +65,6 @@ impl Weights {
     pub fn insert(&mut self, name: impl Into<String>, values: Vec<f32>) {
         self.map.insert(name.into(), Stored::F32(values));
     }
-    pub fn insert_f16(&mut self, name: impl Into<String>, values: Vec<f16>) {
-        self.map.insert(name.into(), Stored::F16(values));
-    }
     /// Adds an owned tensor without copying it (i32 tensors are widened to f32).
     pub fn insert_host(&mut self, name: impl Into<String>, t: HostTensor) {
         let stored = match t.values {
@@ -113,16 +110,6 @@ impl Weights {
     /// Removes `name` (a consumer that has copied what it needs frees the memory early).
     pub fn remove(&mut self, name: &str) {
         self.map.remove(name);
-    }
-    /// The number of stored elements.
-    pub fn numel(&self) -> usize {
-        self.map
-            .values()
-            .map(|s| match s {
-                Stored::F32(v) => v.len(),
-                Stored::F16(v) => v.len(),
-            })
-            .sum()
     }
 }
 
