@@ -269,7 +269,9 @@ pub(crate) fn gather(
         ));
     }
     let numel = checked_numel(size).ok_or_else(|| format!("size {size:?} overflows"))?;
-    if numel > max_numel {
+    // A contiguous view shares the storage (it cannot hold more than the storage does, which
+    // the bounds check below ensures); only a copy counts against `max_numel`.
+    if numel > max_numel && !(is_contiguous(size, stride) && numel <= storage.len()) {
         return Err(format!(
             "size {size:?} has {numel} elements, more than the {max_numel} this file can plausibly hold"
         ));
@@ -309,6 +311,28 @@ pub(crate) fn gather(
     })
 }
 
+/// Whether the view `(size, stride)` is row-major contiguous (dimensions of size 1 may have any
+/// stride).
+fn is_contiguous(size: &[usize], stride: &[usize]) -> bool {
+    let mut expect = 1usize;
+    for (&n, &s) in size.iter().zip(stride).rev() {
+        if n != 1 && s != expect {
+            return false;
+        }
+        expect = expect.saturating_mul(n);
+    }
+    true
+}
+
+/// Whether `data` is a view sharing `storage`'s decoded buffer (no copy was made).
+pub(crate) fn shares_buffer(data: &TensorData, storage: &TensorData) -> bool {
+    match (data, storage) {
+        (TensorData::F32(a), TensorData::F32(b)) => Arc::ptr_eq(&a.buf, &b.buf),
+        (TensorData::I64(a), TensorData::I64(b)) => Arc::ptr_eq(&a.buf, &b.buf),
+        _ => false,
+    }
+}
+
 /// The gather itself; the caller has checked every index is in bounds. A contiguous row-major
 /// view shares the storage; any other view is copied out.
 fn gather_slice<T: Copy>(
@@ -319,16 +343,7 @@ fn gather_slice<T: Copy>(
     numel: usize,
 ) -> Values<T> {
     // Fast path: contiguous row-major view.
-    let mut expect = 1usize;
-    let mut contiguous = true;
-    for (&n, &s) in size.iter().zip(stride).rev() {
-        if n != 1 && s != expect {
-            contiguous = false;
-            break;
-        }
-        expect *= n;
-    }
-    if contiguous {
+    if is_contiguous(size, stride) {
         return Values::view(&storage.buf, storage.start + offset, numel);
     }
     let v: &[T] = storage;
@@ -380,6 +395,13 @@ mod tests {
         assert!(gather(&s, 0, &[usize::MAX, 3], &[0, 0], 100)
             .unwrap_err()
             .contains("overflows"));
+        // A contiguous view shares the storage, so the copy budget does not limit it (the
+        // storage bounds it); a copy of the same size is refused.
+        let v = gather(&s, 0, &[2, 3], &[3, 1], 4).unwrap();
+        assert!(shares_buffer(&v, &s));
+        assert!(gather(&s, 0, &[3, 2], &[1, 3], 4)
+            .unwrap_err()
+            .contains("more than"));
         // Size-1 dimensions may carry any stride.
         let g = gather(&s, 1, &[1, 2, 1], &[usize::MAX, 2, usize::MAX / 2], 100).unwrap();
         assert_eq!(g, TensorData::F32(vec![1., 3.].into()));

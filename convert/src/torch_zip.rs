@@ -251,11 +251,15 @@ impl<'a, 'z> Rebuilder<'a, 'z> {
         }
         let data = &self.storages[&cache_key];
         let max = self.elements_left;
-        let data = match tensor::gather(data, offset, &size, &stride, max) {
+        let view = match tensor::gather(data, offset, &size, &stride, max) {
             Ok(d) => d,
             Err(e) => return self.fail(format!("tensor on storage '{}': {e}", storage.key)),
         };
-        self.elements_left -= data.len();
+        // Views sharing a storage cost no memory; copies count against the budget.
+        if !tensor::shares_buffer(&view, data) {
+            self.elements_left -= view.len();
+        }
+        let data = view;
         Ok(Value::Tensor(Tensor {
             shape: size,
             dtype,

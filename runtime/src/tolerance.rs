@@ -77,12 +77,19 @@ pub const LOGIT_FP32: Tol = Tol {
 };
 /// Bound on an fp16-stored model's logits vs PyTorch, per image: [`LOGIT_FP16`] plus twice
 /// `torch_fp16_dev`, the change rounding the weights to fp16 makes to PyTorch's own logits on that
-/// image. Weight rounding alone moves the fixtures' logits by up to 0.75 (ResNet-50 w8, logits up
-/// to 192), and our BatchNorm-folded fp16 weights round differently from PyTorch's unfolded ones,
+/// image. Weight rounding alone moved the fixtures' logits by up to 0.75 (ResNet-50 w8 when it
+/// was stored in fp32, logits up to 192), and our BatchNorm-folded fp16 weights round
+/// differently from PyTorch's unfolded ones,
 /// so a flat 5e-2 cannot hold for every model; scores stay within [`SCORE_FP16`].
 pub fn logit_fp16_bound(torch_fp16_dev: f32) -> f32 {
     LOGIT_FP16 + 2.0 * torch_fp16_dev
 }
+/// Stand-in for `torch_fp16_dev` where a checkpoint is already stored in fp16 (PyTorch's own
+/// fp16 deviation is then 0, but folding BatchNorm into the weights rounds them once more):
+/// this fraction of the image's largest |logit|. Measured: the ResNet-50 w8 fixture stored in
+/// fp16 moves by 0.12 on an image whose largest |logit| is 7.3 (1.6 %); the bound is twice
+/// this stand-in on top of [`LOGIT_FP16`], and the HEAT score keeps its own tight bound.
+pub const FP16_REROUND_REL: f32 = 2e-2;
 /// OOD metrics (AUROC, AUPR, FPR95; fractions in [0, 1], computed in f64) vs scikit-learn on the
 /// same f32 scores: both sides sum the same terms, so only summation-order rounding differs.
 pub const METRIC_VS_SKLEARN: f64 = 1e-9;

@@ -14,7 +14,7 @@ const FIXTURES: [&str; 5] = [
     "resnet18_w8_c10_fw4",
     "resnet50_w8_tin200",
     "wrn40_2_c10",
-    "wrn40_2_c100",
+    "wrn16_1_c100",
 ];
 
 fn input_of(name: &str) -> (Vec<f32>, usize) {
