@@ -136,9 +136,37 @@ fn main() -> ExitCode {
     match r {
         Ok(code) => code,
         Err(e) => {
-            // `{:#}`: the error and its causes on one line, `outer: inner: …`.
-            eprintln!("hood: {e:#}");
+            eprintln!("hood: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, `outer: inner: …`, leaving out a cause whose text the
+/// line already ends with (library errors such as an I/O failure on a named file print their
+/// cause in their own message).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_skips_a_cause_already_printed() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let lib = hood_runtime::HoodError::io("m.hood", io);
+        let e = anyhow::Error::new(lib).context("cannot load");
+        assert_eq!(super::one_line(&e), "cannot load: m.hood: gone");
     }
 }
