@@ -21,4 +21,9 @@ pub trait Executor: Send {
     fn name(&self) -> &'static str;
     /// `input` is `[n, C, H, W]` normalised; `n ≥ 1`.
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs>;
+    /// GPU dispatches one call of `n` images records (per submitted chunk of at most the
+    /// recorded maximum batch); `None` for backends without dispatches.
+    fn dispatches(&mut self, _n: usize) -> Option<u32> {
+        None
+    }
 }

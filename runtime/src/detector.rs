@@ -221,6 +221,12 @@ impl Detector {
         self.exec.name()
     }
 
+    /// GPU dispatches a batch of `n` records (Vulkan: per submitted chunk); `None` on the CPU
+    /// backends.
+    pub fn dispatches(&mut self, n: usize) -> Option<u32> {
+        self.exec.dispatches(n)
+    }
+
     pub fn meta(&self) -> &Metadata {
         &self.meta
     }

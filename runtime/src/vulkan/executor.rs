@@ -159,7 +159,8 @@ pub struct VulkanExecutor {
     score: Readback,
     heatmap: Readback,
     slots: Vec<Option<Subbuffer<[u8]>>>,
-    recorded: HashMap<usize, Arc<PrimaryAutoCommandBuffer>>,
+    /// Per batch size: the recorded command buffer and its number of dispatches.
+    recorded: HashMap<usize, (Arc<PrimaryAutoCommandBuffer>, u32)>,
     arena_bytes: u64,
     weight_bytes: u64,
     scratch_bytes: u64,
@@ -602,9 +603,26 @@ impl VulkanExecutor {
         elem_bytes(e, self.ctx.fp16_storage)
     }
 
-    /// Records input copy, every step and the output copies for a batch of `n`.
-    fn record(&self, n: usize) -> Result<Arc<PrimaryAutoCommandBuffer>> {
-        self.record_with(n, None)
+    /// The recorded command buffer for a batch of `n` (recorded on first use) and its number
+    /// of dispatches.
+    fn recorded(&mut self, n: usize) -> Result<(Arc<PrimaryAutoCommandBuffer>, u32)> {
+        if let Some(r) = self.recorded.get(&n) {
+            return Ok(r.clone());
+        }
+        let r = self.record_with(n, None)?;
+        self.recorded.insert(n, r.clone());
+        Ok(r)
+    }
+
+    /// Compute dispatches recorded for a batch of `n ≤ max_batch` images (copies not counted).
+    pub fn dispatches(&mut self, n: usize) -> Result<u32> {
+        if n == 0 || n > self.max_batch {
+            return Err(vk_err(format!(
+                "dispatches: batch of {n} (max {})",
+                self.max_batch
+            )));
+        }
+        Ok(self.recorded(n)?.1)
     }
 
     /// [`Self::record`], with a timestamp written (bottom of pipe) before the first command
@@ -614,32 +632,35 @@ impl VulkanExecutor {
         &self,
         n: usize,
         ts: Option<&Arc<QueryPool>>,
-    ) -> Result<Arc<PrimaryAutoCommandBuffer>> {
+    ) -> Result<(Arc<PrimaryAutoCommandBuffer>, u32)> {
         let stamp = |b: &mut Builder, q: u32| -> Result<()> {
             if let Some(pool) = ts {
                 // SAFETY: the pool is a timestamp pool with `steps + 3` queries, reset at
                 // the start of this command buffer, and every query index is written once.
-                unsafe { b.write_timestamp(pool.clone(), q, PipelineStage::BottomOfPipe) }
-                    .map_err(|e| vk_err(format!("recording a timestamp: {e}")))?;
+                unsafe {
+                    b.cb.write_timestamp(pool.clone(), q, PipelineStage::BottomOfPipe)
+                }
+                .map_err(|e| vk_err(format!("recording a timestamp: {e}")))?;
             }
             Ok(())
         };
-        let mut b = AutoCommandBufferBuilder::primary(
+        let cb = AutoCommandBufferBuilder::primary(
             self.ctx.commands.clone(),
             self.ctx.queue.queue_family_index(),
             CommandBufferUsage::MultipleSubmit,
         )
         .map_err(|e| vk_err(format!("command buffer: {e}")))?;
+        let mut b = Builder { cb, dispatches: 0 };
         if let Some(pool) = ts {
             // SAFETY: no query of the pool is in use by another command buffer (profiling
             // runs are submitted one at a time and waited for).
-            unsafe { b.reset_query_pool(pool.clone(), 0..pool.query_count()) }
+            unsafe { b.cb.reset_query_pool(pool.clone(), 0..pool.query_count()) }
                 .map_err(|e| vk_err(format!("recording a query reset: {e}")))?;
         }
         stamp(&mut b, 0)?;
         let in_bytes = (n * self.input_numel) as u64 * self.elem_size(Elem::Store);
         if !self.zero_copy {
-            b.copy_buffer(CopyBufferInfo::buffers(
+            b.cb.copy_buffer(CopyBufferInfo::buffers(
                 self.input_host.clone().slice(0..in_bytes),
                 self.input_slot.clone().slice(0..in_bytes),
             ))
@@ -658,15 +679,18 @@ impl VulkanExecutor {
             let slot = self.slots[r.value]
                 .clone()
                 .ok_or_else(|| vk_err("output value has no device memory"))?;
-            b.copy_buffer(CopyBufferInfo::buffers(
+            b.cb.copy_buffer(CopyBufferInfo::buffers(
                 slot.slice(0..bytes),
                 r.host.clone().slice(0..bytes),
             ))
             .map_err(|e| vk_err(format!("recording an output copy: {e}")))?;
         }
         stamp(&mut b, self.steps.len() as u32 + 2)?;
-        b.build()
-            .map_err(|e| vk_err(format!("building the command buffer: {e}")))
+        let dispatches = b.dispatches;
+        let cb =
+            b.cb.build()
+                .map_err(|e| vk_err(format!("building the command buffer: {e}")))?;
+        Ok((cb, dispatches))
     }
 
     fn read_f32(&self, r: &Readback, n: usize) -> Result<Vec<f32>> {
@@ -713,14 +737,7 @@ impl VulkanExecutor {
         want_heatmaps: bool,
         out: &mut BatchOutputs,
     ) -> Result<()> {
-        let cb = match self.recorded.get(&n) {
-            Some(cb) => cb.clone(),
-            None => {
-                let cb = self.record(n)?;
-                self.recorded.insert(n, cb.clone());
-                cb
-            }
-        };
+        let (cb, _) = self.recorded(n)?;
         {
             let bytes = storage_bytes(input, self.ctx.fp16_storage);
             let mut guard = self
@@ -744,6 +761,10 @@ impl VulkanExecutor {
 impl Executor for VulkanExecutor {
     fn name(&self) -> &'static str {
         "vulkan"
+    }
+
+    fn dispatches(&mut self, n: usize) -> Option<u32> {
+        VulkanExecutor::dispatches(self, n.min(self.max_batch)).ok()
     }
 
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {

@@ -399,8 +399,12 @@ impl Pipelines {
     }
 }
 
-/// The command buffer builder every dispatch records into.
-pub type Builder = AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>;
+/// The command buffer builder every dispatch records into, with the number of dispatches
+/// recorded so far (`hood bench --profile` reports it per batch size).
+pub struct Builder {
+    pub(super) cb: AutoCommandBufferBuilder<PrimaryAutoCommandBuffer>,
+    pub(super) dispatches: u32,
+}
 
 /// Workgroup counts covering `invocations` one-per-element invocations of `LOCAL_SIZE`,
 /// spread over y when x would exceed the device limit (kernels use `flat_id()`).
@@ -425,6 +429,8 @@ pub fn dispatch<P: BufferContents>(
     groups: [u32; 3],
 ) -> Result<()> {
     let layout = pipeline.layout().clone();
+    b.dispatches += 1;
+    let b = &mut b.cb;
     b.bind_pipeline_compute(pipeline.clone())
         .and_then(|b| {
             b.bind_descriptor_sets(PipelineBindPoint::Compute, layout.clone(), 0, set.clone())

@@ -31,8 +31,11 @@ pub struct Profile {
     pub runs: usize,
     /// Mean wall time of one profiled submission (submit to fence signalled), milliseconds.
     pub wall_ms: f64,
-    /// In recording order.
+    /// In recording order: one entry per step (a step may hold several dispatches) plus the
+    /// input and output copies.
     pub dispatches: Vec<DispatchTime>,
+    /// Compute dispatches in the command buffer (copies and timestamps not counted).
+    pub dispatch_count: u32,
 }
 
 impl Profile {
@@ -80,7 +83,7 @@ impl VulkanExecutor {
             },
         )
         .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
-        let cb = self.record_with(n, Some(&pool))?;
+        let (cb, dispatch_count) = self.record_with(n, Some(&pool))?;
         {
             let bytes = storage_bytes(input, self.ctx.fp16_storage);
             let mut guard = self
@@ -136,6 +139,7 @@ impl VulkanExecutor {
             runs,
             wall_ms,
             dispatches,
+            dispatch_count,
         })
     }
 }

@@ -39,7 +39,8 @@ pub struct Args {
     /// time per node (cpu).
     #[arg(long)]
     profile: bool,
-    /// One JSON object per batch size per line.
+    /// One JSON object per batch size per line (with `dispatches` on Vulkan); with --profile on
+    /// Vulkan, the profile of each batch size as one JSON line too.
     #[arg(long)]
     json: bool,
 }
@@ -109,15 +110,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let (p50, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
         let ips = n as f64 / (mean / 1e3);
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "model": args.model.display().to_string(), "backend": backend,
-                    "batch": n, "iters": times.len(), "images_per_s": ips,
-                    "mean_ms": mean, "p50_ms": p50, "p99_ms": p99,
-                    "p50_ms_per_image": p50 / n as f64,
-                })
-            );
+            let mut line = serde_json::json!({
+                "model": args.model.display().to_string(), "backend": backend,
+                "batch": n, "iters": times.len(), "images_per_s": ips,
+                "mean_ms": mean, "p50_ms": p50, "p99_ms": p99,
+                "p50_ms_per_image": p50 / n as f64,
+            });
+            // GPU dispatches per submitted command buffer (batches over the recorded maximum
+            // are split into several).
+            if let Some(d) = det.dispatches(n) {
+                line["dispatches"] = d.into();
+            }
+            println!("{line}");
         } else {
             println!(
                 "{n:>6} {:>6} {ips:>11.2} {p50:>10.3} {p99:>10.3} {:>12.3}",
@@ -185,12 +189,29 @@ fn profile(args: &Args, model: &Model, backend: &str) -> anyhow::Result<()> {
         ex.profile(&x, n, 1)?; // warm-up
         let p = ex.profile(&x, n, (args.iters as usize).clamp(1, 5))?;
         let total = p.total_ms();
+        if args.json {
+            let commands: Vec<serde_json::Value> = p
+                .dispatches
+                .iter()
+                .map(|d| serde_json::json!({"label": d.label, "kind": d.kind, "ms": d.ms}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "profile": "vulkan", "batch": n, "runs": p.runs,
+                    "dispatches": p.dispatch_count, "gpu_ms": total, "wall_ms": p.wall_ms,
+                    "device": ex.device_description(), "commands": commands,
+                })
+            );
+            continue;
+        }
         println!(
             "\nGPU time per recorded command, batch {n} (mean of {} runs; {}), total {total:.3} ms \
-             of {:.3} ms wall per submission",
+             of {:.3} ms wall per submission, {} dispatches",
             p.runs,
             ex.device_description(),
-            p.wall_ms
+            p.wall_ms,
+            p.dispatch_count
         );
         for (i, d) in p.dispatches.iter().enumerate() {
             println!(
