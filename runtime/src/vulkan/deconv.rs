@@ -9,11 +9,11 @@
 use super::conv::{SplitK, SplitReduce, TiledGemm};
 use super::executor::{Binder, Step};
 use super::pipelines::params::{Conv2dSplitkReduceParams, ConvTranspose2dParams};
-use super::pipelines::{dispatch, groups_for, ACT_NONE, ACT_RELU, ACT_TANH};
+use super::pipelines::{act_code, dispatch, groups_for};
 use crate::error::Result;
 use crate::graph::Node;
+use crate::ops::ConvTranspose2d;
 use crate::ops::OpKind;
-use crate::ops::{Activation, ConvTranspose2d};
 
 pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) -> Result<Step> {
     let (_, h, w) = bx.chw(node.inputs[0]);
@@ -23,11 +23,7 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         Some(f) => (bx.value(node.inputs[1])?, 1, f.scale, f.shift),
         None => (bx.dummy(), 0, 1.0, 0.0),
     };
-    let act = match a.act {
-        Activation::None => ACT_NONE,
-        Activation::Relu => ACT_RELU,
-        Activation::Tanh => ACT_TANH,
-    };
+    let act = act_code(a.act);
     let base = ConvTranspose2dParams {
         n: 0,
         cin: a.cin as u32,

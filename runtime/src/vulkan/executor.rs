@@ -200,18 +200,30 @@ fn value_elems(graph: &Graph) -> Vec<Elem> {
 }
 
 /// Live intervals in steps: 0 = input copy, node j = j + 1, nodes.len() + 1 = output copy.
-fn live_intervals(graph: &Graph, bytes: impl Fn(ValueId) -> u64) -> Vec<Option<Live>> {
+/// `fused` lists node ranges run as one dispatch (first and last node): every value such a
+/// dispatch reads stays live to its last node and every value it writes is live from its first
+/// node, so no output shares memory with an input of the same dispatch.
+fn live_intervals(
+    graph: &Graph,
+    fused: &[(usize, usize)],
+    bytes: impl Fn(ValueId) -> u64,
+) -> Vec<Option<Live>> {
     let end = graph.nodes.len() + 1;
     let mut first: Vec<Option<usize>> = vec![None; graph.values.len()];
     let mut last: Vec<usize> = vec![0; graph.values.len()];
     first[graph.input] = Some(0);
     for (j, node) in graph.nodes.iter().enumerate() {
+        let (start, stop) = fused
+            .iter()
+            .find(|&&(a, b)| (a..=b).contains(&j))
+            .copied()
+            .unwrap_or((j, j));
         for &i in &node.inputs {
-            last[i] = last[i].max(j + 1);
+            last[i] = last[i].max(stop + 1);
         }
         for &o in &node.outputs {
-            first[o] = Some(j + 1);
-            last[o] = last[o].max(j + 1);
+            first[o] = Some(start + 1);
+            last[o] = last[o].max(stop + 1);
         }
     }
     let o = &graph.outputs;
@@ -358,6 +370,8 @@ impl VulkanExecutor {
             bcast_deconv: !opts.no_tiled_deconv && bcast,
             split_k: false,
             specialised: !opts.no_specialised,
+            head: false,
+            tail: false,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
         let scratch_bytes = super::conv::scratch_bytes(
@@ -373,8 +387,19 @@ impl VulkanExecutor {
                  lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
             )));
         }
+        // Runs of nodes recorded as one dispatch (fused.rs); HOOD_VK_NO_DISPATCH_FUSION (or
+        // NO_FUSION) records one per node.
+        let runs = if opts.no_fusion || opts.no_dispatch_fusion {
+            Vec::new()
+        } else {
+            super::fused::plan(graph)
+        };
+        let fused: Vec<(usize, usize)> = runs.iter().map(|f| (f.first, f.last)).collect();
+        let has = |k: super::fused::Kind| runs.iter().any(|f| f.kind == k);
         let kernels = ConvKernels {
             split_k: scratch_bytes > 0,
+            head: has(super::fused::Kind::Head),
+            tail: has(super::fused::Kind::Tail),
             ..kernels
         };
         log::info!("vulkan: conv kernels {kernels:?}");
@@ -398,13 +423,24 @@ impl VulkanExecutor {
             })
             .collect();
         names.extend(packed.iter().map(|(n, _)| n.as_str()));
+        // A fused tail reads its 1×1 layer's weight as stored, packed copy or not.
+        for f in runs.iter().filter(|f| f.kind == super::fused::Kind::Tail) {
+            if let Op::ConvTranspose2d(a) = &graph.nodes[f.first].op {
+                if !names.contains(&a.weight.as_str()) {
+                    names.push(a.weight.as_str());
+                }
+            }
+        }
         let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed])?;
 
         let fp16 = ctx.fp16_storage;
         let elems = value_elems(graph);
         let value_bytes =
             |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
-        let plan = arena::plan(&live_intervals(graph, value_bytes), ctx.binding_align);
+        let plan = arena::plan(
+            &live_intervals(graph, &fused, value_bytes),
+            ctx.binding_align,
+        );
         let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
         // Unified memory: a host-mapped arena, inputs and outputs read and written in place.
         let zero_copy = ctx.unified_memory && !opts.no_zero_copy;
@@ -457,7 +493,17 @@ impl VulkanExecutor {
             };
             let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
             for (j, node) in graph.nodes.iter().enumerate() {
+                if fused.iter().any(|&(a, b)| j > a && j <= b) {
+                    continue;
+                }
                 let step = match &node.op {
+                    _ if fused.iter().any(|&(a, _)| a == j) => {
+                        let run = runs.iter().find(|f| f.first == j);
+                        match run {
+                            Some(f) => super::fused::step(&bx, f),
+                            None => Err(vk_err("fused run not planned")),
+                        }
+                    }
                     Op::Conv2d(a) => super::conv::conv2d(&bx, a, node),
                     Op::ConvTranspose2d(a) => super::deconv::conv_transpose2d(&bx, a, node),
                     Op::Linear(a) => super::linear::linear(&bx, a, node),
@@ -519,7 +565,12 @@ impl VulkanExecutor {
         let labels = graph
             .nodes
             .iter()
-            .map(|node| {
+            .enumerate()
+            .filter(|(j, _)| !fused.iter().any(|&(a, b)| *j > a && *j <= b))
+            .map(|(j, node)| {
+                if let Some(f) = runs.iter().find(|f| f.first == j) {
+                    return super::fused::label(graph, f);
+                }
                 let out = node.outputs.first().map(|&o| &graph.values[o]);
                 let (name, shape) = out.map_or(("?", &[][..]), |v| (v.name.as_str(), &v.shape[..]));
                 format!("{} {name} {shape:?}", node.op.kind().name())

@@ -34,6 +34,16 @@ pub const ACT_NONE: u32 = 0;
 pub const ACT_RELU: u32 = 1;
 pub const ACT_TANH: u32 = 2;
 
+/// The common.glsl code of an activation.
+pub fn act_code(a: crate::ops::Activation) -> u32 {
+    use crate::ops::Activation;
+    match a {
+        Activation::None => ACT_NONE,
+        Activation::Relu => ACT_RELU,
+        Activation::Tanh => ACT_TANH,
+    }
+}
+
 macro_rules! hood_kernels {
     ($($define:tt)*) => {
         vulkano_shaders::shader! {
@@ -64,6 +74,12 @@ macro_rules! hood_kernels {
                 linear: { ty: "compute", path: "../shaders/linear.comp" },
                 argmax: { ty: "compute", path: "../shaders/argmax.comp" },
                 global_avg_pool: { ty: "compute", path: "../shaders/global_avg_pool.comp" },
+                heat_head: { ty: "compute", path: "../shaders/heat_head.comp" },
+                heat_tail: { ty: "compute", path: "../shaders/heat_tail.comp" },
+                heat_tail_subgroup: {
+                    ty: "compute",
+                    path: "../shaders/heat_tail_subgroup.comp",
+                },
                 max_pool2x2: { ty: "compute", path: "../shaders/max_pool2x2.comp" },
                 heat_score: { ty: "compute", path: "../shaders/heat_score.comp" },
                 heat_score_subgroup: {
@@ -112,8 +128,8 @@ mod fp16math {
 pub mod params {
     pub use super::fp32::{
         AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, Conv2dSplitkReduceParams,
-        ConvTranspose2dParams, GlobalAvgPoolParams, HeatScoreParams, LinearParams,
-        MaxPool2x2Params,
+        ConvTranspose2dParams, GlobalAvgPoolParams, HeatHeadParams, HeatScoreParams,
+        HeatTailParams, LinearParams, MaxPool2x2Params,
     };
 }
 
@@ -160,6 +176,10 @@ pub struct ConvKernels {
     pub split_k: bool,
     /// Specialised Conv2d pipelines ([`ConvSpec`]) for 3×3 / 1×1 convs at stride 1 / 2.
     pub specialised: bool,
+    /// The fused head kernel (heat_head.comp; the graph has a fusable head, see fused.rs).
+    pub head: bool,
+    /// The fused tail kernel (heat_tail*.comp; the graph has a fusable tail, see fused.rs).
+    pub tail: bool,
 }
 
 /// The pipelines of the kernels a graph uses, for the chosen storage variant.
@@ -176,6 +196,10 @@ pub struct Pipelines {
     /// The register-broadcast kernels (bcast.rs), when chosen: 8 and 16 channels per lane.
     conv2d_bcast: HashMap<(bool, ConvSpec), Arc<ComputePipeline>>,
     conv_transpose2d_bcast: HashMap<bool, Arc<ComputePipeline>>,
+    /// The fused head, when built ([`ConvKernels::head`]).
+    heat_head: Option<Arc<ComputePipeline>>,
+    /// The fused tail, when built ([`ConvKernels::tail`]).
+    heat_tail: Option<Arc<ComputePipeline>>,
 }
 
 fn build(
@@ -350,6 +374,22 @@ impl Pipelines {
         } else {
             None
         };
+        let heat_head = if conv.head {
+            let load = pick(fp16::load_heat_head, fp32::load_heat_head);
+            Some(build(ctx, cache, "heat_head", load)?)
+        } else {
+            None
+        };
+        let heat_tail = if conv.tail {
+            let load = if ctx.subgroup_score {
+                pick(fp16::load_heat_tail_subgroup, fp32::load_heat_tail_subgroup)
+            } else {
+                pick(fp16::load_heat_tail, fp32::load_heat_tail)
+            };
+            Some(build(ctx, cache, "heat_tail", load)?)
+        } else {
+            None
+        };
         if let Some(d) = disk_cache {
             d.save();
         }
@@ -360,7 +400,19 @@ impl Pipelines {
             conv_transpose2d_tiled,
             conv2d_bcast,
             conv_transpose2d_bcast,
+            heat_head,
+            heat_tail,
         })
+    }
+
+    /// The fused tail pipeline, if built.
+    pub fn heat_tail(&self) -> Option<Arc<ComputePipeline>> {
+        self.heat_tail.clone()
+    }
+
+    /// The fused head pipeline, if built.
+    pub fn heat_head(&self) -> Option<Arc<ComputePipeline>> {
+        self.heat_head.clone()
     }
 
     /// The register-broadcast Conv2d pipeline for `cout` output channels and `spec`, if built.
