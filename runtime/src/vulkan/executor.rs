@@ -14,7 +14,7 @@ use super::arena::{self, Live};
 use super::conv::SplitK;
 use super::device::VkContext;
 use super::pipelines::{Builder, ConvKernels, Pipelines};
-use super::weights::{storage_bytes, WeightStore};
+use super::weights::{write_storage, WeightStore};
 use super::{submit_and_wait, vk_err, VkOptions};
 use crate::backend::{BatchOutputs, Executor};
 use crate::error::{HoodError, Result};
@@ -790,12 +790,11 @@ impl VulkanExecutor {
     ) -> Result<()> {
         let (cb, _) = self.recorded(n)?;
         {
-            let bytes = storage_bytes(input, self.ctx.fp16_storage);
             let mut guard = self
                 .input_host
                 .write()
                 .map_err(|e| vk_err(format!("writing the input: {e}")))?;
-            guard[..bytes.len()].copy_from_slice(&bytes);
+            write_storage(&mut guard, input, self.ctx.fp16_storage)?;
         }
         submit_and_wait(&self.ctx, cb)?;
         out.logits.extend(self.read_f32(&self.logits, n)?);

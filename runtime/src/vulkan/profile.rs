@@ -8,7 +8,7 @@
 //! barrier vulkano inserts before it (waiting for the previous dispatch to drain).
 
 use super::executor::VulkanExecutor;
-use super::weights::storage_bytes;
+use super::weights::write_storage;
 use super::{submit_and_wait, vk_err};
 use crate::error::Result;
 use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
@@ -85,12 +85,11 @@ impl VulkanExecutor {
         .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
         let (cb, dispatch_count) = self.record_with(n, Some(&pool))?;
         {
-            let bytes = storage_bytes(input, self.ctx.fp16_storage);
             let mut guard = self
                 .input_host
                 .write()
                 .map_err(|e| vk_err(format!("writing the input: {e}")))?;
-            guard[..bytes.len()].copy_from_slice(&bytes);
+            write_storage(&mut guard, input, self.ctx.fp16_storage)?;
         }
         let period_ns = self
             .ctx

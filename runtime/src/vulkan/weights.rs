@@ -24,6 +24,26 @@ pub fn storage_bytes(values: &[f32], fp16: bool) -> Vec<u8> {
     }
 }
 
+/// Writes `values` in the storage type into `dst` (the mapped input buffer, at least
+/// `values.len()` × 2 or 4 bytes): fp16 through `half`'s slice conversion (F16C / NEON where the
+/// CPU has it), no intermediate vector.
+pub fn write_storage(dst: &mut [u8], values: &[f32], fp16: bool) -> crate::error::Result<()> {
+    use half::slice::HalfFloatSliceExt;
+    let width = if fp16 { 2 } else { 4 };
+    let dst = dst
+        .get_mut(..values.len() * width)
+        .ok_or_else(|| super::vk_err("input buffer smaller than the batch"))?;
+    let cast_err = |e| super::vk_err(format!("input buffer: {e:?}"));
+    if fp16 {
+        let halves: &mut [f16] = bytemuck::try_cast_slice_mut(dst).map_err(cast_err)?;
+        halves.convert_from_f32_slice(values);
+    } else {
+        let floats: &mut [f32] = bytemuck::try_cast_slice_mut(dst).map_err(cast_err)?;
+        floats.copy_from_slice(values);
+    }
+    Ok(())
+}
+
 /// Storage-type bytes of a weight tensor (fp16 tensors are copied bit-exact when storing fp16).
 fn tensor_bytes(t: &HostTensor, fp16: bool) -> Vec<u8> {
     match (&t.values, fp16) {
@@ -121,5 +141,24 @@ impl WeightStore {
             .get(name)
             .cloned()
             .ok_or_else(|| vk_err(format!("weight '{name}' was not uploaded")))
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn write_storage_matches_the_scalar_conversion() {
+        let values: Vec<f32> = (0..37).map(|i| (i as f32 - 18.3) * 0.731).collect();
+        for fp16 in [true, false] {
+            // A u32 vector keeps the bytes 4-aligned, as a mapped buffer is.
+            let mut buf = vec![0u32; values.len() + 1];
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+            write_storage(bytes, &values, fp16).unwrap();
+            let want = storage_bytes(&values, fp16);
+            assert_eq!(&bytes[..want.len()], &want[..], "fp16 {fp16}");
+            assert!(write_storage(&mut bytes[..4], &values, fp16).is_err());
+        }
     }
 }
