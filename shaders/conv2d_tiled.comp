@@ -18,9 +18,10 @@
 // Split-K: when the grid has too few workgroups for the device, the host dispatches S > 1
 // workgroups along z; workgroup z reduces K chunks [z*cps, (z+1)*cps) (cps = ceil(chunks / S),
 // chunks = ceil(K / TK); `split_range` in conv.rs is the same rule) and stores its raw fp32
-// sums to part[z * n*cout*oh*ow + o] (o: the NCHW output index); conv2d_splitk_reduce.comp
-// then adds the S partials in order and applies bias / residual / ReLU. The prologue stays
-// here, in the B gather. With S = 1 the epilogue is applied here and `part` is not touched.
+// sums to part[z * n*cout*oh*ow + o] (o: the NCHW output index), then counts itself in on the
+// tile's counter; the last of the S to arrive adds the S partials in order and applies bias /
+// residual / ReLU (no second dispatch). The prologue stays in the B gather. With S = 1 the
+// epilogue is applied directly and `part` and `counter` are not touched.
 #include "common.glsl"
 
 // Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
@@ -43,8 +44,10 @@ layout(set = 0, binding = 3) readonly buffer Residual { STORE_T residual[]; };
 layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
 layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
 layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
-// Split-K partial sums, [S][n][cout][oh][ow] fp32 (a placeholder when S = 1).
-layout(set = 0, binding = 7) writeonly buffer Part { float part[]; };
+// Split-K partial sums, [S][n][cout][oh][ow] fp32, and one arrival counter per tile (zero
+// between dispatches); both placeholders when S = 1.
+layout(set = 0, binding = 7) coherent buffer Part { float part[]; };
+layout(set = 0, binding = 8) coherent buffer Counter { uint counter[]; };
 
 // Identical to conv2d.comp's block (one generated struct for both).
 layout(push_constant) uniform Conv2dParams {
@@ -78,6 +81,19 @@ layout(constant_id = 1) const uint SPEC_STRIDE = 0u;
 // (llvmpipe keeps those in memory) and no dynamically indexed vector components.
 shared float As[TK * TM_NARROW];
 shared float Bs[TK * TN_WIDE];
+shared uint last_split;
+
+// The epilogue: bias, residual add, ReLU, stored in the storage type.
+void store_out(uint o, float acc, float bv) {
+    float v = acc + bv;
+    if (p.has_residual != 0u) {
+        v += float(residual[o]);
+    }
+    if (p.relu != 0u) {
+        v = max(v, 0.0);
+    }
+    y[o] = STORE_T(v);
+}
 
 void main() {
     uint ks = SPEC_K != 0u ? SPEC_K : p.k;
@@ -198,14 +214,46 @@ void main() {
                 part[gl_WorkGroupID.z * (npix * p.cout) + o] = acc;
                 continue;
             }
-            float v = acc + bv;
-            if (p.has_residual != 0u) {
-                v += float(residual[o]);
+            store_out(o, acc, bv);
+        }
+    }
+    if (nsplit == 1u) {
+        return;
+    }
+    // Split-K fix-up, in this dispatch: the last of the tile's S workgroups to arrive adds the
+    // S partials in the fixed order z = 0, 1, ..., S-1 and applies the epilogue; it resets the
+    // tile's counter for the next dispatch.
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        uint tile = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+        last_split = atomicAdd(counter[tile], 1u) == nsplit - 1u ? 1u : 0u;
+        if (last_split != 0u) {
+            atomicExchange(counter[tile], 0u);
+        }
+    }
+    barrier();
+    if (last_split == 0u) {
+        return;
+    }
+    memoryBarrierBuffer();
+    for (uint i = 0u; i < RM; ++i) {
+        uint co = m0 + ty * RM + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        for (uint j = 0u; j < RN; ++j) {
+            uint g = n0 + tx * RN + j;
+            if (g >= npix) {
+                continue;
             }
-            if (p.relu != 0u) {
-                v = max(v, 0.0);
+            uint o = ((g / plane) * p.cout + co) * plane + g % plane;
+            float acc = 0.0;
+            for (uint z = 0u; z < nsplit; ++z) {
+                acc += part[z * (npix * p.cout) + o];
             }
-            y[o] = STORE_T(v);
+            store_out(o, acc, bv);
         }
     }
 }

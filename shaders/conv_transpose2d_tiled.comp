@@ -17,8 +17,8 @@
 //
 // Split-K as in conv2d_tiled.comp: with S = gl_NumWorkGroups.z / s^2 > 1, z = class * S + split,
 // each split reduces its range of whole K chunks and stores raw fp32 sums to
-// part[split * n*cout*oh*ow + o]; conv2d_splitk_reduce.comp adds them in order and applies
-// bias / activation / feature add.
+// part[split * n*cout*oh*ow + o]; the last split of a tile to finish adds them in order and
+// applies bias / activation / feature add (counter[tile], no second dispatch).
 #include "common.glsl"
 
 // Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
@@ -39,8 +39,10 @@ layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
 layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
 layout(set = 0, binding = 3) readonly buffer Feature { STORE_T feature[]; };
 layout(set = 0, binding = 4) writeonly buffer Y { STORE_T y[]; };
-// Split-K partial sums, [S][n][cout][oh][ow] fp32 (a placeholder when S = 1).
-layout(set = 0, binding = 5) writeonly buffer Part { float part[]; };
+// Split-K partial sums, [S][n][cout][oh][ow] fp32, and one arrival counter per tile (zero
+// between dispatches); both placeholders when S = 1.
+layout(set = 0, binding = 5) coherent buffer Part { float part[]; };
+layout(set = 0, binding = 6) coherent buffer Counter { uint counter[]; };
 
 // Identical to conv_transpose2d.comp's block (one generated struct for both).
 layout(push_constant) uniform ConvTranspose2dParams {
@@ -64,6 +66,16 @@ layout(push_constant) uniform ConvTranspose2dParams {
 // Tiles in shared memory, laid out and consumed as in conv2d_tiled.comp.
 shared float As[TK * TM_NARROW];
 shared float Bs[TK * TN_WIDE];
+shared uint last_split;
+
+// The epilogue: bias, activation, then the forwarded feature's add, in the storage type.
+void store_out(uint o, float acc, float bv) {
+    float v = activate(acc + bv, p.act);
+    if (p.has_add != 0u) {
+        v += float(feature[o]) * p.add_scale + p.add_shift;
+    }
+    y[o] = STORE_T(v);
+}
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -203,11 +215,52 @@ void main() {
                 part[split * (p.n * p.cout * plane) + o] = acc;
                 continue;
             }
-            float v = activate(acc + bv, p.act);
-            if (p.has_add != 0u) {
-                v += float(feature[o]) * p.add_scale + p.add_shift;
+            store_out(o, acc, bv);
+        }
+    }
+    if (nsplit == 1u) {
+        return;
+    }
+    // Split-K fix-up as in conv2d_tiled.comp; a tile is (x, y, parity class).
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        uint tile = (cls * gl_NumWorkGroups.y + gl_WorkGroupID.y) * gl_NumWorkGroups.x
+            + gl_WorkGroupID.x;
+        last_split = atomicAdd(counter[tile], 1u) == nsplit - 1u ? 1u : 0u;
+        if (last_split != 0u) {
+            atomicExchange(counter[tile], 0u);
+        }
+    }
+    barrier();
+    if (last_split == 0u) {
+        return;
+    }
+    memoryBarrierBuffer();
+    for (uint i = 0u; i < RM; ++i) {
+        uint co = m0 + ty * RM + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        for (uint j = 0u; j < RN; ++j) {
+            uint g = n0 + tx * RN + j;
+            if (g >= npix) {
+                continue;
             }
-            y[o] = STORE_T(v);
+            uint img = g / qplane;
+            uint q = g % qplane;
+            uint oy = py + s * (q / qw);
+            uint ox = px + s * (q % qw);
+            if (oy >= p.oh || ox >= p.ow) {
+                continue;
+            }
+            uint o = (img * p.cout + co) * plane + oy * p.ow + ox;
+            float acc = 0.0;
+            for (uint z = 0u; z < nsplit; ++z) {
+                acc += part[z * (p.n * p.cout * plane) + o];
+            }
+            store_out(o, acc, bv);
         }
     }
 }

@@ -93,6 +93,17 @@ fn check_model(model: &Path, name: &str) {
             "fp32",
             vec![("HOOD_VK_MAX_BATCH", "2"), ("HOOD_VK_NO_FP16", "1")],
         ),
+        // The GPU plan: tiled convs with split-K forced (fixed up in the same dispatch through
+        // the tile counters), the fused head and tail, the tail's shared-memory score sum.
+        (
+            "fp16, tiled, split-K forced",
+            vec![
+                ("HOOD_VK_MAX_BATCH", "2"),
+                ("HOOD_VK_NO_BCAST", "1"),
+                ("HOOD_VK_SPLIT_K", "3"),
+                ("HOOD_VK_NO_SUBGROUP", "1"),
+            ],
+        ),
         // The other paths: tiled convs (the GPU default), unfused epilogues, the shared-memory
         // score sum, fp32 element-wise arithmetic, generic conv pipelines, staged input and
         // output copies.

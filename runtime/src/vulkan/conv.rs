@@ -11,21 +11,18 @@
 //! ResNet stages and the small decoder blocks at small batches on a big GPU), the tiled kernel
 //! runs S workgroups per tile along z, each over one range of whole
 //! K chunks (`split_range`), writing fp32 partial sums to a scratch buffer shared by all
-//! convs ([`scratch_bytes`], sized at construction for the largest batch); then
-//! shaders/conv2d_splitk_reduce.comp adds the S partials in a fixed order and applies the
-//! epilogue. `HOOD_VK_NO_SPLIT_K=1` turns it off, `HOOD_VK_SPLIT_K=N` forces N splits.
+//! convs ([`scratch_bytes`], sized at construction for the largest batch); the last of a
+//! tile's S workgroups to finish (an atomic counter per tile, [`counter_entries`]) adds the S
+//! partials in a fixed order and applies the epilogue, in the same dispatch. `HOOD_VK_NO_SPLIT_K=1` turns it off, `HOOD_VK_SPLIT_K=N` forces N splits.
 
 use super::executor::{Binder, Step};
-use super::pipelines::params::{Conv2dParams, Conv2dSplitkReduceParams};
-use super::pipelines::{dispatch, groups_for, Builder, ConvSpec, ACT_NONE, ACT_RELU};
+use super::pipelines::params::Conv2dParams;
+use super::pipelines::{dispatch, groups_for, ConvSpec};
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::{Graph, Node};
 use crate::ops::{Conv2d, Op, OpKind};
-use std::sync::Arc;
 use vulkano::buffer::Subbuffer;
-use vulkano::descriptor_set::DescriptorSet;
-use vulkano::pipeline::ComputePipeline;
 
 /// Tile shapes (output channels × output pixels of one workgroup) of conv2d_tiled.comp and
 /// conv_transpose2d_tiled.comp (`TM_*`, `TN_*` there): wide, or narrow when fewer than
@@ -37,7 +34,7 @@ pub(super) const TILE_NARROW: (u32, u32) = (256, 16);
 pub(super) const TILE_K: u32 = 16;
 /// Fewest K chunks per split the heuristic makes (a forced count may go down to one).
 const MIN_CHUNKS_PER_SPLIT: u32 = 4;
-/// Most splits the heuristic makes (the reduce pass reads S partials per output).
+/// Most splits the heuristic makes (the fix-up reads S partials per output).
 const MAX_SPLITS: u32 = 64;
 
 /// How the tiled Conv2d splits its K reduction.
@@ -195,73 +192,55 @@ pub(super) fn scratch_bytes(
     most
 }
 
-/// The split-K reduce pass of one node (conv2d_splitk_reduce.comp): its pipeline, its
-/// descriptor set (scratch, bias, add, output) and its epilogue.
-pub(super) struct SplitReduce {
-    pipeline: Arc<ComputePipeline>,
-    set: Arc<DescriptorSet>,
-    epilogue: Conv2dSplitkReduceParams,
-}
-
-impl SplitReduce {
-    /// The reduce pass of a node whose GEMM is `gemm`, when it ever splits under `split`,
-    /// and the buffer its tiled kernel binds for partial sums: the scratch buffer, or where
-    /// the node never splits (the kernel then never writes it) its own output range, so no
-    /// extra buffer enters the automatic barriers. `epilogue` holds the flags and add
-    /// scale/shift; its `total`, `plane` and `splits` are filled in here and when recording.
-    pub(super) fn prepare(
-        bx: &Binder,
-        gemm: &TiledGemm,
-        split: SplitK,
-        bias: Subbuffer<[u8]>,
-        add: Subbuffer<[u8]>,
-        out: Subbuffer<[u8]>,
-        epilogue: Conv2dSplitkReduceParams,
-    ) -> Result<(Option<SplitReduce>, Subbuffer<[u8]>)> {
-        let ever = gemm.ever_splits(split, bx.max_batch, bx.max_groups());
-        match (bx.pipes.conv2d_splitk_reduce(), bx.scratch()) {
-            (Some(pipeline), Some(scratch)) if ever => {
-                let set = bx.set(&pipeline, vec![scratch.clone(), bias, add, out])?;
-                let epilogue = Conv2dSplitkReduceParams {
-                    cout: gemm.cout,
-                    plane: (gemm.out_numel / gemm.cout.max(1) as u64) as u32,
-                    ..epilogue
-                };
-                Ok((
-                    Some(SplitReduce {
-                        pipeline,
-                        set,
-                        epilogue,
-                    }),
-                    scratch,
-                ))
+/// Entries of the split-K tile counter buffer: the most tiles (workgroups of one split layer)
+/// of any node that splits, at any batch up to `max_batch` (0 when nothing splits). Nodes run
+/// one after another, so they share it; each leaves its counters at zero.
+pub(super) fn counter_entries(
+    graph: &Graph,
+    conv: SplitK,
+    deconv: SplitK,
+    max_batch: usize,
+    max_groups: [u32; 2],
+) -> u64 {
+    let mut most = 0u64;
+    for node in &graph.nodes {
+        let split = match node.op {
+            Op::Conv2d(_) => conv,
+            Op::ConvTranspose2d(_) => deconv,
+            _ => continue,
+        };
+        let Some(&o) = node.outputs.first() else {
+            continue;
+        };
+        let s = &graph.values[o].shape;
+        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
+        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
+            continue;
+        };
+        for n in 1..=max_batch as u32 {
+            if gemm.splits(split, n, max_groups) > 1 {
+                if let Ok(g) = gemm.groups(n, max_groups) {
+                    most = most.max(g[0] as u64 * g[1] as u64 * g[2] as u64);
+                }
             }
-            _ => Ok((None, out)),
         }
     }
+    most
+}
 
-    /// Records the reduction of `splits` partials of a batch of `n` outputs of `out_numel`.
-    pub(super) fn record(
-        &self,
-        b: &mut Builder,
-        n: u32,
-        out_numel: u64,
-        splits: u32,
-        max_groups: [u32; 2],
-    ) -> Result<()> {
-        let total = n as u64 * out_numel;
-        let params = Conv2dSplitkReduceParams {
-            total: total as u32,
-            splits,
-            ..self.epilogue
-        };
-        dispatch(
-            b,
-            &self.pipeline,
-            &self.set,
-            params,
-            groups_for(total, max_groups)?,
-        )
+/// The buffers a tiled kernel binds for split-K: the partial sums and the tile counters when
+/// the node ever splits (`true`), else its own output range twice (never touched then, and no
+/// extra buffer enters the automatic barriers).
+pub(super) fn split_buffers(
+    bx: &Binder,
+    gemm: &TiledGemm,
+    split: SplitK,
+    out: Subbuffer<[u8]>,
+) -> (bool, Subbuffer<[u8]>, Subbuffer<[u8]>) {
+    let ever = gemm.ever_splits(split, bx.max_batch, bx.max_groups());
+    match (bx.scratch(), bx.counters()) {
+        (Some(part), Some(counters)) if ever => (true, part, counters),
+        _ => (false, out.clone(), out),
     }
 }
 
@@ -342,28 +321,10 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
     let max_groups = bx.max_groups();
     let is_tiled = tiled.is_some();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
-    let (reduce, part) = SplitReduce::prepare(
-        bx,
-        &gemm,
-        split,
-        bias,
-        residual,
-        bx.value(node.outputs[0])?,
-        Conv2dSplitkReduceParams {
-            total: 0,
-            cout,
-            plane: 0,
-            splits: 0,
-            has_bias,
-            act: if a.relu { ACT_RELU } else { ACT_NONE },
-            has_add: has_residual,
-            add_after_act: 0,
-            add_scale: 1.0,
-            add_shift: 0.0,
-        },
-    )?;
+    let (splits_ever, part, counters) = split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {
         buffers.push(part);
+        buffers.push(counters);
     }
     let set = bx.set(&pipeline, buffers)?;
     Ok(Box::new(move |b, n| {
@@ -372,16 +333,10 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
             return dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups);
         }
         let mut groups = gemm.groups(n, max_groups)?;
-        let splits = match &reduce {
-            Some(_) => gemm.splits(split, n, max_groups),
-            None => 1,
-        };
-        groups[2] *= splits;
-        dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)?;
-        match &reduce {
-            Some(r) if splits > 1 => r.record(b, n, gemm.out_numel, splits, max_groups),
-            _ => Ok(()),
+        if splits_ever {
+            groups[2] *= gemm.splits(split, n, max_groups);
         }
+        dispatch(b, &pipeline, &set, Conv2dParams { n, ..base }, groups)
     }))
 }
 

@@ -2,13 +2,13 @@
 //! (shaders/conv_transpose2d_bcast.glsl, bcast.rs), elsewhere (or with `HOOD_VK_NO_BCAST=1`)
 //! the tiled implicit GEMM per output parity class (shaders/conv_transpose2d_tiled.comp) or,
 //! with `HOOD_VK_NO_TILED_DECONV=1`, the generic gather kernel (shaders/conv_transpose2d.comp);
-//! all gather form (no atomics) with fused bias, activation and the forwarded-feature add.
+//! all gather form (atomics only in the split-K fix-up counters) with fused bias, activation and the forwarded-feature add.
 //! The tiled kernel splits K like the tiled Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`,
 //! `HOOD_VK_SPLIT_K`).
 
-use super::conv::{SplitK, SplitReduce, TiledGemm};
+use super::conv::{SplitK, TiledGemm};
 use super::executor::{Binder, Step};
-use super::pipelines::params::{Conv2dSplitkReduceParams, ConvTranspose2dParams};
+use super::pipelines::params::ConvTranspose2dParams;
 use super::pipelines::{act_code, dispatch, groups_for};
 use crate::error::Result;
 use crate::graph::Node;
@@ -68,28 +68,11 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
     let max_groups = bx.max_groups();
     let is_tiled = tiled.is_some();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
-    let (reduce, part) = SplitReduce::prepare(
-        bx,
-        &gemm,
-        split,
-        bias,
-        feature,
-        bx.value(node.outputs[0])?,
-        Conv2dSplitkReduceParams {
-            total: 0,
-            cout,
-            plane: 0,
-            splits: 0,
-            has_bias,
-            act,
-            has_add,
-            add_after_act: 1,
-            add_scale,
-            add_shift,
-        },
-    )?;
+    let (splits_ever, part, counters) =
+        super::conv::split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {
         buffers.push(part);
+        buffers.push(counters);
     }
     let set = bx.set(&pipeline, buffers)?;
     Ok(Box::new(move |b, n| {
@@ -100,15 +83,9 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         }
         // One z layer per output parity class (oy % s, ox % s) and K split.
         let mut groups = gemm.groups(n, max_groups)?;
-        let splits = match &reduce {
-            Some(_) => gemm.splits(split, n, max_groups),
-            None => 1,
-        };
-        groups[2] *= splits;
-        dispatch(b, &pipeline, &set, params, groups)?;
-        match &reduce {
-            Some(r) if splits > 1 => r.record(b, n, gemm.out_numel, splits, max_groups),
-            _ => Ok(()),
+        if splits_ever {
+            groups[2] *= gemm.splits(split, n, max_groups);
         }
+        dispatch(b, &pipeline, &set, params, groups)
     }))
 }

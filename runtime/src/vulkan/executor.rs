@@ -65,6 +65,8 @@ pub(super) struct Binder<'a> {
     pub specialised: bool,
     /// The split-K partial sums buffer, when some Conv2d splits.
     scratch: Option<Subbuffer<[u8]>>,
+    /// The split-K tile counters (u32, zero between dispatches), when some Conv2d splits.
+    counters: Option<Subbuffer<[u8]>>,
 }
 
 impl Binder<'_> {
@@ -93,6 +95,10 @@ impl Binder<'_> {
     /// The split-K scratch buffer (fp32 partial sums), if any Conv2d splits.
     pub fn scratch(&self) -> Option<Subbuffer<[u8]>> {
         self.scratch.clone()
+    }
+    /// The split-K tile counters, if any Conv2d splits.
+    pub fn counters(&self) -> Option<Subbuffer<[u8]>> {
+        self.counters.clone()
     }
     /// Per-image shape of value `id`.
     pub fn shape(&self, id: ValueId) -> &[usize] {
@@ -239,6 +245,23 @@ fn live_intervals(
             })
         })
         .collect()
+}
+
+/// Fills `buf` with zeros on the device (one submission, waited for).
+fn zero_fill(ctx: &VkContext, buf: &Subbuffer<[u8]>) -> Result<()> {
+    let mut b = AutoCommandBufferBuilder::primary(
+        ctx.commands.clone(),
+        ctx.queue.queue_family_index(),
+        CommandBufferUsage::OneTimeSubmit,
+    )
+    .map_err(|e| vk_err(format!("command buffer: {e}")))?;
+    let words = buf.clone().reinterpret::<[u32]>();
+    b.fill_buffer(words, 0)
+        .map_err(|e| vk_err(format!("recording a buffer fill: {e}")))?;
+    let cb = b
+        .build()
+        .map_err(|e| vk_err(format!("building the command buffer: {e}")))?;
+    submit_and_wait(ctx, cb)
 }
 
 fn host_buffer(ctx: &VkContext, bytes: u64, upload: bool) -> Result<Subbuffer<[u8]>> {
@@ -467,15 +490,30 @@ impl VulkanExecutor {
             "placeholder buffer",
         )?;
 
-        let scratch = if scratch_bytes > 0 {
-            Some(device_buffer(
+        let (scratch, counters) = if scratch_bytes > 0 {
+            let entries = super::conv::counter_entries(
+                graph,
+                tiled_only(kernels.tiled_conv),
+                tiled_only(kernels.tiled_deconv),
+                max_batch,
+                ctx.max_groups,
+            );
+            let counters = device_buffer(
+                &ctx,
+                BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
+                entries.max(1) * 4,
+                "split-K tile counters",
+            )?;
+            zero_fill(&ctx, &counters)?;
+            let scratch = device_buffer(
                 &ctx,
                 BufferUsage::STORAGE_BUFFER,
                 scratch_bytes,
                 "split-K scratch",
-            )?)
+            )?;
+            (Some(scratch), Some(counters))
         } else {
-            None
+            (None, None)
         };
 
         let steps = {
@@ -490,6 +528,7 @@ impl VulkanExecutor {
                 split_k,
                 specialised: kernels.specialised,
                 scratch,
+                counters,
             };
             let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
             for (j, node) in graph.nodes.iter().enumerate() {

@@ -27,8 +27,8 @@
 //!   instead of the tiled implicit GEMM (conv2d_tiled.comp).
 //! * `HOOD_VK_NO_SPLIT_K=1` — never split the K reduction of the tiled Conv2d and
 //!   ConvTranspose2d over several workgroups (split-K: fp32 partial sums in a scratch buffer,
-//!   summed in a fixed order by conv2d_splitk_reduce.comp), even where the tile grid has too
-//!   few workgroups for the device.
+//!   summed in a fixed order by the last workgroup of each tile, in the same dispatch), even
+//!   where the tile grid has too few workgroups for the device.
 //! * `HOOD_VK_SPLIT_K=N` — split every tiled (transposed) conv's K reduction into N ranges (at
 //!   most one per 16-wide K chunk), whatever the grid size; N = 1 never splits. For testing:
 //!   on CPU drivers the heuristic aims only at one workgroup per core.

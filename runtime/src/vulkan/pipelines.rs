@@ -54,10 +54,6 @@ macro_rules! hood_kernels {
                 conv2d_tiled: { ty: "compute", path: "../shaders/conv2d_tiled.comp" },
                 conv2d_bcast: { ty: "compute", path: "../shaders/conv2d_bcast.comp" },
                 conv2d_bcast16: { ty: "compute", path: "../shaders/conv2d_bcast16.comp" },
-                conv2d_splitk_reduce: {
-                    ty: "compute",
-                    path: "../shaders/conv2d_splitk_reduce.comp",
-                },
                 conv_transpose2d: { ty: "compute", path: "../shaders/conv_transpose2d.comp" },
                 conv_transpose2d_tiled: {
                     ty: "compute",
@@ -127,9 +123,9 @@ mod fp16math {
 /// Typed push constants, generated from the `*Params` blocks of the GLSL kernels.
 pub mod params {
     pub use super::fp32::{
-        AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, Conv2dSplitkReduceParams,
-        ConvTranspose2dParams, GlobalAvgPoolParams, HeatHeadParams, HeatScoreParams,
-        HeatTailParams, LinearParams, MaxPool2x2Params,
+        AddParams, ArgmaxParams, ChannelAffineParams, Conv2dParams, ConvTranspose2dParams,
+        GlobalAvgPoolParams, HeatHeadParams, HeatScoreParams, HeatTailParams, LinearParams,
+        MaxPool2x2Params,
     };
 }
 
@@ -172,7 +168,7 @@ pub struct ConvKernels {
     pub bcast_conv: bool,
     /// The register-broadcast ConvTranspose2d (conv_transpose2d_bcast.comp).
     pub bcast_deconv: bool,
-    /// The split-K reduction of the tiled kernels (some node splits).
+    /// Some tiled node splits its K reduction (fixed up in the same dispatch).
     pub split_k: bool,
     /// Specialised Conv2d pipelines ([`ConvSpec`]) for 3×3 / 1×1 convs at stride 1 / 2.
     pub specialised: bool,
@@ -188,8 +184,6 @@ pub struct Pipelines {
     /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
     /// `HOOD_VK_NO_TILED_CONV` is not set.
     conv2d_tiled: HashMap<ConvSpec, Arc<ComputePipeline>>,
-    /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, when some node splits.
-    conv2d_splitk_reduce: Option<Arc<ComputePipeline>>,
     /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
     /// `HOOD_VK_NO_TILED_DECONV` is not set.
     conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
@@ -365,15 +359,6 @@ impl Pipelines {
                 _ => {}
             }
         }
-        let conv2d_splitk_reduce = if conv.split_k {
-            let load = pick(
-                fp16::load_conv2d_splitk_reduce,
-                fp32::load_conv2d_splitk_reduce,
-            );
-            Some(build(ctx, cache, "conv2d_splitk_reduce", load)?)
-        } else {
-            None
-        };
         let heat_head = if conv.head {
             let load = pick(fp16::load_heat_head, fp32::load_heat_head);
             Some(build(ctx, cache, "heat_head", load)?)
@@ -396,7 +381,6 @@ impl Pipelines {
         Ok(Pipelines {
             by_kind,
             conv2d_tiled,
-            conv2d_splitk_reduce,
             conv_transpose2d_tiled,
             conv2d_bcast,
             conv_transpose2d_bcast,
@@ -435,11 +419,6 @@ impl Pipelines {
     /// The tiled Conv2d pipeline for `spec`, if built.
     pub fn conv2d_tiled(&self, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
         self.conv2d_tiled.get(&spec).cloned()
-    }
-
-    /// The split-K reduction of the tiled Conv2d / ConvTranspose2d, if built.
-    pub fn conv2d_splitk_reduce(&self) -> Option<Arc<ComputePipeline>> {
-        self.conv2d_splitk_reduce.clone()
     }
 
     /// The pipeline of `kind`'s kernel.
