@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    // `HOOD_REPO_ROOT`: where the repository is when a test binary runs on another machine
+    // (tools/device/gpu_bench.sh carries them to a lent GPU machine).
+    match std::env::var_os("HOOD_REPO_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
 }
 
 /// A workspace binary (`hood`, `convert`) built next to the running test executable

@@ -20,7 +20,6 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "../.."))
 sys.path.insert(0, os.path.join(ROOT, "tools/train"))
-import evaluate  # noqa: E402
 import heat_models as M  # noqa: E402
 
 # The feature range `build` writes into decoder.pt.
@@ -92,6 +91,8 @@ def build(work):
 
 def load(run_dir):
     """evaluate.load_run on the CPU: (cfg, enc, head, dec, min, max, decoder epoch)."""
+    import evaluate  # here, not at the top: it needs scikit-learn, `build` does not
+
     run = evaluate.load_run(run_dir, torch.device("cpu"))
     if int(run[0]["fw_layers"]) != 1:
         raise SystemExit(f"{run_dir}: fw_layers {run[0]['fw_layers']}, the peers need 1")

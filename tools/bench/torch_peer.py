@@ -71,7 +71,12 @@ def main():
                    stdout=subprocess.DEVNULL)
     out = {"model": model, "min": MIN, "max": MAX, "torch": torch.__version__}
     if not torch.cuda.is_available():
+        out["results"] = {}
+        out["note"] = "no CUDA device: the model was written, the peers were not timed"
         print(json.dumps(out))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
         return
     dev = torch.device("cuda")
     out["gpu"] = torch.cuda.get_device_name()

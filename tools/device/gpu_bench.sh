@@ -1,32 +1,79 @@
 #!/usr/bin/env bash
-# Third prepared run on the lent NVIDIA machine: hood's Vulkan backend vs PyTorch on the
-# ResNet-18 CIFAR-10 pipeline, with split-K on (default) and off (HOOD_VK_NO_SPLIT_K=1), plus the
-# trained WRN-40-2 demo model. Needs .carry/bin/{hood,convert} and .gl/ (see README.md here).
+# The prepared run on a lent NVIDIA machine for the Vulkan v2 / tensor-core issues: one script,
+# at most ~5 minutes. Needs .carry.tar.gz (tools/device/prepare.sh) and, on the GPU, the Vulkan
+# loader from .gl/ (see README.md here).
+#  1. correctness on the device: the carried Vulkan test binaries (op tests, proptests, the HEAT
+#     pipeline tests, every committed model fixture vs the CPU reference), then per kernel
+#     variant `hood selftest` of the bundled model and of the ResNet-18 benchmark model;
+#  2. speed: the ResNet-18 CIFAR-10 HEAT pipeline (tools/bench/torch_peer.py) timed with PyTorch
+#     eager fp16 and CUDA graphs, and with `hood bench --json` for every variant, batch 1, 8, 64,
+#     256 (HOOD_VK_MAX_BATCH = 256: no batch is split), plus the batch-1 profile as JSON;
+#  3. one JSON ($OUT/gpu_bench.json) and the table for docs/BENCHMARKS.md ($OUT/gpu_bench.md).
+# DRY=1: the same steps on whatever Vulkan device is here (lavapipe), small batches, few
+# iterations, test binaries filtered by TEST_FILTER (the CI dry run: tools/device/dry_run.sh).
+# Environment: OUT, WORK, PY (python with torch), CARRY (the tarball), TEST_FILTER.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-/tmp/hood-gpu-out}
 W=${WORK:-/tmp/hood-gpu-work}
 PY=${PY:-python3}
-BIN=${BIN:-$ROOT/.carry/bin}
-B=${BENCH_BATCHES:-1,8,64,256}
-export HOOD_VK_MAX_BATCH=${VK_MAX_BATCH:-256} PYTHONUNBUFFERED=1 RUST_LOG=${RUST_LOG:-warn}
-L=$W/logs3
-mkdir -p "$OUT" "$L"
-trap 'tar czf "$OUT/logs3.tar.gz" -C "$W" logs3 2>/dev/null' EXIT
-{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; date -u; git -C "$ROOT" log -1 --format=%H 2>/dev/null; } | tee "$L/machine.txt"
-M=$ROOT/models/heat-wrn40-2-cifar10.hood
-timeout 60 "$BIN/hood" selftest "$M" --backend vulkan 2>&1 | tail -1 | tee "$L/selftest.txt"
-timeout 90 $PY tools/bench/torch_peer.py --convert "$BIN/convert" --work "$W/peer" --batches "$B" \
-    --json "$L/torch_peer.json" 2>&1 | tee "$L/torch_peer.txt"
+CARRY=${CARRY:-$ROOT/.carry.tar.gz}
+DRY=${DRY:-0}
+if [ "$DRY" = 1 ]; then
+    B=1,2 ITERS=2 MAXB=2 T_TEST=600 T_BENCH=120
+else
+    B=1,8,64,256 ITERS=30 MAXB=256 T_TEST=120 T_BENCH=60
+fi
+export HOOD_VK_MAX_BATCH=$MAXB HOOD_VK_REQUIRE_DEVICE=1 HOOD_REPO_ROOT=$ROOT PYTHONUNBUFFERED=1
+L=$W/logs
+rm -rf "$L" "$W/carry"
+mkdir -p "$OUT" "$L" "$W/carry"
+trap 'tar czf "$OUT/logs.tar.gz" -C "$W" logs 2>/dev/null' EXIT
+tar xzf "$CARRY" -C "$W/carry" || { echo "gpu_bench: cannot unpack $CARRY" >&2; exit 1; }
+BIN=$W/carry/bin
+{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi";
+  date -u; git -C "$ROOT" log -1 --format=%H 2>/dev/null || echo "no git"; } | tee "$L/machine.txt"
+
+# The benchmark model (PyTorch writes it; times the peers when CUDA is there).
+timeout 240 "$PY" "$ROOT/tools/bench/torch_peer.py" --convert "$BIN/convert" --work "$W/peer" \
+    --batches "$B" --iters "$ITERS" --json "$L/torch_peer.json" 2>&1 | tee "$L/torch_peer.txt"
 R=$W/peer/resnet18_c10_full.hood
-timeout 60 "$BIN/hood" selftest "$R" --backend vulkan 2>&1 | tail -1 | tee -a "$L/selftest.txt"
-echo "--- split-K on (default)"; timeout 60 "$BIN/hood" bench "$R" --backend vulkan --batch "$B" \
-    --iters 30 --max-seconds 4 2>&1 | tee "$L/bench_r18_splitk.txt"
-echo "--- split-K off"; HOOD_VK_NO_SPLIT_K=1 timeout 60 "$BIN/hood" bench "$R" --backend vulkan \
-    --batch "$B" --iters 30 --max-seconds 4 2>&1 | tee "$L/bench_r18_nosplitk.txt"
-timeout 40 "$BIN/hood" bench "$R" --backend vulkan --batch 1 --iters 5 --max-seconds 2 --profile \
-    > "$L/profile_r18_b1.txt" 2>&1; grep -A12 "^by kind" "$L/profile_r18_b1.txt"
-timeout 40 "$BIN/hood" bench "$R" --backend vulkan --batch 256 --iters 3 --max-seconds 2 --profile \
-    > "$L/profile_r18_b256.txt" 2>&1; grep -A4 "^by kind" "$L/profile_r18_b256.txt"
-echo "--- WRN-40-2"; timeout 60 "$BIN/hood" bench "$M" --backend vulkan --batch "$B" --iters 30 \
-    --max-seconds 4 2>&1 | tee "$L/bench_wrn.txt"
+M=$ROOT/models/heat-wrn40-2-cifar10.hood
+
+# 1. The test binaries (run from runtime/, where their relative paths point).
+for t in "$W"/carry/tests/*; do
+    name=$(basename "$t")
+    (cd "$ROOT/runtime" && timeout "$T_TEST" "$t" --test-threads 4 ${TEST_FILTER:-}) \
+        > "$L/test_$name.txt" 2>&1
+    echo "test $name: rc $? ($(grep -E '^test result' "$L/test_$name.txt" | tail -1))" | tee -a "$L/tests.txt"
+done
+
+# 2. Variants: name and the switches that select it.
+VARIANTS=(
+    "default|"
+    "tiled|HOOD_VK_NO_BCAST=1"
+    "tiled_no_split_k|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_SPLIT_K=1"
+    "tiled_split_k_4|HOOD_VK_NO_BCAST=1 HOOD_VK_SPLIT_K=4"
+    "no_dispatch_fusion|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_DISPATCH_FUSION=1"
+    "generic|HOOD_VK_NO_TILED_CONV=1 HOOD_VK_NO_TILED_DECONV=1"
+)
+: > "$L/selftest.txt"
+: > "$L/bench.jsonl"
+for v in "${VARIANTS[@]}"; do
+    name=${v%%|*}
+    sw=${v#*|}
+    for model in "$M" "$R"; do
+        line=$(env $sw timeout 60 "$BIN/hood" selftest "$model" --backend vulkan 2>&1 | tail -1)
+        echo "$name $(basename "$model"): $line" | tee -a "$L/selftest.txt"
+    done
+    env $sw timeout "$T_BENCH" "$BIN/hood" bench "$R" --backend vulkan --batch "$B" \
+        --iters "$ITERS" --max-seconds 4 --json 2>"$L/bench_$name.err" \
+        | "$PY" -c 'import json,sys
+for l in sys.stdin:
+    d = json.loads(l); d["variant"] = sys.argv[1]; print(json.dumps(d))' "$name" >> "$L/bench.jsonl"
+    env $sw timeout 60 "$BIN/hood" bench "$R" --backend vulkan --batch 1 --iters 3 --warmup 1 \
+        --max-seconds 2 --profile --json 2>/dev/null | grep '"profile"' > "$L/profile_$name.json"
+done
+
+# 3. One JSON and the table.
+"$PY" "$ROOT/tools/device/gpu_report.py" "$L" "$OUT/gpu_bench.json" "$OUT/gpu_bench.md"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Prepares the carried files of tools/device/gpu_bench.sh (the lent GPU machine has no Rust
+# toolchain): builds hood, convert and the Vulkan test binaries (the workspace's optimised dev
+# profile), strips them into .carry.tar.gz (ignored by git) with the file list the run expects,
+# downloads the Vulkan loader + glvnd packages into .gl/ unless they are there, and checks that
+# the whole transfer (tracked + untracked files + .carry.tar.gz + .gl) is under 64 MiB.
+#   bash tools/device/prepare.sh            # then give the device tool the printed command
+# CARGO_TARGET_DIR is honoured. NO_GL=1 skips the .gl download (the lavapipe dry run needs none).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+T=${CARGO_TARGET_DIR:-target}
+features=hood-runtime/vulkan,hood-tests/vulkan
+cargo build -p hood-runtime -p hood-convert --bins --features hood-runtime/vulkan
+# The test executables, from cargo's own list (names carry a hash).
+tests=$(cargo test -p hood-runtime -p hood-tests --features "$features" --no-run \
+        --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+want = {"vulkan_ops", "vulkan_proptest", "vulkan_models", "vulkan_heat"}
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and m["target"]["name"] in want and "test" in m["target"]["kind"]:
+        print(m["target"]["name"], m["executable"])')
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/tests"
+cp "$T/debug/hood" "$T/debug/convert" "$stage/bin/"
+n=0
+while read -r name exe; do
+    cp "$exe" "$stage/tests/$name"
+    n=$((n + 1))
+done <<< "$tests"
+[ "$n" = 4 ] || { echo "prepare: expected 4 Vulkan test binaries, found $n" >&2; exit 1; }
+strip "$stage"/bin/* "$stage"/tests/*
+tar czf .carry.tar.gz.tmp -C "$stage" bin tests
+mv .carry.tar.gz.tmp .carry.tar.gz
+if [ "${NO_GL:-0}" != 1 ] && [ ! -d .gl ]; then
+    mkdir -p .gl /tmp/amd64/partial
+    o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    # shellcheck disable=SC2086
+    apt-get $o update >/dev/null
+    # shellcheck disable=SC2086
+    (cd .gl && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libgles2 libopengl0)
+fi
+total=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | python3 -c '
+import os, sys
+names = [f for f in sys.stdin.read().split("\0") if f and os.path.isfile(f)]
+extra = [".carry.tar.gz"] + [os.path.join(".gl", f) for f in (os.listdir(".gl") if os.path.isdir(".gl") else [])]
+print(sum(os.path.getsize(f) for f in names + extra))')
+echo "prepare: transfer $((total / 1048576)) MiB of 64 (.carry.tar.gz $(( $(stat -c %s .carry.tar.gz) / 1048576 )) MiB)"
+[ "$total" -lt $((64 * 1048576)) ] || { echo "prepare: over the 64 MiB transfer limit" >&2; exit 1; }
+echo 'run: carry [".carry.tar.gz", ".gl"], command:'
+echo '  for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; bash tools/device/gpu_bench.sh'
