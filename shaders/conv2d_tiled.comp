@@ -12,12 +12,12 @@
 // One workgroup computes a TM x TN tile (TM output channels x TN output pixels, pixels of
 // the whole batch flattened); each of its CONV_THREADS invocations accumulates RM x RN = 8x8
 // outputs in registers (channels 8*ty.., pixels 8*tx..). Workgroup grid: x = ceil(n*oh*ow / TN),
-// y = ceil(cout / TM), z = S, the K splits (runtime/src/vulkan/conv.rs, `TILE_WIDE` /
+// y = ceil(cout / TM), z = S, the K splits (runtime/src/vulkan/conv2d.rs, `TILE_WIDE` /
 // `TILE_NARROW` and `split_k` there).
 //
 // Split-K: when the grid has too few workgroups for the device, the host dispatches S > 1
 // workgroups along z; workgroup z reduces K chunks [z*cps, (z+1)*cps) (cps = ceil(chunks / S),
-// chunks = ceil(K / TK); `split_range` in conv.rs is the same rule) and stores its raw fp32
+// chunks = ceil(K / TK); `split_range` in conv2d.rs is the same rule) and stores its raw fp32
 // sums to part[z * n*cout*oh*ow + o] (o: the NCHW output index), then counts itself in on the
 // tile's counter; the last of the S to arrive adds the S partials in order and applies bias /
 // residual / ReLU (no second dispatch). The prologue stays in the B gather. With S = 1 the

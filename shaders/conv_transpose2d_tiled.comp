@@ -13,7 +13,7 @@
 //   A = wt[ci, co, ky0 + s*ty, kx0 + s*tx] (PyTorch layout [cin, cout, k, k]),
 //   B = x[b, ci, base_y + qy - ty, base_x + qx - tx] (0 outside the input).
 // Workgroup grid: x = ceil(n * ceil(oh/s) * ceil(ow/s) / TN), y = ceil(cout / TM),
-// z = s^2 * S (runtime/src/vulkan/deconv.rs). Tiles and register blocking as conv2d_tiled.comp.
+// z = s^2 * S (runtime/src/vulkan/conv_transpose2d.rs). Tiles and register blocking as conv2d_tiled.comp.
 //
 // Split-K as in conv2d_tiled.comp: with S = gl_NumWorkGroups.z / s^2 > 1, z = class * S + split,
 // each split reduces its range of whole K chunks and stores raw fp32 sums to

@@ -9,9 +9,9 @@
 //! vector per lane per reduction step and share it across the subgroup with
 //! `subgroupBroadcast`, no shared memory and no barriers (docs/BENCHMARKS.md has the
 //! measurements). This file packs their weights and sizes their grids; the dispatch is in
-//! conv.rs / deconv.rs next to the other kernels of the op.
+//! conv2d.rs / conv_transpose2d.rs next to the other kernels of the op.
 
-use super::conv::TiledGemm;
+use super::conv2d::TiledGemm;
 use super::executor::{Binder, Step};
 use super::pipelines::dispatch;
 use super::vk_err;

@@ -11,7 +11,7 @@
 //! (`HOOD_VK_NO_ZERO_COPY=1` restores them).
 
 use super::arena::{self, Live};
-use super::conv::SplitK;
+use super::conv2d::SplitK;
 use super::device::VkContext;
 use super::pipelines::{Builder, ConvKernels, Pipelines};
 use super::weights::{write_storage, WeightStore};
@@ -397,7 +397,7 @@ impl VulkanExecutor {
             tail: false,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
-        let scratch_bytes = super::conv::scratch_bytes(
+        let scratch_bytes = super::conv2d::scratch_bytes(
             graph,
             tiled_only(kernels.tiled_conv),
             tiled_only(kernels.tiled_deconv),
@@ -491,7 +491,7 @@ impl VulkanExecutor {
         )?;
 
         let (scratch, counters) = if scratch_bytes > 0 {
-            let entries = super::conv::counter_entries(
+            let entries = super::conv2d::counter_entries(
                 graph,
                 tiled_only(kernels.tiled_conv),
                 tiled_only(kernels.tiled_deconv),
@@ -543,8 +543,10 @@ impl VulkanExecutor {
                             None => Err(vk_err("fused run not planned")),
                         }
                     }
-                    Op::Conv2d(a) => super::conv::conv2d(&bx, a, node),
-                    Op::ConvTranspose2d(a) => super::deconv::conv_transpose2d(&bx, a, node),
+                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node),
+                    Op::ConvTranspose2d(a) => {
+                        super::conv_transpose2d::conv_transpose2d(&bx, a, node)
+                    }
                     Op::Linear(a) => super::linear::linear(&bx, a, node),
                     Op::ClassLinear(a) => super::linear::class_linear(&bx, a, node),
                     Op::Argmax => super::linear::argmax(&bx, node),
@@ -552,7 +554,7 @@ impl VulkanExecutor {
                     Op::MaxPool2x2 => super::pool::max_pool2x2(&bx, node),
                     Op::Add(a) => super::elementwise::add(&bx, a, node),
                     Op::ChannelAffine(a) => super::elementwise::channel_affine(&bx, a, node),
-                    Op::HeatScore => super::score::heat_score(&bx, node),
+                    Op::HeatScore => super::heat_score::heat_score(&bx, node),
                 };
                 steps.push(step.map_err(|e| match e {
                     HoodError::Backend { backend, msg } => HoodError::Backend {

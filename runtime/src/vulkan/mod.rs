@@ -59,17 +59,17 @@
 pub mod arena;
 pub mod bcast;
 pub mod cache;
-mod conv;
-mod deconv;
+mod conv2d;
+mod conv_transpose2d;
 pub mod device;
 mod elementwise;
 pub mod executor;
 mod fused;
+mod heat_score;
 mod linear;
 pub mod pipelines;
 mod pool;
 pub mod profile;
-mod score;
 pub mod unfuse;
 pub mod weights;
 

@@ -6,7 +6,7 @@
 //! The tiled kernel splits K like the tiled Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`,
 //! `HOOD_VK_SPLIT_K`).
 
-use super::conv::{SplitK, TiledGemm};
+use super::conv2d::{SplitK, TiledGemm};
 use super::executor::{Binder, Step};
 use super::pipelines::params::ConvTranspose2dParams;
 use super::pipelines::{act_code, dispatch, groups_for};
@@ -69,7 +69,7 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
     let is_tiled = tiled.is_some();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (splits_ever, part, counters) =
-        super::conv::split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
+        super::conv2d::split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {
         buffers.push(part);
         buffers.push(counters);
