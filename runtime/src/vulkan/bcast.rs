@@ -11,9 +11,9 @@
 //! measurements). This file packs their weights and sizes their grids; the dispatch is in
 //! conv2d.rs / conv_transpose2d.rs next to the other kernels of the op.
 
-use super::conv2d::TiledGemm;
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::dispatch;
+use super::tiles::TiledGemm;
 use super::vk_err;
 use crate::error::Result;
 use crate::graph::Graph;
@@ -33,10 +33,7 @@ pub fn block(cout: u32) -> usize {
     }
 }
 
-/// Whether a conv with `cout` output channels runs the 16-channels-per-lane kernel.
-pub fn wide(cout: u32) -> bool {
-    cout > 64
-}
+pub use super::tiles::wide;
 /// Output pixels of one workgroup (`BC_PIXELS`).
 pub const PIXELS: u64 = 16;
 

@@ -6,10 +6,10 @@
 //! The tiled kernel splits K like the tiled Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`,
 //! `HOOD_VK_SPLIT_K`).
 
-use super::conv2d::{SplitK, TiledGemm};
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::params::ConvTranspose2dParams;
 use super::pipelines::{act_code, dispatch, groups_for};
+use super::tiles::{SplitK, TiledGemm};
 use crate::error::Result;
 use crate::graph::Node;
 use crate::ops::ConvTranspose2d;

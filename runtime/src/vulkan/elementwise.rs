@@ -1,6 +1,6 @@
 //! Dispatch of `Add` (shaders/add.comp) and `ChannelAffine` (shaders/channel_affine.comp).
 
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::{dispatch, groups_for, params::AddParams, params::ChannelAffineParams};
 use crate::error::Result;
 use crate::graph::Node;

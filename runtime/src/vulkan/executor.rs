@@ -11,9 +11,10 @@
 //! (`HOOD_VK_NO_ZERO_COPY=1` restores them).
 
 use super::arena::{self, Live};
-use super::conv2d::SplitK;
+use super::binder::{Binder, Step};
 use super::device::VkContext;
 use super::pipelines::{Builder, ConvKernels, Pipelines};
+use super::tiles::SplitK;
 use super::weights::{write_storage, WeightStore};
 use super::{submit_and_wait, vk_err, VkOptions};
 use crate::backend::{BatchOutputs, Executor};
@@ -28,14 +29,9 @@ use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
 use vulkano::command_buffer::{
     AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfo, PrimaryAutoCommandBuffer,
 };
-use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter};
-use vulkano::pipeline::{ComputePipeline, Pipeline};
 use vulkano::query::QueryPool;
 use vulkano::sync::PipelineStage;
-
-/// One prepared dispatch: records itself for a batch of `n` images.
-pub(super) type Step = Box<dyn Fn(&mut Builder, u32) -> Result<()> + Send + Sync>;
 
 /// How a value's elements are stored on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,96 +42,6 @@ pub(super) enum Elem {
     F32,
     /// Class indices.
     I32,
-}
-
-/// What a dispatch file needs to build its step: pipelines, value slots, weights.
-pub(super) struct Binder<'a> {
-    pub ctx: &'a VkContext,
-    pub pipes: &'a Pipelines,
-    pub graph: &'a Graph,
-    values: &'a [Option<Subbuffer<[u8]>>],
-    weights: &'a WeightStore,
-    dummy: Subbuffer<[u8]>,
-    /// Largest batch the steps are recorded for.
-    pub max_batch: usize,
-    /// Split-K policy of the tiled Conv2d.
-    pub split_k: SplitK,
-    /// Conv2d nodes run their specialised pipeline where there is one
-    /// ([`super::pipelines::ConvSpec`]).
-    pub specialised: bool,
-    /// The split-K partial sums buffer, when some Conv2d splits.
-    scratch: Option<Subbuffer<[u8]>>,
-    /// The split-K tile counters (u32, zero between dispatches), when some Conv2d splits.
-    counters: Option<Subbuffer<[u8]>>,
-}
-
-impl Binder<'_> {
-    /// The arena range of value `id` (sized for the largest batch).
-    pub fn value(&self, id: ValueId) -> Result<Subbuffer<[u8]>> {
-        self.values
-            .get(id)
-            .cloned()
-            .flatten()
-            .ok_or_else(|| vk_err(format!("value {id} has no device memory")))
-    }
-    pub fn weight(&self, name: &str) -> Result<Subbuffer<[u8]>> {
-        self.weights.get(name)
-    }
-    /// An optional weight and its `has_*` flag (a never-read placeholder when absent).
-    pub fn opt_weight(&self, name: &Option<String>) -> Result<(Subbuffer<[u8]>, u32)> {
-        match name {
-            Some(n) => Ok((self.weight(n)?, 1)),
-            None => Ok((self.dummy(), 0)),
-        }
-    }
-    /// A small read-only buffer bound where a kernel's optional input is switched off.
-    pub fn dummy(&self) -> Subbuffer<[u8]> {
-        self.dummy.clone()
-    }
-    /// The split-K scratch buffer (fp32 partial sums), if any Conv2d splits.
-    pub fn scratch(&self) -> Option<Subbuffer<[u8]>> {
-        self.scratch.clone()
-    }
-    /// The split-K tile counters, if any Conv2d splits.
-    pub fn counters(&self) -> Option<Subbuffer<[u8]>> {
-        self.counters.clone()
-    }
-    /// Per-image shape of value `id`.
-    pub fn shape(&self, id: ValueId) -> &[usize] {
-        &self.graph.values[id].shape
-    }
-    /// `[C, H, W]` of value `id` (shapes with fewer dims are padded with 1s).
-    pub fn chw(&self, id: ValueId) -> (u32, u32, u32) {
-        let s = self.shape(id);
-        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
-        (d(0), d(1), d(2))
-    }
-    pub fn numel(&self, id: ValueId) -> u32 {
-        self.graph.values[id].numel() as u32
-    }
-    /// A descriptor set binding `buffers` to bindings 0, 1, ... of `pipeline`'s set 0.
-    pub fn set(
-        &self,
-        pipeline: &Arc<ComputePipeline>,
-        buffers: Vec<Subbuffer<[u8]>>,
-    ) -> Result<Arc<DescriptorSet>> {
-        let layout = pipeline
-            .layout()
-            .set_layouts()
-            .first()
-            .cloned()
-            .ok_or_else(|| vk_err("kernel has no descriptor set"))?;
-        let writes = buffers
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| WriteDescriptorSet::buffer(i as u32, b));
-        DescriptorSet::new(self.ctx.descriptors.clone(), layout, writes, [])
-            .map_err(|e| vk_err(format!("descriptor set: {e}")))
-    }
-    /// Max workgroup counts for [`super::pipelines::groups_for`].
-    pub fn max_groups(&self) -> [u32; 2] {
-        self.ctx.max_groups
-    }
 }
 
 /// Where one graph output is read back from.
@@ -397,7 +303,7 @@ impl VulkanExecutor {
             tail: false,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
-        let scratch_bytes = super::conv2d::scratch_bytes(
+        let scratch_bytes = super::tiles::scratch_bytes(
             graph,
             tiled_only(kernels.tiled_conv),
             tiled_only(kernels.tiled_deconv),
@@ -491,7 +397,7 @@ impl VulkanExecutor {
         )?;
 
         let (scratch, counters) = if scratch_bytes > 0 {
-            let entries = super::conv2d::counter_entries(
+            let entries = super::tiles::counter_entries(
                 graph,
                 tiled_only(kernels.tiled_conv),
                 tiled_only(kernels.tiled_deconv),

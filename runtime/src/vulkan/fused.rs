@@ -8,7 +8,7 @@
 //!
 //! `HOOD_VK_NO_DISPATCH_FUSION=1` (or `HOOD_VK_NO_FUSION=1`) records one dispatch per node.
 
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::{dispatch, params::HeatHeadParams, params::HeatTailParams};
 use super::vk_err;
 use crate::error::Result;

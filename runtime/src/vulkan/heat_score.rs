@@ -1,7 +1,7 @@
 //! Dispatch of `HeatScore` (shaders/heat_score.comp): one workgroup per image writes the
 //! heatmap and the score (both fp32).
 
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::{dispatch, params::HeatScoreParams};
 use crate::error::Result;
 use crate::graph::Node;

@@ -1,7 +1,7 @@
 //! Dispatch of `Linear`, `ClassLinear` (shaders/linear.comp, the class index read from the
 //! GPU value argmax wrote) and `Argmax` (shaders/argmax.comp).
 
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::{dispatch, groups_for, params::ArgmaxParams, params::LinearParams};
 use crate::error::Result;
 use crate::graph::Node;

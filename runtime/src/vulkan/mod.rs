@@ -58,6 +58,7 @@
 
 pub mod arena;
 pub mod bcast;
+mod binder;
 pub mod cache;
 mod conv2d;
 mod conv_transpose2d;
@@ -70,6 +71,7 @@ mod linear;
 pub mod pipelines;
 mod pool;
 pub mod profile;
+mod tiles;
 pub mod unfuse;
 pub mod weights;
 

@@ -314,7 +314,7 @@ impl Pipelines {
                         let p = build_spec(ctx, cache, "conv2d_tiled", load, spec)?;
                         conv2d_tiled.insert(spec, p);
                     }
-                    let wide = super::bcast::wide(a.cout as u32);
+                    let wide = super::tiles::wide(a.cout as u32);
                     if conv.bcast_conv && !conv2d_bcast.contains_key(&(wide, spec)) {
                         let (name, load) = if wide {
                             let l = pick(fp16::load_conv2d_bcast16, fp32::load_conv2d_bcast16);
@@ -338,7 +338,7 @@ impl Pipelines {
                         conv_transpose2d_tiled =
                             Some(build(ctx, cache, "conv_transpose2d_tiled", load)?);
                     }
-                    let wide = super::bcast::wide(a.cout as u32);
+                    let wide = super::tiles::wide(a.cout as u32);
                     if conv.bcast_deconv && !conv_transpose2d_bcast.contains_key(&wide) {
                         let (name, load) = if wide {
                             let l = pick(
@@ -401,13 +401,13 @@ impl Pipelines {
 
     /// The register-broadcast Conv2d pipeline for `cout` output channels and `spec`, if built.
     pub fn conv2d_bcast(&self, cout: u32, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
-        let wide = super::bcast::wide(cout);
+        let wide = super::tiles::wide(cout);
         self.conv2d_bcast.get(&(wide, spec)).cloned()
     }
 
     /// The register-broadcast ConvTranspose2d pipeline for `cout` output channels, if built.
     pub fn conv_transpose2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
-        let wide = super::bcast::wide(cout);
+        let wide = super::tiles::wide(cout);
         self.conv_transpose2d_bcast.get(&wide).cloned()
     }
 

@@ -1,7 +1,7 @@
 //! Dispatch of `GlobalAvgPool` (shaders/global_avg_pool.comp) and `MaxPool2x2`
 //! (shaders/max_pool2x2.comp).
 
-use super::executor::{Binder, Step};
+use super::binder::{Binder, Step};
 use super::pipelines::{
     dispatch, groups_for, params::GlobalAvgPoolParams, params::MaxPool2x2Params,
 };

@@ -1,0 +1,314 @@
+//! The tile and split plan of the implicit-GEMM conv kernels, shared by the dispatch files and
+//! the executor (which sizes the split-K buffers from it): tile shapes of the tiled kernels,
+//! the split-K policy ([`SplitK`]) and count, the per-node GEMM ([`TiledGemm`]), the split-K
+//! scratch and counter sizes, and the register-broadcast kernels' channels per lane
+//! ([`wide`]). Kernel choice per node stays in the executor and the dispatch files; this module
+//! only computes shapes.
+
+use super::VkOptions;
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::ops::Op;
+
+/// Whether a register-broadcast conv with `cout` output channels runs the 16-channels-per-lane
+/// kernel (bcast.rs).
+pub fn wide(cout: u32) -> bool {
+    cout > 64
+}
+
+/// Tile shapes (output channels × output pixels of one workgroup) of conv2d_tiled.comp and
+/// conv_transpose2d_tiled.comp (`TM_*`, `TN_*` there): wide, or narrow when fewer than
+/// `TILE_WIDE.1` pixels would fill a tile (the shaders apply the same rule).
+pub(super) const TILE_WIDE: (u32, u32) = (64, 64);
+pub(super) const TILE_NARROW: (u32, u32) = (256, 16);
+
+/// K elements per chunk of the tiled Conv2d (`TK` in conv2d_tiled.comp).
+pub(super) const TILE_K: u32 = 16;
+/// Fewest K chunks per split the heuristic makes (a forced count may go down to one).
+const MIN_CHUNKS_PER_SPLIT: u32 = 4;
+/// Most splits the heuristic makes (the fix-up reads S partials per output).
+const MAX_SPLITS: u32 = 64;
+
+/// How the tiled Conv2d splits its K reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SplitK {
+    /// Never (`HOOD_VK_NO_SPLIT_K=1`; the generic kernels never split).
+    Off,
+    /// When the tile grid has fewer workgroups than the device's target.
+    Auto { target_groups: u32 },
+    /// Always this many splits (`HOOD_VK_SPLIT_K=N`), at most one per K chunk.
+    Forced(u32),
+}
+
+impl SplitK {
+    pub(super) fn new(opts: &VkOptions, target_groups: u32) -> SplitK {
+        if opts.no_split_k {
+            SplitK::Off
+        } else if let Some(s) = opts.split_k {
+            SplitK::Forced(s)
+        } else {
+            SplitK::Auto { target_groups }
+        }
+    }
+
+    /// Splits (1 = none) of a reduction of length `k` on a tile grid of `groups` workgroups.
+    /// Every split gets at least one K chunk.
+    pub(super) fn count(self, groups: u64, k: u32) -> u32 {
+        let chunks = k.div_ceil(TILE_K).max(1);
+        let want = match self {
+            SplitK::Off => 1,
+            SplitK::Forced(s) => s,
+            SplitK::Auto { target_groups } if groups < target_groups as u64 => {
+                let fill = (target_groups as u64).div_ceil(groups.max(1)) as u32;
+                fill.min(MAX_SPLITS).min(chunks / MIN_CHUNKS_PER_SPLIT)
+            }
+            SplitK::Auto { .. } => 1,
+        }
+        .clamp(1, chunks);
+        // As many splits as ranges of ceil(chunks / want) chunks: none is empty.
+        chunks.div_ceil(chunks.div_ceil(want))
+    }
+}
+
+/// K range `[begin, end)` of split `z` of `s` (conv2d_tiled.comp computes the same from
+/// `gl_WorkGroupID.z` and `gl_NumWorkGroups.z`; the host only tests the rule).
+#[cfg(test)]
+fn split_range(k: u32, s: u32, z: u32) -> (u32, u32) {
+    let chunks = k.div_ceil(TILE_K);
+    let cps = chunks.div_ceil(s);
+    let begin = (z * cps).min(chunks) * TILE_K;
+    (begin, (begin + cps * TILE_K).min(k))
+}
+
+/// The implicit GEMM of one Conv2d / ConvTranspose2d node, as split-K and the
+/// register-broadcast grid (bcast.rs) see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TiledGemm {
+    /// Output pixels per image of one z layer (a stride parity class of a ConvTranspose2d).
+    pub class_pixels: u64,
+    /// z layers of the tile grid before splitting (stride² for a ConvTranspose2d, else 1).
+    pub classes: u32,
+    pub cout: u32,
+    /// Reduction length: cin·k² (Conv2d), cin·ceil(k / stride)² (ConvTranspose2d).
+    pub k: u32,
+    /// Output elements per image, cout·oh·ow.
+    pub out_numel: u64,
+}
+
+impl TiledGemm {
+    /// The GEMM of `op` producing a `[cout, oh, ow]` output; `None` for other ops.
+    pub(super) fn of(op: &Op, out: (u32, u32, u32)) -> Option<TiledGemm> {
+        let (cout, oh, ow) = out;
+        let out_numel = (cout * oh * ow) as u64;
+        match op {
+            Op::Conv2d(a) => Some(TiledGemm {
+                class_pixels: (oh * ow) as u64,
+                classes: 1,
+                cout,
+                k: (a.cin * a.k * a.k) as u32,
+                out_numel,
+            }),
+            Op::ConvTranspose2d(a) => {
+                let s = a.stride as u32;
+                let t = (a.k as u32).div_ceil(s);
+                Some(TiledGemm {
+                    class_pixels: (oh.div_ceil(s) * ow.div_ceil(s)) as u64,
+                    classes: s * s,
+                    cout,
+                    k: a.cin as u32 * t * t,
+                    out_numel,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Unsplit tile grid at batch `n`: `[tiles over pixels, tiles over channels, classes]`.
+    pub(super) fn groups(&self, n: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
+        let mut g = tiled_groups(n as u64 * self.class_pixels, self.cout, max_groups)?;
+        g[2] = self.classes;
+        Ok(g)
+    }
+
+    /// K splits at batch `n` (1 = none, also where the grid is invalid).
+    pub(super) fn splits(&self, split: SplitK, n: u32, max_groups: [u32; 2]) -> u32 {
+        match self.groups(n, max_groups) {
+            Ok(g) => split.count(g[0] as u64 * g[1] as u64 * g[2] as u64, self.k),
+            Err(_) => 1,
+        }
+    }
+
+    /// Whether it splits at some batch up to `max_batch`.
+    pub(super) fn ever_splits(
+        &self,
+        split: SplitK,
+        max_batch: usize,
+        max_groups: [u32; 2],
+    ) -> bool {
+        (1..=max_batch as u32).any(|n| self.splits(split, n, max_groups) > 1)
+    }
+}
+
+/// Bytes of the split-K scratch buffer: the largest `S · n · cout · oh · ow` fp32 partials of
+/// any tiled Conv2d (policy `conv`) or ConvTranspose2d (policy `deconv`) of `graph` at any
+/// batch up to `max_batch` (0 when nothing splits).
+pub(super) fn scratch_bytes(
+    graph: &Graph,
+    conv: SplitK,
+    deconv: SplitK,
+    max_batch: usize,
+    max_groups: [u32; 2],
+) -> u64 {
+    let mut most = 0u64;
+    for node in &graph.nodes {
+        let split = match node.op {
+            Op::Conv2d(_) => conv,
+            Op::ConvTranspose2d(_) => deconv,
+            _ => continue,
+        };
+        let Some(&o) = node.outputs.first() else {
+            continue;
+        };
+        let s = &graph.values[o].shape;
+        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
+        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
+            continue;
+        };
+        for n in 1..=max_batch as u32 {
+            let splits = gemm.splits(split, n, max_groups);
+            if splits > 1 {
+                most = most.max(splits as u64 * n as u64 * gemm.out_numel * 4);
+            }
+        }
+    }
+    most
+}
+
+/// Entries of the split-K tile counter buffer: the most tiles (workgroups of one split layer)
+/// of any node that splits, at any batch up to `max_batch` (0 when nothing splits). Nodes run
+/// one after another, so they share it; each leaves its counters at zero.
+pub(super) fn counter_entries(
+    graph: &Graph,
+    conv: SplitK,
+    deconv: SplitK,
+    max_batch: usize,
+    max_groups: [u32; 2],
+) -> u64 {
+    let mut most = 0u64;
+    for node in &graph.nodes {
+        let split = match node.op {
+            Op::Conv2d(_) => conv,
+            Op::ConvTranspose2d(_) => deconv,
+            _ => continue,
+        };
+        let Some(&o) = node.outputs.first() else {
+            continue;
+        };
+        let s = &graph.values[o].shape;
+        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
+        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
+            continue;
+        };
+        for n in 1..=max_batch as u32 {
+            if gemm.splits(split, n, max_groups) > 1 {
+                if let Ok(g) = gemm.groups(n, max_groups) {
+                    most = most.max(g[0] as u64 * g[1] as u64 * g[2] as u64);
+                }
+            }
+        }
+    }
+    most
+}
+
+/// Workgroups of the tiled kernels: x over the batch's output pixels, y over channels.
+pub(super) fn tiled_groups(pixels: u64, cout: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
+    let (tm, tn) = if pixels < TILE_WIDE.1 as u64 {
+        TILE_NARROW
+    } else {
+        TILE_WIDE
+    };
+    let gx = pixels.div_ceil(tn as u64);
+    let gy = cout.div_ceil(tm);
+    if gx > max_groups[0] as u64 || gy > max_groups[1] {
+        return Err(super::vk_err(format!(
+            "conv of {pixels} output pixels × {cout} channels exceeds the device's workgroup limits"
+        )));
+    }
+    Ok([gx as u32, gy, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every split is a non-empty run of whole chunks, and together they cover [0, K) in order.
+    #[test]
+    fn split_ranges_partition_k() {
+        for k in 1..400u32 {
+            for want in 1..80u32 {
+                let s = SplitK::Forced(want).count(1, k);
+                assert!(s >= 1 && s <= want.max(1) && s <= k.div_ceil(TILE_K));
+                let mut next = 0;
+                for z in 0..s {
+                    let (b, e) = split_range(k, s, z);
+                    assert_eq!(b, next, "k {k} s {s} z {z}");
+                    assert!(e > b, "k {k} want {want} s {s}: split {z} is empty");
+                    assert_eq!(b % TILE_K, 0);
+                    next = e;
+                }
+                assert_eq!(next, k, "k {k} s {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn heuristic_splits_only_small_grids() {
+        let gpu = SplitK::Auto { target_groups: 512 };
+        // ResNet-18 layer4 3x3 at batch 1: 2 tiles, K = 4608 (288 chunks).
+        let s = gpu.count(2, 4608);
+        assert!(
+            s >= 32 && 288_u32.div_ceil(s) >= MIN_CHUNKS_PER_SPLIT,
+            "{s}"
+        );
+        // Enough tiles already: no split.
+        assert_eq!(gpu.count(512, 4608), 1);
+        // Short reductions are never cut below MIN_CHUNKS_PER_SPLIT chunks.
+        assert_eq!(gpu.count(1, 3 * 9), 1);
+        // lavapipe on 2 cores: 2 tiles fill it.
+        assert_eq!(SplitK::Auto { target_groups: 2 }.count(2, 4608), 1);
+        assert_eq!(SplitK::Off.count(1, 4608), 1);
+        assert_eq!(SplitK::Forced(3).count(1000, 4608), 3);
+    }
+
+    /// The HEAT decoder's first blocks at batch 1 (ResNet-18 CIFAR-10): few tiles, long K.
+    #[test]
+    fn decoder_blocks_split_on_a_big_gpu() {
+        use crate::ops::{Activation, ConvTranspose2d};
+        let deconv = |cin, cout, k, stride, pad| {
+            Op::ConvTranspose2d(ConvTranspose2d {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                weight: "w".into(),
+                bias: None,
+                act: Activation::Relu,
+                add: None,
+            })
+        };
+        let gpu = SplitK::Auto { target_groups: 512 };
+        let g = [65535, 65535];
+        // conv_block1: 100 -> 512, 1x1 -> 4x4 (k 4, stride 1): 2 tiles, K = 1600.
+        let b1 = TiledGemm::of(&deconv(100, 512, 4, 1, 0), (512, 4, 4)).unwrap();
+        assert_eq!((b1.k, b1.classes), (1600, 1));
+        assert_eq!(b1.groups(1, g).unwrap(), [1, 2, 1]);
+        assert!(b1.splits(gpu, 1, g) >= 16);
+        // conv_block2: 512 -> 256, 4x4 -> 8x8 (k 4, stride 2, pad 1): 4 classes of 16 pixels.
+        let b2 = TiledGemm::of(&deconv(512, 256, 4, 2, 1), (256, 8, 8)).unwrap();
+        assert_eq!((b2.k, b2.classes), (2048, 4));
+        assert_eq!(b2.groups(1, g).unwrap(), [1, 1, 4]);
+        assert!(b2.splits(gpu, 1, g) >= 16);
+        assert_eq!(b2.splits(SplitK::Off, 1, g), 1);
+    }
+}
