@@ -37,6 +37,17 @@ fn input_of(name: &str) -> (Vec<f32>, usize) {
     (data, ex["input"]["shape"][0].as_u64().unwrap() as usize)
 }
 
+/// Five images of `name`'s input batch (repeated from the start when it holds fewer) and the
+/// values per image.
+fn batch_of_five(name: &str) -> (Vec<f32>, usize) {
+    let (data, n) = input_of(name);
+    let per = data.len() / n;
+    let batch: Vec<f32> = (0..5)
+        .flat_map(|i| data[(i % n) * per..(i % n + 1) * per].iter().copied())
+        .collect();
+    (batch, per)
+}
+
 fn vulkan_detector(model: &Model) -> Option<Detector> {
     match Detector::new(model, Backend::Vulkan) {
         Ok(d) => Some(d),
@@ -173,11 +184,7 @@ fn models_match_the_cpu_reference(
             };
         check(name, &gpu);
         let mut reference = ReferenceExecutor::new(&model.graph, model.weights());
-        let (data, n) = input_of(name);
-        let per = data.len() / n;
-        let batch5: Vec<f32> = (0..5)
-            .flat_map(|i| data[(i % n) * per..(i % n + 1) * per].iter().copied())
-            .collect();
+        let (batch5, per) = batch_of_five(name);
         for b in [1usize, 5] {
             let input = &batch5[..b * per];
             let want = reference.run(input, b, false).unwrap();
@@ -235,11 +242,7 @@ fn fused_dispatches_equal_the_separate_kernels() {
             separate.dispatches(1).unwrap(),
             "{name}: the head and the tail are not fused"
         );
-        let (data, n) = input_of(name);
-        let per = data.len() / n;
-        let batch5: Vec<f32> = (0..5)
-            .flat_map(|i| data[(i % n) * per..(i % n + 1) * per].iter().copied())
-            .collect();
+        let (batch5, per) = batch_of_five(name);
         for b in [1usize, 5] {
             let input = &batch5[..b * per];
             let f = fused.run(input, b, true).unwrap();

@@ -303,13 +303,14 @@ impl VulkanExecutor {
             tail: false,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
-        let scratch_bytes = super::tiles::scratch_bytes(
+        let split_sizes = super::tiles::split_sizes(
             graph,
             tiled_only(kernels.tiled_conv),
             tiled_only(kernels.tiled_deconv),
             max_batch,
             ctx.max_groups,
         );
+        let scratch_bytes = split_sizes.scratch_bytes;
         if scratch_bytes / 4 > u32::MAX as u64 {
             return Err(vk_err(format!(
                 "split-K partial sums of {scratch_bytes} bytes do not fit 32-bit indexing; \
@@ -397,13 +398,7 @@ impl VulkanExecutor {
         )?;
 
         let (scratch, counters) = if scratch_bytes > 0 {
-            let entries = super::tiles::counter_entries(
-                graph,
-                tiled_only(kernels.tiled_conv),
-                tiled_only(kernels.tiled_deconv),
-                max_batch,
-                ctx.max_groups,
-            );
+            let entries = split_sizes.counter_entries;
             let counters = device_buffer(
                 &ctx,
                 BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,

@@ -149,17 +149,30 @@ impl TiledGemm {
     }
 }
 
-/// Bytes of the split-K scratch buffer: the largest `S · n · cout · oh · ow` fp32 partials of
-/// any tiled Conv2d (policy `conv`) or ConvTranspose2d (policy `deconv`) of `graph` at any
-/// batch up to `max_batch` (0 when nothing splits).
-pub(super) fn scratch_bytes(
+/// Sizes of the split-K buffers, from the nodes that split at some batch up to `max_batch`
+/// (tiled Conv2d under policy `conv`, tiled ConvTranspose2d under `deconv`); all 0 when
+/// nothing splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SplitSizes {
+    /// Bytes of the scratch buffer: the largest `S · n · cout · oh · ow` fp32 partials.
+    pub scratch_bytes: u64,
+    /// Entries of the tile counter buffer: the most tiles (workgroups of one split layer) of
+    /// any split. Nodes run one after another, so they share it; each leaves its counters at
+    /// zero.
+    pub counter_entries: u64,
+}
+
+pub(super) fn split_sizes(
     graph: &Graph,
     conv: SplitK,
     deconv: SplitK,
     max_batch: usize,
     max_groups: [u32; 2],
-) -> u64 {
-    let mut most = 0u64;
+) -> SplitSizes {
+    let mut most = SplitSizes {
+        scratch_bytes: 0,
+        counter_entries: 0,
+    };
     for node in &graph.nodes {
         let split = match node.op {
             Op::Conv2d(_) => conv,
@@ -176,44 +189,14 @@ pub(super) fn scratch_bytes(
         };
         for n in 1..=max_batch as u32 {
             let splits = gemm.splits(split, n, max_groups);
-            if splits > 1 {
-                most = most.max(splits as u64 * n as u64 * gemm.out_numel * 4);
+            if splits <= 1 {
+                continue;
             }
-        }
-    }
-    most
-}
-
-/// Entries of the split-K tile counter buffer: the most tiles (workgroups of one split layer)
-/// of any node that splits, at any batch up to `max_batch` (0 when nothing splits). Nodes run
-/// one after another, so they share it; each leaves its counters at zero.
-pub(super) fn counter_entries(
-    graph: &Graph,
-    conv: SplitK,
-    deconv: SplitK,
-    max_batch: usize,
-    max_groups: [u32; 2],
-) -> u64 {
-    let mut most = 0u64;
-    for node in &graph.nodes {
-        let split = match node.op {
-            Op::Conv2d(_) => conv,
-            Op::ConvTranspose2d(_) => deconv,
-            _ => continue,
-        };
-        let Some(&o) = node.outputs.first() else {
-            continue;
-        };
-        let s = &graph.values[o].shape;
-        let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
-        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
-            continue;
-        };
-        for n in 1..=max_batch as u32 {
-            if gemm.splits(split, n, max_groups) > 1 {
-                if let Ok(g) = gemm.groups(n, max_groups) {
-                    most = most.max(g[0] as u64 * g[1] as u64 * g[2] as u64);
-                }
+            let partials = splits as u64 * n as u64 * gemm.out_numel * 4;
+            most.scratch_bytes = most.scratch_bytes.max(partials);
+            if let Ok(g) = gemm.groups(n, max_groups) {
+                let tiles = g[0] as u64 * g[1] as u64 * g[2] as u64;
+                most.counter_entries = most.counter_entries.max(tiles);
             }
         }
     }
