@@ -4,7 +4,8 @@
 //   y = relu?( conv(prologue(x), W) + bias + residual )
 // The prologue relu?(x * pscale[ci] + pshift[ci]) is applied to every loaded input value;
 // zero padding is not loaded, so it stays 0 (pre-activation BatchNorm of WideResNet).
-// Weight layout [cout, cin, k, k]; accumulation in fp32.
+// Weight layout [cout, cin, k, k] (rows [cin*k*k + cin2] with a joined shortcut,
+// conv2d_params.glsl); accumulation in fp32.
 #include "common.glsl"
 layout(local_size_x = HOOD_LOCAL_SIZE) in;
 
@@ -16,23 +17,7 @@ layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
 layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
 layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
 
-layout(push_constant) uniform Conv2dParams {
-    uint n;
-    uint cin;
-    uint h;
-    uint w;
-    uint cout;
-    uint oh;
-    uint ow;
-    uint k;
-    uint stride;
-    uint pad;
-    uint has_bias;
-    uint has_residual;
-    uint relu;
-    uint has_prologue;
-    uint prologue_relu;
-} p;
+#include "conv2d_params.glsl"
 
 void main() {
     uint i = flat_id();
@@ -46,6 +31,8 @@ void main() {
     uint b = i / (p.ow * p.oh * p.cout);
 
     float acc = p.has_bias != 0u ? float(bias[co]) : 0.0;
+    uint K1 = p.cin * p.k * p.k;
+    uint Kt = K1 + p.cin2; // weight row length (the joined shortcut's steps last)
     int iy0 = int(oy * p.stride) - int(p.pad);
     int ix0 = int(ox * p.stride) - int(p.pad);
     for (uint ci = 0u; ci < p.cin; ++ci) {
@@ -56,7 +43,7 @@ void main() {
             pt = float(pshift[ci]);
         }
         uint xbase = (b * p.cin + ci) * p.h * p.w;
-        uint wbase = (co * p.cin + ci) * p.k * p.k;
+        uint wbase = co * Kt + ci * p.k * p.k;
         for (uint ky = 0u; ky < p.k; ++ky) {
             int iy = iy0 + int(ky);
             if (iy < 0 || iy >= int(p.h)) {
@@ -77,6 +64,9 @@ void main() {
                 acc += xv * float(wt[wbase + ky * p.k + kx]);
             }
         }
+    }
+    for (uint c2 = 0u; c2 < p.cin2; ++c2) {
+        acc += shortcut_value(b, c2, oy, ox) * float(wt[co * Kt + K1 + c2]);
     }
     if (p.has_residual != 0u) {
         acc += float(residual[i]);

@@ -1,6 +1,7 @@
 // Conv2d as a register-broadcast implicit GEMM for CPU Vulkan implementations (lavapipe):
-// see bcast_gemm.glsl. Same fused prologue / bias / residual / ReLU as conv2d.comp, same
-// push constants; binding 1 holds the weights packed by runtime/src/vulkan/bcast.rs.
+// see bcast_gemm.glsl. Same fused prologue / bias / residual / ReLU / joined shortcut as
+// conv2d.comp, same push constants and bindings 0-9; binding 1 holds the weights packed by
+// runtime/src/vulkan/bcast.rs (the joined shortcut's rows after the conv's own).
 //   C[co, pix] = sum_kk A[co, kk] * B[kk, pix],  kk = (ci, ky, kx),
 //   B[kk, (b, oy, ox)] = prologue(x[b, ci, oy*s-p+ky, ox*s-p+kx]) (0 in the padding).
 // Workgroup grid: x = ceil(n*oh*ow / 16), y = ceil(cout / (8 * BC_CPL)) (`groups` in bcast.rs).
@@ -12,24 +13,7 @@ layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
 layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
 layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
 
-// Identical to conv2d.comp's block (one generated struct for all Conv2d kernels).
-layout(push_constant) uniform Conv2dParams {
-    uint n;
-    uint cin;
-    uint h;
-    uint w;
-    uint cout;
-    uint oh;
-    uint ow;
-    uint k;
-    uint stride;
-    uint pad;
-    uint has_bias;
-    uint has_residual;
-    uint relu;
-    uint has_prologue;
-    uint prologue_relu;
-} p;
+#include "conv2d_params.glsl"
 
 // Specialisations (runtime/src/vulkan/pipelines.rs, `ConvSpec`): kernel size and stride as
 // specialization constants, so the driver's compiler sees constant loop bounds and divisors
@@ -80,7 +64,7 @@ void main() {
     uint st = SPEC_STRIDE != 0u ? SPEC_STRIDE : p.stride;
     plane = p.oh * p.ow;
     npix = p.n * plane;
-    uint K = p.cin * ks * ks;
+    uint K = p.cin * ks * ks + p.cin2; // the joined shortcut's steps last
     lane_c = gl_WorkGroupID.y * BC_CHANNELS + BC_CPL * gl_SubgroupInvocationID;
     uint wrow = bc_block(gl_WorkGroupID.y, K);
     uint g0 = gl_WorkGroupID.x * BC_PIXELS + gl_SubgroupInvocationID;
@@ -91,10 +75,12 @@ void main() {
     bool ok1 = g1 < npix;
     uint q0 = ok0 ? g0 % plane : 0u;
     uint q1 = ok1 ? g1 % plane : 0u;
-    int iy0 = int((q0 / p.ow) * st) - int(p.pad);
-    int ix0 = int((q0 % p.ow) * st) - int(p.pad);
-    int iy1 = int((q1 / p.ow) * st) - int(p.pad);
-    int ix1 = int((q1 % p.ow) * st) - int(p.pad);
+    uint oy0 = q0 / p.ow, ox0 = q0 % p.ow;
+    uint oy1 = q1 / p.ow, ox1 = q1 % p.ow;
+    int iy0 = int(oy0 * st) - int(p.pad);
+    int ix0 = int(ox0 * st) - int(p.pad);
+    int iy1 = int(oy1 * st) - int(p.pad);
+    int ix1 = int(ox1 * st) - int(p.pad);
     uint chw = p.cin * p.h * p.w;
     uint base0 = ok0 ? (g0 / plane) * chw : 0u;
     uint base1 = ok1 ? (g1 / plane) * chw : 0u;
@@ -119,6 +105,16 @@ void main() {
                 ++kk;
             }
         }
+    }
+    // The joined shortcut (conv2d_params.glsl): one more step per channel of its input.
+    uint img0 = ok0 ? g0 / plane : 0u;
+    uint img1 = ok1 ? g1 / plane : 0u;
+    for (uint c2 = 0u; c2 < p.cin2; ++c2) {
+        float b0 = ok0 ? shortcut_value(img0, c2, oy0, ox0) : 0.0;
+        float b1 = ok1 ? shortcut_value(img1, c2, oy1, ox1) : 0.0;
+        BC_LOAD_A(wrow, kk)
+        BC_STEP_ALL
+        ++kk;
     }
     BC_OUT_ALL
 }

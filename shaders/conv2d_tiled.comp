@@ -1,11 +1,12 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Conv2d as a tiled implicit GEMM in shared memory (the fast path; conv2d.comp is the
-// generic fallback, selected with HOOD_VK_NO_TILED_CONV=1). Same bindings, same push
-// constants and the same fused prologue / bias / residual / ReLU as conv2d.comp.
+// generic fallback, selected with HOOD_VK_NO_TILED_CONV=1). Same bindings 0-9, same push
+// constants and the same fused prologue / bias / residual / ReLU / joined shortcut as
+// conv2d.comp; bindings 10-11 are split-K's.
 //
 //   C[co, pix] = sum_kk A[co, kk] * B[kk, pix]
-//   A = weights [cout, cin*k*k] (already contiguous in kk),
+//   A = weights [cout, cin*k*k (+ cin2 with a joined shortcut, conv2d_params.glsl)],
 //   B = im2col of prologue(x): B[(ci, ky, kx), (b, oy, ox)] = x[b, ci, oy*s-p+ky, ox*s-p+kx]
 //       (0 in the padding), never materialised: each K-chunk is gathered into shared memory.
 //
@@ -46,27 +47,10 @@ layout(set = 0, binding = 5) readonly buffer PShift { STORE_T pshift[]; };
 layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
 // Split-K partial sums, [S][n][cout][oh][ow] fp32, and one arrival counter per tile (zero
 // between dispatches); both placeholders when S = 1.
-layout(set = 0, binding = 7) coherent buffer Part { float part[]; };
-layout(set = 0, binding = 8) coherent buffer Counter { uint counter[]; };
+layout(set = 0, binding = 10) coherent buffer Part { float part[]; };
+layout(set = 0, binding = 11) coherent buffer Counter { uint counter[]; };
 
-// Identical to conv2d.comp's block (one generated struct for both).
-layout(push_constant) uniform Conv2dParams {
-    uint n;
-    uint cin;
-    uint h;
-    uint w;
-    uint cout;
-    uint oh;
-    uint ow;
-    uint k;
-    uint stride;
-    uint pad;
-    uint has_bias;
-    uint has_residual;
-    uint relu;
-    uint has_prologue;
-    uint prologue_relu;
-} p;
+#include "conv2d_params.glsl"
 
 // Specialisations (runtime/src/vulkan/pipelines.rs, `ConvSpec`): kernel size and stride as
 // specialization constants, so the driver's compiler sees constant loop bounds and divisors
@@ -100,7 +84,8 @@ void main() {
     uint st = SPEC_STRIDE != 0u ? SPEC_STRIDE : p.stride;
     uint tid = gl_LocalInvocationID.x;
     uint kk2 = ks * ks;
-    uint K = p.cin * kk2;
+    uint K1 = p.cin * kk2;
+    uint K = K1 + p.cin2; // the joined shortcut's steps last (conv2d_params.glsl)
     uint plane = p.oh * p.ow;
     uint npix = p.n * plane;
     bool narrow = npix < TN_WIDE;
@@ -119,8 +104,10 @@ void main() {
     bool pix_ok = gpix < npix;
     uint bimg = pix_ok ? gpix / plane : 0u;
     uint prem = pix_ok ? gpix % plane : 0u;
-    int iy0 = int((prem / p.ow) * st) - int(p.pad);
-    int ix0 = int((prem % p.ow) * st) - int(p.pad);
+    uint poy = prem / p.ow;
+    uint pox = prem % p.ow;
+    int iy0 = int(poy * st) - int(p.pad);
+    int ix0 = int(pox * st) - int(p.pad);
     uint xbase = bimg * p.cin * p.h * p.w;
 
     // c<i><h>: channel 8*ty+i, pixels 8*tx + 4*h .. +3.
@@ -149,7 +136,9 @@ void main() {
         for (uint kk = brow; kk < TK; kk += CONV_THREADS / TN) {
             uint gk = k0 + kk;
             float v = 0.0;
-            if (pix_ok && gk < K) {
+            if (pix_ok && gk >= K1 && gk < K) {
+                v = shortcut_value(bimg, gk - K1, poy, pox);
+            } else if (pix_ok && gk < K1) {
                 uint ci = gk / kk2;
                 uint r = gk % kk2;
                 int iy = iy0 + int(r / ks);

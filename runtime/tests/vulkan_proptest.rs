@@ -1,7 +1,8 @@
 //! Property tests (issue #4): Conv2d and ConvTranspose2d on the Vulkan executor vs the CPU
 //! reference (`reference::execute`) on proptest-generated shapes, attributes, weights and inputs,
 //! in both storage variants (fp16, fp32) and with every kernel switch: the generic kernel, the
-//! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits.
+//! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits;
+//! also a conv with a 1×1 shortcut joined into it (fused.rs), on every one of those kernels.
 //! Tolerances: `tolerance::VK_OP_FP32` / `VK_OP_FP16`.
 //!
 //! Minimised failures: proptest saves the seed of every failing case to
@@ -247,6 +248,8 @@ struct Built {
     split_k: u32,
     /// Length of the GEMM's K reduction (split-K cuts it into chunks of 16).
     k_len: usize,
+    /// 1×1 shortcut convs the executor must join into the conv that adds them (fused.rs).
+    joins: u32,
 }
 
 fn conv_graph(c: &ConvCase) -> Built {
@@ -284,6 +287,8 @@ fn conv_graph(c: &ConvCase) -> Built {
         batch: c.batch,
         split_k: c.split_k,
         k_len: c.cin * c.k * c.k,
+        // The residual producer is a joinable shortcut when it is 1×1 and unpadded.
+        joins: (c.residual && c.k == 1 && c.pad == 0) as u32,
     }
 }
 
@@ -318,6 +323,169 @@ fn deconv_graph(c: &DeconvCase) -> Built {
         batch: c.batch,
         split_k: c.split_k,
         k_len: c.cin * c.k.div_ceil(c.stride).pow(2),
+        joins: 0,
+    }
+}
+
+/// A residual block's end with a joinable shortcut (fused.rs, `Kind::Shortcut`): the conv under
+/// test (k×k, stride 1, padding k/2) reads y = x (`stride2` 1) or y = max_pool2x2(x) (`stride2`
+/// 2, exact in fp16) and adds a 1×1 shortcut conv of x at stride `stride2`; each conv with or
+/// without bias and prologue, the shortcut before or after the pool in node order.
+#[derive(Debug, Clone)]
+struct JoinCase {
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride2: usize,
+    /// Output plane; x is `stride2` times larger.
+    oh: usize,
+    ow: usize,
+    bias: bool,
+    prologue: Option<bool>,
+    shortcut_bias: bool,
+    shortcut_prologue: Option<bool>,
+    relu: bool,
+    shortcut_first: bool,
+    split_k: u32,
+    vals: Vec<i8>,
+}
+
+impl JoinCase {
+    fn numel(&self) -> usize {
+        let (ci, co) = (self.cin, self.cout);
+        co * ci * self.k * self.k
+            + self.bias as usize * co
+            + self.prologue.is_some() as usize * 2 * ci
+            + co * ci
+            + self.shortcut_bias as usize * co
+            + self.shortcut_prologue.is_some() as usize * 2 * ci
+            + self.batch * ci * self.oh * self.ow * self.stride2 * self.stride2
+    }
+}
+
+/// Values the largest [`JoinCase`] needs (batch 3, 24 channels, 6×6 outputs of a 12×12 input).
+const JOIN_VALS: usize = 24 * 24 * 9 + 24 + 48 + 24 * 24 + 24 + 48 + 3 * 24 * 144;
+
+fn join_case() -> impl Strategy<Value = JoinCase> {
+    let shape = (
+        1usize..=3,
+        1usize..=24,
+        1usize..=24,
+        prop_oneof![Just(1usize), Just(3)],
+        1usize..=2,
+        1usize..=6,
+        1usize..=6,
+    );
+    let flags = (
+        (any::<bool>(), proptest::option::of(any::<bool>())),
+        (any::<bool>(), proptest::option::of(any::<bool>())),
+        any::<bool>(),
+        any::<bool>(),
+        2u32..=5,
+    );
+    (shape, flags, vec(q(), JOIN_VALS)).prop_map(
+        |(
+            (batch, cin, cout, k, stride2, oh, ow),
+            ((bias, prologue), (shortcut_bias, shortcut_prologue), relu, shortcut_first, split_k),
+            vals,
+        )| {
+            let mut c = JoinCase {
+                batch,
+                cin,
+                cout,
+                k,
+                stride2,
+                oh,
+                ow,
+                bias,
+                prologue,
+                shortcut_bias,
+                shortcut_prologue,
+                relu,
+                shortcut_first,
+                split_k,
+                vals: Vec::new(),
+            };
+            c.vals = vals[..c.numel()].to_vec();
+            c
+        },
+    )
+}
+
+fn join_graph(c: &JoinCase) -> Built {
+    let mut v = Vals(c.vals.iter());
+    let mut t = Tensors::default();
+    let prologue = |v: &mut Vals, t: &mut Tensors, tag: &str, relu: Option<bool>| {
+        relu.map(|relu| Prologue {
+            scale: v.tensor(t, &format!("ps{tag}"), vec![c.cin], 1.5),
+            shift: v.tensor(t, &format!("pt{tag}"), vec![c.cin], 0.5),
+            relu,
+        })
+    };
+    let a = 1.0 / ((c.cin * c.k * c.k) as f32).sqrt();
+    let conv = Conv2d {
+        cin: c.cin,
+        cout: c.cout,
+        k: c.k,
+        stride: 1,
+        pad: c.k / 2,
+        weight: v.tensor(&mut t, "w", vec![c.cout, c.cin, c.k, c.k], a),
+        bias: c.bias.then(|| v.tensor(&mut t, "b", vec![c.cout], 0.5)),
+        prologue: prologue(&mut v, &mut t, "", c.prologue),
+        residual: true,
+        relu: c.relu,
+    };
+    let shortcut = Conv2d {
+        cin: c.cin,
+        cout: c.cout,
+        k: 1,
+        stride: c.stride2,
+        pad: 0,
+        weight: v.tensor(
+            &mut t,
+            "ws",
+            vec![c.cout, c.cin, 1, 1],
+            1.0 / (c.cin as f32).sqrt(),
+        ),
+        bias: c
+            .shortcut_bias
+            .then(|| v.tensor(&mut t, "bs", vec![c.cout], 0.5)),
+        prologue: prologue(&mut v, &mut t, "s", c.shortcut_prologue),
+        residual: false,
+        relu: false,
+    };
+    let (h, w) = (c.oh * c.stride2, c.ow * c.stride2);
+    let input = v.take(c.batch * c.cin * h * w, 2.0);
+    let lookup = t.lookup();
+    let mut g = GraphBuilder::new([c.cin, h, w], &lookup);
+    let x = g.input();
+    let add_shortcut = |g: &mut GraphBuilder| {
+        g.add1("shortcut", Op::Conv2d(shortcut.clone()), &[x])
+            .expect("shortcut")
+    };
+    let mut sc = c.shortcut_first.then(|| add_shortcut(&mut g));
+    let y = if c.stride2 == 2 {
+        g.add1("pool", Op::MaxPool2x2, &[x]).expect("pool")
+    } else {
+        x
+    };
+    let sc = match sc.take() {
+        Some(v) => v,
+        None => add_shortcut(&mut g),
+    };
+    let out = g.add1("conv", Op::Conv2d(conv), &[y, sc]).expect("conv");
+    let graph = finish(g, out);
+    drop(lookup);
+    Built {
+        graph,
+        tensors: t,
+        out,
+        input,
+        batch: c.batch,
+        split_k: c.split_k,
+        k_len: c.cin * c.k * c.k + c.cin,
+        joins: 1,
     }
 }
 
@@ -395,6 +563,12 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
             .run(&b.input, b.batch, false)
             .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
         close(&what, &got.logits, &want, tol)?;
+        prop_assert_eq!(
+            ex.conv_kernels().shortcut_joins,
+            b.joins,
+            "{}: shortcut joins",
+            what
+        );
         // A forced split always splits a reduction of more than one 16-wide K chunk.
         if opts.split_k.is_some() && !opts.no_split_k && b.k_len > 16 {
             prop_assert!(ex.split_k_scratch_bytes() > 0, "{}: did not split", what);
@@ -434,6 +608,11 @@ fn run_property<S: Strategy>(
 #[test]
 fn conv2d_matches_reference() {
     run_property("conv2d", conv_case(), |c| check(&conv_graph(&c)));
+}
+
+#[test]
+fn joined_shortcut_matches_reference() {
+    run_property("joined shortcut", join_case(), |c| check(&join_graph(&c)));
 }
 
 #[test]

@@ -90,12 +90,6 @@ fn pack(cout: usize, k_len: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> 
     out
 }
 
-/// Conv2d weights `[cout, cin, k, k]` packed for conv2d_bcast.comp (kk = (ci, ky, kx)).
-pub fn pack_conv(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
-    let k_len = cin * k * k;
-    pack(cout, k_len, |co, kk| w[co * k_len + kk])
-}
-
 /// ConvTranspose2d weights `[cin, cout, k, k]` packed for conv_transpose2d_bcast.comp: one
 /// packed matrix per output parity class (py, px) (class = py * stride + px), with
 /// kk = (ci, ty, tx) and tap (ky0 + stride*ty, kx0 + stride*tx), 0 past the kernel.
@@ -126,32 +120,50 @@ pub fn pack_deconv(
 }
 
 /// The packed weights of every Conv2d (`conv`) and / or ConvTranspose2d (`deconv`) of
-/// `graph`, named by [`packed_name`], for upload next to the model's tensors.
+/// `graph`, named by [`packed_name`], for upload next to the model's tensors (looked up in
+/// `tables` in order). `conv_matrix(j)` names the `[cout, row]` weight matrix Conv2d node `j`
+/// reads and its row length (its own weights, or joined ones: fused.rs), `None` when it has
+/// no dispatch of its own.
 pub fn packed_weights(
     graph: &Graph,
-    tensors: &[(String, HostTensor)],
+    tables: &[&[(String, HostTensor)]],
     conv: bool,
     deconv: bool,
+    conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
 ) -> Result<Vec<(String, HostTensor)>> {
     let find = |name: &str| -> Result<Vec<f32>> {
-        tensors
+        tables
             .iter()
+            .flat_map(|t| t.iter())
             .find(|(n, _)| n == name)
             .map(|(_, t)| t.to_f32())
             .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))
     };
     let mut out = Vec::new();
-    for node in &graph.nodes {
+    for (j, node) in graph.nodes.iter().enumerate() {
         let (name, packed) = match &node.op {
-            Op::Conv2d(a) if conv => (&a.weight, pack_conv(&find(&a.weight)?, a.cout, a.cin, a.k)),
+            Op::Conv2d(a) if conv => {
+                let Some((name, row)) = conv_matrix(j) else {
+                    continue;
+                };
+                let w = find(&name)?;
+                if w.len() != a.cout * row {
+                    return Err(vk_err(format!(
+                        "weight '{name}' is not [{}, {row}]",
+                        a.cout
+                    )));
+                }
+                let packed = pack(a.cout, row, |co, kk| w[co * row + kk]);
+                (name, packed)
+            }
             Op::ConvTranspose2d(a) if deconv => (
-                &a.weight,
+                a.weight.clone(),
                 pack_deconv(&find(&a.weight)?, a.cin, a.cout, a.k, a.stride, a.pad),
             ),
             _ => continue,
         };
         let len = packed.len();
-        out.push((packed_name(name), HostTensor::f32(vec![len], packed)));
+        out.push((packed_name(&name), HostTensor::f32(vec![len], packed)));
     }
     Ok(out)
 }
@@ -166,7 +178,7 @@ mod tests {
             let (cin, k) = (2, 3);
             let k_len = cin * k * k;
             let w: Vec<f32> = (0..cout * k_len).map(|i| i as f32 + 1.0).collect();
-            let p = pack_conv(&w, cout, cin, k);
+            let p = pack(cout, k_len, |co, kk| w[co * k_len + kk]);
             assert_eq!(block(cout as u32), b);
             assert_eq!(p.len(), cout.div_ceil(b) * k_len * b);
             for co in 0..cout {

@@ -41,14 +41,61 @@ pub(super) fn split_buffers(
     }
 }
 
-pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
+/// A residual block's 1×1 shortcut conv joined into the block's conv (`Kind::Shortcut` in
+/// fused.rs): computed as extra reduction steps of the same GEMM, its output never stored.
+#[derive(Clone, Copy)]
+pub(super) struct Shortcut<'a> {
+    pub op: &'a Conv2d,
+    pub node: &'a Node,
+}
+
+/// Name of the joined weights `[cout, cin·k·k + cin2]` of the conv whose weight is `weight`.
+pub(super) fn joined_weight_name(weight: &str) -> String {
+    format!("{weight}#joined")
+}
+
+/// Name of the joined bias (the conv's bias plus the shortcut's) of the same conv.
+pub(super) fn joined_bias_name(weight: &str) -> String {
+    format!("{weight}#joined_bias")
+}
+
+/// The step of a Conv2d node; with `shortcut`, the joined dispatch of it and the 1×1 shortcut
+/// whose output it adds (no residual read then).
+pub(super) fn conv2d(
+    bx: &Binder,
+    a: &Conv2d,
+    node: &Node,
+    shortcut: Option<Shortcut>,
+) -> Result<Step> {
     let (_, h, w) = bx.chw(node.inputs[0]);
     let (cout, oh, ow) = bx.chw(node.outputs[0]);
-    let (bias, has_bias) = bx.opt_weight(&a.bias)?;
-    let (residual, has_residual) = if a.residual {
-        (bx.value(node.inputs[1])?, 1)
-    } else {
-        (bx.dummy(), 0)
+    let (bias, has_bias) = match shortcut {
+        Some(_) => (bx.weight(&joined_bias_name(&a.weight))?, 1),
+        None => bx.opt_weight(&a.bias)?,
+    };
+    let (residual, has_residual) = match (a.residual, shortcut) {
+        (true, None) => (bx.value(node.inputs[1])?, 1),
+        _ => (bx.dummy(), 0),
+    };
+    let (x2, pscale2, pshift2, has_prologue2, prologue2_relu) = match shortcut {
+        Some(s) => {
+            let x2 = bx.value(s.node.inputs[0])?;
+            match &s.op.prologue {
+                Some(p) => (
+                    x2,
+                    bx.weight(&p.scale)?,
+                    bx.weight(&p.shift)?,
+                    1,
+                    p.relu as u32,
+                ),
+                None => (x2, bx.dummy(), bx.dummy(), 0, 0),
+            }
+        }
+        None => (bx.dummy(), bx.dummy(), bx.dummy(), 0, 0),
+    };
+    let (cin2, h2, w2) = match shortcut {
+        Some(s) => bx.chw(s.node.inputs[0]),
+        None => (0, 1, 1),
     };
     let (pscale, pshift, has_prologue, prologue_relu) = match &a.prologue {
         Some(p) => (bx.weight(&p.scale)?, bx.weight(&p.shift)?, 1, p.relu as u32),
@@ -70,15 +117,26 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         relu: a.relu as u32,
         has_prologue,
         prologue_relu,
+        cin2,
+        h2,
+        w2,
+        stride2: shortcut.map_or(1, |s| s.op.stride as u32),
+        has_prologue2,
+        prologue2_relu,
     };
-    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+    let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
+    gemm.k += cin2;
     let spec = ConvSpec::of(a.k, a.stride, bx.specialised);
     let bcast = bx.pipes.conv2d_bcast(cout, spec);
     // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
-    let weight = match bcast {
-        Some(_) => super::bcast::packed_name(&a.weight),
+    let weight = match shortcut {
+        Some(_) => joined_weight_name(&a.weight),
         None => a.weight.clone(),
+    };
+    let weight = match bcast {
+        Some(_) => super::bcast::packed_name(&weight),
+        None => weight,
     };
     let mut buffers = vec![
         bx.value(node.inputs[0])?,
@@ -88,6 +146,9 @@ pub(super) fn conv2d(bx: &Binder, a: &Conv2d, node: &Node) -> Result<Step> {
         pscale,
         pshift,
         bx.value(node.outputs[0])?,
+        x2,
+        pscale2,
+        pshift2,
     ];
     if let Some(pipeline) = bcast {
         let params = move |n| Conv2dParams { n, ..base };

@@ -13,6 +13,7 @@
 use super::arena::{self, Live};
 use super::binder::{Binder, Step};
 use super::device::VkContext;
+use super::fused::{Fused, Kind};
 use super::pipelines::{Builder, ConvKernels, Pipelines};
 use super::tiles::SplitK;
 use super::weights::{write_storage, WeightStore};
@@ -112,12 +113,13 @@ fn value_elems(graph: &Graph) -> Vec<Elem> {
 }
 
 /// Live intervals in steps: 0 = input copy, node j = j + 1, nodes.len() + 1 = output copy.
-/// `fused` lists node ranges run as one dispatch (first and last node): every value such a
-/// dispatch reads stays live to its last node and every value it writes is live from its first
-/// node, so no output shares memory with an input of the same dispatch.
+/// `fused` lists the node sets run as one dispatch (fused.rs): every value such a dispatch
+/// reads stays live to its last node and every value it writes is live from the node it is
+/// recorded at ([`Fused::at`]), so no output shares memory with an input of the same dispatch;
+/// values it never stores get no memory.
 fn live_intervals(
     graph: &Graph,
-    fused: &[(usize, usize)],
+    fused: &[Fused],
     bytes: impl Fn(ValueId) -> u64,
 ) -> Vec<Option<Live>> {
     let end = graph.nodes.len() + 1;
@@ -127,9 +129,8 @@ fn live_intervals(
     for (j, node) in graph.nodes.iter().enumerate() {
         let (start, stop) = fused
             .iter()
-            .find(|&&(a, b)| (a..=b).contains(&j))
-            .copied()
-            .unwrap_or((j, j));
+            .find(|f| f.contains(j))
+            .map_or((j, j), |f| (f.at(), f.last));
         for &i in &node.inputs {
             last[i] = last[i].max(stop + 1);
         }
@@ -141,6 +142,11 @@ fn live_intervals(
     let o = &graph.outputs;
     for id in [o.logits, o.class, o.score, o.heatmap] {
         last[id] = end;
+    }
+    for f in fused {
+        for v in f.absorbed(graph) {
+            first[v] = None;
+        }
     }
     (0..graph.values.len())
         .map(|i| {
@@ -301,14 +307,30 @@ impl VulkanExecutor {
             specialised: !opts.no_specialised,
             head: false,
             tail: false,
+            shortcut_joins: 0,
         };
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
+        // Runs of nodes recorded as one dispatch (fused.rs); HOOD_VK_NO_DISPATCH_FUSION (or
+        // NO_FUSION) records one per node.
+        let runs = if opts.no_fusion || opts.no_dispatch_fusion {
+            Vec::new()
+        } else {
+            super::fused::plan(graph, !opts.no_shortcut_join)
+        };
+        // A joined shortcut adds its input channels to the block conv's reduction.
+        let extra_k = |j: usize| -> u32 {
+            runs.iter()
+                .filter(|f| f.kind == Kind::Shortcut && f.last == j)
+                .map(|f| graph.values[graph.nodes[f.first].inputs[0]].shape[0] as u32)
+                .sum()
+        };
         let split_sizes = super::tiles::split_sizes(
             graph,
             tiled_only(kernels.tiled_conv),
             tiled_only(kernels.tiled_deconv),
             max_batch,
             ctx.max_groups,
+            &extra_k,
         );
         let scratch_bytes = split_sizes.scratch_bytes;
         if scratch_bytes / 4 > u32::MAX as u64 {
@@ -317,19 +339,12 @@ impl VulkanExecutor {
                  lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
             )));
         }
-        // Runs of nodes recorded as one dispatch (fused.rs); HOOD_VK_NO_DISPATCH_FUSION (or
-        // NO_FUSION) records one per node.
-        let runs = if opts.no_fusion || opts.no_dispatch_fusion {
-            Vec::new()
-        } else {
-            super::fused::plan(graph)
-        };
-        let fused: Vec<(usize, usize)> = runs.iter().map(|f| (f.first, f.last)).collect();
-        let has = |k: super::fused::Kind| runs.iter().any(|f| f.kind == k);
+        let has = |k: Kind| runs.iter().any(|f| f.kind == k);
         let kernels = ConvKernels {
             split_k: scratch_bytes > 0,
-            head: has(super::fused::Kind::Head),
-            tail: has(super::fused::Kind::Tail),
+            head: has(Kind::Head),
+            tail: has(Kind::Tail),
+            shortcut_joins: runs.iter().filter(|f| f.kind == Kind::Shortcut).count() as u32,
             ..kernels
         };
         log::info!("vulkan: conv kernels {kernels:?}");
@@ -339,13 +354,23 @@ impl VulkanExecutor {
             kernels,
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
+        // Joined shortcuts read their joined weights and biases instead of both convs'.
+        let joined = super::fused::joined_tensors(graph, &runs, tensors)?;
+        let joined_away = super::fused::joined_away(graph, &runs);
         // Convs on the register-broadcast kernels read packed copies of their weights
         // instead of the originals.
-        let packed =
-            super::bcast::packed_weights(graph, tensors, kernels.bcast_conv, kernels.bcast_deconv)?;
+        let packed = super::bcast::packed_weights(
+            graph,
+            &[tensors, &joined],
+            kernels.bcast_conv,
+            kernels.bcast_deconv,
+            &|j| super::fused::conv_matrix(graph, &runs, j),
+        )?;
         let mut names: Vec<&str> = graph
             .referenced_tensors()
             .into_iter()
+            .filter(|n| !joined_away.iter().any(|a| a == n))
+            .chain(joined.iter().map(|(n, _)| n.as_str()))
             .filter(|n| {
                 !packed
                     .iter()
@@ -354,21 +379,21 @@ impl VulkanExecutor {
             .collect();
         names.extend(packed.iter().map(|(n, _)| n.as_str()));
         // A fused tail reads its 1×1 layer's weight as stored, packed copy or not.
-        for f in runs.iter().filter(|f| f.kind == super::fused::Kind::Tail) {
+        for f in runs.iter().filter(|f| f.kind == Kind::Tail) {
             if let Op::ConvTranspose2d(a) = &graph.nodes[f.first].op {
                 if !names.contains(&a.weight.as_str()) {
                     names.push(a.weight.as_str());
                 }
             }
         }
-        let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed])?;
+        let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed, &joined])?;
 
         let fp16 = ctx.fp16_storage;
         let elems = value_elems(graph);
         let value_bytes =
             |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
         let plan = arena::plan(
-            &live_intervals(graph, &fused, value_bytes),
+            &live_intervals(graph, &runs, value_bytes),
             ctx.binding_align,
         );
         let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
@@ -433,18 +458,16 @@ impl VulkanExecutor {
             };
             let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
             for (j, node) in graph.nodes.iter().enumerate() {
-                if fused.iter().any(|&(a, b)| j > a && j <= b) {
+                let run = runs.iter().find(|f| f.contains(j));
+                if run.is_some_and(|f| f.at() != j) {
                     continue;
                 }
                 let step = match &node.op {
-                    _ if fused.iter().any(|&(a, _)| a == j) => {
-                        let run = runs.iter().find(|f| f.first == j);
-                        match run {
-                            Some(f) => super::fused::step(&bx, f),
-                            None => Err(vk_err("fused run not planned")),
-                        }
-                    }
-                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node),
+                    _ if run.is_some() => match run {
+                        Some(f) => super::fused::step(&bx, f),
+                        None => Err(vk_err("fused run not planned")),
+                    },
+                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node, None),
                     Op::ConvTranspose2d(a) => {
                         super::conv_transpose2d::conv_transpose2d(&bx, a, node)
                     }
@@ -508,9 +531,9 @@ impl VulkanExecutor {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(j, _)| !fused.iter().any(|&(a, b)| *j > a && *j <= b))
+            .filter(|(j, _)| !runs.iter().any(|f| f.contains(*j) && f.at() != *j))
             .map(|(j, node)| {
-                if let Some(f) = runs.iter().find(|f| f.first == j) {
+                if let Some(f) = runs.iter().find(|f| f.at() == j) {
                     return super::fused::label(graph, f);
                 }
                 let out = node.outputs.first().map(|&o| &graph.values[o]);

@@ -49,8 +49,10 @@
 //!   ChannelAffine / Add ops ([`unfuse`]); values in between are stored in the storage type.
 //! * `HOOD_VK_NO_DISPATCH_FUSION=1` — run the ops that otherwise share one dispatch (the head:
 //!   global average pool, linear, argmax and class-conditioned linear; the tail: the decoder's
-//!   last 1×1 layer and the HEAT score; `fused.rs`) as one dispatch each. `HOOD_VK_NO_FUSION=1`
-//!   implies it.
+//!   last 1×1 layer and the HEAT score; a residual block's 1×1 shortcut conv and the block's
+//!   conv; `fused.rs`) as one dispatch each. `HOOD_VK_NO_FUSION=1` implies it.
+//! * `HOOD_VK_NO_SHORTCUT_JOIN=1` — keep the other dispatch fusions but run 1×1 shortcut convs
+//!   as their own dispatch (their output stored and added as the residual).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
 //!   ([`cache`]: `$XDG_CACHE_HOME/hood/` or `~/.cache/hood/`, one file per device + driver).
 //! * `HOOD_VK_MAX_BATCH=N` — largest batch recorded in one command buffer (default 8); larger
@@ -126,6 +128,9 @@ pub struct VkOptions {
     pub no_fusion: bool,
     /// Run the ops that otherwise share one dispatch (fused.rs) as one dispatch each.
     pub no_dispatch_fusion: bool,
+    /// Run 1×1 shortcut convs as their own dispatch instead of joined into the block's conv
+    /// (fused.rs, `Kind::Shortcut`); the other dispatch fusions stay.
+    pub no_shortcut_join: bool,
     /// Never use the register-broadcast conv kernels (bcast.rs) that CPU implementations
     /// (lavapipe) otherwise get; those devices then run the tiled kernels.
     pub no_bcast: bool,
@@ -144,6 +149,7 @@ impl Default for VkOptions {
             no_bcast: false,
             no_fusion: false,
             no_dispatch_fusion: false,
+            no_shortcut_join: false,
             no_fp16_math: false,
             no_subgroup: false,
             no_specialised: false,
@@ -154,7 +160,7 @@ impl Default for VkOptions {
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -177,6 +183,7 @@ impl VkOptions {
             no_bcast: flag("HOOD_VK_NO_BCAST"),
             no_fusion: flag("HOOD_VK_NO_FUSION"),
             no_dispatch_fusion: flag("HOOD_VK_NO_DISPATCH_FUSION"),
+            no_shortcut_join: flag("HOOD_VK_NO_SHORTCUT_JOIN"),
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),

@@ -176,6 +176,8 @@ pub struct ConvKernels {
     pub head: bool,
     /// The fused tail kernel (heat_tail*.comp; the graph has a fusable tail, see fused.rs).
     pub tail: bool,
+    /// 1×1 shortcut convs joined into their block's conv (fused.rs; no pipeline of its own).
+    pub shortcut_joins: u32,
 }
 
 /// The pipelines of the kernels a graph uses, for the chosen storage variant.

@@ -162,18 +162,21 @@ pub(super) struct SplitSizes {
     pub counter_entries: u64,
 }
 
+/// `extra_k(j)`: reduction steps node `j` has beyond its own op's (a joined shortcut's,
+/// fused.rs).
 pub(super) fn split_sizes(
     graph: &Graph,
     conv: SplitK,
     deconv: SplitK,
     max_batch: usize,
     max_groups: [u32; 2],
+    extra_k: &dyn Fn(usize) -> u32,
 ) -> SplitSizes {
     let mut most = SplitSizes {
         scratch_bytes: 0,
         counter_entries: 0,
     };
-    for node in &graph.nodes {
+    for (j, node) in graph.nodes.iter().enumerate() {
         let split = match node.op {
             Op::Conv2d(_) => conv,
             Op::ConvTranspose2d(_) => deconv,
@@ -184,9 +187,10 @@ pub(super) fn split_sizes(
         };
         let s = &graph.values[o].shape;
         let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;
-        let Some(gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
+        let Some(mut gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
             continue;
         };
+        gemm.k += extra_k(j);
         for n in 1..=max_batch as u32 {
             let splits = gemm.splits(split, n, max_groups);
             if splits <= 1 {
