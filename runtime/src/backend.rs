@@ -26,4 +26,11 @@ pub trait Executor: Send {
     fn dispatches(&mut self, _n: usize) -> Option<u32> {
         None
     }
+    /// Device time of one call of `n` images (`input` as for [`Executor::run`]), in
+    /// milliseconds, from timestamps written at the start and end of each submitted command
+    /// buffer (summed over the chunks of a split batch): the mean over `runs` calls. `None` for
+    /// backends without device timestamps.
+    fn device_ms(&mut self, _input: &[f32], _n: usize, _runs: usize) -> Option<Result<f64>> {
+        None
+    }
 }

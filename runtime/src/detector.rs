@@ -227,6 +227,13 @@ impl Detector {
         self.exec.dispatches(n)
     }
 
+    /// GPU time of one `detect_flat` call of `n` images, mean of `runs` calls, in milliseconds
+    /// (Vulkan timestamps around each submitted command buffer); `None` on the CPU backends or
+    /// where the queue has no timestamps.
+    pub fn device_ms(&mut self, input: &[f32], n: usize, runs: usize) -> Option<Result<f64>> {
+        self.exec.device_ms(input, n, runs)
+    }
+
     pub fn meta(&self) -> &Metadata {
         &self.meta
     }

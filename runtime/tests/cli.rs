@@ -598,3 +598,58 @@ fn completions_and_man_pages() {
     let infer = std::fs::read_to_string(dir.path().join("hood-infer.1")).unwrap();
     assert!(infer.contains("fail\\-on\\-ood"), "{infer}");
 }
+
+/// `hood bench --backend vulkan --json` gives, per batch line, the dispatch count and the GPU
+/// time from start / end timestamps next to the wall time, also for a batch the executor
+/// splits (9 > the recorded maximum of 8: two command buffers, GPU time summed); `--profile
+/// --json` adds one profile line per batch size.
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_bench_reports_dispatches_and_gpu_time() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = root.join("models/heat-wrn40-2-cifar10.hood");
+    let out = hood(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--backend",
+        "vulkan",
+        "--batch",
+        "1,9",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "--profile",
+    ]);
+    if !out.status.success() && std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() {
+        eprintln!("SKIPPED: no Vulkan device here ({})", text(&out.stderr));
+        return;
+    }
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let batches: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("profile").is_none())
+        .collect();
+    assert_eq!(batches.len(), 2, "{lines:?}");
+    for l in &batches {
+        let gpu = l["gpu_ms"].as_f64().expect("gpu_ms");
+        assert!(gpu > 0.0 && gpu.is_finite(), "{l}");
+        assert!(l["dispatches"].as_u64().expect("dispatches") > 0, "{l}");
+    }
+    // Two chunks of GPU work at batch 9 against one image at batch 1.
+    assert!(
+        batches[1]["gpu_ms"].as_f64() > batches[0]["gpu_ms"].as_f64(),
+        "{batches:?}"
+    );
+    let profiles: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("profile").is_some())
+        .collect();
+    assert!(!profiles.is_empty(), "{lines:?}");
+    assert!(profiles[0]["dispatches"].as_u64() == batches[0]["dispatches"].as_u64());
+}

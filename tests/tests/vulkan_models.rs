@@ -39,6 +39,7 @@ fn input_of(name: &str) -> (Vec<f32>, usize) {
 
 /// Five images of `name`'s input batch (repeated from the start when it holds fewer) and the
 /// values per image.
+#[cfg(feature = "vulkan")]
 fn batch_of_five(name: &str) -> (Vec<f32>, usize) {
     let (data, n) = input_of(name);
     let per = data.len() / n;

@@ -40,6 +40,9 @@ def main():
     for b in bench:
         if b["variant"] not in variants:
             variants.append(b["variant"])
+    for b in bench:
+        if "gpu_ms" not in b:
+            problems.append(f"variant {b['variant']} batch {b['batch']}: no gpu_ms")
     profiles = {}
     for p in sorted(glob.glob(os.path.join(logs, "profile_*.json"))):
         name = os.path.basename(p)[len("profile_"):-len(".json")]
@@ -64,8 +67,8 @@ def main():
 
     batches = sorted({b["batch"] for b in bench})
     md = ["Machine: " + " / ".join(machine), "",
-          "images/s (p50 ms per batch) of the ResNet-18 CIFAR-10 HEAT pipeline, "
-          "host f32 batch in, scores out:", ""]
+          "images/s (p50 wall ms per batch; GPU ms per batch from start/end timestamps) of the "
+          "ResNet-18 CIFAR-10 HEAT pipeline, host f32 batch in, scores out:", ""]
     head = ["batch"] + variants
     peer_res = peer.get("results", {})
     if peer_res:
@@ -76,7 +79,12 @@ def main():
         row = [str(n)]
         for v in variants:
             b = next((b for b in bench if b["variant"] == v and b["batch"] == n), None)
-            row.append(f"{b['images_per_s']:.0f} ({b['p50_ms']:.3f})" if b else "—")
+            if b is None:
+                row.append("—")
+            elif "gpu_ms" in b:
+                row.append(f"{b['images_per_s']:.0f} ({b['p50_ms']:.3f}; GPU {b['gpu_ms']:.3f})")
+            else:
+                row.append(f"{b['images_per_s']:.0f} ({b['p50_ms']:.3f})")
         r = peer_res.get(str(n)) or peer_res.get(n)
         if peer_res:
             for k in ("eager_fp16_channels_last", "cuda_graph_fp16"):

@@ -74,6 +74,9 @@ pub struct VulkanExecutor {
     slots: Vec<Option<Subbuffer<[u8]>>>,
     /// Per batch size: the recorded command buffer and its number of dispatches.
     recorded: HashMap<usize, (Arc<PrimaryAutoCommandBuffer>, u32)>,
+    /// Per batch size: the command buffer with start / end timestamps and its query pool
+    /// (`hood bench`'s GPU time, profile.rs).
+    pub(super) timed: HashMap<usize, (Arc<QueryPool>, Arc<PrimaryAutoCommandBuffer>)>,
     arena_bytes: u64,
     weight_bytes: u64,
     scratch_bytes: u64,
@@ -110,6 +113,15 @@ fn value_elems(graph: &Graph) -> Vec<Elem> {
         }
     }
     e
+}
+
+/// Which timestamps a recorded command buffer writes ([`VulkanExecutor::record_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stamps {
+    /// Around every command (`hood bench --profile`).
+    Every,
+    /// At the start and the end only (GPU time of a whole call).
+    Ends,
 }
 
 /// Live intervals in steps: 0 = input copy, node j = j + 1, nodes.len() + 1 = output copy.
@@ -555,6 +567,7 @@ impl VulkanExecutor {
             heatmap,
             slots,
             recorded: HashMap::new(),
+            timed: HashMap::new(),
             arena_bytes,
             weight_bytes: weights.bytes,
             scratch_bytes,
@@ -641,23 +654,33 @@ impl VulkanExecutor {
         Ok(self.recorded(n)?.1)
     }
 
-    /// [`Self::record`], with a timestamp written (bottom of pipe) before the first command
-    /// and after the input copy, every step and the output copies when `ts` is given
-    /// (`steps + 3` queries, see [`super::profile`]).
+    /// [`Self::record`], with timestamps (bottom of pipe) when `ts` is given: with
+    /// [`Stamps::Every`] before the first command and after the input copy, every step and
+    /// the output copies (`steps + 3` queries, see [`super::profile`]); with [`Stamps::Ends`]
+    /// before the first command and after the last (2 queries).
     pub(super) fn record_with(
         &self,
         n: usize,
-        ts: Option<&Arc<QueryPool>>,
+        ts: Option<(&Arc<QueryPool>, Stamps)>,
     ) -> Result<(Arc<PrimaryAutoCommandBuffer>, u32)> {
+        let last = self.steps.len() as u32 + 2;
         let stamp = |b: &mut Builder, q: u32| -> Result<()> {
-            if let Some(pool) = ts {
-                // SAFETY: the pool is a timestamp pool with `steps + 3` queries, reset at
-                // the start of this command buffer, and every query index is written once.
-                unsafe {
-                    b.cb.write_timestamp(pool.clone(), q, PipelineStage::BottomOfPipe)
-                }
-                .map_err(|e| vk_err(format!("recording a timestamp: {e}")))?;
+            let Some((pool, mode)) = ts else {
+                return Ok(());
+            };
+            let q = match mode {
+                Stamps::Every => q,
+                Stamps::Ends if q == 0 => 0,
+                Stamps::Ends if q == last => 1,
+                Stamps::Ends => return Ok(()),
+            };
+            // SAFETY: the pool is a timestamp pool with `steps + 3` (Every) or 2 (Ends)
+            // queries, reset at the start of this command buffer, and every query index is
+            // written once.
+            unsafe {
+                b.cb.write_timestamp(pool.clone(), q, PipelineStage::BottomOfPipe)
             }
+            .map_err(|e| vk_err(format!("recording a timestamp: {e}")))?;
             Ok(())
         };
         let cb = AutoCommandBufferBuilder::primary(
@@ -667,7 +690,7 @@ impl VulkanExecutor {
         )
         .map_err(|e| vk_err(format!("command buffer: {e}")))?;
         let mut b = Builder { cb, dispatches: 0 };
-        if let Some(pool) = ts {
+        if let Some((pool, _)) = ts {
             // SAFETY: no query of the pool is in use by another command buffer (profiling
             // runs are submitted one at a time and waited for).
             unsafe { b.cb.reset_query_pool(pool.clone(), 0..pool.query_count()) }
@@ -701,7 +724,7 @@ impl VulkanExecutor {
             ))
             .map_err(|e| vk_err(format!("recording an output copy: {e}")))?;
         }
-        stamp(&mut b, self.steps.len() as u32 + 2)?;
+        stamp(&mut b, last)?;
         let dispatches = b.dispatches;
         let cb =
             b.cb.build()
@@ -780,6 +803,11 @@ impl Executor for VulkanExecutor {
 
     fn dispatches(&mut self, n: usize) -> Option<u32> {
         VulkanExecutor::dispatches(self, n.min(self.max_batch)).ok()
+    }
+
+    fn device_ms(&mut self, input: &[f32], n: usize, runs: usize) -> Option<Result<f64>> {
+        self.timestamp_support().ok()?;
+        Some(self.call_device_ms(input, n, runs))
     }
 
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {

@@ -7,10 +7,11 @@
 //! The time of a dispatch is the difference of the timestamps around it, so it includes the
 //! barrier vulkano inserts before it (waiting for the previous dispatch to drain).
 
-use super::executor::VulkanExecutor;
+use super::executor::{Stamps, VulkanExecutor};
 use super::weights::write_storage;
 use super::{submit_and_wait, vk_err};
 use crate::error::Result;
+use std::sync::Arc;
 use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
 
 /// GPU time of one recorded command.
@@ -83,7 +84,7 @@ impl VulkanExecutor {
             },
         )
         .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
-        let (cb, dispatch_count) = self.record_with(n, Some(&pool))?;
+        let (cb, dispatch_count) = self.record_with(n, Some((&pool, Stamps::Every)))?;
         {
             let mut guard = self
                 .input_host
@@ -140,5 +141,75 @@ impl VulkanExecutor {
             dispatches,
             dispatch_count,
         })
+    }
+
+    /// GPU time of one call of `n` images (split into chunks of at most `max_batch` as
+    /// [`Executor::run`](crate::backend::Executor::run) does), mean of `runs` calls: each chunk
+    /// runs a command buffer like the normal one with a timestamp before its first command and
+    /// after its last, recorded per chunk size and kept with the others.
+    pub fn call_device_ms(&mut self, input: &[f32], n: usize, runs: usize) -> Result<f64> {
+        self.timestamp_support().map_err(vk_err)?;
+        if n == 0 || input.len() != n * self.input_numel {
+            return Err(vk_err(format!(
+                "device time: batch of {n} with {} input values",
+                input.len()
+            )));
+        }
+        let period_ns = self
+            .ctx
+            .device
+            .physical_device()
+            .properties()
+            .timestamp_period as f64;
+        let per = self.input_numel;
+        let runs = runs.max(1);
+        let mut total_ms = 0.0;
+        let mut start = 0;
+        while start < n {
+            let m = (n - start).min(self.max_batch);
+            let (pool, cb) = self.timed_command(m)?;
+            {
+                let mut guard = self
+                    .input_host
+                    .write()
+                    .map_err(|e| vk_err(format!("writing the input: {e}")))?;
+                let chunk = &input[start * per..(start + m) * per];
+                write_storage(&mut guard, chunk, self.ctx.fp16_storage)?;
+            }
+            let mut stamps = [0u64; 2];
+            for _ in 0..runs {
+                submit_and_wait(&self.ctx, cb.clone())?;
+                pool.get_results(0..2, &mut stamps, QueryResultFlags::WAIT)
+                    .map_err(|e| vk_err(format!("reading timestamps: {e}")))?;
+                total_ms += stamps[1].wrapping_sub(stamps[0]) as f64 * period_ns * 1e-6;
+            }
+            start += m;
+        }
+        Ok(total_ms / runs as f64)
+    }
+
+    /// The command buffer of a batch of `n` with start and end timestamps, and its query pool
+    /// (recorded on first use per batch size).
+    fn timed_command(
+        &mut self,
+        n: usize,
+    ) -> Result<(
+        Arc<QueryPool>,
+        Arc<vulkano::command_buffer::PrimaryAutoCommandBuffer>,
+    )> {
+        if let Some(t) = self.timed.get(&n) {
+            return Ok(t.clone());
+        }
+        let pool = QueryPool::new(
+            self.ctx.device.clone(),
+            QueryPoolCreateInfo {
+                query_count: 2,
+                ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
+            },
+        )
+        .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
+        let (cb, _) = self.record_with(n, Some((&pool, Stamps::Ends)))?;
+        self.timed.insert(n, (pool.clone(), cb.clone()));
+        Ok((pool, cb))
     }
 }

@@ -10,6 +10,12 @@
 //! of which records the command buffer for the batch size). Batches larger than the Vulkan
 //! executor's recorded maximum (`HOOD_VK_MAX_BATCH`, default 8) are split by the executor,
 //! inside the timed call.
+//!
+//! On Vulkan each batch size also gets its GPU time (`gpu ms`, JSON `gpu_ms`): after the timed
+//! iterations, a few more calls on a copy of the command buffer with a timestamp before its
+//! first command and after its last (mean over `min(iters, 5)` calls, summed over the chunks
+//! of a split batch), so wall time and GPU time stand side by side; the gap is the host's part
+//! (input conversion, submission, fence wait, read-back).
 
 use crate::exec::ExecArgs;
 use hood_runtime::Model;
@@ -82,8 +88,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 format!("{}×{}×{}", i.channels, i.height, i.width)
             }
         );
+        // GPU time only where there is a GPU timeline.
+        let gpu = if backend == "vulkan" { "gpu ms" } else { "" };
         println!(
-            "{:>6} {:>6} {:>11} {:>10} {:>10} {:>12}",
+            "{:>6} {:>6} {:>11} {:>10} {:>10} {:>12} {gpu:>10}",
             "batch", "iters", "images/s", "p50 ms", "p99 ms", "p50 ms/img"
         );
     }
@@ -109,6 +117,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         times.sort_by(f64::total_cmp);
         let (p50, p99) = (percentile(&times, 50.0), percentile(&times, 99.0));
         let ips = n as f64 / (mean / 1e3);
+        let gpu_runs = (args.iters as usize).min(5);
+        let gpu_ms = det.device_ms(&x, n, gpu_runs).transpose()?;
         if args.json {
             let mut line = serde_json::json!({
                 "model": args.model.display().to_string(), "backend": backend,
@@ -121,10 +131,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if let Some(d) = det.dispatches(n) {
                 line["dispatches"] = d.into();
             }
+            if let Some(g) = gpu_ms {
+                line["gpu_ms"] = g.into();
+            }
             println!("{line}");
         } else {
+            let gpu = match (gpu_ms, backend) {
+                (Some(g), _) => format!("{g:.3}"),
+                (None, "vulkan") => "—".to_string(),
+                (None, _) => String::new(),
+            };
             println!(
-                "{n:>6} {:>6} {ips:>11.2} {p50:>10.3} {p99:>10.3} {:>12.3}",
+                "{n:>6} {:>6} {ips:>11.2} {p50:>10.3} {p99:>10.3} {:>12.3} {gpu:>10}",
                 times.len(),
                 p50 / n as f64
             );
