@@ -29,9 +29,6 @@ pub(super) struct Binder<'a> {
     pub max_batch: usize,
     /// Split-K policy of the tiled Conv2d.
     pub split_k: SplitK,
-    /// Conv2d nodes run their specialised pipeline where there is one
-    /// ([`super::pipelines::ConvSpec`]).
-    pub specialised: bool,
     /// The split-K partial sums buffer, when some Conv2d splits.
     pub(super) scratch: Option<Subbuffer<[u8]>>,
     /// The split-K tile counters (u32, zero between dispatches), when some Conv2d splits.

@@ -15,10 +15,13 @@
 //! construction for the largest batch); the last of a tile's S workgroups to finish (an atomic
 //! counter per tile) adds the S partials in a fixed order and applies the epilogue, in the same
 //! dispatch. `HOOD_VK_NO_SPLIT_K=1` turns it off, `HOOD_VK_SPLIT_K=N` forces N splits.
+//!
+//! Which of the kernels a node runs is decided in plan.rs (`Kernel`), not here.
 
 use super::binder::{Binder, Step};
+use super::kernels::Kernel;
 use super::pipelines::params::Conv2dParams;
-use super::pipelines::{dispatch, groups_for, ConvSpec};
+use super::pipelines::{dispatch, groups_for};
 use super::tiles::{SplitK, TiledGemm};
 use crate::error::Result;
 use crate::graph::Node;
@@ -59,13 +62,14 @@ pub(super) fn joined_bias_name(weight: &str) -> String {
     format!("{weight}#joined_bias")
 }
 
-/// The step of a Conv2d node; with `shortcut`, the joined dispatch of it and the 1×1 shortcut
-/// whose output it adds (no residual read then).
+/// The step of a Conv2d node on `kernel` (the plan's, plan.rs); with `shortcut`, the joined
+/// dispatch of it and the 1×1 shortcut whose output it adds (no residual read then).
 pub(super) fn conv2d(
     bx: &Binder,
     a: &Conv2d,
     node: &Node,
     shortcut: Option<Shortcut>,
+    kernel: Kernel,
 ) -> Result<Step> {
     let (_, h, w) = bx.chw(node.inputs[0]);
     let (cout, oh, ow) = bx.chw(node.outputs[0]);
@@ -127,8 +131,10 @@ pub(super) fn conv2d(
     let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
     gemm.k += cin2;
-    let spec = ConvSpec::of(a.k, a.stride, bx.specialised);
-    let bcast = bx.pipes.conv2d_bcast(cout, spec);
+    let bcast = match kernel {
+        Kernel::Conv2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
+        _ => None,
+    };
     // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
     let weight = match shortcut {
         Some(_) => joined_weight_name(&a.weight),
@@ -154,13 +160,12 @@ pub(super) fn conv2d(
         let params = move |n| Conv2dParams { n, ..base };
         return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
-    let tiled = bx.pipes.conv2d_tiled(spec);
-    let pipeline = match &tiled {
-        Some(t) => t.clone(),
-        None => bx.pipes.get(OpKind::Conv2d)?,
+    let pipeline = match kernel {
+        Kernel::Conv2dTiled(_) | Kernel::Generic(OpKind::Conv2d) => bx.pipes.kernel(kernel)?,
+        other => return Err(super::vk_err(format!("conv2d planned on {}", other.name()))),
     };
     let max_groups = bx.max_groups();
-    let is_tiled = tiled.is_some();
+    let is_tiled = kernel.tiled();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (splits_ever, part, counters) = split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {

@@ -5,8 +5,11 @@
 //! all gather form (atomics only in the split-K fix-up counters) with fused bias, activation and the forwarded-feature add.
 //! The tiled kernel splits K like the tiled Conv2d (conv.rs, `HOOD_VK_NO_SPLIT_K`,
 //! `HOOD_VK_SPLIT_K`).
+//!
+//! Which of the kernels a node runs is decided in plan.rs (`Kernel`), not here.
 
 use super::binder::{Binder, Step};
+use super::kernels::Kernel;
 use super::pipelines::params::ConvTranspose2dParams;
 use super::pipelines::{act_code, dispatch, groups_for};
 use super::tiles::{SplitK, TiledGemm};
@@ -15,7 +18,13 @@ use crate::graph::Node;
 use crate::ops::ConvTranspose2d;
 use crate::ops::OpKind;
 
-pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) -> Result<Step> {
+/// The step of a ConvTranspose2d node on `kernel` (the plan's, plan.rs).
+pub(super) fn conv_transpose2d(
+    bx: &Binder,
+    a: &ConvTranspose2d,
+    node: &Node,
+    kernel: Kernel,
+) -> Result<Step> {
     let (_, h, w) = bx.chw(node.inputs[0]);
     let (cout, oh, ow) = bx.chw(node.outputs[0]);
     let (bias, has_bias) = bx.opt_weight(&a.bias)?;
@@ -43,7 +52,10 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
     };
     let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
-    let bcast = bx.pipes.conv_transpose2d_bcast(cout);
+    let bcast = match kernel {
+        Kernel::ConvTranspose2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
+        _ => None,
+    };
     // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
     let weight = match bcast {
         Some(_) => super::bcast::packed_name(&a.weight),
@@ -60,13 +72,19 @@ pub(super) fn conv_transpose2d(bx: &Binder, a: &ConvTranspose2d, node: &Node) ->
         let params = move |n| ConvTranspose2dParams { n, ..base };
         return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
-    let tiled = bx.pipes.conv_transpose2d_tiled();
-    let pipeline = match &tiled {
-        Some(t) => t.clone(),
-        None => bx.pipes.get(OpKind::ConvTranspose2d)?,
+    let pipeline = match kernel {
+        Kernel::ConvTranspose2dTiled | Kernel::Generic(OpKind::ConvTranspose2d) => {
+            bx.pipes.kernel(kernel)?
+        }
+        other => {
+            return Err(super::vk_err(format!(
+                "conv_transpose2d planned on {}",
+                other.name()
+            )))
+        }
     };
     let max_groups = bx.max_groups();
-    let is_tiled = tiled.is_some();
+    let is_tiled = kernel.tiled();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (splits_ever, part, counters) =
         super::conv2d::split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);

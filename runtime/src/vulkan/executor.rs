@@ -307,20 +307,8 @@ impl VulkanExecutor {
             None => Arc::new(VkContext::new(opts)?),
         };
         let split_k = SplitK::new(opts, ctx.target_groups);
-        // Conv kernels: generic with the NO_TILED switches, else register-broadcast on CPU
-        // implementations (bcast.rs), else tiled.
-        let bcast = ctx.cpu_subgroup8 && !opts.no_bcast;
-        let kernels = ConvKernels {
-            tiled_conv: !opts.no_tiled_conv && !bcast,
-            tiled_deconv: !opts.no_tiled_deconv && !bcast,
-            bcast_conv: !opts.no_tiled_conv && bcast,
-            bcast_deconv: !opts.no_tiled_deconv && bcast,
-            split_k: false,
-            specialised: !opts.no_specialised,
-            head: false,
-            tail: false,
-            shortcut_joins: 0,
-        };
+        // The kernel choice (plan.rs): families for this device and these switches.
+        let families = super::plan::families(opts, ctx.cpu_subgroup8);
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
         // Runs of nodes recorded as one dispatch (fused.rs); HOOD_VK_NO_DISPATCH_FUSION (or
         // NO_FUSION) records one per node.
@@ -338,8 +326,8 @@ impl VulkanExecutor {
         };
         let split_sizes = super::tiles::split_sizes(
             graph,
-            tiled_only(kernels.tiled_conv),
-            tiled_only(kernels.tiled_deconv),
+            tiled_only(families.tiled_conv),
+            tiled_only(families.tiled_deconv),
             max_batch,
             ctx.max_groups,
             &extra_k,
@@ -351,24 +339,20 @@ impl VulkanExecutor {
                  lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
             )));
         }
-        let has = |k: Kind| runs.iter().any(|f| f.kind == k);
-        let kernels = ConvKernels {
-            split_k: scratch_bytes > 0,
-            head: has(Kind::Head),
-            tail: has(Kind::Tail),
-            shortcut_joins: runs.iter().filter(|f| f.kind == Kind::Shortcut).count() as u32,
-            ..kernels
-        };
+        let plan = super::plan::plan(graph, families, runs, scratch_bytes > 0);
+        let (kernels, runs) = (plan.families, &plan.runs);
         log::info!("vulkan: conv kernels {kernels:?}");
+        for line in plan.describe(graph, split_k, max_batch, ctx.max_groups) {
+            log::info!("vulkan plan: {line}");
+        }
         let pipes = Pipelines::new(
             &ctx,
-            graph,
-            kernels,
+            &plan.kernels(),
             super::cache::DiskCache::open(&ctx, !opts.no_pipeline_cache).as_ref(),
         )?;
         // Joined shortcuts read their joined weights and biases instead of both convs'.
-        let joined = super::fused::joined_tensors(graph, &runs, tensors)?;
-        let joined_away = super::fused::joined_away(graph, &runs);
+        let joined = super::fused::joined_tensors(graph, runs, tensors)?;
+        let joined_away = super::fused::joined_away(graph, runs);
         // Convs on the register-broadcast kernels read packed copies of their weights
         // instead of the originals.
         let packed = super::bcast::packed_weights(
@@ -376,7 +360,7 @@ impl VulkanExecutor {
             &[tensors, &joined],
             kernels.bcast_conv,
             kernels.bcast_deconv,
-            &|j| super::fused::conv_matrix(graph, &runs, j),
+            &|j| super::fused::conv_matrix(graph, runs, j),
         )?;
         let mut names: Vec<&str> = graph
             .referenced_tensors()
@@ -404,11 +388,8 @@ impl VulkanExecutor {
         let elems = value_elems(graph);
         let value_bytes =
             |i: ValueId| (max_batch * graph.values[i].numel()) as u64 * elem_bytes(elems[i], fp16);
-        let plan = arena::plan(
-            &live_intervals(graph, &runs, value_bytes),
-            ctx.binding_align,
-        );
-        let arena_bytes = plan.peak_bytes.max(ctx.binding_align);
+        let memory = arena::plan(&live_intervals(graph, runs, value_bytes), ctx.binding_align);
+        let arena_bytes = memory.peak_bytes.max(ctx.binding_align);
         // Unified memory: a host-mapped arena, inputs and outputs read and written in place.
         let zero_copy = ctx.unified_memory && !opts.no_zero_copy;
         let arena = new_buffer(
@@ -422,7 +403,7 @@ impl VulkanExecutor {
             arena_bytes,
             "activation arena",
         )?;
-        let slots: Vec<Option<Subbuffer<[u8]>>> = plan
+        let slots: Vec<Option<Subbuffer<[u8]>>> = memory
             .slots
             .iter()
             .map(|s| s.map(|s| arena.clone().slice(s.offset..s.offset + s.size)))
@@ -464,24 +445,20 @@ impl VulkanExecutor {
                 dummy,
                 max_batch,
                 split_k,
-                specialised: kernels.specialised,
                 scratch,
                 counters,
             };
-            let mut steps: Vec<Step> = Vec::with_capacity(graph.nodes.len());
-            for (j, node) in graph.nodes.iter().enumerate() {
-                let run = runs.iter().find(|f| f.contains(j));
-                if run.is_some_and(|f| f.at() != j) {
-                    continue;
-                }
+            let mut steps: Vec<Step> = Vec::with_capacity(plan.dispatches.len());
+            for d in &plan.dispatches {
+                let (j, node) = (d.node, &graph.nodes[d.node]);
                 let step = match &node.op {
-                    _ if run.is_some() => match run {
-                        Some(f) => super::fused::step(&bx, f),
+                    _ if d.fused.is_some() => match &d.fused {
+                        Some(f) => super::fused::step(&bx, f, d.kernel),
                         None => Err(vk_err("fused run not planned")),
                     },
-                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node, None),
+                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node, None, d.kernel),
                     Op::ConvTranspose2d(a) => {
-                        super::conv_transpose2d::conv_transpose2d(&bx, a, node)
+                        super::conv_transpose2d::conv_transpose2d(&bx, a, node, d.kernel)
                     }
                     Op::Linear(a) => super::linear::linear(&bx, a, node),
                     Op::ClassLinear(a) => super::linear::class_linear(&bx, a, node),
@@ -539,13 +516,12 @@ impl VulkanExecutor {
             weights.bytes,
             arena_bytes
         );
-        let labels = graph
-            .nodes
+        let labels = plan
+            .dispatches
             .iter()
-            .enumerate()
-            .filter(|(j, _)| !runs.iter().any(|f| f.contains(*j) && f.at() != *j))
-            .map(|(j, node)| {
-                if let Some(f) = runs.iter().find(|f| f.at() == j) {
+            .map(|d| {
+                let node = &graph.nodes[d.node];
+                if let Some(f) = &d.fused {
                     return super::fused::label(graph, f);
                 }
                 let out = node.outputs.first().map(|&o| &graph.values[o]);

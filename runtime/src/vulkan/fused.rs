@@ -16,6 +16,7 @@
 
 use super::binder::{Binder, Step};
 use super::conv2d::{joined_bias_name, joined_weight_name, Shortcut};
+use super::kernels::Kernel;
 use super::pipelines::{dispatch, params::HeatHeadParams, params::HeatTailParams};
 use super::vk_err;
 use crate::error::Result;
@@ -282,8 +283,9 @@ fn find_heads(graph: &Graph) -> Vec<usize> {
         .collect()
 }
 
-/// The step of a fused run.
-pub(super) fn step(bx: &Binder, f: &Fused) -> Result<Step> {
+/// The step of a fused run; `kernel` the plan's for it (plan.rs: the block conv's kernel for a
+/// shortcut join).
+pub(super) fn step(bx: &Binder, f: &Fused, kernel: Kernel) -> Result<Step> {
     match f.kind {
         Kind::Head => heat_head(bx, f.first),
         Kind::Tail => heat_tail(bx, f.first),
@@ -294,7 +296,7 @@ pub(super) fn step(bx: &Binder, f: &Fused) -> Result<Step> {
                 op: s,
                 node: &bx.graph.nodes[f.first],
             };
-            super::conv2d::conv2d(bx, c, &bx.graph.nodes[f.last], Some(shortcut))
+            super::conv2d::conv2d(bx, c, &bx.graph.nodes[f.last], Some(shortcut), kernel)
         }
     }
 }
@@ -333,10 +335,7 @@ fn heat_tail(bx: &Binder, j: usize) -> Result<Step> {
         return Err(vk_err("heat_tail: not a fusable tail"));
     };
     let (channels, h, w) = bx.chw(conv.outputs[0]);
-    let pipeline = bx
-        .pipes
-        .heat_tail()
-        .ok_or_else(|| vk_err("heat_tail: pipeline not built"))?;
+    let pipeline = bx.pipes.kernel(Kernel::HeatTail)?;
     let (bias, has_bias) = bx.opt_weight(&a.bias)?;
     let set = bx.set(
         &pipeline,
@@ -374,10 +373,7 @@ fn heat_head(bx: &Binder, j: usize) -> Result<Step> {
         return Err(vk_err("heat_head: not a fusable head"));
     };
     let (c, h, w) = bx.chw(nodes[0].inputs[0]);
-    let pipeline = bx
-        .pipes
-        .heat_head()
-        .ok_or_else(|| vk_err("heat_head: pipeline not built"))?;
+    let pipeline = bx.pipes.kernel(Kernel::HeatHead)?;
     let (bias, has_bias) = bx.opt_weight(&lin.bias)?;
     let (bias1, has_bias1) = bx.opt_weight(&cl.bias)?;
     let set = bx.set(

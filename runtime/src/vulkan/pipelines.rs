@@ -8,10 +8,10 @@
 
 use super::cache::DiskCache;
 use super::device::VkContext;
+use super::kernels::Kernel;
 use super::vk_err;
 use crate::error::Result;
-use crate::graph::Graph;
-use crate::ops::{Op, OpKind};
+use crate::ops::OpKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 use vulkano::buffer::BufferContents;
@@ -131,84 +131,16 @@ pub mod params {
 
 type Loader = fn(Arc<vulkano::device::Device>) -> Result<Arc<ShaderModule>, Validated<VulkanError>>;
 
-/// A specialised Conv2d pipeline: kernel size and stride baked in as specialization constants
-/// (`SPEC_K`, `SPEC_STRIDE` in conv2d_tiled.comp and conv2d_bcast.glsl) for 3×3 and 1×1 convs
-/// at stride 1 or 2; [`ConvSpec::GENERIC`] (0, 0) reads them from the push constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConvSpec {
-    pub k: u32,
-    pub stride: u32,
-}
+pub use super::kernels::{ConvKernels, ConvSpec};
 
-impl ConvSpec {
-    pub const GENERIC: ConvSpec = ConvSpec { k: 0, stride: 0 };
-
-    /// The pipeline a conv of kernel `k` and `stride` runs on: its specialisation when there
-    /// is one and `specialise` is on (not `HOOD_VK_NO_SPECIALISED`), else the generic one.
-    pub fn of(k: usize, stride: usize, specialise: bool) -> ConvSpec {
-        if specialise && matches!(k, 1 | 3) && matches!(stride, 1 | 2) {
-            ConvSpec {
-                k: k as u32,
-                stride: stride as u32,
-            }
-        } else {
-            ConvSpec::GENERIC
-        }
-    }
-}
-
-/// Which conv kernels are built next to the generic one-per-kind kernels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConvKernels {
-    /// The tiled implicit-GEMM Conv2d (conv2d_tiled.comp).
-    pub tiled_conv: bool,
-    /// The tiled implicit-GEMM ConvTranspose2d (conv_transpose2d_tiled.comp).
-    pub tiled_deconv: bool,
-    /// The register-broadcast Conv2d for CPU implementations (conv2d_bcast.comp).
-    pub bcast_conv: bool,
-    /// The register-broadcast ConvTranspose2d (conv_transpose2d_bcast.comp).
-    pub bcast_deconv: bool,
-    /// Some tiled node splits its K reduction (fixed up in the same dispatch).
-    pub split_k: bool,
-    /// Specialised Conv2d pipelines ([`ConvSpec`]) for 3×3 / 1×1 convs at stride 1 / 2.
-    pub specialised: bool,
-    /// The fused head kernel (heat_head.comp; the graph has a fusable head, see fused.rs).
-    pub head: bool,
-    /// The fused tail kernel (heat_tail*.comp; the graph has a fusable tail, see fused.rs).
-    pub tail: bool,
-    /// 1×1 shortcut convs joined into their block's conv (fused.rs; no pipeline of its own).
-    pub shortcut_joins: u32,
-}
-
-/// The pipelines of the kernels a graph uses, for the chosen storage variant.
+/// The pipelines of the kernels a plan uses (plan.rs), for the chosen storage variant.
 pub struct Pipelines {
-    by_kind: HashMap<OpKind, Arc<ComputePipeline>>,
-    /// The tiled implicit-GEMM Conv2d kernel, when the graph has a Conv2d and
-    /// `HOOD_VK_NO_TILED_CONV` is not set.
-    conv2d_tiled: HashMap<ConvSpec, Arc<ComputePipeline>>,
-    /// The tiled implicit-GEMM ConvTranspose2d kernel, when the graph has one and
-    /// `HOOD_VK_NO_TILED_DECONV` is not set.
-    conv_transpose2d_tiled: Option<Arc<ComputePipeline>>,
-    /// The register-broadcast kernels (bcast.rs), when chosen: 8 and 16 channels per lane.
-    conv2d_bcast: HashMap<(bool, ConvSpec), Arc<ComputePipeline>>,
-    conv_transpose2d_bcast: HashMap<bool, Arc<ComputePipeline>>,
-    /// The fused head, when built ([`ConvKernels::head`]).
-    heat_head: Option<Arc<ComputePipeline>>,
-    /// The fused tail, when built ([`ConvKernels::tail`]).
-    heat_tail: Option<Arc<ComputePipeline>>,
+    by_kernel: HashMap<Kernel, Arc<ComputePipeline>>,
 }
 
-fn build(
-    ctx: &VkContext,
-    cache: Option<&Arc<PipelineCache>>,
-    name: &str,
-    load: Loader,
-) -> Result<Arc<ComputePipeline>> {
-    build_spec(ctx, cache, name, load, ConvSpec::GENERIC)
-}
-
-/// [`build`] with the kernel's specialization constants 0 (kernel size) and 1 (stride) set
-/// from `spec` (conv kernels only; the generic spec leaves the shader's defaults, 0).
+/// The pipeline of the shader module `load` gives, with the kernel's specialization constants
+/// 0 (kernel size) and 1 (stride) set from `spec` (conv kernels only; the generic spec leaves
+/// the shader's defaults, 0).
 fn build_spec(
     ctx: &VkContext,
     cache: Option<&Arc<PipelineCache>>,
@@ -262,173 +194,102 @@ macro_rules! loader {
 }
 
 impl Pipelines {
-    /// Builds the pipelines of the kernels `graph` uses (compiling only those keeps start-up
-    /// short on drivers that compile SPIR-V slowly) and the conv kernels `conv` asks for: per
-    /// Conv2d its specialisation ([`ConvSpec`]) and, for the register-broadcast kernels, its
-    /// channels per lane. `disk_cache` (if any) speeds up creation and is written back
-    /// afterwards.
-    pub fn new(
+    /// Builds the pipeline of every kernel in `kernels` (the plan's, plan.rs: compiling only
+    /// those keeps start-up short on drivers that compile SPIR-V slowly), in the context's
+    /// storage / arithmetic variant. `disk_cache` (if any) speeds up creation and is written
+    /// back afterwards.
+    pub(super) fn new(
         ctx: &VkContext,
-        graph: &Graph,
-        conv: ConvKernels,
+        kernels: &[Kernel],
         disk_cache: Option<&DiskCache>,
     ) -> Result<Pipelines> {
         let cache = disk_cache.map(|d| &d.cache);
         let fp16 = ctx.fp16_storage;
         let pick = |l16: Loader, l32: Loader| if fp16 { l16 } else { l32 };
-        let mut by_kind: HashMap<OpKind, Arc<ComputePipeline>> = HashMap::new();
-        let mut conv2d_tiled = HashMap::new();
-        let mut conv2d_bcast = HashMap::new();
-        let mut conv_transpose2d_tiled = None;
-        let mut conv_transpose2d_bcast = HashMap::new();
-        for node in &graph.nodes {
-            let kind = node.op.kind();
-            if !by_kind.contains_key(&kind) {
-                // Linear and ClassLinear share one kernel.
-                let twin = match kind {
-                    OpKind::Linear => by_kind.get(&OpKind::ClassLinear).cloned(),
-                    OpKind::ClassLinear => by_kind.get(&OpKind::Linear).cloned(),
-                    _ => None,
-                };
-                let pipeline = match twin {
-                    Some(p) => p,
-                    None => {
-                        let load = match kind {
-                            OpKind::Add if ctx.fp16_math => fp16math::load_add as Loader,
-                            OpKind::MaxPool2x2 if ctx.fp16_math => fp16math::load_max_pool2x2,
-                            OpKind::HeatScore if ctx.subgroup_score => pick(
-                                fp16::load_heat_score_subgroup,
-                                fp32::load_heat_score_subgroup,
-                            ),
-                            _ if fp16 => loader!(fp16, kind),
-                            _ => loader!(fp32, kind),
-                        };
-                        build(ctx, cache, kind.name(), load)?
-                    }
-                };
-                by_kind.insert(kind, pipeline);
-            }
-            match &node.op {
-                Op::Conv2d(a) => {
-                    let spec = ConvSpec::of(a.k, a.stride, conv.specialised);
-                    if conv.tiled_conv && !conv2d_tiled.contains_key(&spec) {
-                        let load = pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled);
-                        let p = build_spec(ctx, cache, "conv2d_tiled", load, spec)?;
-                        conv2d_tiled.insert(spec, p);
-                    }
-                    let wide = super::tiles::wide(a.cout as u32);
-                    if conv.bcast_conv && !conv2d_bcast.contains_key(&(wide, spec)) {
-                        let (name, load) = if wide {
-                            let l = pick(fp16::load_conv2d_bcast16, fp32::load_conv2d_bcast16);
-                            ("conv2d_bcast16", l)
-                        } else {
-                            (
-                                "conv2d_bcast",
-                                pick(fp16::load_conv2d_bcast, fp32::load_conv2d_bcast),
-                            )
-                        };
-                        let p = build_spec(ctx, cache, name, load, spec)?;
-                        conv2d_bcast.insert((wide, spec), p);
-                    }
+        let mut by_kernel = HashMap::new();
+        for &kernel in kernels {
+            let name = kernel.name();
+            let (load, spec) = match kernel {
+                Kernel::Generic(kind) => {
+                    let load = match kind {
+                        OpKind::Add if ctx.fp16_math => fp16math::load_add as Loader,
+                        OpKind::MaxPool2x2 if ctx.fp16_math => fp16math::load_max_pool2x2,
+                        OpKind::HeatScore if ctx.subgroup_score => pick(
+                            fp16::load_heat_score_subgroup,
+                            fp32::load_heat_score_subgroup,
+                        ),
+                        _ if fp16 => loader!(fp16, kind),
+                        _ => loader!(fp32, kind),
+                    };
+                    (load, ConvSpec::GENERIC)
                 }
-                Op::ConvTranspose2d(a) => {
-                    if conv.tiled_deconv && conv_transpose2d_tiled.is_none() {
-                        let load = pick(
-                            fp16::load_conv_transpose2d_tiled,
-                            fp32::load_conv_transpose2d_tiled,
-                        );
-                        conv_transpose2d_tiled =
-                            Some(build(ctx, cache, "conv_transpose2d_tiled", load)?);
-                    }
-                    let wide = super::tiles::wide(a.cout as u32);
-                    if conv.bcast_deconv && !conv_transpose2d_bcast.contains_key(&wide) {
-                        let (name, load) = if wide {
-                            let l = pick(
-                                fp16::load_conv_transpose2d_bcast16,
-                                fp32::load_conv_transpose2d_bcast16,
-                            );
-                            ("conv_transpose2d_bcast16", l)
-                        } else {
-                            let l = pick(
-                                fp16::load_conv_transpose2d_bcast,
-                                fp32::load_conv_transpose2d_bcast,
-                            );
-                            ("conv_transpose2d_bcast", l)
-                        };
-                        conv_transpose2d_bcast.insert(wide, build(ctx, cache, name, load)?);
-                    }
+                Kernel::Conv2dTiled(spec) => {
+                    (pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled), spec)
                 }
-                _ => {}
-            }
-        }
-        let heat_head = if conv.head {
-            let load = pick(fp16::load_heat_head, fp32::load_heat_head);
-            Some(build(ctx, cache, "heat_head", load)?)
-        } else {
-            None
-        };
-        let heat_tail = if conv.tail {
-            let load = if ctx.subgroup_score {
-                pick(fp16::load_heat_tail_subgroup, fp32::load_heat_tail_subgroup)
-            } else {
-                pick(fp16::load_heat_tail, fp32::load_heat_tail)
+                Kernel::Conv2dBcast { wide: true, spec } => (
+                    pick(fp16::load_conv2d_bcast16, fp32::load_conv2d_bcast16),
+                    spec,
+                ),
+                Kernel::Conv2dBcast { wide: false, spec } => {
+                    (pick(fp16::load_conv2d_bcast, fp32::load_conv2d_bcast), spec)
+                }
+                Kernel::ConvTranspose2dTiled => (
+                    pick(
+                        fp16::load_conv_transpose2d_tiled,
+                        fp32::load_conv_transpose2d_tiled,
+                    ),
+                    ConvSpec::GENERIC,
+                ),
+                Kernel::ConvTranspose2dBcast { wide: true } => (
+                    pick(
+                        fp16::load_conv_transpose2d_bcast16,
+                        fp32::load_conv_transpose2d_bcast16,
+                    ),
+                    ConvSpec::GENERIC,
+                ),
+                Kernel::ConvTranspose2dBcast { wide: false } => (
+                    pick(
+                        fp16::load_conv_transpose2d_bcast,
+                        fp32::load_conv_transpose2d_bcast,
+                    ),
+                    ConvSpec::GENERIC,
+                ),
+                Kernel::HeatHead => (
+                    pick(fp16::load_heat_head, fp32::load_heat_head),
+                    ConvSpec::GENERIC,
+                ),
+                Kernel::HeatTail if ctx.subgroup_score => (
+                    pick(fp16::load_heat_tail_subgroup, fp32::load_heat_tail_subgroup),
+                    ConvSpec::GENERIC,
+                ),
+                Kernel::HeatTail => (
+                    pick(fp16::load_heat_tail, fp32::load_heat_tail),
+                    ConvSpec::GENERIC,
+                ),
             };
-            Some(build(ctx, cache, "heat_tail", load)?)
-        } else {
-            None
-        };
+            by_kernel.insert(kernel, build_spec(ctx, cache, &name, load, spec)?);
+        }
         if let Some(d) = disk_cache {
             d.save();
         }
-        Ok(Pipelines {
-            by_kind,
-            conv2d_tiled,
-            conv_transpose2d_tiled,
-            conv2d_bcast,
-            conv_transpose2d_bcast,
-            heat_head,
-            heat_tail,
-        })
+        Ok(Pipelines { by_kernel })
     }
 
-    /// The fused tail pipeline, if built.
-    pub fn heat_tail(&self) -> Option<Arc<ComputePipeline>> {
-        self.heat_tail.clone()
-    }
-
-    /// The fused head pipeline, if built.
-    pub fn heat_head(&self) -> Option<Arc<ComputePipeline>> {
-        self.heat_head.clone()
-    }
-
-    /// The register-broadcast Conv2d pipeline for `cout` output channels and `spec`, if built.
-    pub fn conv2d_bcast(&self, cout: u32, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
-        let wide = super::tiles::wide(cout);
-        self.conv2d_bcast.get(&(wide, spec)).cloned()
-    }
-
-    /// The register-broadcast ConvTranspose2d pipeline for `cout` output channels, if built.
-    pub fn conv_transpose2d_bcast(&self, cout: u32) -> Option<Arc<ComputePipeline>> {
-        let wide = super::tiles::wide(cout);
-        self.conv_transpose2d_bcast.get(&wide).cloned()
-    }
-
-    /// The tiled ConvTranspose2d pipeline, if built.
-    pub fn conv_transpose2d_tiled(&self) -> Option<Arc<ComputePipeline>> {
-        self.conv_transpose2d_tiled.clone()
-    }
-
-    /// The tiled Conv2d pipeline for `spec`, if built.
-    pub fn conv2d_tiled(&self, spec: ConvSpec) -> Option<Arc<ComputePipeline>> {
-        self.conv2d_tiled.get(&spec).cloned()
-    }
-
-    /// The pipeline of `kind`'s kernel.
-    pub fn get(&self, kind: OpKind) -> Result<Arc<ComputePipeline>> {
-        self.by_kind
-            .get(&kind)
+    /// The pipeline of `kernel` (built when the plan names it).
+    pub(super) fn kernel(&self, kernel: Kernel) -> Result<Arc<ComputePipeline>> {
+        self.by_kernel
+            .get(&kernel)
             .cloned()
-            .ok_or_else(|| vk_err(format!("no pipeline built for {}", kind.name())))
+            .ok_or_else(|| vk_err(format!("no pipeline built for {}", kernel.name())))
+    }
+
+    /// The pipeline of `kind`'s own kernel (ClassLinear runs Linear's).
+    pub fn get(&self, kind: OpKind) -> Result<Arc<ComputePipeline>> {
+        let kind = match kind {
+            OpKind::ClassLinear => OpKind::Linear,
+            k => k,
+        };
+        self.kernel(Kernel::Generic(kind))
     }
 }
 
