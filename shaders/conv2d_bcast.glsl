@@ -15,7 +15,7 @@ layout(set = 0, binding = 6) writeonly buffer Y { STORE_T y[]; };
 
 #include "conv2d_params.glsl"
 
-// Specialisations (runtime/src/vulkan/pipelines.rs, `ConvSpec`): kernel size and stride as
+// Specialisations (runtime/src/vulkan/kernels.rs, `ConvSpec`): kernel size and stride as
 // specialization constants, so the driver's compiler sees constant loop bounds and divisors
 // (3x3 and 1x1 at stride 1 and 2); 0 = the generic pipeline, which reads them from the push
 // constants. HOOD_VK_NO_SPECIALISED=1 uses the generic pipeline for every conv.

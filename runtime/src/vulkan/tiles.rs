@@ -16,13 +16,13 @@ pub fn wide(cout: u32) -> bool {
     cout > 64
 }
 
-/// Tile shapes (output channels × output pixels of one workgroup) of conv2d_tiled.comp and
-/// conv_transpose2d_tiled.comp (`TM_*`, `TN_*` there): wide, or narrow when fewer than
+/// Tile shapes (output channels × output pixels of one workgroup) of the tiled GEMM core,
+/// shaders/tiled_gemm.glsl (`TM_*`, `TN_*` there): wide, or narrow when fewer than
 /// `TILE_WIDE.1` pixels would fill a tile (the shaders apply the same rule).
 pub(super) const TILE_WIDE: (u32, u32) = (64, 64);
 pub(super) const TILE_NARROW: (u32, u32) = (256, 16);
 
-/// K elements per chunk of the tiled Conv2d (`TK` in conv2d_tiled.comp).
+/// K elements per chunk of the tiled GEMMs (`TK` in tiled_gemm.glsl).
 pub(super) const TILE_K: u32 = 16;
 /// Fewest K chunks per split the heuristic makes (a forced count may go down to one).
 const MIN_CHUNKS_PER_SPLIT: u32 = 4;
@@ -70,7 +70,7 @@ impl SplitK {
     }
 }
 
-/// K range `[begin, end)` of split `z` of `s` (conv2d_tiled.comp computes the same from
+/// K range `[begin, end)` of split `z` of `s` (tiled_gemm.glsl computes the same from
 /// `gl_WorkGroupID.z` and `gl_NumWorkGroups.z`; the host only tests the rule).
 #[cfg(test)]
 fn split_range(k: u32, s: u32, z: u32) -> (u32, u32) {

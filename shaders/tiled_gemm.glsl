@@ -1,0 +1,195 @@
+// The tiled implicit GEMM in shared memory, one core for conv2d_tiled.comp and
+// conv_transpose2d_tiled.comp (the including kernel supplies the gathers and the epilogue):
+//
+//   C[co, pix] = sum_kk A[co, kk] * B[kk, pix]     (fp32 accumulation, kk ascending)
+//
+// One workgroup computes a TM x TN tile (TM output channels x TN GEMM columns, the pixels of
+// the whole batch flattened); each of its GEMM_THREADS invocations accumulates RM x RN = 8x8
+// outputs in registers (channels 8*ty.., pixels 8*tx..). Workgroup grid: x = ceil(npix / TN),
+// y = ceil(cout / TM), z = tile layers x S K splits (runtime/src/vulkan/tiles.rs,
+// `TILE_WIDE` / `TILE_NARROW`, `SplitK`).
+//
+// Split-K: with S > 1 workgroups per tile, split z reduces K chunks [z*cps, (z+1)*cps)
+// (cps = ceil(chunks / S), chunks = ceil(K / TK)) and stores its raw fp32 sums to
+// part[z * part_stride + o] (o: the NCHW output index), then counts itself in on the tile's
+// counter; the last of the S to arrive adds the S partials in the order z = 0, 1, ..., S-1,
+// applies the epilogue and resets the counter (no second dispatch). With S = 1 the epilogue
+// is applied directly and `part` and `counter` are not touched.
+//
+// Before including this file the kernel declares its buffers (`part`, `counter`, `bias`), its
+// push constants `p` (with `cout` and `has_bias`), and defines:
+//   void gemm_column(uint g)         set up this invocation's B column g (called once; g may
+//                                    be >= npix: then gemm_b must give 0);
+//   float gemm_b(uint gk)            B[gk, that column], for gk < K;
+//   float gemm_a(uint gk, uint co)   A[co, gk], for gk < K and co < cout;
+//   uint gemm_out(uint g, uint co)   NCHW output index of channel co at column g < npix,
+//                                    or GEMM_NO_PIXEL where that pixel is outside the output;
+//   void store_out(uint o, float acc, float bv)   the epilogue of acc + bias bv at o.
+
+// Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
+// rule): wide TM x TN = 64 x 64, or, when fewer than 64 pixels would fill a tile (the last
+// ResNet stage and the small decoder blocks at batch 1), narrow 256 x 16.
+#define TM_WIDE 64
+#define TN_WIDE 64
+#define TM_NARROW 256
+#define TN_NARROW 16
+#define TK 16
+#define RM 8
+#define RN 8
+#define GEMM_THREADS 64 // (TM / RM) * (TN / RN) for both shapes
+#ifndef GEMM_NO_PIXEL // (defined by a kernel whose gemm_out can return it)
+#define GEMM_NO_PIXEL 0xFFFFFFFFu
+#endif
+layout(local_size_x = GEMM_THREADS) in;
+
+// Tiles in shared memory, row kk of A at As[kk * TM], of B at Bs[kk * TN] (20 KiB for the
+// narrow shape). Each invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk
+// 16 shared loads feed 64 FMAs into 16 vec4 accumulators; no dynamically indexed arrays
+// (llvmpipe keeps those in memory) and no dynamically indexed vector components.
+shared float As[TK * TM_NARROW];
+shared float Bs[TK * TN_WIDE];
+shared uint last_split;
+
+// The GEMM of K steps over npix columns; this workgroup is split `split` of `nsplit` of tile
+// layer `layer` (the parity class of a ConvTranspose2d, 0 for a Conv2d); a split's partials
+// lie part_stride apart.
+void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint part_stride) {
+    uint tid = gl_LocalInvocationID.x;
+    bool narrow = npix < TN_WIDE;
+    uint TM = narrow ? TM_NARROW : TM_WIDE;
+    uint TN = narrow ? TN_NARROW : TN_WIDE;
+    uint tx = tid % (TN / RN); // pixel octet
+    uint ty = tid / (TN / RN); // channel octet
+    uint m0 = gl_WorkGroupID.y * TM;
+    uint n0 = gl_WorkGroupID.x * TN;
+
+    // The one B column this invocation gathers (TN divides GEMM_THREADS, so it is the same
+    // column for every chunk).
+    uint bcol = tid % TN;
+    uint brow = tid / TN; // first B row it loads, then every GEMM_THREADS / TN rows
+    gemm_column(n0 + bcol);
+
+    // c<i><h>: channel 8*ty+i, pixels 8*tx + 4*h .. +3.
+    vec4 c00 = vec4(0.0), c01 = vec4(0.0), c10 = vec4(0.0), c11 = vec4(0.0);
+    vec4 c20 = vec4(0.0), c21 = vec4(0.0), c30 = vec4(0.0), c31 = vec4(0.0);
+    vec4 c40 = vec4(0.0), c41 = vec4(0.0), c50 = vec4(0.0), c51 = vec4(0.0);
+    vec4 c60 = vec4(0.0), c61 = vec4(0.0), c70 = vec4(0.0), c71 = vec4(0.0);
+
+    // This workgroup's K range: whole chunks of TK, the last split may be shorter.
+    uint chunks = (K + TK - 1u) / TK;
+    uint cps = (chunks + nsplit - 1u) / nsplit;
+    uint kbeg = min(split * cps, chunks) * TK;
+    uint kend = min(kbeg + cps * TK, K);
+
+    for (uint k0 = kbeg; k0 < kend; k0 += TK) {
+        // A tile: TM x TK weights.
+        for (uint e = tid; e < TM * TK; e += GEMM_THREADS) {
+            uint kk = e % TK;
+            uint m = e / TK;
+            uint gk = k0 + kk;
+            uint co = m0 + m;
+            As[kk * TM + m] = (gk < K && co < p.cout) ? gemm_a(gk, co) : 0.0;
+        }
+        // B tile: TK x TN gathered input values (the im2col chunk).
+        for (uint kk = brow; kk < TK; kk += GEMM_THREADS / TN) {
+            uint gk = k0 + kk;
+            Bs[kk * TN + bcol] = gk < K ? gemm_b(gk) : 0.0;
+        }
+        barrier();
+        for (uint kk = 0u; kk < TK; ++kk) {
+            uint ab = kk * TM + RM * ty;
+            uint bb = kk * TN + RN * tx;
+            vec4 a0 = vec4(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
+            vec4 a1 = vec4(As[ab + 4u], As[ab + 5u], As[ab + 6u], As[ab + 7u]);
+            vec4 b0 = vec4(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            vec4 b1 = vec4(Bs[bb + 4u], Bs[bb + 5u], Bs[bb + 6u], Bs[bb + 7u]);
+            c00 += a0.x * b0; c01 += a0.x * b1;
+            c10 += a0.y * b0; c11 += a0.y * b1;
+            c20 += a0.z * b0; c21 += a0.z * b1;
+            c30 += a0.w * b0; c31 += a0.w * b1;
+            c40 += a1.x * b0; c41 += a1.x * b1;
+            c50 += a1.y * b0; c51 += a1.y * b1;
+            c60 += a1.z * b0; c61 += a1.z * b1;
+            c70 += a1.w * b0; c71 += a1.w * b1;
+        }
+        barrier();
+    }
+
+    for (uint i = 0u; i < RM; ++i) {
+        uint co = m0 + ty * RM + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        vec4 r0, r1;
+        switch (i) {
+        case 0u: r0 = c00; r1 = c01; break;
+        case 1u: r0 = c10; r1 = c11; break;
+        case 2u: r0 = c20; r1 = c21; break;
+        case 3u: r0 = c30; r1 = c31; break;
+        case 4u: r0 = c40; r1 = c41; break;
+        case 5u: r0 = c50; r1 = c51; break;
+        case 6u: r0 = c60; r1 = c61; break;
+        default: r0 = c70; r1 = c71; break;
+        }
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        for (uint j = 0u; j < RN; ++j) {
+            uint g = n0 + tx * RN + j;
+            if (g >= npix) {
+                continue;
+            }
+            uint o = gemm_out(g, co);
+            if (o == GEMM_NO_PIXEL) {
+                continue;
+            }
+            float acc = j < 4u ? r0[j] : r1[j - 4u];
+            if (nsplit > 1u) {
+                part[split * part_stride + o] = acc;
+                continue;
+            }
+            store_out(o, acc, bv);
+        }
+    }
+    if (nsplit == 1u) {
+        return;
+    }
+    // Split-K fix-up, in this dispatch: the last of the tile's S workgroups to arrive adds the
+    // S partials in the fixed order z = 0, 1, ..., S-1 and applies the epilogue; it resets the
+    // tile's counter for the next dispatch. A tile is (x, y, layer).
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        uint tile = (layer * gl_NumWorkGroups.y + gl_WorkGroupID.y) * gl_NumWorkGroups.x
+            + gl_WorkGroupID.x;
+        last_split = atomicAdd(counter[tile], 1u) == nsplit - 1u ? 1u : 0u;
+        if (last_split != 0u) {
+            atomicExchange(counter[tile], 0u);
+        }
+    }
+    barrier();
+    if (last_split == 0u) {
+        return;
+    }
+    memoryBarrierBuffer();
+    for (uint i = 0u; i < RM; ++i) {
+        uint co = m0 + ty * RM + i;
+        if (co >= p.cout) {
+            continue;
+        }
+        float bv = p.has_bias != 0u ? float(bias[co]) : 0.0;
+        for (uint j = 0u; j < RN; ++j) {
+            uint g = n0 + tx * RN + j;
+            if (g >= npix) {
+                continue;
+            }
+            uint o = gemm_out(g, co);
+            if (o == GEMM_NO_PIXEL) {
+                continue;
+            }
+            float acc = 0.0;
+            for (uint z = 0u; z < nsplit; ++z) {
+                acc += part[z * part_stride + o];
+            }
+            store_out(o, acc, bv);
+        }
+    }
+}
