@@ -42,12 +42,13 @@
 #endif
 layout(local_size_x = GEMM_THREADS) in;
 
-// Tiles in shared memory, row kk of A at As[kk * TM], of B at Bs[kk * TN] (20 KiB for the
-// narrow shape). Each invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk
-// 16 shared loads feed 64 FMAs into 16 vec4 accumulators; no dynamically indexed arrays
-// (llvmpipe keeps those in memory) and no dynamically indexed vector components.
-shared float As[TK * TM_NARROW];
-shared float Bs[TK * TN_WIDE];
+// Tiles in shared memory as vec4s, element e of A (e = kk * TM + m) at As[e / 4][e % 4], of B
+// (e = kk * TN + pixel) at Bs[e / 4][e % 4] (20 KiB for the narrow shape). Each invocation
+// owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four 16-byte shared loads feed
+// 64 FMAs into 16 vec4 accumulators; no dynamically indexed register arrays (llvmpipe keeps
+// those in memory).
+shared vec4 As[TK * TM_NARROW / 4];
+shared vec4 Bs[TK * TN_WIDE / 4];
 shared uint last_split;
 
 // The GEMM of K steps over npix columns; this workgroup is split `split` of `nsplit` of tile
@@ -88,21 +89,23 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
             uint m = e / TK;
             uint gk = k0 + kk;
             uint co = m0 + m;
-            As[kk * TM + m] = (gk < K && co < p.cout) ? gemm_a(gk, co) : 0.0;
+            uint at = kk * TM + m;
+            As[at >> 2u][at & 3u] = (gk < K && co < p.cout) ? gemm_a(gk, co) : 0.0;
         }
         // B tile: TK x TN gathered input values (the im2col chunk).
         for (uint kk = brow; kk < TK; kk += GEMM_THREADS / TN) {
             uint gk = k0 + kk;
-            Bs[kk * TN + bcol] = gk < K ? gemm_b(gk) : 0.0;
+            uint at = kk * TN + bcol;
+            Bs[at >> 2u][at & 3u] = gk < K ? gemm_b(gk) : 0.0;
         }
         barrier();
         for (uint kk = 0u; kk < TK; ++kk) {
-            uint ab = kk * TM + RM * ty;
-            uint bb = kk * TN + RN * tx;
-            vec4 a0 = vec4(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
-            vec4 a1 = vec4(As[ab + 4u], As[ab + 5u], As[ab + 6u], As[ab + 7u]);
-            vec4 b0 = vec4(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
-            vec4 b1 = vec4(Bs[bb + 4u], Bs[bb + 5u], Bs[bb + 6u], Bs[bb + 7u]);
+            uint ab = (kk * TM + RM * ty) >> 2u;
+            uint bb = (kk * TN + RN * tx) >> 2u;
+            vec4 a0 = As[ab];
+            vec4 a1 = As[ab + 1u];
+            vec4 b0 = Bs[bb];
+            vec4 b1 = Bs[bb + 1u];
             c00 += a0.x * b0; c01 += a0.x * b1;
             c10 += a0.y * b0; c11 += a0.y * b1;
             c20 += a0.z * b0; c21 += a0.z * b1;
