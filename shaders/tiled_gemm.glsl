@@ -26,29 +26,35 @@
 //                                    or GEMM_NO_PIXEL where that pixel is outside the output;
 //   void store_out(uint o, float acc, float bv)   the epilogue of acc + bias bv at o.
 
-// Two tile shapes, chosen from the pixel count (the host's `tiled_groups` uses the same
-// rule): wide TM x TN = 64 x 64, or, when fewer than 64 pixels would fill a tile (the last
-// ResNet stage and the small decoder blocks at batch 1), narrow 256 x 16.
-#define TM_WIDE 64
-#define TN_WIDE 64
-#define TM_NARROW 256
-#define TN_NARROW 16
-#define TK 16
-#define RM 8
-#define RN 8
-#define GEMM_THREADS 64 // (TM / RM) * (TN / RN) for both shapes
+// The tile configuration, as specialization constants (runtime/src/vulkan/kernels.rs,
+// `TileConfig`): GEMM_THREADS invocations per workgroup (id 2, the workgroup size), and two
+// tile shapes chosen from the pixel count (the host's `tiled_groups` uses the same rule): wide
+// TM x TN_WIDE, or, when fewer than TN_WIDE pixels would fill a tile (the last ResNet stage
+// and the small decoder blocks at small batches), narrow TM x TN_NARROW; TM follows from
+// (TM / RM) * (TN / RN) = GEMM_THREADS. The host always sets all three: small = 64 threads,
+// 64 x 64 and 256 x 16; large = 256 threads, 128 x 128 and 256 x 64 (TN_NARROW <= TN_WIDE,
+// so the A tile is sized for the narrow shape).
+layout(local_size_x_id = 2) in;
+#define GEMM_THREADS gl_WorkGroupSize.x
+layout(constant_id = 3) const uint TN_WIDE = 64u;
+layout(constant_id = 4) const uint TN_NARROW = 16u;
+#define TK 16u
+#define RM 8u
+#define RN 8u
+const uint TM_WIDE = GEMM_THREADS * RM * RN / TN_WIDE;
+const uint TM_NARROW = GEMM_THREADS * RM * RN / TN_NARROW;
 #ifndef GEMM_NO_PIXEL // (defined by a kernel whose gemm_out can return it)
 #define GEMM_NO_PIXEL 0xFFFFFFFFu
 #endif
-layout(local_size_x = GEMM_THREADS) in;
 
 // Tiles in shared memory as vec4s, element e of A (e = kk * TM + m) at As[e / 4][e % 4], of B
-// (e = kk * TN + pixel) at Bs[e / 4][e % 4] (20 KiB for the narrow shape). Each invocation
+// (e = kk * TN + pixel) at Bs[e / 4][e % 4] (20 KiB for the small configuration, 40 KiB for
+// the large). Each invocation
 // owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four 16-byte shared loads feed
 // 64 FMAs into 16 vec4 accumulators; no dynamically indexed register arrays (llvmpipe keeps
 // those in memory).
-shared vec4 As[TK * TM_NARROW / 4];
-shared vec4 Bs[TK * TN_WIDE / 4];
+shared vec4 As[TK * TM_NARROW / 4u];
+shared vec4 Bs[TK * TN_WIDE / 4u];
 shared uint last_split;
 
 // The GEMM of K steps over npix columns; this workgroup is split `split` of `nsplit` of tile

@@ -1,7 +1,8 @@
 //! Property tests (issue #4): Conv2d and ConvTranspose2d on the Vulkan executor vs the CPU
 //! reference (`reference::execute`) on proptest-generated shapes, attributes, weights and inputs,
 //! in both storage variants (fp16, fp32) and with every kernel switch: the generic kernel, the
-//! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits;
+//! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits
+//! (small and large tiles);
 //! also a conv with a 1×1 shortcut joined into it (fused.rs), on every one of those kernels.
 //! Tolerances: `tolerance::VK_OP_FP32` / `VK_OP_FP16`.
 //!
@@ -490,8 +491,9 @@ fn join_graph(c: &JoinCase) -> Built {
 }
 
 /// The kernel paths every case runs on, per storage variant: generic kernel; tiled GEMM without
-/// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks); the
-/// device's default (the register-broadcast kernels on lavapipe).
+/// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks), with the
+/// small and the large tile configuration; the device's default (the register-broadcast
+/// kernels on lavapipe).
 fn variants(split_k: u32) -> Vec<VkOptions> {
     let mut all = Vec::new();
     for fp16 in [true, false] {
@@ -515,6 +517,12 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
         all.push(VkOptions {
             split_k: Some(split_k),
             no_bcast: true,
+            ..base.clone()
+        });
+        all.push(VkOptions {
+            split_k: Some(split_k),
+            no_bcast: true,
+            large_tiles: true,
             ..base.clone()
         });
         all.push(base);

@@ -358,3 +358,50 @@ fn resnet18_runs_in_at_most_24_dispatches() {
         }
     }
 }
+
+/// The large tile configuration (`HOOD_VK_TILES=large`: 256 invocations, 128 × 128 tiles)
+/// computes every output with the same summation order as the small one, so on every fixture
+/// the outputs are bit-identical, with and without forced split-K, at batch 1 and 5.
+#[cfg(feature = "vulkan")]
+#[test]
+fn large_tiles_equal_the_small_tiles() {
+    use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+    let tmp = tempfile::tempdir().unwrap();
+    for name in FIXTURES {
+        let model = converted(tmp.path(), name);
+        for split_k in [None, Some(3)] {
+            let make = |large_tiles| {
+                let opts = VkOptions {
+                    max_batch: 5,
+                    no_bcast: true,
+                    no_split_k: split_k.is_none(),
+                    split_k,
+                    large_tiles,
+                    ..VkOptions::default()
+                };
+                VulkanExecutor::with_options(&model.graph, &model.host_tensors(), &opts)
+            };
+            let (mut large, mut small) = match (make(true), make(false)) {
+                (Ok(l), Ok(s)) => (l, s),
+                (Err(e), _) | (_, Err(e)) if std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() => {
+                    eprintln!("SKIPPED: no Vulkan backend here ({e})");
+                    return;
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    panic!("HOOD_VK_REQUIRE_DEVICE is set but Vulkan is unavailable: {e}")
+                }
+            };
+            use hood_runtime::backend::Executor;
+            let (batch5, per) = batch_of_five(name);
+            for b in [1usize, 5] {
+                let input = &batch5[..b * per];
+                let l = large.run(input, b, true).unwrap();
+                let s = small.run(input, b, true).unwrap();
+                let what = format!("{name} split {split_k:?} batch {b}");
+                assert_eq!(l.logits, s.logits, "{what}: logits");
+                assert_eq!(l.scores, s.scores, "{what}: scores");
+                assert_eq!(l.heatmaps, s.heatmaps, "{what}: heatmaps");
+            }
+        }
+    }
+}

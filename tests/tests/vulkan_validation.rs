@@ -104,6 +104,16 @@ fn check_model(model: &Path, name: &str) {
                 ("HOOD_VK_NO_SUBGROUP", "1"),
             ],
         ),
+        // The same with the large tile configuration (256 invocations, 40 KiB shared).
+        (
+            "fp16, tiled large, split-K forced",
+            vec![
+                ("HOOD_VK_MAX_BATCH", "2"),
+                ("HOOD_VK_NO_BCAST", "1"),
+                ("HOOD_VK_TILES", "large"),
+                ("HOOD_VK_SPLIT_K", "3"),
+            ],
+        ),
         // The other paths: tiled convs (the GPU default), unfused epilogues, the shared-memory
         // score sum, fp32 element-wise arithmetic, generic conv pipelines, staged input and
         // output copies.

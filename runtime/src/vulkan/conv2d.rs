@@ -131,6 +131,7 @@ pub(super) fn conv2d(
     let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
     gemm.k += cin2;
+    gemm.tiles = kernel.tiles().unwrap_or(gemm.tiles);
     let bcast = match kernel {
         Kernel::Conv2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
         _ => None,
@@ -161,7 +162,7 @@ pub(super) fn conv2d(
         return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
     let pipeline = match kernel {
-        Kernel::Conv2dTiled(_) | Kernel::Generic(OpKind::Conv2d) => bx.pipes.kernel(kernel)?,
+        Kernel::Conv2dTiled(..) | Kernel::Generic(OpKind::Conv2d) => bx.pipes.kernel(kernel)?,
         other => return Err(super::vk_err(format!("conv2d planned on {}", other.name()))),
     };
     let max_groups = bx.max_groups();

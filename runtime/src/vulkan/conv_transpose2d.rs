@@ -50,8 +50,9 @@ pub(super) fn conv_transpose2d(
         add_scale,
         add_shift,
     };
-    let gemm = TiledGemm::of(&node.op, (cout, oh, ow))
+    let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
+    gemm.tiles = kernel.tiles().unwrap_or(gemm.tiles);
     let bcast = match kernel {
         Kernel::ConvTranspose2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
         _ => None,
@@ -73,7 +74,7 @@ pub(super) fn conv_transpose2d(
         return super::bcast::step(bx, pipeline, buffers, gemm, params);
     }
     let pipeline = match kernel {
-        Kernel::ConvTranspose2dTiled | Kernel::Generic(OpKind::ConvTranspose2d) => {
+        Kernel::ConvTranspose2dTiled(_) | Kernel::Generic(OpKind::ConvTranspose2d) => {
             bx.pipes.kernel(kernel)?
         }
         other => {

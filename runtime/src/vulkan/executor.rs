@@ -309,6 +309,29 @@ impl VulkanExecutor {
         let split_k = SplitK::new(opts, ctx.target_groups);
         // The kernel choice (plan.rs): families for this device and these switches.
         let families = super::plan::families(opts, ctx.cpu_subgroup8);
+        if families.tiled_conv || families.tiled_deconv {
+            let t = families.tiles;
+            let props = ctx.device.physical_device().properties();
+            let (shared, invocations) = (
+                props.max_compute_shared_memory_size as u64,
+                props.max_compute_work_group_invocations,
+            );
+            if t.shared_bytes() > shared || t.threads > invocations {
+                return Err(vk_err(format!(
+                    "the tiled kernels' tile configuration ({} invocations, {} bytes of shared \
+                     memory{}) exceeds this device's limits ({invocations} invocations, {shared} \
+                     bytes); set HOOD_VK_NO_TILED_CONV=1 HOOD_VK_NO_TILED_DECONV=1 for the \
+                     generic kernels",
+                    t.threads,
+                    t.shared_bytes(),
+                    if opts.large_tiles {
+                        ", HOOD_VK_TILES=large"
+                    } else {
+                        ""
+                    },
+                )));
+            }
+        }
         let tiled_only = |on: bool| if on { split_k } else { SplitK::Off };
         // Runs of nodes recorded as one dispatch (fused.rs); HOOD_VK_NO_DISPATCH_FUSION (or
         // NO_FUSION) records one per node.
@@ -331,6 +354,7 @@ impl VulkanExecutor {
             max_batch,
             ctx.max_groups,
             &extra_k,
+            &|_| families.tiles,
         );
         let scratch_bytes = split_sizes.scratch_bytes;
         if scratch_bytes / 4 > u32::MAX as u64 {

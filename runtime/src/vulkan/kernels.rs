@@ -31,7 +31,7 @@ impl ConvSpec {
 }
 
 /// Which conv kernels are built next to the generic one-per-kind kernels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvKernels {
     /// The tiled implicit-GEMM Conv2d (conv2d_tiled.comp).
     pub tiled_conv: bool,
@@ -45,6 +45,8 @@ pub struct ConvKernels {
     pub split_k: bool,
     /// Specialised Conv2d pipelines ([`ConvSpec`]) for 3×3 / 1×1 convs at stride 1 / 2.
     pub specialised: bool,
+    /// The tiled kernels' tile configuration.
+    pub tiles: TileConfig,
     /// The fused head kernel (heat_head.comp; the graph has a fusable head, see fused.rs).
     pub head: bool,
     /// The fused tail kernel (heat_tail*.comp; the graph has a fusable tail, see fused.rs).
@@ -53,18 +55,77 @@ pub struct ConvKernels {
     pub shortcut_joins: u32,
 }
 
+/// K elements per chunk of the tiled GEMMs (`TK` in tiled_gemm.glsl).
+pub(super) const TILE_K: u32 = 16;
+
+/// The tile configuration of the tiled GEMM kernels (shaders/tiled_gemm.glsl, specialization
+/// constants 2-4): invocations per workgroup and the pixel width of the wide and the narrow
+/// tile; each invocation accumulates 8×8 outputs, so a tile has `threads · 64 / width` output
+/// channels. `HOOD_VK_TILES=large` selects [`TileConfig::LARGE`] (not yet timed on a GPU),
+/// the default is [`TileConfig::SMALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileConfig {
+    pub threads: u32,
+    pub wide: u32,
+    pub narrow: u32,
+}
+
+impl TileConfig {
+    /// 64 invocations: 64 × 64 tiles, narrow 256 × 16 (the measured H200 configuration).
+    pub const SMALL: TileConfig = TileConfig {
+        threads: 64,
+        wide: 64,
+        narrow: 16,
+    };
+    /// 256 invocations: 128 × 128 tiles, narrow 256 × 64 (24 KiB of shared memory, within
+    /// lavapipe's 32 KiB so it is tested there).
+    pub const LARGE: TileConfig = TileConfig {
+        threads: 256,
+        wide: 128,
+        narrow: 64,
+    };
+
+    /// Bytes of shared memory the kernel declares with this configuration (tiled_gemm.glsl:
+    /// the A tile sized for the taller of the two shapes, the B tile for the wide one, the
+    /// split-K flag).
+    pub fn shared_bytes(&self) -> u64 {
+        let tk = TILE_K as u64;
+        let tm = (self.threads * 64 / self.narrow).max(self.threads * 64 / self.wide) as u64;
+        tk * tm * 4 + tk * self.wide as u64 * 4 + 4
+    }
+
+    /// `(output channels, pixels)` of the tile for a GEMM over `pixels` columns: wide, or
+    /// narrow when fewer than `wide` pixels would fill a tile (the shader's rule).
+    pub fn tile(&self, pixels: u64) -> (u32, u32) {
+        let width = if pixels < self.wide as u64 {
+            self.narrow
+        } else {
+            self.wide
+        };
+        (self.threads * 64 / width, width)
+    }
+
+    fn suffix(&self) -> &'static str {
+        if *self == TileConfig::LARGE {
+            " large tiles"
+        } else {
+            ""
+        }
+    }
+}
+
 /// A compute kernel (one pipeline per distinct value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Kernel {
     /// The op kind's own kernel (shaders/<op>.comp; Linear and ClassLinear share linear.comp,
     /// so ClassLinear nodes name `Generic(Linear)`).
     Generic(OpKind),
-    /// conv2d_tiled.comp with its specialisation.
-    Conv2dTiled(ConvSpec),
+    /// conv2d_tiled.comp with its specialisation and tile configuration.
+    Conv2dTiled(ConvSpec, TileConfig),
     /// conv2d_bcast(16).comp: 16 channels per lane when `wide`.
     Conv2dBcast { wide: bool, spec: ConvSpec },
-    /// conv_transpose2d_tiled.comp.
-    ConvTranspose2dTiled,
+    /// conv_transpose2d_tiled.comp with its tile configuration.
+    ConvTranspose2dTiled(TileConfig),
     /// conv_transpose2d_bcast(16).comp.
     ConvTranspose2dBcast { wide: bool },
     /// heat_head.comp (fused head).
@@ -78,12 +139,14 @@ impl Kernel {
     pub fn name(&self) -> String {
         match self {
             Kernel::Generic(k) => k.name().to_string(),
-            Kernel::Conv2dTiled(s) => format!("conv2d_tiled{}", spec_suffix(*s)),
+            Kernel::Conv2dTiled(s, t) => {
+                format!("conv2d_tiled{}{}", t.suffix(), spec_suffix(*s))
+            }
             Kernel::Conv2dBcast { wide, spec } => {
                 let w = if *wide { "16" } else { "" };
                 format!("conv2d_bcast{w}{}", spec_suffix(*spec))
             }
-            Kernel::ConvTranspose2dTiled => "conv_transpose2d_tiled".into(),
+            Kernel::ConvTranspose2dTiled(t) => format!("conv_transpose2d_tiled{}", t.suffix()),
             Kernel::ConvTranspose2dBcast { wide } => {
                 format!("conv_transpose2d_bcast{}", if *wide { "16" } else { "" })
             }
@@ -92,9 +155,17 @@ impl Kernel {
         }
     }
 
+    /// The tile configuration of a tiled GEMM (the kernels that split K); `None` otherwise.
+    pub fn tiles(&self) -> Option<TileConfig> {
+        match self {
+            Kernel::Conv2dTiled(_, t) | Kernel::ConvTranspose2dTiled(t) => Some(*t),
+            _ => None,
+        }
+    }
+
     /// Whether it is a tiled GEMM (the kernels that split K).
     pub fn tiled(&self) -> bool {
-        matches!(self, Kernel::Conv2dTiled(_) | Kernel::ConvTranspose2dTiled)
+        self.tiles().is_some()
     }
 }
 
@@ -103,5 +174,32 @@ fn spec_suffix(s: ConvSpec) -> String {
         String::new()
     } else {
         format!(" (specialised {0}×{0} stride {1})", s.k, s.stride)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both configurations keep (TM / 8) · (TN / 8) = threads, the narrow shape no wider than
+    /// the wide one (the shader sizes its A tile for the narrow shape) and fit 32 KiB of shared
+    /// memory (lavapipe's limit, so both are tested there).
+    #[test]
+    fn tile_configurations_are_consistent() {
+        for t in [TileConfig::SMALL, TileConfig::LARGE] {
+            assert!(t.narrow <= t.wide && t.threads % t.wide == 0 && t.threads % t.narrow == 0);
+            for pixels in [1u64, 16, 63, 64, 127, 128, 10_000] {
+                let (tm, tn) = t.tile(pixels);
+                assert_eq!((tm / 8) * (tn / 8), t.threads, "{t:?} at {pixels}");
+            }
+            assert!(t.shared_bytes() <= 32 * 1024, "{t:?}: {}", t.shared_bytes());
+        }
+        assert_eq!(
+            TileConfig::SMALL.shared_bytes(),
+            16 * 256 * 4 + 16 * 64 * 4 + 4
+        );
+        assert_eq!(TileConfig::SMALL.tile(63), (256, 16));
+        assert_eq!(TileConfig::LARGE.tile(128), (128, 128));
+        assert_eq!(TileConfig::LARGE.tile(100), (256, 64));
     }
 }

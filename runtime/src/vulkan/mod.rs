@@ -51,6 +51,9 @@
 //!   global average pool, linear, argmax and class-conditioned linear; the tail: the decoder's
 //!   last 1×1 layer and the HEAT score; a residual block's 1×1 shortcut conv and the block's
 //!   conv; `fused.rs`) as one dispatch each. `HOOD_VK_NO_FUSION=1` implies it.
+//! * `HOOD_VK_TILES=large` — the tiled GEMM kernels (the GPU plan) with 256-invocation
+//!   workgroups and 128 × 128 tiles (narrow 256 × 64) instead of 64 and 64 × 64 (256 × 16);
+//!   written for big GPUs and checked on lavapipe, not yet timed on one (docs/BENCHMARKS.md).
 //! * `HOOD_VK_NO_SHORTCUT_JOIN=1` — keep the other dispatch fusions but run 1×1 shortcut convs
 //!   as their own dispatch (their output stored and added as the residual).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
@@ -130,6 +133,9 @@ pub struct VkOptions {
     pub no_fusion: bool,
     /// Run the ops that otherwise share one dispatch (fused.rs) as one dispatch each.
     pub no_dispatch_fusion: bool,
+    /// The tiled GEMMs' large tile configuration (256 invocations, 128 × 128 tiles;
+    /// `HOOD_VK_TILES=large`) instead of the small one (64, 64 × 64); kernels.rs `TileConfig`.
+    pub large_tiles: bool,
     /// Run 1×1 shortcut convs as their own dispatch instead of joined into the block's conv
     /// (fused.rs, `Kind::Shortcut`); the other dispatch fusions stay.
     pub no_shortcut_join: bool,
@@ -152,6 +158,7 @@ impl Default for VkOptions {
             no_fusion: false,
             no_dispatch_fusion: false,
             no_shortcut_join: false,
+            large_tiles: false,
             no_fp16_math: false,
             no_subgroup: false,
             no_specialised: false,
@@ -162,7 +169,7 @@ impl Default for VkOptions {
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -186,6 +193,7 @@ impl VkOptions {
             no_fusion: flag("HOOD_VK_NO_FUSION"),
             no_dispatch_fusion: flag("HOOD_VK_NO_DISPATCH_FUSION"),
             no_shortcut_join: flag("HOOD_VK_NO_SHORTCUT_JOIN"),
+            large_tiles: std::env::var("HOOD_VK_TILES").is_ok_and(|v| v.trim() == "large"),
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),

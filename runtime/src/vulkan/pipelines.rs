@@ -8,7 +8,7 @@
 
 use super::cache::DiskCache;
 use super::device::VkContext;
-use super::kernels::Kernel;
+use super::kernels::{Kernel, TileConfig};
 use super::vk_err;
 use crate::error::Result;
 use crate::ops::OpKind;
@@ -140,13 +140,15 @@ pub struct Pipelines {
 
 /// The pipeline of the shader module `load` gives, with the kernel's specialization constants
 /// 0 (kernel size) and 1 (stride) set from `spec` (conv kernels only; the generic spec leaves
-/// the shader's defaults, 0).
+/// the shader's defaults, 0) and, for the tiled GEMMs, 2-4 from `tiles` (workgroup size, wide
+/// and narrow tile width: shaders/tiled_gemm.glsl).
 fn build_spec(
     ctx: &VkContext,
     cache: Option<&Arc<PipelineCache>>,
     name: &str,
     load: Loader,
     spec: ConvSpec,
+    tiles: Option<TileConfig>,
 ) -> Result<Arc<ComputePipeline>> {
     let ctxerr = |e: String| vk_err(format!("kernel {name} {spec:?}: {e}"));
     let module = load(ctx.device.clone())
@@ -156,6 +158,11 @@ fn build_spec(
     if spec != ConvSpec::GENERIC {
         constants.insert(0, SpecializationConstant::U32(spec.k));
         constants.insert(1, SpecializationConstant::U32(spec.stride));
+    }
+    if let Some(t) = tiles {
+        constants.insert(2, SpecializationConstant::U32(t.threads));
+        constants.insert(3, SpecializationConstant::U32(t.wide));
+        constants.insert(4, SpecializationConstant::U32(t.narrow));
     }
     let entry = module
         .specialize(constants)
@@ -223,7 +230,7 @@ impl Pipelines {
                     };
                     (load, ConvSpec::GENERIC)
                 }
-                Kernel::Conv2dTiled(spec) => {
+                Kernel::Conv2dTiled(spec, _) => {
                     (pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled), spec)
                 }
                 Kernel::Conv2dBcast { wide: true, spec } => (
@@ -233,7 +240,7 @@ impl Pipelines {
                 Kernel::Conv2dBcast { wide: false, spec } => {
                     (pick(fp16::load_conv2d_bcast, fp32::load_conv2d_bcast), spec)
                 }
-                Kernel::ConvTranspose2dTiled => (
+                Kernel::ConvTranspose2dTiled(_) => (
                     pick(
                         fp16::load_conv_transpose2d_tiled,
                         fp32::load_conv_transpose2d_tiled,
@@ -267,7 +274,8 @@ impl Pipelines {
                     ConvSpec::GENERIC,
                 ),
             };
-            by_kernel.insert(kernel, build_spec(ctx, cache, &name, load, spec)?);
+            let tiles = kernel.tiles();
+            by_kernel.insert(kernel, build_spec(ctx, cache, &name, load, spec, tiles)?);
         }
         if let Some(d) = disk_cache {
             d.save();

@@ -16,7 +16,7 @@
 //! the context's, chosen in device.rs and applied when pipelines.rs loads the module.
 
 use super::fused::{Fused, Kind};
-use super::kernels::{ConvKernels, ConvSpec, Kernel};
+use super::kernels::{ConvKernels, ConvSpec, Kernel, TileConfig};
 use super::tiles::{wide, SplitK, TiledGemm};
 use super::VkOptions;
 use crate::graph::Graph;
@@ -54,6 +54,11 @@ pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
         bcast_deconv: !opts.no_tiled_deconv && bcast,
         split_k: false,
         specialised: !opts.no_specialised,
+        tiles: if opts.large_tiles {
+            TileConfig::LARGE
+        } else {
+            TileConfig::SMALL
+        },
         head: false,
         tail: false,
         shortcut_joins: 0,
@@ -119,7 +124,7 @@ fn node_kernel(op: &Op, f: ConvKernels) -> Kernel {
             if f.bcast_conv {
                 Kernel::Conv2dBcast { wide, spec }
             } else if f.tiled_conv {
-                Kernel::Conv2dTiled(spec)
+                Kernel::Conv2dTiled(spec, f.tiles)
             } else {
                 Kernel::Generic(OpKind::Conv2d)
             }
@@ -130,7 +135,7 @@ fn node_kernel(op: &Op, f: ConvKernels) -> Kernel {
                     wide: wide(a.cout as u32),
                 }
             } else if f.tiled_deconv {
-                Kernel::ConvTranspose2dTiled
+                Kernel::ConvTranspose2dTiled(f.tiles)
             } else {
                 Kernel::Generic(OpKind::ConvTranspose2d)
             }
@@ -196,6 +201,7 @@ impl Plan {
                     let dim = |i: usize| o.and_then(|s| s.get(i)).copied().unwrap_or(1) as u32;
                     if let Some(mut g) = TiledGemm::of(&node.op, (dim(0), dim(1), dim(2))) {
                         g.k = d.gemm_k.unwrap_or(g.k);
+                        g.tiles = d.kernel.tiles().unwrap_or(g.tiles);
                         let s1 = g.splits(split, 1, max_groups);
                         let sm = g.splits(split, max_batch as u32, max_groups);
                         line += &format!(", K splits {s1} at batch 1, {sm} at batch {max_batch}");
@@ -275,11 +281,11 @@ mod tests {
         );
         assert_eq!(
             node_kernel(&conv(64, 1, 2), families(&o, false)),
-            Kernel::Conv2dTiled(spec(1, 2))
+            Kernel::Conv2dTiled(spec(1, 2), TileConfig::SMALL)
         );
         assert_eq!(
             node_kernel(&conv(64, 5, 1), families(&o, false)),
-            Kernel::Conv2dTiled(ConvSpec::GENERIC)
+            Kernel::Conv2dTiled(ConvSpec::GENERIC, TileConfig::SMALL)
         );
         assert_eq!(
             node_kernel(&Op::Argmax, families(&o, false)),

@@ -5,6 +5,7 @@
 //! ([`wide`]). Kernel choice per node stays in the executor and the dispatch files; this module
 //! only computes shapes.
 
+use super::kernels::{TileConfig, TILE_K};
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::Graph;
@@ -16,14 +17,6 @@ pub fn wide(cout: u32) -> bool {
     cout > 64
 }
 
-/// Tile shapes (output channels × output pixels of one workgroup) of the tiled GEMM core,
-/// shaders/tiled_gemm.glsl (`TM_*`, `TN_*` there): wide, or narrow when fewer than
-/// `TILE_WIDE.1` pixels would fill a tile (the shaders apply the same rule).
-pub(super) const TILE_WIDE: (u32, u32) = (64, 64);
-pub(super) const TILE_NARROW: (u32, u32) = (256, 16);
-
-/// K elements per chunk of the tiled GEMMs (`TK` in tiled_gemm.glsl).
-pub(super) const TILE_K: u32 = 16;
 /// Fewest K chunks per split the heuristic makes (a forced count may go down to one).
 const MIN_CHUNKS_PER_SPLIT: u32 = 4;
 /// Most splits the heuristic makes (the fix-up reads S partials per output).
@@ -93,6 +86,8 @@ pub(super) struct TiledGemm {
     pub k: u32,
     /// Output elements per image, cout·oh·ow.
     pub out_numel: u64,
+    /// The tile configuration of the kernel that runs it (the plan's, plan.rs).
+    pub tiles: TileConfig,
 }
 
 impl TiledGemm {
@@ -107,6 +102,7 @@ impl TiledGemm {
                 cout,
                 k: (a.cin * a.k * a.k) as u32,
                 out_numel,
+                tiles: TileConfig::SMALL,
             }),
             Op::ConvTranspose2d(a) => {
                 let s = a.stride as u32;
@@ -117,6 +113,7 @@ impl TiledGemm {
                     cout,
                     k: a.cin as u32 * t * t,
                     out_numel,
+                    tiles: TileConfig::SMALL,
                 })
             }
             _ => None,
@@ -125,7 +122,8 @@ impl TiledGemm {
 
     /// Unsplit tile grid at batch `n`: `[tiles over pixels, tiles over channels, classes]`.
     pub(super) fn groups(&self, n: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
-        let mut g = tiled_groups(n as u64 * self.class_pixels, self.cout, max_groups)?;
+        let pixels = n as u64 * self.class_pixels;
+        let mut g = tiled_groups(pixels, self.cout, self.tiles, max_groups)?;
         g[2] = self.classes;
         Ok(g)
     }
@@ -163,7 +161,7 @@ pub(super) struct SplitSizes {
 }
 
 /// `extra_k(j)`: reduction steps node `j` has beyond its own op's (a joined shortcut's,
-/// fused.rs).
+/// fused.rs); `tiles(j)` its kernel's tile configuration.
 pub(super) fn split_sizes(
     graph: &Graph,
     conv: SplitK,
@@ -171,6 +169,7 @@ pub(super) fn split_sizes(
     max_batch: usize,
     max_groups: [u32; 2],
     extra_k: &dyn Fn(usize) -> u32,
+    tiles: &dyn Fn(usize) -> TileConfig,
 ) -> SplitSizes {
     let mut most = SplitSizes {
         scratch_bytes: 0,
@@ -191,6 +190,7 @@ pub(super) fn split_sizes(
             continue;
         };
         gemm.k += extra_k(j);
+        gemm.tiles = tiles(j);
         for n in 1..=max_batch as u32 {
             let splits = gemm.splits(split, n, max_groups);
             if splits <= 1 {
@@ -207,13 +207,15 @@ pub(super) fn split_sizes(
     most
 }
 
-/// Workgroups of the tiled kernels: x over the batch's output pixels, y over channels.
-pub(super) fn tiled_groups(pixels: u64, cout: u32, max_groups: [u32; 2]) -> Result<[u32; 3]> {
-    let (tm, tn) = if pixels < TILE_WIDE.1 as u64 {
-        TILE_NARROW
-    } else {
-        TILE_WIDE
-    };
+/// Workgroups of the tiled kernels with tile configuration `tiles`: x over the batch's output
+/// pixels, y over channels.
+pub(super) fn tiled_groups(
+    pixels: u64,
+    cout: u32,
+    tiles: TileConfig,
+    max_groups: [u32; 2],
+) -> Result<[u32; 3]> {
+    let (tm, tn) = tiles.tile(pixels);
     let gx = pixels.div_ceil(tn as u64);
     let gy = cout.div_ceil(tm);
     if gx > max_groups[0] as u64 || gy > max_groups[1] {
