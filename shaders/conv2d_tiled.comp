@@ -6,7 +6,8 @@
 // conv2d.comp; bindings 10-11 are split-K's.
 //
 //   C[co, pix] = sum_kk A[co, kk] * B[kk, pix]   (the GEMM core: tiled_gemm.glsl)
-//   A = weights [cout, cin*k*k (+ cin2 with a joined shortcut, conv2d_params.glsl)],
+//   A = weights [cout, cin*k*k (+ cin2 with a joined shortcut, conv2d_params.glsl)], stored
+//       K-major by the host ([K][cout], runtime/src/vulkan/tiles.rs `pack_k_major`),
 //   B = im2col of prologue(x): B[(ci, ky, kx), (b, oy, ox)] = x[b, ci, oy*s-p+ky, ox*s-p+kx]
 //       (0 in the padding), never materialised: each K-chunk is gathered into shared memory.
 //
@@ -95,7 +96,7 @@ float gemm_b(uint gk) {
 }
 
 float gemm_a(uint gk, uint co) {
-    return float(wt[co * (K1 + p.cin2) + gk]);
+    return float(wt[gk * p.cout + co]);
 }
 
 uint gemm_out(uint g, uint co) {

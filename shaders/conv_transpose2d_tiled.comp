@@ -10,7 +10,9 @@
 // ky >= k have weight 0), from input rows iy = base_y + qy - t (oy = py + s*qy). So per
 // class it is a GEMM:
 //   C[co, pix] = sum_(ci, ty, tx) A[co, (ci, ty, tx)] * B[(ci, ty, tx), pix]
-//   A = wt[ci, co, ky0 + s*ty, kx0 + s*tx] (PyTorch layout [cin, cout, k, k]),
+//   A = wt[ci, co, ky0 + s*ty, kx0 + s*tx] (PyTorch layout [cin, cout, k, k]), 0 where the tap
+//       is past the kernel, stored by the host per class and K-major ([s*s][K][cout],
+//       runtime/src/vulkan/tiles.rs `pack_deconv_k_major`),
 //   B = x[b, ci, base_y + qy - ty, base_x + qx - tx] (0 outside the input).
 // Workgroup grid: x = ceil(n * ceil(oh/s) * ceil(ow/s) / TN), y = ceil(cout / TM),
 // z = s^2 * S (runtime/src/vulkan/conv_transpose2d.rs). The GEMM core, tiles and register
@@ -56,6 +58,7 @@ layout(push_constant) uniform ConvTranspose2dParams {
 
 // This workgroup's parity class and its taps.
 uint s;     // stride
+uint cls;   // parity class (oy % s) * s + ox % s
 uint py;
 uint px;
 uint ky0;
@@ -108,14 +111,7 @@ float gemm_b(uint gk) {
 }
 
 float gemm_a(uint gk, uint co) {
-    uint ci = gk / tt;
-    uint r = gk % tt;
-    uint ky = ky0 + s * (r / T);
-    uint kx = kx0 + s * (r % T);
-    if (ky < p.k && kx < p.k) {
-        return float(wt[((ci * p.cout + co) * p.k + ky) * p.k + kx]);
-    }
-    return 0.0;
+    return float(wt[(cls * p.cin * tt + gk) * p.cout + co]);
 }
 
 uint gemm_out(uint g, uint co) {
@@ -134,7 +130,7 @@ uint gemm_out(uint g, uint co) {
 void main() {
     s = p.stride;
     uint nsplit = gl_NumWorkGroups.z / (s * s);
-    uint cls = gl_WorkGroupID.z / nsplit;
+    cls = gl_WorkGroupID.z / nsplit;
     py = cls / s;
     px = cls % s;
     ky0 = (py + p.pad) % s;

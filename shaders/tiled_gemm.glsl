@@ -21,7 +21,8 @@
 //   void gemm_column(uint g)         set up this invocation's B column g (called once; g may
 //                                    be >= npix: then gemm_b must give 0);
 //   float gemm_b(uint gk)            B[gk, that column], for gk < K;
-//   float gemm_a(uint gk, uint co)   A[co, gk], for gk < K and co < cout;
+//   float gemm_a(uint gk, uint co)   A[co, gk], for gk < K and co < cout (the weights are
+//                                    stored K-major by the host: runtime/src/vulkan/tiles.rs);
 //   uint gemm_out(uint g, uint co)   NCHW output index of channel co at column g < npix,
 //                                    or GEMM_NO_PIXEL where that pixel is outside the output;
 //   void store_out(uint o, float acc, float bv)   the epilogue of acc + bias bv at o.
@@ -89,10 +90,11 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     uint kend = min(kbeg + cps * TK, K);
 
     for (uint k0 = kbeg; k0 < kend; k0 += TK) {
-        // A tile: TM x TK weights.
+        // A tile: TM x TK weights, channel-fastest (the host stores them K-major, so
+        // neighbouring invocations read neighbouring addresses and write neighbouring banks).
         for (uint e = tid; e < TM * TK; e += GEMM_THREADS) {
-            uint kk = e % TK;
-            uint m = e / TK;
+            uint m = e % TM;
+            uint kk = e / TM;
             uint gk = k0 + kk;
             uint co = m0 + m;
             uint at = kk * TM + m;

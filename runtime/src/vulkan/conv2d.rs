@@ -136,14 +136,16 @@ pub(super) fn conv2d(
         Kernel::Conv2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
         _ => None,
     };
-    // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
+    // The register-broadcast and tiled kernels read packed copies of the weights (bcast.rs,
+    // tiles.rs).
     let weight = match shortcut {
         Some(_) => joined_weight_name(&a.weight),
         None => a.weight.clone(),
     };
-    let weight = match bcast {
-        Some(_) => super::bcast::packed_name(&weight),
-        None => weight,
+    let weight = match kernel {
+        Kernel::Conv2dBcast { .. } => super::bcast::packed_name(&weight),
+        Kernel::Conv2dTiled(..) => super::tiles::tiled_name(&weight),
+        _ => weight,
     };
     let mut buffers = vec![
         bx.value(node.inputs[0])?,

@@ -57,10 +57,12 @@ pub(super) fn conv_transpose2d(
         Kernel::ConvTranspose2dBcast { .. } => Some(bx.pipes.kernel(kernel)?),
         _ => None,
     };
-    // The register-broadcast kernels read the packed copy of the weights (bcast.rs).
-    let weight = match bcast {
-        Some(_) => super::bcast::packed_name(&a.weight),
-        None => a.weight.clone(),
+    // The register-broadcast and tiled kernels read packed copies of the weights (bcast.rs,
+    // tiles.rs).
+    let weight = match kernel {
+        Kernel::ConvTranspose2dBcast { .. } => super::bcast::packed_name(&a.weight),
+        Kernel::ConvTranspose2dTiled(_) => super::tiles::tiled_name(&a.weight),
+        _ => a.weight.clone(),
     };
     let mut buffers = vec![
         bx.value(node.inputs[0])?,

@@ -386,18 +386,27 @@ impl VulkanExecutor {
             kernels.bcast_deconv,
             &|j| super::fused::conv_matrix(graph, runs, j),
         )?;
+        // The tiled kernels read K-major copies (tiles.rs).
+        let tiled = super::tiles::tiled_weights(
+            graph,
+            &[tensors, &joined],
+            kernels.tiled_conv,
+            kernels.tiled_deconv,
+            &|j| super::fused::conv_matrix(graph, runs, j),
+        )?;
         let mut names: Vec<&str> = graph
             .referenced_tensors()
             .into_iter()
             .filter(|n| !joined_away.iter().any(|a| a == n))
             .chain(joined.iter().map(|(n, _)| n.as_str()))
             .filter(|n| {
-                !packed
-                    .iter()
-                    .any(|(p, _)| *p == super::bcast::packed_name(n))
+                let copy = |p: &String| {
+                    *p == super::bcast::packed_name(n) || *p == super::tiles::tiled_name(n)
+                };
+                !packed.iter().chain(tiled.iter()).any(|(p, _)| copy(p))
             })
             .collect();
-        names.extend(packed.iter().map(|(n, _)| n.as_str()));
+        names.extend(packed.iter().chain(tiled.iter()).map(|(n, _)| n.as_str()));
         // A fused tail reads its 1×1 layer's weight as stored, packed copy or not.
         for f in runs.iter().filter(|f| f.kind == Kind::Tail) {
             if let Op::ConvTranspose2d(a) = &graph.nodes[f.first].op {
@@ -406,7 +415,8 @@ impl VulkanExecutor {
                 }
             }
         }
-        let weights = WeightStore::upload(&ctx, &names, &[tensors, consts, &packed, &joined])?;
+        let weights =
+            WeightStore::upload(&ctx, &names, &[tensors, consts, &packed, &tiled, &joined])?;
 
         let fp16 = ctx.fp16_storage;
         let elems = value_elems(graph);

@@ -10,6 +10,7 @@ use super::VkOptions;
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::ops::Op;
+use crate::tensor::HostTensor;
 
 /// Whether a register-broadcast conv with `cout` output channels runs the 16-channels-per-lane
 /// kernel (bcast.rs).
@@ -226,6 +227,102 @@ pub(super) fn tiled_groups(
     Ok([gx as u32, gy, 1])
 }
 
+/// Name of the tiled kernels' copy of weight `name` in the weight store.
+pub fn tiled_name(name: &str) -> String {
+    format!("{name}#tiled")
+}
+
+/// A `[cout, k_len]` weight matrix stored K-major, `[k_len][cout]`, the layout the tiled
+/// kernels' A-tile loads read (consecutive invocations take consecutive channels of one step:
+/// coalesced global reads, conflict-free shared stores).
+pub fn pack_k_major(w: &[f32], cout: usize, k_len: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; k_len * cout];
+    for co in 0..cout {
+        for kk in 0..k_len {
+            out[kk * cout + co] = w[co * k_len + kk];
+        }
+    }
+    out
+}
+
+/// ConvTranspose2d weights `[cin, cout, k, k]` as one K-major matrix per output parity class
+/// (class = py · stride + px): `[classes][cin · T · T][cout]` with step (ci, ty, tx) the tap
+/// (ky0 + stride·ty, kx0 + stride·tx) of that class (as the bcast packing), 0 past the kernel.
+pub fn pack_deconv_k_major(
+    w: &[f32],
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Vec<f32> {
+    let t = k.div_ceil(stride);
+    let k_len = cin * t * t;
+    let mut out = vec![0.0f32; stride * stride * k_len * cout];
+    for cls in 0..stride * stride {
+        let (py, px) = (cls / stride, cls % stride);
+        let (ky0, kx0) = ((py + pad) % stride, (px + pad) % stride);
+        for kk in 0..k_len {
+            let (ci, r) = (kk / (t * t), kk % (t * t));
+            let (ky, kx) = (ky0 + stride * (r / t), kx0 + stride * (r % t));
+            if ky >= k || kx >= k {
+                continue;
+            }
+            for co in 0..cout {
+                out[(cls * k_len + kk) * cout + co] = w[((ci * cout + co) * k + ky) * k + kx];
+            }
+        }
+    }
+    out
+}
+
+/// The tiled kernels' copies of the weights of every Conv2d (`conv`) and / or ConvTranspose2d
+/// (`deconv`) of `graph`, named by [`tiled_name`] (looked up in `tables` in order);
+/// `conv_matrix(j)` as for the register-broadcast packing (bcast.rs).
+pub fn tiled_weights(
+    graph: &Graph,
+    tables: &[&[(String, HostTensor)]],
+    conv: bool,
+    deconv: bool,
+    conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
+) -> Result<Vec<(String, HostTensor)>> {
+    let find = |name: &str| -> Result<Vec<f32>> {
+        tables
+            .iter()
+            .flat_map(|t| t.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.to_f32())
+            .ok_or_else(|| super::vk_err(format!("weight '{name}' is not in the tensor table")))
+    };
+    let mut out = Vec::new();
+    for (j, node) in graph.nodes.iter().enumerate() {
+        let (name, packed) = match &node.op {
+            Op::Conv2d(a) if conv => {
+                let Some((name, row)) = conv_matrix(j) else {
+                    continue;
+                };
+                let w = find(&name)?;
+                if w.len() != a.cout * row {
+                    return Err(super::vk_err(format!(
+                        "weight '{name}' is not [{}, {row}]",
+                        a.cout
+                    )));
+                }
+                let packed = pack_k_major(&w, a.cout, row);
+                (name, packed)
+            }
+            Op::ConvTranspose2d(a) if deconv => (
+                a.weight.clone(),
+                pack_deconv_k_major(&find(&a.weight)?, a.cin, a.cout, a.k, a.stride, a.pad),
+            ),
+            _ => continue,
+        };
+        let len = packed.len();
+        out.push((tiled_name(&name), HostTensor::f32(vec![len], packed)));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +396,28 @@ mod tests {
         assert_eq!(b2.groups(1, g).unwrap(), [1, 1, 4]);
         assert!(b2.splits(gpu, 1, g) >= 16);
         assert_eq!(b2.splits(SplitK::Off, 1, g), 1);
+    }
+
+    #[test]
+    fn k_major_packing_transposes_and_follows_parity_classes() {
+        let w: Vec<f32> = (0..6).map(|i| i as f32).collect(); // [2, 3]
+        assert_eq!(pack_k_major(&w, 2, 3), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        // k 4, stride 2, pad 1 (every class has 2×2 taps): class (0, 1) has ky0 1, kx0 0;
+        // step (ci 2, ty 1, tx 0) is tap (3, 0).
+        let (cin, cout, k) = (3, 5, 4);
+        let w: Vec<f32> = (0..cin * cout * k * k).map(|i| i as f32 + 1.0).collect();
+        let p = pack_deconv_k_major(&w, cin, cout, k, 2, 1);
+        let k_len = cin * 4;
+        assert_eq!(p.len(), 4 * k_len * cout);
+        let (cls, kk, co) = (1, 2 * 4 + 2, 4);
+        assert_eq!(
+            p[(cls * k_len + kk) * cout + co],
+            w[((2 * cout + co) * k + 3) * k]
+        );
+        // k 3, stride 2, pad 0: class (1, 1)'s second step, tap (1, 3), is outside: 0.
+        let w3: Vec<f32> = (0..9).map(|i| i as f32 + 1.0).collect();
+        let p3 = pack_deconv_k_major(&w3, 1, 1, 3, 2, 0);
+        assert_eq!(p3[3 * 4], w3[4]);
+        assert_eq!(p3[3 * 4 + 1], 0.0);
     }
 }
