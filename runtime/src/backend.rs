@@ -15,6 +15,43 @@ pub struct BatchOutputs {
     pub heatmaps: Option<Vec<f32>>,
 }
 
+/// The time of one profiled step: a recorded command (Vulkan: GPU time of a dispatch or a copy)
+/// or a node (fast CPU backend: wall time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTime {
+    /// What ran: `<kernel or op> <value> [shape]`, `input copy`, ...
+    pub label: String,
+    /// Its kind for grouping (`conv2d`, `heat_head`, `copy`, ...).
+    pub kind: String,
+    /// Mean over the profiled runs, milliseconds.
+    pub ms: f64,
+}
+
+/// A per-step profile of one batch size (`hood bench --profile`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepProfile {
+    /// The batch profiled (a Vulkan executor profiles at most its recorded maximum).
+    pub batch: usize,
+    pub runs: usize,
+    /// `gpu` (timestamp queries) or `wall` (host clock).
+    pub clock: &'static str,
+    /// Steps in execution order.
+    pub steps: Vec<StepTime>,
+    /// Mean wall time of one profiled run, milliseconds.
+    pub wall_ms: f64,
+    /// Compute dispatches in one run (GPU backends).
+    pub dispatches: Option<u32>,
+    /// The device or thread count, for the header.
+    pub device: String,
+}
+
+impl StepProfile {
+    /// Sum of the step times, milliseconds.
+    pub fn total_ms(&self) -> f64 {
+        self.steps.iter().map(|s| s.ms).sum()
+    }
+}
+
 /// A backend that runs a whole validated graph on a batch of normalised images.
 pub trait Executor: Send {
     /// Short name for logs: `cpu`, `reference`, `vulkan`.
@@ -31,6 +68,11 @@ pub trait Executor: Send {
     /// buffer (summed over the chunks of a split batch): the mean over `runs` calls. `None` for
     /// backends without device timestamps.
     fn device_ms(&mut self, _input: &[f32], _n: usize, _runs: usize) -> Option<Result<f64>> {
+        None
+    }
+    /// Time per step of `runs` runs of a batch of `n` (after one untimed run); `None` for
+    /// backends without a profiler (the plain-loop reference).
+    fn profile(&mut self, _input: &[f32], _n: usize, _runs: usize) -> Option<Result<StepProfile>> {
         None
     }
 }

@@ -234,6 +234,18 @@ impl Detector {
         self.exec.device_ms(input, n, runs)
     }
 
+    /// Time per step of a batch of `n` (`input` as for [`Self::detect_flat`]), mean of `runs`
+    /// runs: GPU time per recorded command on Vulkan, wall time per node on the fast CPU
+    /// backend; `None` on the reference (or a queue without timestamps).
+    pub fn profile(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        runs: usize,
+    ) -> Option<Result<crate::backend::StepProfile>> {
+        self.exec.profile(input, n, runs)
+    }
+
     pub fn meta(&self) -> &Metadata {
         &self.meta
     }

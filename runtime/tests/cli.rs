@@ -653,3 +653,43 @@ fn vulkan_bench_reports_dispatches_and_gpu_time() {
     assert!(!profiles.is_empty(), "{lines:?}");
     assert!(profiles[0]["dispatches"].as_u64() == batches[0]["dispatches"].as_u64());
 }
+
+/// `hood bench --profile` goes through the detector's own backend: the fast CPU backend gives
+/// one wall-time entry per node of the model (`--json`: a `profile` line with clock `wall`),
+/// the plain-loop reference says it has no profiler and still succeeds.
+#[test]
+fn bench_profile_uses_the_detectors_backend() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = root.join("models/heat-wrn40-2-cifar10.hood");
+    let m = model.to_str().unwrap();
+    let args = |backend: &'static str| {
+        [
+            "bench",
+            m,
+            "--backend",
+            backend,
+            "--batch",
+            "1",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--profile",
+            "--json",
+        ]
+    };
+    let out = hood(&args("cpu"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let profile: serde_json::Value = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .find(|l| l.get("profile").is_some())
+        .expect("a profile line");
+    assert_eq!(profile["profile"], "cpu");
+    assert_eq!(profile["clock"], "wall");
+    let ops = hood_runtime::Model::open(&model).unwrap().graph.nodes.len();
+    assert_eq!(profile["commands"].as_array().map(|c| c.len()), Some(ops));
+    let out = hood(&args("reference"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no profiler"));
+}

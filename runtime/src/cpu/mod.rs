@@ -535,6 +535,38 @@ impl Executor for CpuExecutor {
         "cpu"
     }
 
+    fn profile(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        runs: usize,
+    ) -> Option<Result<crate::backend::StepProfile>> {
+        let nodes = match CpuExecutor::profile(self, input, n, runs) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let runs = runs.max(1);
+        let steps: Vec<crate::backend::StepTime> = nodes
+            .into_iter()
+            .map(|(label, ms)| crate::backend::StepTime {
+                kind: label.split(' ').next().unwrap_or("?").to_string(),
+                label,
+                ms,
+            })
+            .collect();
+        // Nodes run one after another: a run's wall time is the sum of theirs.
+        let wall_ms = steps.iter().map(|s| s.ms).sum();
+        Some(Ok(crate::backend::StepProfile {
+            batch: n,
+            runs,
+            clock: "wall",
+            steps,
+            wall_ms,
+            dispatches: None,
+            device: format!("{} thread(s)", self.threads()),
+        }))
+    }
+
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {
         let in_info = &self.graph.values[self.graph.input];
         if n == 0 || in_info.dtype != ValueType::F32 || input.len() != n * in_info.numel() {

@@ -820,6 +820,39 @@ impl Executor for VulkanExecutor {
         Some(self.call_device_ms(input, n, runs))
     }
 
+    fn profile(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        runs: usize,
+    ) -> Option<Result<crate::backend::StepProfile>> {
+        self.timestamp_support().ok()?;
+        // One recorded command buffer holds at most max_batch images: profile that many.
+        let n = n.min(self.max_batch);
+        let input = input.get(..n * self.input_numel)?;
+        let p = VulkanExecutor::profile(self, input, n, 1)
+            .and_then(|_| VulkanExecutor::profile(self, input, n, runs));
+        Some(p.map(|p| {
+            crate::backend::StepProfile {
+                batch: p.batch,
+                runs: p.runs,
+                clock: "gpu",
+                steps: p
+                    .dispatches
+                    .into_iter()
+                    .map(|d| crate::backend::StepTime {
+                        label: d.label,
+                        kind: d.kind,
+                        ms: d.ms,
+                    })
+                    .collect(),
+                wall_ms: p.wall_ms,
+                dispatches: Some(p.dispatch_count),
+                device: self.ctx.description.clone(),
+            }
+        }))
+    }
+
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {
         if n == 0 || input.len() != n * self.input_numel {
             return Err(HoodError::input(

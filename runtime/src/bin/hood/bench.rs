@@ -148,90 +148,70 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    drop(det);
     if args.profile {
-        if backend == "cpu" {
-            cpu_profile(args, &model)?;
-        } else {
-            profile(args, &model, backend)?;
-        }
+        profile(args, &mut det)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Wall time per node of the fast CPU backend, mean over a few runs per batch size.
-fn cpu_profile(args: &Args, model: &Model) -> anyhow::Result<()> {
-    let mut ex = hood_runtime::cpu::CpuExecutor::from_weights(
-        &model.graph,
-        model.weights(),
-        args.exec.threads,
-    )?;
-    let per = model.graph.values[model.graph.input].numel();
+/// Time per step of each batch size through the detector's own backend (`Detector::profile`):
+/// GPU time per recorded command on Vulkan (timestamp queries; at most the recorded maximum
+/// batch), wall time per node on the fast CPU backend; the reference has no profiler.
+fn profile(args: &Args, det: &mut hood_runtime::Detector) -> anyhow::Result<()> {
+    let per = det.input_len();
+    let mut seen = Vec::new();
     for &n in &args.batch {
         let n = n as usize;
         let x = input(n * per);
-        let p = ex.profile(&x, n, (args.iters as usize).clamp(1, 5))?;
-        let total: f64 = p.iter().map(|(_, ms)| ms).sum();
-        println!(
-            "\nwall time per node, batch {n}, {} thread(s), total {total:.3} ms",
-            ex.threads()
-        );
-        for (i, (label, ms)) in p.iter().enumerate() {
-            println!("{i:>4} {ms:>10.3} ms {:>5.1}%  {label}", 100.0 * ms / total);
-        }
-    }
-    Ok(())
-}
-
-#[cfg(feature = "vulkan")]
-fn profile(args: &Args, model: &Model, backend: &str) -> anyhow::Result<()> {
-    use hood_runtime::vulkan::VulkanExecutor;
-    if backend != "vulkan" {
-        println!("--profile: skipped, the {backend} backend has no GPU timestamps");
-        return Ok(());
-    }
-    let mut ex = VulkanExecutor::new(&model.graph, &model.host_tensors())?;
-    if let Err(why) = ex.timestamp_support() {
-        println!("--profile: skipped, {why}");
-        return Ok(());
-    }
-    let per = model.graph.values[model.graph.input].numel();
-    let mut seen = Vec::new();
-    for &n in &args.batch {
-        let n = (n as usize).min(ex.max_batch());
-        if seen.contains(&n) {
+        let runs = (args.iters as usize).clamp(1, 5);
+        let p = match det.profile(&x, n, runs) {
+            Some(p) => p?,
+            None => {
+                println!(
+                    "--profile: skipped, the {} backend here has no profiler (the fast CPU \
+                     backend and Vulkan with timestamps have one)",
+                    det.backend_name()
+                );
+                return Ok(());
+            }
+        };
+        // Vulkan profiles at most its recorded maximum batch: report each batch once.
+        if seen.contains(&p.batch) {
             continue;
         }
-        seen.push(n);
-        let x = input(n * per);
-        ex.profile(&x, n, 1)?; // warm-up
-        let p = ex.profile(&x, n, (args.iters as usize).clamp(1, 5))?;
+        seen.push(p.batch);
         let total = p.total_ms();
         if args.json {
             let commands: Vec<serde_json::Value> = p
-                .dispatches
+                .steps
                 .iter()
                 .map(|d| serde_json::json!({"label": d.label, "kind": d.kind, "ms": d.ms}))
                 .collect();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "profile": "vulkan", "batch": n, "runs": p.runs,
-                    "dispatches": p.dispatch_count, "gpu_ms": total, "wall_ms": p.wall_ms,
-                    "device": ex.device_description(), "commands": commands,
-                })
-            );
+            let mut line = serde_json::json!({
+                "profile": det.backend_name(), "clock": p.clock, "batch": p.batch,
+                "runs": p.runs, "wall_ms": p.wall_ms, "device": p.device, "commands": commands,
+            });
+            if p.clock == "gpu" {
+                line["gpu_ms"] = total.into();
+            }
+            if let Some(d) = p.dispatches {
+                line["dispatches"] = d.into();
+            }
+            println!("{line}");
             continue;
         }
-        println!(
-            "\nGPU time per recorded command, batch {n} (mean of {} runs; {}), total {total:.3} ms \
-             of {:.3} ms wall per submission, {} dispatches",
-            p.runs,
-            ex.device_description(),
-            p.wall_ms,
-            p.dispatch_count
-        );
-        for (i, d) in p.dispatches.iter().enumerate() {
+        match p.dispatches {
+            Some(d) => println!(
+                "\nGPU time per recorded command, batch {} (mean of {} runs; {}), total \
+                 {total:.3} ms of {:.3} ms wall per submission, {d} dispatches",
+                p.batch, p.runs, p.device, p.wall_ms
+            ),
+            None => println!(
+                "\nwall time per node, batch {}, {}, total {total:.3} ms",
+                p.batch, p.device
+            ),
+        }
+        for (i, d) in p.steps.iter().enumerate() {
             println!(
                 "{i:>4} {:>10.3} ms {:>5.1}%  {}",
                 d.ms,
@@ -239,8 +219,11 @@ fn profile(args: &Args, model: &Model, backend: &str) -> anyhow::Result<()> {
                 d.label
             );
         }
+        if p.clock != "gpu" {
+            continue;
+        }
         let mut kinds: Vec<(String, f64, usize)> = Vec::new();
-        for d in &p.dispatches {
+        for d in &p.steps {
             match kinds.iter_mut().find(|k| k.0 == d.kind) {
                 Some(k) => {
                     k.1 += d.ms;
@@ -258,11 +241,5 @@ fn profile(args: &Args, model: &Model, backend: &str) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-#[cfg(not(feature = "vulkan"))]
-fn profile(_args: &Args, _model: &Model, _backend: &str) -> anyhow::Result<()> {
-    println!("--profile: skipped, this build of hood has no Vulkan support (feature `vulkan`)");
     Ok(())
 }
