@@ -15,9 +15,9 @@ use super::binder::{Binder, Step};
 use super::pipelines::dispatch;
 use super::tiles::TiledGemm;
 use super::vk_err;
+use super::weights::conv_weight_copies;
 use crate::error::Result;
 use crate::graph::Graph;
-use crate::ops::Op;
 use crate::tensor::HostTensor;
 use std::sync::Arc;
 use vulkano::buffer::{BufferContents, Subbuffer};
@@ -92,8 +92,10 @@ fn pack(cout: usize, k_len: usize, a: impl Fn(usize, usize) -> f32) -> Vec<f32> 
 
 /// ConvTranspose2d weights `[cin, cout, k, k]` packed for conv_transpose2d_bcast.comp: one
 /// packed matrix per output parity class (py, px) (class = py * stride + px), with
-/// kk = (ci, ty, tx) and tap (ky0 + stride*ty, kx0 + stride*tx), 0 past the kernel.
-pub fn pack_deconv(
+/// kk = (ci, ty, tx) and tap (ky0 + stride*ty, kx0 + stride*tx), 0 past the kernel
+/// ([`deconv_class_weight`]).
+#[cfg(test)]
+fn pack_deconv(
     w: &[f32],
     cin: usize,
     cout: usize,
@@ -101,29 +103,19 @@ pub fn pack_deconv(
     stride: usize,
     pad: usize,
 ) -> Vec<f32> {
-    let t = k.div_ceil(stride);
-    let mut out = Vec::new();
-    for cls in 0..stride * stride {
-        let (py, px) = (cls / stride, cls % stride);
-        let (ky0, kx0) = ((py + pad) % stride, (px + pad) % stride);
-        out.extend(pack(cout, cin * t * t, |co, kk| {
-            let (ci, r) = (kk / (t * t), kk % (t * t));
-            let (ky, kx) = (ky0 + stride * (r / t), kx0 + stride * (r % t));
-            if ky < k && kx < k {
-                w[((ci * cout + co) * k + ky) * k + kx]
-            } else {
-                0.0
-            }
-        }));
-    }
-    out
+    use super::weights::deconv_class_weight;
+    let k_len = cin * k.div_ceil(stride).pow(2);
+    (0..stride * stride)
+        .flat_map(|cls| {
+            pack(cout, k_len, |co, kk| {
+                deconv_class_weight(w, cout, k, stride, pad, cls, co, kk)
+            })
+        })
+        .collect()
 }
 
 /// The packed weights of every Conv2d (`conv`) and / or ConvTranspose2d (`deconv`) of
-/// `graph`, named by [`packed_name`], for upload next to the model's tensors (looked up in
-/// `tables` in order). `conv_matrix(j)` names the `[cout, row]` weight matrix Conv2d node `j`
-/// reads and its row length (its own weights, or joined ones: fused.rs), `None` when it has
-/// no dispatch of its own.
+/// `graph`, named by [`packed_name`] (see [`conv_weight_copies`]).
 pub fn packed_weights(
     graph: &Graph,
     tables: &[&[(String, HostTensor)]],
@@ -131,41 +123,15 @@ pub fn packed_weights(
     deconv: bool,
     conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
 ) -> Result<Vec<(String, HostTensor)>> {
-    let find = |name: &str| -> Result<Vec<f32>> {
-        tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.to_f32())
-            .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))
-    };
-    let mut out = Vec::new();
-    for (j, node) in graph.nodes.iter().enumerate() {
-        let (name, packed) = match &node.op {
-            Op::Conv2d(a) if conv => {
-                let Some((name, row)) = conv_matrix(j) else {
-                    continue;
-                };
-                let w = find(&name)?;
-                if w.len() != a.cout * row {
-                    return Err(vk_err(format!(
-                        "weight '{name}' is not [{}, {row}]",
-                        a.cout
-                    )));
-                }
-                let packed = pack(a.cout, row, |co, kk| w[co * row + kk]);
-                (name, packed)
-            }
-            Op::ConvTranspose2d(a) if deconv => (
-                a.weight.clone(),
-                pack_deconv(&find(&a.weight)?, a.cin, a.cout, a.k, a.stride, a.pad),
-            ),
-            _ => continue,
-        };
-        let len = packed.len();
-        out.push((packed_name(&name), HostTensor::f32(vec![len], packed)));
-    }
-    Ok(out)
+    conv_weight_copies(
+        graph,
+        tables,
+        conv,
+        deconv,
+        conv_matrix,
+        packed_name,
+        |cout, k_len, a| pack(cout, k_len, a),
+    )
 }
 
 #[cfg(test)]

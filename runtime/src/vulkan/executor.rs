@@ -343,8 +343,8 @@ impl VulkanExecutor {
         // A joined shortcut adds its input channels to the block conv's reduction.
         let extra_k = |j: usize| -> u32 {
             runs.iter()
-                .filter(|f| f.kind == Kind::Shortcut && f.last == j)
-                .map(|f| graph.values[graph.nodes[f.first].inputs[0]].shape[0] as u32)
+                .filter(|f| f.at() == j)
+                .map(|f| f.extra_k(graph))
                 .sum()
         };
         let split_sizes = super::tiles::split_sizes(
@@ -354,7 +354,7 @@ impl VulkanExecutor {
             max_batch,
             ctx.max_groups,
             &extra_k,
-            &|_| families.tiles,
+            families.tiles,
         );
         let scratch_bytes = split_sizes.scratch_bytes;
         if scratch_bytes / 4 > u32::MAX as u64 {
@@ -778,6 +778,15 @@ impl VulkanExecutor {
             .collect())
     }
 
+    /// Writes a batch of normalised images into the input buffer in the storage type.
+    pub(super) fn write_input(&self, input: &[f32]) -> Result<()> {
+        let mut guard = self
+            .input_host
+            .write()
+            .map_err(|e| vk_err(format!("writing the input: {e}")))?;
+        write_storage(&mut guard, input, self.ctx.fp16_storage)
+    }
+
     /// Runs at most `max_batch` images.
     fn run_chunk(
         &mut self,
@@ -787,13 +796,7 @@ impl VulkanExecutor {
         out: &mut BatchOutputs,
     ) -> Result<()> {
         let (cb, _) = self.recorded(n)?;
-        {
-            let mut guard = self
-                .input_host
-                .write()
-                .map_err(|e| vk_err(format!("writing the input: {e}")))?;
-            write_storage(&mut guard, input, self.ctx.fp16_storage)?;
-        }
+        self.write_input(input)?;
         submit_and_wait(&self.ctx, cb)?;
         out.logits.extend(self.read_f32(&self.logits, n)?);
         out.classes.extend(self.read_i32(&self.class, n)?);
@@ -830,27 +833,10 @@ impl Executor for VulkanExecutor {
         // One recorded command buffer holds at most max_batch images: profile that many.
         let n = n.min(self.max_batch);
         let input = input.get(..n * self.input_numel)?;
-        let p = VulkanExecutor::profile(self, input, n, 1)
-            .and_then(|_| VulkanExecutor::profile(self, input, n, runs));
-        Some(p.map(|p| {
-            crate::backend::StepProfile {
-                batch: p.batch,
-                runs: p.runs,
-                clock: "gpu",
-                steps: p
-                    .dispatches
-                    .into_iter()
-                    .map(|d| crate::backend::StepTime {
-                        label: d.label,
-                        kind: d.kind,
-                        ms: d.ms,
-                    })
-                    .collect(),
-                wall_ms: p.wall_ms,
-                dispatches: Some(p.dispatch_count),
-                device: self.ctx.description.clone(),
-            }
-        }))
+        Some(
+            VulkanExecutor::profile(self, input, n, 1)
+                .and_then(|_| VulkanExecutor::profile(self, input, n, runs)),
+        )
     }
 
     fn run(&mut self, input: &[f32], n: usize, want_heatmaps: bool) -> Result<BatchOutputs> {

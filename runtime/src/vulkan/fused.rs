@@ -68,6 +68,19 @@ impl Fused {
         }
     }
 
+    /// Reduction steps the dispatch adds to its conv's GEMM: a joined shortcut's input
+    /// channels (0 for the other runs).
+    pub fn extra_k(&self, graph: &Graph) -> u32 {
+        match self.kind {
+            Kind::Shortcut => graph.nodes[self.first]
+                .inputs
+                .first()
+                .and_then(|&x| graph.values[x].shape.first())
+                .map_or(0, |&c| c as u32),
+            Kind::Head | Kind::Tail => 0,
+        }
+    }
+
     /// Values the dispatch computes but never stores (the shortcut's output).
     pub fn absorbed(&self, graph: &Graph) -> Vec<ValueId> {
         match self.kind {

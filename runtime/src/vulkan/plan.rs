@@ -87,15 +87,7 @@ pub(super) fn plan(graph: &Graph, families: ConvKernels, runs: Vec<Fused>, split
             Some(Kind::Tail) => Kernel::HeatTail,
             Some(Kind::Shortcut) | None => node_kernel(&node.op, families),
         };
-        let extra_k = match run {
-            Some(f) if f.kind == Kind::Shortcut => graph
-                .nodes
-                .get(f.first)
-                .and_then(|s| s.inputs.first())
-                .and_then(|&x| graph.values[x].shape.first())
-                .map_or(0, |&c| c as u32),
-            _ => 0,
-        };
+        let extra_k = run.map_or(0, |f| f.extra_k(graph));
         let gemm_k = node.outputs.first().and_then(|&o| {
             let s = &graph.values[o].shape;
             let d = |i: usize| s.get(i).copied().unwrap_or(1) as u32;

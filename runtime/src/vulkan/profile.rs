@@ -8,43 +8,11 @@
 //! barrier vulkano inserts before it (waiting for the previous dispatch to drain).
 
 use super::executor::{Stamps, VulkanExecutor};
-use super::weights::write_storage;
 use super::{submit_and_wait, vk_err};
+use crate::backend::{StepProfile, StepTime};
 use crate::error::Result;
 use std::sync::Arc;
 use vulkano::query::{QueryPool, QueryPoolCreateInfo, QueryResultFlags, QueryType};
-
-/// GPU time of one recorded command.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DispatchTime {
-    /// `input copy`, `output copies`, or `<op kind> <output value> [per-image shape]`.
-    pub label: String,
-    /// Op kind (`conv2d`, ...) or `copy`.
-    pub kind: String,
-    /// Mean GPU time over the profiled runs, milliseconds.
-    pub ms: f64,
-}
-
-/// A profile of one batch size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Profile {
-    pub batch: usize,
-    pub runs: usize,
-    /// Mean wall time of one profiled submission (submit to fence signalled), milliseconds.
-    pub wall_ms: f64,
-    /// In recording order: one entry per step (a step may hold several dispatches) plus the
-    /// input and output copies.
-    pub dispatches: Vec<DispatchTime>,
-    /// Compute dispatches in the command buffer (copies and timestamps not counted).
-    pub dispatch_count: u32,
-}
-
-impl Profile {
-    /// GPU time from the first to the last timestamp, milliseconds.
-    pub fn total_ms(&self) -> f64 {
-        self.dispatches.iter().map(|d| d.ms).sum()
-    }
-}
 
 impl VulkanExecutor {
     /// Whether the queue can write timestamps; `Err` says why not (for a clear skip message).
@@ -64,9 +32,32 @@ impl VulkanExecutor {
         }
     }
 
+    /// A timestamp query pool of `queries` queries.
+    fn timestamp_pool(&self, queries: u32) -> Result<Arc<QueryPool>> {
+        QueryPool::new(
+            self.ctx.device.clone(),
+            QueryPoolCreateInfo {
+                query_count: queries,
+                ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
+            },
+        )
+        .map_err(|e| vk_err(format!("timestamp query pool: {e}")))
+    }
+
+    /// Milliseconds per timestamp tick of the device.
+    fn tick_ms(&self) -> f64 {
+        self.ctx
+            .device
+            .physical_device()
+            .properties()
+            .timestamp_period as f64
+            * 1e-6
+    }
+
     /// Runs `runs` batches of `n ≤ max_batch` images with timestamp queries around every
-    /// recorded command and returns the mean GPU time of each.
-    pub fn profile(&mut self, input: &[f32], n: usize, runs: usize) -> Result<Profile> {
+    /// recorded command and returns the mean GPU time of each (clock `gpu`; the input and
+    /// output copies are steps of kind `copy`).
+    pub fn profile(&mut self, input: &[f32], n: usize, runs: usize) -> Result<StepProfile> {
         self.timestamp_support().map_err(vk_err)?;
         if n == 0 || n > self.max_batch || input.len() != n * self.input_numel {
             return Err(vk_err(format!(
@@ -76,28 +67,10 @@ impl VulkanExecutor {
             )));
         }
         let queries = self.steps.len() as u32 + 3;
-        let pool = QueryPool::new(
-            self.ctx.device.clone(),
-            QueryPoolCreateInfo {
-                query_count: queries,
-                ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
-            },
-        )
-        .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
+        let pool = self.timestamp_pool(queries)?;
         let (cb, dispatch_count) = self.record_with(n, Some((&pool, Stamps::Every)))?;
-        {
-            let mut guard = self
-                .input_host
-                .write()
-                .map_err(|e| vk_err(format!("writing the input: {e}")))?;
-            write_storage(&mut guard, input, self.ctx.fp16_storage)?;
-        }
-        let period_ns = self
-            .ctx
-            .device
-            .physical_device()
-            .properties()
-            .timestamp_period as f64;
+        self.write_input(input)?;
+        let tick_ms = self.tick_ms();
         let mut sums = vec![0f64; queries as usize - 1];
         let runs = runs.max(1);
         let mut stamps = vec![0u64; queries as usize];
@@ -107,11 +80,11 @@ impl VulkanExecutor {
             pool.get_results(0..queries, &mut stamps, QueryResultFlags::WAIT)
                 .map_err(|e| vk_err(format!("reading timestamps: {e}")))?;
             for (s, w) in sums.iter_mut().zip(stamps.windows(2)) {
-                *s += w[1].wrapping_sub(w[0]) as f64 * period_ns * 1e-6;
+                *s += w[1].wrapping_sub(w[0]) as f64 * tick_ms;
             }
         }
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3 / runs as f64;
-        let mut dispatches = Vec::with_capacity(sums.len());
+        let mut steps = Vec::with_capacity(sums.len());
         for (i, s) in sums.iter().enumerate() {
             // With zero copy (unified memory) these two intervals contain no command.
             let io = if self.zero_copy {
@@ -128,18 +101,20 @@ impl VulkanExecutor {
                 let k = l.split(' ').next().unwrap_or("?").to_string();
                 (l, k)
             };
-            dispatches.push(DispatchTime {
+            steps.push(StepTime {
                 label,
                 kind,
                 ms: s / runs as f64,
             });
         }
-        Ok(Profile {
+        Ok(StepProfile {
             batch: n,
             runs,
+            clock: "gpu",
+            steps,
             wall_ms,
-            dispatches,
-            dispatch_count,
+            dispatches: Some(dispatch_count),
+            device: self.ctx.description.clone(),
         })
     }
 
@@ -155,12 +130,7 @@ impl VulkanExecutor {
                 input.len()
             )));
         }
-        let period_ns = self
-            .ctx
-            .device
-            .physical_device()
-            .properties()
-            .timestamp_period as f64;
+        let tick_ms = self.tick_ms();
         let per = self.input_numel;
         let runs = runs.max(1);
         let mut total_ms = 0.0;
@@ -168,20 +138,13 @@ impl VulkanExecutor {
         while start < n {
             let m = (n - start).min(self.max_batch);
             let (pool, cb) = self.timed_command(m)?;
-            {
-                let mut guard = self
-                    .input_host
-                    .write()
-                    .map_err(|e| vk_err(format!("writing the input: {e}")))?;
-                let chunk = &input[start * per..(start + m) * per];
-                write_storage(&mut guard, chunk, self.ctx.fp16_storage)?;
-            }
+            self.write_input(&input[start * per..(start + m) * per])?;
             let mut stamps = [0u64; 2];
             for _ in 0..runs {
                 submit_and_wait(&self.ctx, cb.clone())?;
                 pool.get_results(0..2, &mut stamps, QueryResultFlags::WAIT)
                     .map_err(|e| vk_err(format!("reading timestamps: {e}")))?;
-                total_ms += stamps[1].wrapping_sub(stamps[0]) as f64 * period_ns * 1e-6;
+                total_ms += stamps[1].wrapping_sub(stamps[0]) as f64 * tick_ms;
             }
             start += m;
         }
@@ -200,14 +163,7 @@ impl VulkanExecutor {
         if let Some(t) = self.timed.get(&n) {
             return Ok(t.clone());
         }
-        let pool = QueryPool::new(
-            self.ctx.device.clone(),
-            QueryPoolCreateInfo {
-                query_count: 2,
-                ..QueryPoolCreateInfo::query_type(QueryType::Timestamp)
-            },
-        )
-        .map_err(|e| vk_err(format!("timestamp query pool: {e}")))?;
+        let pool = self.timestamp_pool(2)?;
         let (cb, _) = self.record_with(n, Some((&pool, Stamps::Ends)))?;
         self.timed.insert(n, (pool.clone(), cb.clone()));
         Ok((pool, cb))

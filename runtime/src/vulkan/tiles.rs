@@ -6,6 +6,7 @@
 //! only computes shapes.
 
 use super::kernels::{TileConfig, TILE_K};
+use super::weights::conv_weight_copies;
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::Graph;
@@ -162,7 +163,7 @@ pub(super) struct SplitSizes {
 }
 
 /// `extra_k(j)`: reduction steps node `j` has beyond its own op's (a joined shortcut's,
-/// fused.rs); `tiles(j)` its kernel's tile configuration.
+/// fused.rs); `tiles` the tiled kernels' tile configuration.
 pub(super) fn split_sizes(
     graph: &Graph,
     conv: SplitK,
@@ -170,7 +171,7 @@ pub(super) fn split_sizes(
     max_batch: usize,
     max_groups: [u32; 2],
     extra_k: &dyn Fn(usize) -> u32,
-    tiles: &dyn Fn(usize) -> TileConfig,
+    tiles: TileConfig,
 ) -> SplitSizes {
     let mut most = SplitSizes {
         scratch_bytes: 0,
@@ -191,7 +192,7 @@ pub(super) fn split_sizes(
             continue;
         };
         gemm.k += extra_k(j);
-        gemm.tiles = tiles(j);
+        gemm.tiles = tiles;
         for n in 1..=max_batch as u32 {
             let splits = gemm.splits(split, n, max_groups);
             if splits <= 1 {
@@ -232,23 +233,30 @@ pub fn tiled_name(name: &str) -> String {
     format!("{name}#tiled")
 }
 
-/// A `[cout, k_len]` weight matrix stored K-major, `[k_len][cout]`, the layout the tiled
+/// A `[cout, k_len]` matrix `a(co, kk)` stored K-major, `[k_len][cout]`, the layout the tiled
 /// kernels' A-tile loads read (consecutive invocations take consecutive channels of one step:
 /// coalesced global reads, conflict-free shared stores).
-pub fn pack_k_major(w: &[f32], cout: usize, k_len: usize) -> Vec<f32> {
+fn k_major(cout: usize, k_len: usize, a: &dyn Fn(usize, usize) -> f32) -> Vec<f32> {
     let mut out = vec![0.0f32; k_len * cout];
-    for co in 0..cout {
-        for kk in 0..k_len {
-            out[kk * cout + co] = w[co * k_len + kk];
+    for kk in 0..k_len {
+        for co in 0..cout {
+            out[kk * cout + co] = a(co, kk);
         }
     }
     out
 }
 
+/// A `[cout, k_len]` weight matrix stored K-major ([`k_major`]).
+#[cfg(test)]
+fn pack_k_major(w: &[f32], cout: usize, k_len: usize) -> Vec<f32> {
+    k_major(cout, k_len, &|co, kk| w[co * k_len + kk])
+}
+
 /// ConvTranspose2d weights `[cin, cout, k, k]` as one K-major matrix per output parity class
-/// (class = py · stride + px): `[classes][cin · T · T][cout]` with step (ci, ty, tx) the tap
-/// (ky0 + stride·ty, kx0 + stride·tx) of that class (as the bcast packing), 0 past the kernel.
-pub fn pack_deconv_k_major(
+/// (class = py · stride + px): `[classes][cin · T · T][cout]` with the taps of
+/// [`deconv_class_weight`] (as the bcast packing), 0 past the kernel.
+#[cfg(test)]
+fn pack_deconv_k_major(
     w: &[f32],
     cin: usize,
     cout: usize,
@@ -256,29 +264,19 @@ pub fn pack_deconv_k_major(
     stride: usize,
     pad: usize,
 ) -> Vec<f32> {
-    let t = k.div_ceil(stride);
-    let k_len = cin * t * t;
-    let mut out = vec![0.0f32; stride * stride * k_len * cout];
-    for cls in 0..stride * stride {
-        let (py, px) = (cls / stride, cls % stride);
-        let (ky0, kx0) = ((py + pad) % stride, (px + pad) % stride);
-        for kk in 0..k_len {
-            let (ci, r) = (kk / (t * t), kk % (t * t));
-            let (ky, kx) = (ky0 + stride * (r / t), kx0 + stride * (r % t));
-            if ky >= k || kx >= k {
-                continue;
-            }
-            for co in 0..cout {
-                out[(cls * k_len + kk) * cout + co] = w[((ci * cout + co) * k + ky) * k + kx];
-            }
-        }
-    }
-    out
+    use super::weights::deconv_class_weight;
+    let k_len = cin * k.div_ceil(stride).pow(2);
+    (0..stride * stride)
+        .flat_map(|cls| {
+            k_major(cout, k_len, &|co, kk| {
+                deconv_class_weight(w, cout, k, stride, pad, cls, co, kk)
+            })
+        })
+        .collect()
 }
 
-/// The tiled kernels' copies of the weights of every Conv2d (`conv`) and / or ConvTranspose2d
-/// (`deconv`) of `graph`, named by [`tiled_name`] (looked up in `tables` in order);
-/// `conv_matrix(j)` as for the register-broadcast packing (bcast.rs).
+/// The tiled kernels' K-major copies of the conv weights of `graph`, named by [`tiled_name`]
+/// (see [`conv_weight_copies`]).
 pub fn tiled_weights(
     graph: &Graph,
     tables: &[&[(String, HostTensor)]],
@@ -286,41 +284,15 @@ pub fn tiled_weights(
     deconv: bool,
     conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
 ) -> Result<Vec<(String, HostTensor)>> {
-    let find = |name: &str| -> Result<Vec<f32>> {
-        tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.to_f32())
-            .ok_or_else(|| super::vk_err(format!("weight '{name}' is not in the tensor table")))
-    };
-    let mut out = Vec::new();
-    for (j, node) in graph.nodes.iter().enumerate() {
-        let (name, packed) = match &node.op {
-            Op::Conv2d(a) if conv => {
-                let Some((name, row)) = conv_matrix(j) else {
-                    continue;
-                };
-                let w = find(&name)?;
-                if w.len() != a.cout * row {
-                    return Err(super::vk_err(format!(
-                        "weight '{name}' is not [{}, {row}]",
-                        a.cout
-                    )));
-                }
-                let packed = pack_k_major(&w, a.cout, row);
-                (name, packed)
-            }
-            Op::ConvTranspose2d(a) if deconv => (
-                a.weight.clone(),
-                pack_deconv_k_major(&find(&a.weight)?, a.cin, a.cout, a.k, a.stride, a.pad),
-            ),
-            _ => continue,
-        };
-        let len = packed.len();
-        out.push((tiled_name(&name), HostTensor::f32(vec![len], packed)));
-    }
-    Ok(out)
+    conv_weight_copies(
+        graph,
+        tables,
+        conv,
+        deconv,
+        conv_matrix,
+        tiled_name,
+        k_major,
+    )
 }
 
 #[cfg(test)]

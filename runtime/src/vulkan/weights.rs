@@ -5,6 +5,8 @@
 use super::device::VkContext;
 use super::{submit_and_wait, vk_err};
 use crate::error::Result;
+use crate::graph::Graph;
+use crate::ops::Op;
 use crate::tensor::{HostTensor, TensorValues};
 use half::f16;
 use std::collections::HashMap;
@@ -50,6 +52,96 @@ fn tensor_bytes(t: &HostTensor, fp16: bool) -> Vec<u8> {
         (TensorValues::F16(v), true) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         _ => storage_bytes(&t.to_f32(), fp16),
     }
+}
+
+/// Element A(co, kk) of output parity class `cls` (class = py · stride + px) of a
+/// ConvTranspose2d weight `[cin, cout, k, k]` as a GEMM matrix: step kk = (ci, ty, tx) is the
+/// tap (ky0 + stride·ty, kx0 + stride·tx) with (ky0, kx0) the class's first tap; 0 past the
+/// kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn deconv_class_weight(
+    w: &[f32],
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    cls: usize,
+    co: usize,
+    kk: usize,
+) -> f32 {
+    let t = k.div_ceil(stride);
+    let (py, px) = (cls / stride, cls % stride);
+    let (ky0, kx0) = ((py + pad) % stride, (px + pad) % stride);
+    let (ci, r) = (kk / (t * t), kk % (t * t));
+    let (ky, kx) = (ky0 + stride * (r / t), kx0 + stride * (r % t));
+    if ky < k && kx < k {
+        w[((ci * cout + co) * k + ky) * k + kx]
+    } else {
+        0.0
+    }
+}
+
+/// A kernel's layout of one `[cout, k_len]` GEMM weight matrix given by its elements `a(co, kk)`.
+pub type Layout = fn(usize, usize, &dyn Fn(usize, usize) -> f32) -> Vec<f32>;
+
+/// Copies of the weights of every Conv2d (`conv`) and / or ConvTranspose2d (`deconv`) of
+/// `graph` in a GEMM kernel's `layout` (a ConvTranspose2d: one matrix per output parity class,
+/// concatenated), named by `name_of` of the source weight, for upload next to the model's
+/// tensors (looked up in `tables` in order). `conv_matrix(j)` names the `[cout, row]` weight
+/// matrix Conv2d node `j` reads and its row length (its own weights, or joined ones: fused.rs),
+/// `None` when it has no dispatch of its own.
+pub fn conv_weight_copies(
+    graph: &Graph,
+    tables: &[&[(String, HostTensor)]],
+    conv: bool,
+    deconv: bool,
+    conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
+    name_of: fn(&str) -> String,
+    layout: Layout,
+) -> Result<Vec<(String, HostTensor)>> {
+    let find = |name: &str| -> Result<Vec<f32>> {
+        tables
+            .iter()
+            .flat_map(|t| t.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.to_f32())
+            .ok_or_else(|| vk_err(format!("weight '{name}' is not in the tensor table")))
+    };
+    let mut out = Vec::new();
+    for (j, node) in graph.nodes.iter().enumerate() {
+        let (name, copy) = match &node.op {
+            Op::Conv2d(a) if conv => {
+                let Some((name, row)) = conv_matrix(j) else {
+                    continue;
+                };
+                let w = find(&name)?;
+                if w.len() != a.cout * row {
+                    return Err(vk_err(format!(
+                        "weight '{name}' is not [{}, {row}]",
+                        a.cout
+                    )));
+                }
+                let copy = layout(a.cout, row, &|co, kk| w[co * row + kk]);
+                (name, copy)
+            }
+            Op::ConvTranspose2d(a) if deconv => {
+                let w = find(&a.weight)?;
+                let k_len = a.cin * a.k.div_ceil(a.stride).pow(2);
+                let copy = (0..a.stride * a.stride)
+                    .flat_map(|cls| {
+                        layout(a.cout, k_len, &|co, kk| {
+                            deconv_class_weight(&w, a.cout, a.k, a.stride, a.pad, cls, co, kk)
+                        })
+                    })
+                    .collect();
+                (a.weight.clone(), copy)
+            }
+            _ => continue,
+        };
+        let len: usize = Vec::len(&copy);
+        out.push((name_of(&name), HostTensor::f32(vec![len], copy)));
+    }
+    Ok(out)
 }
 
 /// The uploaded weights, by tensor name.
