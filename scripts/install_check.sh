@@ -19,7 +19,8 @@ bin="$root/bin"
 "$bin/hood-watch" --version
 "$bin/hood" selftest models/heat-wrn40-2-cifar10.hood --backend cpu
 "$bin/convert" models/heat-wrn40-2-cifar10/classifier.pt models/heat-wrn40-2-cifar10/decoder.pt \
-  "$root/m.hood" --classes models/heat-wrn40-2-cifar10/classes.txt | head -n 1
+  "$root/m.hood" --classes models/heat-wrn40-2-cifar10/classes.txt > "$root/convert.txt"
+head -n 1 "$root/convert.txt"
 "$bin/hood" selftest "$root/m.hood" --backend reference
 (cd "$root" && "$bin/hood-watch" --backend cpu > watch.log 2>&1)
 grep -q "\"event\":\"raised\"" "$root/hood-watch-out/events.jsonl"

@@ -67,7 +67,8 @@ for family in "wrn" "resnet18 --base-width 8" "resnet50 --base-width 8"; do
   # shellcheck disable=SC2086  # $family carries the flags
   "$trainer" train --preset smoke --arch $family --id-train "$work/data/train" \
     --id-test "$work/data/test" --ood-train "$work/data/ood" --out "$run" --threads 2 | tail -n 1
-  "$convert" "$run/heat.ot" "$run/heat.hood" --classes "$run/classes.txt" | head -n 2
+  "$convert" "$run/heat.ot" "$run/heat.hood" --classes "$run/classes.txt" > "$run/convert.txt"
+  head -n 2 "$run/convert.txt"
   "$convert" "$run/heat.ot" "$run/heat32.hood" --classes "$run/classes.txt" --fp32 > /dev/null
   "$hood" selftest "$run/heat.hood"
   "$hood" selftest "$run/heat32.hood"

@@ -220,6 +220,15 @@ fn cli_docs(a: &Args) -> Option<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe (`convert … | head -n 1`) panics;
+    // a command-line tool should end quietly instead, as `cat` does. The summary is printed only
+    // after the output file has been renamed into place, so this never leaves a partial file.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let a = Args::parse();
     if let Some(code) = cli_docs(&a) {
         return code;

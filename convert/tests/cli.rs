@@ -84,6 +84,38 @@ fn converts_the_authors_layout_and_reports_json() {
     assert!(m.meta.source.files.iter().all(|f| f.sha256.len() == 64));
 }
 
+/// `convert … | head -n 1`: the reader of the summary goes away early. convert must end through
+/// SIGPIPE's default action, not panic on the failed write (CI once failed on exactly that), and
+/// the model it wrote before printing must be complete. The read end is closed right after the
+/// spawn, so the first summary line already hits a closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_pipe_ends_convert_quietly_after_the_model_is_written() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.hood");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convert"))
+        .arg(heat("decoder.pt"))
+        .arg(heat("classifier.pt"))
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "convert panicked: {err}");
+    assert_eq!(
+        o.status.signal(),
+        Some(13),
+        "expected SIGPIPE, got {:?}: {err}",
+        o.status
+    );
+    hood_runtime::Model::open(&out).expect("the model written before the summary is complete");
+}
+
 /// The golden outputs come from the fast CPU backend, whose results do not depend on the thread
 /// count (its GEMMs are blocked by shape only), checked against the single-threaded reference:
 /// `--threads 1` and `--threads 3` write the same bytes. A thread count that is not a positive integer is a usage error, with no output.

@@ -95,7 +95,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             st.class_mismatches
         ));
     }
-    println!(
+    crate::say!(
         "self-test passed on {} ({} images)",
         engine.backend_name(),
         st.images
@@ -146,7 +146,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     let overlays_dir = o.overlays_dir();
     let overlays = OverlayWriter::new(overlays_dir.clone(), o.overlay_interval()?)
         .map_err(|e| format!("overlays {}: {e}", overlays_dir.display()))?;
-    println!(
+    crate::say!(
         "hood-watch: model {} | backend {} | threshold {threshold:.5} ({threshold_kind}) | alert {} of {}, clear after {} | source {} | pin {}",
         model.path().display(),
         engine.backend_name(),
@@ -156,14 +156,14 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         source.describe(),
         pin.describe()
     );
-    println!(
+    crate::say!(
         "hood-watch: events -> {} | overlays of alerting frames -> {}",
         events_path.display(),
         overlays_dir.display()
     );
     if bundled_feed && o.threshold.is_none() && bundled_model {
         let (id, ood) = (bundled::ID_FRAMES.len(), bundled::OOD_FRAMES.len());
-        println!(
+        crate::say!(
             "hood-watch: embedded default: expect the alert raised on the OOD segment (frames {id}-{}) and cleared in the last ID segment (frames {}-{})",
             id + ood - 1,
             id + ood,

@@ -191,7 +191,7 @@ impl Watch {
     }
 
     fn health(&mut self, stats: &mut Stats, alerting: bool) {
-        println!("{}", stats.line(state_name(alerting)));
+        crate::say!("{}", stats.line(state_name(alerting)));
         self.write_stats(stats, alerting);
         stats.reset_window();
     }
@@ -344,7 +344,7 @@ impl Watch {
                         "error"
                     }
                 };
-                println!(
+                crate::say!(
                     "ALERT {} at frame {this} ({}): score {:.5} vs threshold {:.5}, class {} {}",
                     t.name(),
                     frame.label,
@@ -399,7 +399,7 @@ impl Watch {
                 }
             }
             if self.print_frames {
-                println!(
+                crate::say!(
                     "frame {this:>5} {:<44} class {:<10} score {:.5} {} | {}{overlay}",
                     frame.label,
                     class_name,
@@ -419,7 +419,7 @@ impl Watch {
                 "error"
             }
         };
-        println!(
+        crate::say!(
             "final {} | stopped: {}",
             stats.line(state_name(alerting)),
             reason.name()

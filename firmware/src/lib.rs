@@ -14,6 +14,17 @@
 //! * [`config`] — flags and the TOML config file; [`app`] — options → a ready daemon (model,
 //!   self-test, threshold policy); [`bundled`] — the embedded default model and feed.
 
+/// `println!` for the daemon's console lines, minus the panic: an unattended daemon whose stdout
+/// was closed (a reader that went away, `hood-watch … | head`) keeps watching and alerting; the
+/// event log, the stats file and the alert pin do not depend on stdout.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod alert;
 pub mod app;
 pub mod bundled;
