@@ -5,11 +5,23 @@
 # cmake and a C compiler (g++ pulls in gcc) for libjpeg-turbo (the turbojpeg crate builds it
 # from its bundled 3.x source, even in a CPU-only build; with NASM present its SIMD code is built
 # too), and the Khronos validation layer
-# (tests/tests/vulkan_validation.rs runs the whole pipeline under it).
+# (tests/tests/vulkan_validation.rs runs the whole pipeline under it). Scripts that build the
+# test set (test.sh, tch_journey.sh) set HOOD_SETUP_TESTS=1: then GStreamer too (headers for
+# hood-watch's `gstreamer` feature; base and good plugins for its tests: videotestsrc,
+# appsrc/appsink, videoconvert, JPEG, AVI, RTSP; PyGObject and gst-rtsp-server for the loopback
+# RTSP test server), and HOOD_TEST_FEATURES names the features the test
+# build uses (one list, so the scripts share one build).
 set -euo pipefail
 
 need=()
-for p in libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm; do
+# shellcheck disable=SC2034  # used by the scripts that source this one
+HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm)
+if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
+  packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+             python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0)
+fi
+for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

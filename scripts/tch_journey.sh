@@ -10,6 +10,7 @@
 # command; run it on its own with `bash scripts/tch_journey.sh` (it builds what it needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+HOOD_SETUP_TESTS=1
 source scripts/setup.sh
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -48,7 +49,8 @@ for old in "$target"/tch-train "$target"/tch-train-*; do
 done
 LIBTORCH_USE_PYTORCH=1 PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$tch_target" \
   cargo build --release -q --manifest-path tools/tch-train/Cargo.toml
-cargo test -q --workspace --all-targets --features hood-runtime/vulkan,hood-tests/vulkan --no-run
+# The same feature set as scripts/test.sh, so this reuses its build.
+cargo test -q --workspace --all-targets --features "$HOOD_TEST_FEATURES" --no-run
 trainer="$tch_target/release/tch-train"
 hood="$target/debug/hood"
 convert="$target/debug/convert"

@@ -19,8 +19,24 @@ use std::sync::Arc;
 pub const BUNDLED_FPS: f32 = 10.0;
 
 fn open_source(o: &Options) -> Result<Option<Box<dyn FrameSource>>, String> {
+    // The command line cannot combine them (clap), but a flag and a config-file key can.
+    let given = [
+        ("--input", o.input.is_some()),
+        ("--camera", o.camera.is_some()),
+        ("--source", o.source.is_some()),
+    ];
+    let set: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+    if set.len() > 1 {
+        return Err(format!(
+            "{} are all given (flags and --config together); keep one source",
+            set.join(" and ")
+        ));
+    }
     if let Some(dev) = &o.camera {
         return open_camera(o, dev).map(Some);
+    }
+    if let Some(spec) = &o.source {
+        return open_stream(o, crate::stream_spec::StreamSpec::parse(spec)?).map(Some);
     }
     Ok(o.input
         .as_deref()
@@ -45,6 +61,32 @@ fn open_camera(_o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSourc
     Err(format!(
         "--camera {}: this build has no V4L2 support; rebuild with `cargo build --release -p hood-firmware --features v4l2` (needs libclang at build time)",
         dev.display()
+    ))
+}
+
+#[cfg(feature = "gstreamer")]
+fn open_stream(
+    o: &Options,
+    spec: crate::stream_spec::StreamSpec,
+) -> Result<Box<dyn FrameSource>, String> {
+    let size = match (o.width, o.height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
+        (None, None) => None,
+        _ => return Err("--width and --height: give both (positive), or neither".into()),
+    };
+    Ok(Box::new(crate::gst_source::GstSource::open(
+        spec, size, o.looping,
+    )?))
+}
+
+#[cfg(not(feature = "gstreamer"))]
+fn open_stream(
+    _o: &Options,
+    spec: crate::stream_spec::StreamSpec,
+) -> Result<Box<dyn FrameSource>, String> {
+    Err(format!(
+        "--source ({}): this build has no GStreamer support; rebuild with `cargo build --release -p hood-firmware --features gstreamer` (needs libgstreamer1.0-dev and libgstreamer-plugins-base1.0-dev)",
+        spec.describe()
     ))
 }
 

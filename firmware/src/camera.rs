@@ -108,7 +108,11 @@ impl FrameSource for CameraSource {
                 data: bytes,
             },
         };
-        Ok(Some(Frame { label, data }))
+        Ok(Some(Frame {
+            label,
+            data,
+            pts: None,
+        }))
     }
 
     fn reopen(&mut self) -> Result<(), SourceError> {

@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// `--version`: the version and the optional features compiled in (`vulkan` — the runtime's,
-/// however it was switched on — and `v4l2`).
+/// however it was switched on — `v4l2` and `gstreamer`).
 static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let features: Vec<&str> = [
         ("vulkan", hood_runtime::HAS_VULKAN),
         ("v4l2", cfg!(feature = "v4l2")),
+        ("gstreamer", cfg!(feature = "gstreamer")),
     ]
     .iter()
     .filter(|(_, on)| *on)
@@ -60,15 +61,20 @@ pub struct Options {
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Images: a directory, a glob pattern (quote it) or one file.
-    #[arg(long, conflicts_with = "camera")]
+    #[arg(long, conflicts_with_all = ["camera", "source"])]
     pub input: Option<String>,
     /// V4L2 camera device, e.g. /dev/video0 (build feature `v4l2`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "source")]
     pub camera: Option<PathBuf>,
-    /// Camera capture width [default: 640].
+    /// Video through GStreamer (build feature `gstreamer`): rtsp://… or rtsps://… (an IP
+    /// camera), gst:PIPELINE (a pipeline without its sink, e.g. "gst:v4l2src device=/dev/video0"),
+    /// or a video file. Live sources keep the newest frame; files drop none.
+    #[arg(long, value_name = "SPEC")]
+    pub source: Option<String>,
+    /// Capture width: V4L2 camera [default: 640]; GStreamer scales to it [default: native].
     #[arg(long)]
     pub width: Option<u32>,
-    /// Camera capture height [default: 480].
+    /// Capture height: V4L2 camera [default: 480]; GStreamer scales to it [default: native].
     #[arg(long)]
     pub height: Option<u32>,
     /// Camera pixel format: mjpeg or yuyv [default: mjpeg].
@@ -77,7 +83,7 @@ pub struct Options {
     /// Frames per second: camera rate, or pacing of image feeds (default: camera 30, files as fast as possible, bundled feed 10).
     #[arg(long)]
     pub fps: Option<f32>,
-    /// Loop image feeds forever.
+    /// Loop image feeds and video files forever.
     #[arg(long = "loop")]
     #[serde(rename = "loop")]
     pub looping: bool,
@@ -168,7 +174,7 @@ impl Options {
     pub fn merge(self, b: Options) -> Options {
         let a = self;
         merge_opts!(a, b;
-            opt: model, backend, threads, threshold, input, camera, width, height, pixel_format, fps, max_frames,
+            opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages;
             flag: looping, active_low, print_frames)

@@ -282,6 +282,7 @@ impl Watch {
             };
             delay = self.backoff.initial;
             stats.capture.record(t0.elapsed());
+            stats.source_dropped = self.source.frames_dropped();
             let this = index;
             index += 1;
 
@@ -359,6 +360,7 @@ impl Watch {
                         "frame": this, "source": frame.label, "class": d.class, "class_name": d.class_name,
                         "score": d.score, "threshold": self.threshold, "ood": ood,
                         "transition": t.name(), "state": state_name(active), "pin": pin,
+                        "pts_s": frame.pts.map(|p| p.as_secs_f64()),
                     }),
                 );
                 if let Some(cmd) = &self.exec {

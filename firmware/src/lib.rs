@@ -3,7 +3,8 @@
 //!
 //! * [`source`] — frame sources behind [`source::FrameSource`]: image files (directory, glob, one
 //!   file; sorted, looping), in-memory frames; [`camera`] — V4L2 (feature `v4l2`); MJPEG/YUYV
-//!   decoding.
+//!   decoding; [`stream_spec`] — what `--source` means; `gst_source` — RTSP cameras, GStreamer
+//!   pipelines and video files (feature `gstreamer`).
 //! * [`decision`] — k-of-n / m-consecutive hysteresis ([`decision::Debouncer`]).
 //! * [`alert`] — the alert output: any `embedded_hal::digital::OutputPin` (GPIO character device,
 //!   log-only pin, mocks in tests).
@@ -34,5 +35,8 @@ pub mod config;
 pub mod daemon;
 pub mod decision;
 pub mod events;
+#[cfg(feature = "gstreamer")]
+pub mod gst_source;
 pub mod source;
 pub mod stats;
+pub mod stream_spec;

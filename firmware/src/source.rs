@@ -25,6 +25,12 @@ pub enum FrameData {
         height: u32,
         data: Vec<u8>,
     },
+    /// Packed RGB, 3 bytes per pixel, no row padding (GStreamer sources).
+    Rgb {
+        width: u32,
+        height: u32,
+        data: Vec<u8>,
+    },
 }
 
 /// One captured frame; `label` names it in logs and events (file path, `camera:/dev/video0#17`).
@@ -32,6 +38,8 @@ pub enum FrameData {
 pub struct Frame {
     pub label: String,
     pub data: FrameData,
+    /// The stream's presentation time of the frame (video sources); goes into the events.
+    pub pts: Option<std::time::Duration>,
 }
 
 /// Where frames come from.
@@ -47,6 +55,11 @@ pub trait FrameSource {
     /// True when the source paces itself (a camera); the daemon then ignores `--fps`.
     fn self_paced(&self) -> bool {
         false
+    }
+    /// Frames the source itself discarded so far because scoring was slower than capture (live
+    /// GStreamer sources keep only the newest frame). Counted over the source's whole life.
+    fn frames_dropped(&self) -> u64 {
+        0
     }
 }
 
@@ -65,6 +78,18 @@ pub fn decode(data: &FrameData) -> Result<DynamicImage, String> {
             height,
             data,
         } => yuyv_to_rgb(*width, *height, data).map(DynamicImage::ImageRgb8),
+        FrameData::Rgb {
+            width,
+            height,
+            data,
+        } => RgbImage::from_raw(*width, *height, data.clone())
+            .map(DynamicImage::ImageRgb8)
+            .ok_or_else(|| {
+                format!(
+                    "RGB frame of {} bytes is not {width}x{height}x3",
+                    data.len()
+                )
+            }),
     }
 }
 
@@ -208,6 +233,7 @@ impl FrameSource for FileSource {
         Ok(Some(Frame {
             label: path.display().to_string(),
             data: FrameData::Encoded(bytes.into()),
+            pts: None,
         }))
     }
 
@@ -265,6 +291,7 @@ impl FrameSource for MemorySource {
         Ok(Some(Frame {
             label: label.clone(),
             data: FrameData::Encoded(bytes.clone()),
+            pts: None,
         }))
     }
 }

@@ -57,6 +57,9 @@ pub struct Stats {
     pub ood_frames: u64,
     /// Frames captured but not scored (undecodable, wrong shape, detector failure).
     pub dropped: u64,
+    /// Frames a live source discarded because scoring was slower than capture (newest frame
+    /// wins); not in `dropped`, which counts frames captured but not scored.
+    pub source_dropped: u64,
     pub undecodable: u64,
     pub source_errors: u64,
     pub detector_errors: u64,
@@ -77,6 +80,7 @@ impl Default for Stats {
             frames: 0,
             ood_frames: 0,
             dropped: 0,
+            source_dropped: 0,
             undecodable: 0,
             source_errors: 0,
             detector_errors: 0,
@@ -118,7 +122,7 @@ impl Stats {
     /// The health line: `health fps 29.8 | capture 1.2/3.4 preprocess … inference … ms p50/p99 | …`.
     pub fn line(&self, state: &str) -> String {
         format!(
-            "health fps {:.1} | ms p50/p99 capture {} preprocess {} inference {} | frames {} ood {} dropped {} (undecodable {}) source-errors {} detector-errors {} | alerts {} | state {state}",
+            "health fps {:.1} | ms p50/p99 capture {} preprocess {} inference {} | frames {} ood {} dropped {} (undecodable {}) skipped-by-source {} source-errors {} detector-errors {} | alerts {} | state {state}",
             self.window_fps(),
             self.capture.short(),
             self.preprocess.short(),
@@ -127,6 +131,7 @@ impl Stats {
             self.ood_frames,
             self.dropped,
             self.undecodable,
+            self.source_dropped,
             self.source_errors,
             self.detector_errors,
             self.alerts_raised,
@@ -143,6 +148,7 @@ impl Stats {
             "ood_frames": self.ood_frames,
             "dropped": self.dropped,
             "undecodable": self.undecodable,
+            "source_dropped": self.source_dropped,
             "source_errors": self.source_errors,
             "detector_errors": self.detector_errors,
             "alerts_raised": self.alerts_raised,

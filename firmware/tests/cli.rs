@@ -209,6 +209,36 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
         );
         assert!(String::from_utf8_lossy(&o.stderr).contains("--features v4l2"));
     }
+
+    // One source only: a config file's `camera` and a command-line --source together refuse to
+    // start (clap already refuses two source flags on the command line).
+    std::fs::write(&cfg, "camera = \"/dev/video99\"\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--source", "clip.mp4"])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--camera and --source"), "{err}");
+
+    // Without the `gstreamer` feature --source is refused with a hint.
+    #[cfg(not(feature = "gstreamer"))]
+    {
+        let o = Command::new(BIN)
+            .args([
+                "--source",
+                "rtsp://u:secret@cam/s",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--features gstreamer"), "{err}");
+        assert!(!err.contains("secret"), "the password leaked: {err}");
+    }
 }
 
 #[test]
@@ -219,6 +249,7 @@ fn version_names_the_compiled_features() {
     assert!(v.contains("features:"), "{v}");
     assert_eq!(v.contains("vulkan"), hood_runtime::HAS_VULKAN, "{v}");
     assert_eq!(v.contains("v4l2"), cfg!(feature = "v4l2"), "{v}");
+    assert_eq!(v.contains("gstreamer"), cfg!(feature = "gstreamer"), "{v}");
 }
 
 #[test]

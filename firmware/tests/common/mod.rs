@@ -31,6 +31,7 @@ pub fn grey(label: &str, v: u8) -> Frame {
     Frame {
         label: label.into(),
         data: FrameData::Encoded(png(v).into()),
+        pts: None,
     }
 }
 
@@ -73,6 +74,7 @@ impl ScriptSource {
                 'c' => Ok(Some(Frame {
                     label: format!("f{i}"),
                     data: FrameData::Encoded(Arc::from(&b"\x89PNG garbage"[..])),
+                    pts: None,
                 })),
                 'E' => Err(SourceError("camera unplugged".into())),
                 other => panic!("bad pattern char {other}"),
