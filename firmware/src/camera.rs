@@ -162,3 +162,47 @@ impl FrameSource for CameraSource {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_formats_parse_case_blind_with_aliases() {
+        for (s, f) in [
+            ("mjpeg", PixelFormat::Mjpeg),
+            ("MJPG", PixelFormat::Mjpeg),
+            ("yuyv", PixelFormat::Yuyv),
+            ("YUY2", PixelFormat::Yuyv),
+        ] {
+            assert_eq!(s.parse::<PixelFormat>().unwrap(), f);
+        }
+        let e = "h264".parse::<PixelFormat>().unwrap_err();
+        assert!(e.contains("h264") && e.contains("mjpeg or yuyv"), "{e}");
+    }
+
+    fn cfg(device: &str) -> CameraConfig {
+        CameraConfig {
+            device: device.into(),
+            width: 640,
+            height: 480,
+            fps: 30,
+            format: PixelFormat::Mjpeg,
+        }
+    }
+
+    /// No camera, or a device node that is not a camera: a source error naming the device (the
+    /// daemon retries it), never a panic; describe() names the settings.
+    #[test]
+    fn a_missing_or_wrong_device_is_a_source_error_naming_it() {
+        for dev in ["/dev/hood-no-such-video9", "/dev/null"] {
+            let mut cam = CameraSource::open(cfg(dev));
+            let e = cam.next_frame().unwrap_err();
+            assert!(e.0.starts_with(dev), "{e}");
+            assert!(cam.reopen().is_err());
+            assert!(cam.self_paced());
+        }
+        let d = CameraSource::open(cfg("/dev/hood-no-such-video9")).describe();
+        assert_eq!(d, "camera /dev/hood-no-such-video9 640x480 Mjpeg @ 30 fps");
+    }
+}

@@ -210,6 +210,43 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("--features v4l2"));
     }
 
+    // With `v4l2`, a device that is not a camera is retried (source errors), not fatal, and
+    // SIGTERM still ends the run cleanly.
+    #[cfg(feature = "v4l2")]
+    {
+        let cam_out = dir.path().join("cam-out");
+        let mut child = Command::new(BIN)
+            .args(["--camera", "/dev/null", "--backend", "cpu", "--out"])
+            .arg(&cam_out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !events(&cam_out.join("events.jsonl"))
+            .iter()
+            .any(|e| e["event"] == "source_error")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no source_error event"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(child.wait().unwrap().success());
+        let ev = events(&cam_out.join("events.jsonl"));
+        let err = ev.iter().find(|e| e["event"] == "source_error").unwrap();
+        assert!(
+            err["error"].as_str().unwrap().contains("/dev/null"),
+            "{err}"
+        );
+    }
+
     // One source only: a config file's `camera` and a command-line --source together refuse to
     // start (clap already refuses two source flags on the command line).
     std::fs::write(&cfg, "camera = \"/dev/video99\"\n").unwrap();
