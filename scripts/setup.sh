@@ -9,17 +9,18 @@
 # test set (test.sh, tch_journey.sh) set HOOD_SETUP_TESTS=1: then GStreamer too (headers for
 # hood-watch's `gstreamer` feature; base and good plugins for its tests: videotestsrc,
 # appsrc/appsink, videoconvert, JPEG, AVI, RTSP; PyGObject and gst-rtsp-server for the loopback
-# RTSP test server; libclang for the `v4l2` feature's bindgen), and HOOD_TEST_FEATURES names
+# RTSP test server; libclang for the `v4l2` feature's bindgen; mosquitto and openssl for the MQTT
+# tests' broker and certificates), and HOOD_TEST_FEATURES names
 # the features the test build uses (one list, so the scripts share one build).
 set -euo pipefail
 
 need=()
 # shellcheck disable=SC2034  # used by the scripts that source this one
-HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer,hood-firmware/v4l2
+HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer,hood-firmware/v4l2,hood-firmware/mqtt
 packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm)
 if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
   packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-             python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev)
+             python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev mosquitto openssl)
 fi
 for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")

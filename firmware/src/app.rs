@@ -90,6 +90,51 @@ fn open_stream(
     ))
 }
 
+#[cfg(feature = "mqtt")]
+impl crate::daemon::Notify for crate::mqtt::Mqtt {
+    fn describe(&self) -> String {
+        crate::mqtt::Mqtt::describe(self).to_string()
+    }
+    fn transition(&self, event: &serde_json::Value, state: &str) {
+        crate::mqtt::Mqtt::transition(self, event, state)
+    }
+    fn health(&self, health: &serde_json::Value) {
+        crate::mqtt::Mqtt::health(self, health)
+    }
+    fn close(self: Box<Self>) {
+        crate::mqtt::Mqtt::close(*self, std::time::Duration::from_secs(3))
+    }
+}
+
+#[cfg(feature = "mqtt")]
+fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+    let Some(url) = &o.mqtt else {
+        return Ok(Vec::new());
+    };
+    let cfg = crate::mqtt::MqttConfig {
+        url: url.clone(),
+        prefix: o
+            .mqtt_prefix
+            .clone()
+            .unwrap_or_else(crate::mqtt::default_prefix),
+        camera: o.name.clone().unwrap_or_else(|| "cam0".into()),
+        username: o.mqtt_username.clone(),
+        password_file: o.mqtt_password_file.clone(),
+        ca: o.mqtt_ca.clone(),
+    };
+    Ok(vec![Box::new(crate::mqtt::Mqtt::start(&cfg)?)])
+}
+
+#[cfg(not(feature = "mqtt"))]
+fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+    match &o.mqtt {
+        Some(url) => Err(format!(
+            "--mqtt {url}: this build has no MQTT support; rebuild with `cargo build --release -p hood-firmware --features mqtt`"
+        )),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
     match (&o.gpio_chip, o.gpio_line) {
         (Some(chip), Some(line)) => {
@@ -182,6 +227,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     }
 
     let pin = open_pin(o)?;
+    let notify = open_notify(o)?;
     let events_path = o.events_path();
     let events = EventLog::open(&events_path)
         .map_err(|e| format!("event log {}: {e}", events_path.display()))?;
@@ -217,6 +263,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),
         print_frames: o.print_frames || bundled_feed,
         start_info: json!({"model": model.path().display().to_string(), "model_name": model.meta.name, "threshold_kind": threshold_kind}),
+        notify,
         source,
         engine,
         factory,

@@ -112,6 +112,7 @@ impl FrameSource for CameraSource {
             label,
             data,
             pts: None,
+            captured: std::time::Instant::now(),
         }))
     }
 

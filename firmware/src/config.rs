@@ -16,6 +16,7 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         ("vulkan", hood_runtime::HAS_VULKAN),
         ("v4l2", cfg!(feature = "v4l2")),
         ("gstreamer", cfg!(feature = "gstreamer")),
+        ("mqtt", cfg!(feature = "mqtt")),
     ]
     .iter()
     .filter(|(_, on)| *on)
@@ -129,6 +130,24 @@ pub struct Options {
     /// Also write the health numbers to this JSON file (replaced atomically at each health line and at exit).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
+    /// This camera's name: the MQTT topic level and the label in status output [default: cam0].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// MQTT broker for alerts (build feature `mqtt`): mqtt://host[:port] or mqtts://host[:port].
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// MQTT topic prefix [default: hood/<host name>].
+    #[arg(long, value_name = "PREFIX")]
+    pub mqtt_prefix: Option<String>,
+    /// MQTT user name.
+    #[arg(long, value_name = "USER")]
+    pub mqtt_username: Option<String>,
+    /// File holding the MQTT password (kept off the command line).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) for mqtts:// (e.g. /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<PathBuf>,
     /// Print one status line per frame (default for the bundled feed).
     #[arg(long)]
     pub print_frames: bool,
@@ -176,7 +195,8 @@ impl Options {
         merge_opts!(a, b;
             opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
-                exec, health_interval, stats_json, completions, man_pages;
+                exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
+                mqtt_username, mqtt_password_file, mqtt_ca;
             flag: looping, active_low, print_frames)
     }
 

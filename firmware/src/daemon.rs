@@ -60,6 +60,19 @@ pub fn detector_factory(model: Arc<Model>, threads: Option<usize>) -> EngineFact
     })
 }
 
+/// Where transitions and health numbers go besides the event log and the pin (MQTT, …).
+pub trait Notify {
+    /// One line for logs and the `start` event.
+    fn describe(&self) -> String;
+    /// A transition: its event object exactly as written to the event log, and the new state
+    /// (`alert` / `clear`).
+    fn transition(&self, event: &Value, state: &str);
+    /// The health JSON, every health interval.
+    fn health(&self, health: &Value);
+    /// A clean stop.
+    fn close(self: Box<Self>);
+}
+
 /// Retry delays after source errors: doubling from `initial` up to `max`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -130,6 +143,8 @@ pub struct Watch {
     pub stop: Arc<AtomicBool>,
     /// Extra fields for the `start` event (model, source …).
     pub start_info: Value,
+    /// Further outputs of transitions and health (MQTT).
+    pub notify: Vec<Box<dyn Notify>>,
 }
 
 /// Sleeps `d` in short slices; false when the stop flag was raised meanwhile.
@@ -156,9 +171,16 @@ fn state_name(alerting: bool) -> &'static str {
 }
 
 impl Watch {
-    fn event(&mut self, name: &str, fields: Value) {
-        if let Err(e) = self.events.write(name, fields) {
-            log::error!("event log {}: {e}", self.events.path().display());
+    /// Writes an event; returns the object written (or, when the log failed, the fields).
+    fn event(&mut self, name: &str, fields: Value) -> Value {
+        match self.events.write(name, fields.clone()) {
+            Ok(obj) => obj,
+            Err(e) => {
+                log::error!("event log {}: {e}", self.events.path().display());
+                let mut f = fields;
+                f["event"] = json!(name);
+                f
+            }
         }
     }
 
@@ -197,12 +219,18 @@ impl Watch {
     }
 
     fn write_stats(&self, stats: &Stats, alerting: bool) {
+        if self.stats_json.is_none() && self.notify.is_empty() {
+            return;
+        }
+        let mut v = stats.json(state_name(alerting));
+        v["backend"] = json!(self.engine.backend_name());
         if let Some(p) = &self.stats_json {
-            let mut v = stats.json(state_name(alerting));
-            v["backend"] = json!(self.engine.backend_name());
             if let Err(e) = write_json_atomic(p, &v) {
                 log::error!("{}: {e}", p.display());
             }
+        }
+        for n in &self.notify {
+            n.health(&v);
         }
     }
 
@@ -220,6 +248,7 @@ impl Watch {
             "debounce": self.debounce,
             "source": self.source.describe(),
             "pin": self.pin.describe(),
+            "notify": self.notify.iter().map(|n| n.describe()).collect::<Vec<_>>(),
         });
         let mut start = start;
         if let (Some(o), Value::Object(extra)) = (start.as_object_mut(), self.start_info.take()) {
@@ -332,8 +361,10 @@ impl Watch {
 
             // Decide + alert.
             let ood = d.score > self.threshold;
+            stats.decision.record(frame.captured.elapsed());
             stats.scored(ood);
             let transition = deb.update(ood);
+            let decided_after = frame.captured.elapsed();
             let class_name = d.class_name.clone().unwrap_or_default();
             if let Some(t) = transition {
                 let active = t == Transition::Raised;
@@ -354,15 +385,20 @@ impl Watch {
                     d.class,
                     class_name
                 );
-                self.event(
+                let written = self.event(
                     t.name(),
                     json!({
                         "frame": this, "source": frame.label, "class": d.class, "class_name": d.class_name,
                         "score": d.score, "threshold": self.threshold, "ood": ood,
                         "transition": t.name(), "state": state_name(active), "pin": pin,
                         "pts_s": frame.pts.map(|p| p.as_secs_f64()),
+                        "capture_to_decision_ms": decided_after.as_secs_f64() * 1e3,
                     }),
                 );
+                stats.alert.record(frame.captured.elapsed());
+                for n in &self.notify {
+                    n.transition(&written, state_name(active));
+                }
                 if let Some(cmd) = &self.exec {
                     run_hook(
                         cmd,
@@ -431,6 +467,9 @@ impl Watch {
         final_stats["backend"] = json!(self.engine.backend_name());
         self.event("stop", json!({"reason": reason.name(), "pin": pin, "alerting_at_stop": alerting, "stats": final_stats}));
         let backend = self.engine.backend_name();
+        for n in std::mem::take(&mut self.notify) {
+            n.close();
+        }
         if let Err(e) = self.events.close() {
             log::error!("closing the event log: {e}");
         }

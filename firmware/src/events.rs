@@ -54,8 +54,8 @@ impl EventLog {
         &self.path
     }
 
-    /// Writes `{"time", "ts", "event": event, ...fields}` as one line.
-    pub fn write(&mut self, event: &str, fields: Value) -> std::io::Result<()> {
+    /// Writes `{"time", "ts", "event": event, ...fields}` as one line; returns that object.
+    pub fn write(&mut self, event: &str, fields: Value) -> std::io::Result<Value> {
         let now = SystemTime::now();
         let mut obj = json!({
             "time": rfc3339(now),
@@ -69,7 +69,8 @@ impl EventLog {
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.flush()?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        Ok(obj)
     }
 
     /// Fsyncs and closes the log.

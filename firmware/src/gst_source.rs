@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 pub const LIVE_STALL: Duration = Duration::from_secs(5);
 /// A file or non-live pipeline that produces nothing for this long is treated as stuck.
 pub const FILE_STALL: Duration = Duration::from_secs(30);
+/// rtspsrc's jitter buffer (its default is 2000 ms).
+pub const RTSP_LATENCY_MS: u32 = 200;
 /// How long a non-live source may take to decode its first frame at start.
 const PREROLL_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(10);
 /// Samples a non-live source may decode ahead of scoring.
@@ -33,20 +35,20 @@ const FILE_QUEUE: u32 = 4;
 /// Where a live pipeline's newest sample waits; a sample replaced before it was taken is dropped.
 #[derive(Default)]
 struct Mailbox {
-    slot: Mutex<Option<gst::Sample>>,
+    slot: Mutex<Option<(gst::Sample, Instant)>>,
     ready: Condvar,
 }
 
 impl Mailbox {
     fn put(&self, s: gst::Sample, dropped: &AtomicU64) {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.replace(s).is_some() {
+        if slot.replace((s, Instant::now())).is_some() {
             dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.ready.notify_one();
     }
 
-    fn take(&self, wait: Duration) -> Option<gst::Sample> {
+    fn take(&self, wait: Duration) -> Option<(gst::Sample, Instant)> {
         let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         let (mut slot, _) = self
             .ready
@@ -74,12 +76,14 @@ struct Running {
 }
 
 impl Running {
-    fn next_sample(&self, wait: Duration) -> Option<gst::Sample> {
+    /// The next sample and when it reached hood.
+    fn next_sample(&self, wait: Duration) -> Option<(gst::Sample, Instant)> {
         if self.live {
             self.mailbox.take(wait)
         } else {
             self.sink
                 .try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64))
+                .map(|s| (s, Instant::now()))
         }
     }
 
@@ -203,6 +207,16 @@ impl GstSource {
                 pipeline
                     .add_many([&src, tail_bin.upcast_ref()])
                     .map_err(|e| err("pipeline", &e))?;
+                // rtspsrc buffers 2 s of jitter by default; an alert should not wait that long.
+                src.connect("source-setup", false, |args| {
+                    if let Some(Ok(s)) = args.get(1).map(|v| v.get::<gst::Element>()) {
+                        if s.has_property("latency") {
+                            s.set_property("latency", RTSP_LATENCY_MS);
+                            log::info!("RTSP jitter buffer: {RTSP_LATENCY_MS} ms");
+                        }
+                    }
+                    None
+                });
                 let tail_weak = tail_bin.downgrade();
                 let pipe_weak = pipeline.downgrade();
                 src.connect_pad_added(move |_, pad| link_decoded(pad, &tail_weak, &pipe_weak));
@@ -275,7 +289,7 @@ impl GstSource {
         Ok(())
     }
 
-    fn frame(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
+    fn frame(&mut self, sample: &gst::Sample, captured: Instant) -> Result<Frame, SourceError> {
         let bad = SourceError;
         let caps = sample
             .caps()
@@ -312,6 +326,7 @@ impl GstSource {
                 data,
             },
             pts,
+            captured,
         })
     }
 }
@@ -377,8 +392,8 @@ impl FrameSource for GstSource {
             let Some(run) = self.running.as_mut() else {
                 return Err(SourceError("not running".into()));
             };
-            if let Some(sample) = run.next_sample(Duration::from_millis(100)) {
-                return self.frame(&sample).map(Some);
+            if let Some((sample, captured)) = run.next_sample(Duration::from_millis(100)) {
+                return self.frame(&sample, captured).map(Some);
             }
             while let Some(msg) = run
                 .bus

@@ -9,6 +9,8 @@
 //! * [`alert`] — the alert output: any `embedded_hal::digital::OutputPin` (GPIO character device,
 //!   log-only pin, mocks in tests).
 //! * [`events`] — JSON-lines event log (fsynced per event), heatmap overlays, `--exec` hook.
+//! * `mqtt` — alerts, state and health to an MQTT broker, nothing lost while it is away
+//!   (feature `mqtt`).
 //! * [`stats`] — fps, per-stage latency percentiles, counters, the health line.
 //! * [`daemon`] — the loop ([`daemon::Watch`]): retries, detector recreation / fast-CPU fallback,
 //!   clean shutdown.
@@ -37,6 +39,8 @@ pub mod decision;
 pub mod events;
 #[cfg(feature = "gstreamer")]
 pub mod gst_source;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod source;
 pub mod stats;
 pub mod stream_spec;

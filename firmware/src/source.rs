@@ -40,6 +40,9 @@ pub struct Frame {
     pub data: FrameData,
     /// The stream's presentation time of the frame (video sources); goes into the events.
     pub pts: Option<std::time::Duration>,
+    /// When the frame reached hood: read from disk, dequeued from the camera, or (live GStreamer
+    /// sources) handed over by the pipeline — the start of the capture-to-alert latency.
+    pub captured: std::time::Instant,
 }
 
 /// Where frames come from.
@@ -234,6 +237,7 @@ impl FrameSource for FileSource {
             label: path.display().to_string(),
             data: FrameData::Encoded(bytes.into()),
             pts: None,
+            captured: std::time::Instant::now(),
         }))
     }
 
@@ -292,6 +296,7 @@ impl FrameSource for MemorySource {
             label: label.clone(),
             data: FrameData::Encoded(bytes.clone()),
             pts: None,
+            captured: std::time::Instant::now(),
         }))
     }
 }

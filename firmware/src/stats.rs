@@ -34,7 +34,12 @@ impl Stage {
     }
 
     fn json(&self) -> Value {
-        json!({"p50_ms": self.percentile(0.5), "p99_ms": self.percentile(0.99)})
+        json!({
+            "p50_ms": self.percentile(0.5),
+            "p99_ms": self.percentile(0.99),
+            "max_ms": self.percentile(1.0),
+            "n": self.samples.len(),
+        })
     }
 
     fn short(&self) -> String {
@@ -68,6 +73,10 @@ pub struct Stats {
     pub capture: Stage,
     pub preprocess: Stage,
     pub inference: Stage,
+    /// Capture (the frame reaching hood) to the OOD decision, every scored frame.
+    pub decision: Stage,
+    /// Capture to the transition's event written and fsynced (raised / cleared frames only).
+    pub alert: Stage,
 }
 
 impl Default for Stats {
@@ -89,6 +98,8 @@ impl Default for Stats {
             capture: Stage::default(),
             preprocess: Stage::default(),
             inference: Stage::default(),
+            decision: Stage::default(),
+            alert: Stage::default(),
         }
     }
 }
@@ -157,6 +168,8 @@ impl Stats {
                 "capture": self.capture.json(),
                 "preprocess": self.preprocess.json(),
                 "inference": self.inference.json(),
+                "capture_to_decision": self.decision.json(),
+                "capture_to_alert_event": self.alert.json(),
             },
             "state": state,
         })

@@ -276,6 +276,17 @@ fn options_come_from_a_toml_file_and_bad_setups_refuse_to_start() {
         assert!(err.contains("--features gstreamer"), "{err}");
         assert!(!err.contains("secret"), "the password leaked: {err}");
     }
+    // Without the `mqtt` feature --mqtt is refused with a hint.
+    #[cfg(not(feature = "mqtt"))]
+    {
+        let o = Command::new(BIN)
+            .args(["--mqtt", "mqtt://127.0.0.1", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--features mqtt"), "{err}");
+    }
 }
 
 #[test]

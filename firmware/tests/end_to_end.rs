@@ -243,6 +243,13 @@ fn model_on_a_directory_alerts_on_the_ood_segment_and_clears_after_it() {
         serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
     assert_eq!(stats["frames"], 20);
     assert!(stats["latency"]["inference"]["p99_ms"].is_f64());
+    // Capture-to-decision covers every scored frame; capture-to-alert-event the transitions.
+    let dec = &stats["latency"]["capture_to_decision"];
+    assert_eq!(dec["n"], stats["frames"], "{stats}");
+    assert!(dec["p99_ms"].as_f64().unwrap() >= dec["p50_ms"].as_f64().unwrap());
+    let alerts = &stats["latency"]["capture_to_alert_event"];
+    assert!(alerts["n"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(alerts["max_ms"].as_f64().unwrap() >= alerts["p50_ms"].as_f64().unwrap());
 }
 
 #[test]

@@ -183,6 +183,7 @@ fn a_video_file_raises_the_alert_once_on_its_ood_segment_and_drops_nothing() {
         at(cleared[0])
     );
     // The frame's presentation time travels into the event: 10 fps, frame i at i/10 s.
+    assert!(raised[0]["capture_to_decision_ms"].as_f64().unwrap() >= 0.0);
     let pts = raised[0]["pts_s"].as_f64().expect("pts_s");
     assert!(
         (pts - at(raised[0]) as f64 / 10.0).abs() < 1e-6,
@@ -384,6 +385,16 @@ fn an_rtsp_camera_raises_the_alert_once_on_the_ood_segment() {
         .unwrap()
         .contains("RTSP camera"));
     assert_eq!(named(&ev, "stop")[0]["reason"], "max-frames");
+    // Frame-to-alert latency over RTSP (docs/BENCHMARKS.md quotes these; `-- --nocapture`).
+    let lat = &stop_stats(&ev)["latency"];
+    assert!(
+        lat["capture_to_alert_event"]["n"].as_u64().unwrap() >= 2,
+        "{lat}"
+    );
+    eprintln!(
+        "rtsp latency: capture_to_decision {} capture_to_alert_event {}",
+        lat["capture_to_decision"], lat["capture_to_alert_event"]
+    );
 }
 
 fn scored_frames(stats: &Path) -> u64 {

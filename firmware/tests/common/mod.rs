@@ -32,6 +32,7 @@ pub fn grey(label: &str, v: u8) -> Frame {
         label: label.into(),
         data: FrameData::Encoded(png(v).into()),
         pts: None,
+        captured: std::time::Instant::now(),
     }
 }
 
@@ -75,6 +76,7 @@ impl ScriptSource {
                     label: format!("f{i}"),
                     data: FrameData::Encoded(Arc::from(&b"\x89PNG garbage"[..])),
                     pts: None,
+                    captured: std::time::Instant::now(),
                 })),
                 'E' => Err(SourceError("camera unplugged".into())),
                 other => panic!("bad pattern char {other}"),
@@ -187,6 +189,7 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         },
         stop: Arc::new(AtomicBool::new(false)),
         start_info: Value::Null,
+        notify: Vec::new(),
     }
 }
 
