@@ -10,7 +10,8 @@
 # hood-watch's `gstreamer` feature; base and good plugins for its tests: videotestsrc,
 # appsrc/appsink, videoconvert, JPEG, AVI, RTSP; PyGObject and gst-rtsp-server for the loopback
 # RTSP test server; libclang for the `v4l2` feature's bindgen; mosquitto and openssl for the MQTT
-# tests' broker and certificates), and HOOD_TEST_FEATURES names
+# tests' broker and certificates; headless Chromium and a font for the live page's browser
+# test), and HOOD_TEST_FEATURES names
 # the features the test build uses (one list, so the scripts share one build).
 set -euo pipefail
 
@@ -20,7 +21,8 @@ HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer
 packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm)
 if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
   packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-             python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev mosquitto openssl)
+             python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev mosquitto openssl
+             chromium fonts-dejavu-core)
 fi
 for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")

@@ -259,7 +259,44 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         );
     }
 
+    let camera = o.name.clone().unwrap_or_else(|| "cam0".into());
+    let (board, http) = match &o.http {
+        None => (None, None),
+        Some(spec) => {
+            let addr = crate::http::parse_addr(spec)?;
+            let token = o
+                .http_token_file
+                .as_deref()
+                .map(crate::http::read_token)
+                .transpose()?;
+            if token.is_none() && !addr.ip().is_loopback() {
+                log::warn!(
+                    "--http {addr}: reachable from other machines without a token; the page shows camera frames (set --http-token-file)"
+                );
+            }
+            let board = Arc::new(crate::board::Board::new(
+                &model.path().display().to_string(),
+                engine.backend_name(),
+                threshold,
+                &[(camera.as_str(), source.describe().as_str())],
+            ));
+            let server = crate::http::HttpServer::start(addr, token.clone(), board.clone())?;
+            crate::say!(
+                "hood-watch: http on http://{}/{}",
+                server.local_addr(),
+                if token.is_some() {
+                    " (token required)"
+                } else {
+                    ""
+                }
+            );
+            (Some(board), Some(server))
+        }
+    };
+
     Ok(Watch {
+        board,
+        http,
         fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),
         print_frames: o.print_frames || bundled_feed,
         start_info: json!({"model": model.path().display().to_string(), "model_name": model.meta.name, "threshold_kind": threshold_kind}),

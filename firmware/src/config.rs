@@ -148,6 +148,15 @@ pub struct Options {
     /// PEM CA certificate(s) for mqtts:// (e.g. /etc/ssl/certs/ca-certificates.crt).
     #[arg(long, value_name = "FILE")]
     pub mqtt_ca: Option<PathBuf>,
+    /// Serve a read-only live page (/), /status, /metrics (Prometheus) and /healthz on PORT
+    /// (127.0.0.1) or HOST:PORT (0.0.0.0:PORT for every interface; then set a token) [default:
+    /// off].
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// File holding the access token for --http (first line): requests then need
+    /// `Authorization: Bearer TOKEN` or `?token=TOKEN`, except /healthz.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub http_token_file: Option<PathBuf>,
     /// Print one status line per frame (default for the bundled feed).
     #[arg(long)]
     pub print_frames: bool,
@@ -196,7 +205,7 @@ impl Options {
             opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
-                mqtt_username, mqtt_password_file, mqtt_ca;
+                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file;
             flag: looping, active_low, print_frames)
     }
 

@@ -3,6 +3,7 @@
 //! scripted sources, mock pins and failing engines.
 
 use crate::alert::AlertOutput;
+use crate::board::{Board, FrameReport, LastFrame};
 use crate::decision::{Debounce, Debouncer, Transition};
 use crate::events::{run_hook, EventLog, OverlayWriter};
 use crate::source::{decode, FrameSource};
@@ -145,6 +146,10 @@ pub struct Watch {
     pub start_info: Value,
     /// Further outputs of transitions and health (MQTT).
     pub notify: Vec<Box<dyn Notify>>,
+    /// The live status board the HTTP endpoint shows (`--http`); this daemon is its camera 0.
+    pub board: Option<Arc<Board>>,
+    /// The HTTP endpoint, stopped when the loop ends.
+    pub http: Option<crate::http::HttpServer>,
 }
 
 /// Sleeps `d` in short slices; false when the stop flag was raised meanwhile.
@@ -173,7 +178,7 @@ fn state_name(alerting: bool) -> &'static str {
 impl Watch {
     /// Writes an event; returns the object written (or, when the log failed, the fields).
     fn event(&mut self, name: &str, fields: Value) -> Value {
-        match self.events.write(name, fields.clone()) {
+        let obj = match self.events.write(name, fields.clone()) {
             Ok(obj) => obj,
             Err(e) => {
                 log::error!("event log {}: {e}", self.events.path().display());
@@ -181,7 +186,11 @@ impl Watch {
                 f["event"] = json!(name);
                 f
             }
+        };
+        if let Some(b) = &self.board {
+            b.event(0, &obj);
         }
+        obj
     }
 
     /// After a detector error: recreate the engine on the same backend once; if that fails, or
@@ -206,6 +215,9 @@ impl Watch {
                     "detector_recreated",
                     json!({"error": err.to_string(), "backend": name}),
                 );
+                if let Some(b) = &self.board {
+                    b.set_backend(name);
+                }
                 self.engine = engine;
             }
             Err(e) => log::error!("cannot create a fast CPU detector either: {e}"),
@@ -299,6 +311,9 @@ impl Watch {
                         "source_error",
                         json!({"error": e.to_string(), "retry_in_s": delay.as_secs_f64()}),
                     );
+                    if let Some(b) = &self.board {
+                        b.counters(0, &stats);
+                    }
                     if !sleep_unless_stopped(&self.stop, delay) {
                         continue;
                     }
@@ -330,6 +345,9 @@ impl Watch {
                     stats.undecodable += 1;
                     stats.dropped += 1;
                     log::warn!("frame {this} ({}): {e}; skipped", frame.label);
+                    if let Some(b) = &self.board {
+                        b.counters(0, &stats);
+                    }
                     continue;
                 }
             };
@@ -354,10 +372,14 @@ impl Watch {
                     stats.dropped += 1;
                     det_failures += 1;
                     log::error!("frame {this} ({}): {e}; skipped", frame.label);
+                    if let Some(b) = &self.board {
+                        b.counters(0, &stats);
+                    }
                     continue;
                 }
             };
-            stats.inference.record(t2.elapsed());
+            let inference = t2.elapsed();
+            stats.inference.record(inference);
 
             // Decide + alert.
             let ood = d.score > self.threshold;
@@ -436,6 +458,28 @@ impl Watch {
                     Err(e) => log::error!("overlay: {e}"),
                 }
             }
+            if let Some(b) = &self.board {
+                b.frame(
+                    0,
+                    FrameReport {
+                        last: LastFrame {
+                            index: this,
+                            label: frame.label.clone(),
+                            score: d.score,
+                            class: d.class,
+                            class_name: d.class_name.clone(),
+                            ood,
+                            pts_s: frame.pts.map(|p| p.as_secs_f64()),
+                            at: Instant::now(),
+                        },
+                        view: d.heatmap.as_ref().map(|h| (&prepared.view, &h.data[..])),
+                        alerting: deb.alerting(),
+                        capture_to_decision: decided_after,
+                        inference,
+                    },
+                    &stats,
+                );
+            }
             if self.print_frames {
                 crate::say!(
                     "frame {this:>5} {:<44} class {:<10} score {:.5} {} | {}{overlay}",
@@ -467,6 +511,9 @@ impl Watch {
         final_stats["backend"] = json!(self.engine.backend_name());
         self.event("stop", json!({"reason": reason.name(), "pin": pin, "alerting_at_stop": alerting, "stats": final_stats}));
         let backend = self.engine.backend_name();
+        if let Some(h) = self.http.take() {
+            h.shutdown();
+        }
         for n in std::mem::take(&mut self.notify) {
             n.close();
         }

@@ -11,6 +11,9 @@
 //! * [`events`] — JSON-lines event log (fsynced per event), heatmap overlays, `--exec` hook.
 //! * `mqtt` — alerts, state and health to an MQTT broker, nothing lost while it is away
 //!   (feature `mqtt`).
+//! * [`board`] — the live status board the loop keeps; [`http`] — the optional read-only
+//!   endpoint (`--http`: live page, `/status`, `/healthz`); [`metrics`] — `/metrics` in the
+//!   Prometheus text format.
 //! * [`stats`] — fps, per-stage latency percentiles, counters, the health line.
 //! * [`daemon`] — the loop ([`daemon::Watch`]): retries, detector recreation / fast-CPU fallback,
 //!   clean shutdown.
@@ -30,6 +33,7 @@ macro_rules! say {
 
 pub mod alert;
 pub mod app;
+pub mod board;
 pub mod bundled;
 #[cfg(feature = "v4l2")]
 pub mod camera;
@@ -39,6 +43,8 @@ pub mod decision;
 pub mod events;
 #[cfg(feature = "gstreamer")]
 pub mod gst_source;
+pub mod http;
+pub mod metrics;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod source;

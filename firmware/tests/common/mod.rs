@@ -190,6 +190,8 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         stop: Arc::new(AtomicBool::new(false)),
         start_info: Value::Null,
         notify: Vec::new(),
+        board: None,
+        http: None,
     }
 }
 
