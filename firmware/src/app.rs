@@ -226,6 +226,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         return Err(format!("threshold {threshold} is not a finite number"));
     }
 
+    let region = o.region()?;
     let pin = open_pin(o)?;
     let notify = open_notify(o)?;
     let events_path = o.events_path();
@@ -249,6 +250,16 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         events_path.display(),
         overlays_dir.display()
     );
+    if !region.is_whole() {
+        let roi = region.roi.map_or("the whole frame".into(), |r| {
+            format!("ROI {},{} {}×{}", r.x, r.y, r.w, r.h)
+        });
+        crate::say!(
+            "hood-watch: scoring {roi} as {}×{} tiles in one batch; a frame's score is its worst tile's",
+            region.grid.cols,
+            region.grid.rows
+        );
+    }
     if bundled_feed && o.threshold.is_none() && bundled_model {
         let (id, ood) = (bundled::ID_FRAMES.len(), bundled::OOD_FRAMES.len());
         crate::say!(
@@ -295,6 +306,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     };
 
     Ok(Watch {
+        region,
         board,
         http,
         fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),

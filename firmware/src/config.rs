@@ -84,6 +84,13 @@ pub struct Options {
     /// Frames per second: camera rate, or pacing of image feeds (default: camera 30, files as fast as possible, bundled feed 10).
     #[arg(long)]
     pub fps: Option<f32>,
+    /// Score only this rectangle of each frame: X,Y,W,H in source pixels (clipped to the frame).
+    #[arg(long, value_name = "X,Y,W,H")]
+    pub roi: Option<String>,
+    /// Cut the frame (or ROI) into COLSxROWS tiles scored as one batch; the frame's score is its
+    /// worst tile's, so a small OOD object is not averaged away. Prefer square tiles [default: 1x1].
+    #[arg(long, value_name = "COLSxROWS")]
+    pub tiles: Option<String>,
     /// Loop image feeds and video files forever.
     #[arg(long = "loop")]
     #[serde(rename = "loop")]
@@ -205,7 +212,7 @@ impl Options {
             opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
-                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file;
+                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles;
             flag: looping, active_low, print_frames)
     }
 
@@ -253,6 +260,19 @@ impl Options {
 
     pub fn overlay_interval(&self) -> Result<Duration, String> {
         secs(self.overlay_interval.unwrap_or(1.0), "overlay-interval")
+    }
+
+    /// `--roi` and `--tiles`.
+    pub fn region(&self) -> Result<crate::tiling::Region, String> {
+        Ok(crate::tiling::Region {
+            roi: self.roi.as_deref().map(str::parse).transpose()?,
+            grid: self
+                .tiles
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
+        })
     }
 
     pub fn health_interval(&self) -> Result<Duration, String> {

@@ -11,7 +11,7 @@ use crate::stats::{write_json_atomic, Stats};
 use hood_runtime::detector::SelfTest;
 use hood_runtime::preprocess::Prepared;
 use hood_runtime::{Backend, Detection, Detector, HoodError, Model};
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,17 @@ pub trait Engine {
     fn prepare(&self, img: &DynamicImage, what: &str) -> hood_runtime::Result<Prepared>;
     /// Scores one normalised `[C, H, W]` image.
     fn detect(&mut self, tensor: &[f32]) -> hood_runtime::Result<Detection>;
+    /// Scores `n` images (`[n, C, H, W]`) in one call (a frame's tiles); by default one by one.
+    fn detect_batch(&mut self, tensors: &[f32], n: usize) -> hood_runtime::Result<Vec<Detection>> {
+        let each = tensors.len().checked_div(n).unwrap_or(0);
+        if n == 0 || each == 0 || each * n != tensors.len() {
+            return Err(HoodError::input(
+                "input batch",
+                format!("{} values for {n} images", tensors.len()),
+            ));
+        }
+        tensors.chunks(each).map(|t| self.detect(t)).collect()
+    }
     fn selftest(&mut self) -> hood_runtime::Result<SelfTest>;
 }
 
@@ -41,6 +52,9 @@ impl Engine for Detector {
                 backend: "detector",
                 msg: "no detection returned".into(),
             })
+    }
+    fn detect_batch(&mut self, tensors: &[f32], n: usize) -> hood_runtime::Result<Vec<Detection>> {
+        self.detect_flat(tensors, n)
     }
     fn selftest(&mut self) -> hood_runtime::Result<SelfTest> {
         Detector::selftest(self)
@@ -148,6 +162,8 @@ pub struct Watch {
     pub notify: Vec<Box<dyn Notify>>,
     /// The live status board the HTTP endpoint shows (`--http`); this daemon is its camera 0.
     pub board: Option<Arc<Board>>,
+    /// What part of each frame is scored: ROI and tile grid (default: the whole frame).
+    pub region: crate::tiling::Region,
     /// The HTTP endpoint, stopped when the loop ends.
     pub http: Option<crate::http::HttpServer>,
 }
@@ -261,6 +277,8 @@ impl Watch {
             "source": self.source.describe(),
             "pin": self.pin.describe(),
             "notify": self.notify.iter().map(|n| n.describe()).collect::<Vec<_>>(),
+            "roi": self.region.roi.map(|r| [r.x, r.y, r.w, r.h]),
+            "tiles": [self.region.grid.cols, self.region.grid.rows],
         });
         let mut start = start;
         if let (Some(o), Value::Object(extra)) = (start.as_object_mut(), self.start_info.take()) {
@@ -330,14 +348,26 @@ impl Watch {
             let this = index;
             index += 1;
 
-            // Decode + preprocess.
+            // Decode, crop / tile, preprocess.
             let t1 = Instant::now();
+            let region = self.region;
             let prepared = decode(&frame.data)
                 .map_err(|e| format!("cannot decode: {e}"))
-                .and_then(|img| {
-                    self.engine
-                        .prepare(&img, &frame.label)
-                        .map_err(|e| e.to_string())
+                .and_then(|img| region.split(&img))
+                .and_then(|tiles| {
+                    let n = tiles.len();
+                    tiles
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let what = if n == 1 {
+                                frame.label.clone()
+                            } else {
+                                format!("{} tile {i}", frame.label)
+                            };
+                            self.engine.prepare(t, &what).map_err(|e| e.to_string())
+                        })
+                        .collect::<Result<Vec<Prepared>, String>>()
                 });
             let prepared = match prepared {
                 Ok(p) => p,
@@ -351,23 +381,38 @@ impl Watch {
                     continue;
                 }
             };
+            let n = prepared.len();
+            let joined: Vec<f32>;
+            let batch: &[f32] = if n == 1 {
+                &prepared[0].tensor
+            } else {
+                joined = prepared
+                    .iter()
+                    .flat_map(|p| p.tensor.iter().copied())
+                    .collect();
+                &joined
+            };
             stats.preprocess.record(t1.elapsed());
 
-            // Inference (one retry on a recreated / CPU engine).
+            // Inference, all tiles in one call (one retry on a recreated / CPU engine).
             let t2 = Instant::now();
-            let mut det = self.engine.detect(&prepared.tensor);
+            let mut det = self.engine.detect_batch(batch, n);
             if let Err(e) = &det {
                 stats.detector_errors += 1;
                 det_failures += 1;
                 self.recover(e, det_failures);
-                det = self.engine.detect(&prepared.tensor);
+                det = self.engine.detect_batch(batch, n);
             }
-            let d = match det {
-                Ok(d) => {
+            let dets = match det {
+                Ok(d) if d.len() == n => {
                     det_failures = 0;
                     d
                 }
-                Err(e) => {
+                other => {
+                    let e = match other {
+                        Err(e) => e.to_string(),
+                        Ok(d) => format!("{} detections for {n} images", d.len()),
+                    };
                     stats.detector_errors += 1;
                     stats.dropped += 1;
                     det_failures += 1;
@@ -380,6 +425,27 @@ impl Watch {
             };
             let inference = t2.elapsed();
             stats.inference.record(inference);
+            // The frame's verdict is its worst tile's.
+            let worst = (0..n)
+                .max_by(|&a, &b| dets[a].score.total_cmp(&dets[b].score))
+                .unwrap_or(0);
+            let d = &dets[worst];
+            let tile_scores: Option<Vec<f32>> =
+                (n > 1).then(|| dets.iter().map(|d| d.score).collect());
+            let stitched;
+            let shown: Option<(&RgbImage, &[f32])> = if n == 1 {
+                d.heatmap.as_ref().map(|h| (&prepared[0].view, &h.data[..]))
+            } else if dets.iter().all(|d| d.heatmap.is_some()) {
+                let parts: Vec<(&RgbImage, &[f32])> = prepared
+                    .iter()
+                    .zip(&dets)
+                    .filter_map(|(p, d)| d.heatmap.as_ref().map(|h| (&p.view, &h.data[..])))
+                    .collect();
+                stitched = crate::tiling::stitch(region.grid, &parts);
+                Some((&stitched.0, &stitched.1[..]))
+            } else {
+                None
+            };
 
             // Decide + alert.
             let ood = d.score > self.threshold;
@@ -415,6 +481,7 @@ impl Watch {
                         "transition": t.name(), "state": state_name(active), "pin": pin,
                         "pts_s": frame.pts.map(|p| p.as_secs_f64()),
                         "capture_to_decision_ms": decided_after.as_secs_f64() * 1e3,
+                        "tile": (n > 1).then_some(worst), "tile_scores": tile_scores,
                     }),
                 );
                 stats.alert.record(frame.captured.elapsed());
@@ -436,8 +503,8 @@ impl Watch {
                 }
             }
             let mut overlay = String::new();
-            if let (true, Some(w), Some(hm)) =
-                (deb.alerting(), self.overlays.as_mut(), d.heatmap.as_ref())
+            if let (true, Some(w), Some((view, heat))) =
+                (deb.alerting(), self.overlays.as_mut(), shown)
             {
                 let caption = hood_runtime::overlay::Caption {
                     score: d.score,
@@ -445,8 +512,8 @@ impl Watch {
                 };
                 match w.maybe_write(
                     this,
-                    &prepared.view,
-                    &hm.data,
+                    view,
+                    heat,
                     &caption,
                     transition == Some(Transition::Raised),
                 ) {
@@ -472,7 +539,7 @@ impl Watch {
                             pts_s: frame.pts.map(|p| p.as_secs_f64()),
                             at: Instant::now(),
                         },
-                        view: d.heatmap.as_ref().map(|h| (&prepared.view, &h.data[..])),
+                        view: shown,
                         alerting: deb.alerting(),
                         capture_to_decision: decided_after,
                         inference,

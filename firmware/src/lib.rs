@@ -5,6 +5,7 @@
 //!   file; sorted, looping), in-memory frames; [`camera`] — V4L2 (feature `v4l2`); MJPEG/YUYV
 //!   decoding; [`stream_spec`] — what `--source` means; `gst_source` — RTSP cameras, GStreamer
 //!   pipelines and video files (feature `gstreamer`).
+//! * [`tiling`] — region of interest and tile grid: a frame scored as a batch of tiles.
 //! * [`decision`] — k-of-n / m-consecutive hysteresis ([`decision::Debouncer`]).
 //! * [`alert`] — the alert output: any `embedded_hal::digital::OutputPin` (GPIO character device,
 //!   log-only pin, mocks in tests).
@@ -50,3 +51,4 @@ pub mod mqtt;
 pub mod source;
 pub mod stats;
 pub mod stream_spec;
+pub mod tiling;

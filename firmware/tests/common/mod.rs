@@ -192,6 +192,7 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         notify: Vec::new(),
         board: None,
         http: None,
+        region: Default::default(),
     }
 }
 
