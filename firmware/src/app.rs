@@ -149,11 +149,20 @@ fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
     }
 }
 
-/// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
-pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
+/// A checked detector: the model, a factory for more engines, one engine whose self-test
+/// passed, and whether the model is the bundled one.
+pub struct Opened {
+    pub model: Arc<Model>,
+    pub factory: crate::daemon::EngineFactory,
+    pub engine: Box<dyn crate::daemon::Engine>,
+    pub bundled_model: bool,
+}
+
+/// Loads the model (`--model`, else the bundled one), creates the detector on the asked backend
+/// and runs its golden self-test; any failure is one clear line.
+pub fn open_detector(o: &Options) -> Result<Opened, String> {
     let backend = o.backend()?;
     let threads = o.threads()?;
-    let debounce = o.debounce()?;
     let (model, bundled_model) = match &o.model {
         Some(p) => (
             Model::open(p).map_err(|e| format!("cannot load the model: {e}"))?,
@@ -187,6 +196,46 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         engine.backend_name(),
         st.images
     );
+    Ok(Opened {
+        model,
+        factory,
+        engine,
+        bundled_model,
+    })
+}
+
+/// A source from one spec, as `--input` or `--source` would open it: `rtsp://`, `gst:` and
+/// paths that are not a folder, a glob or an image go to GStreamer; the rest are image files.
+pub fn open_spec(o: &Options, spec: &str) -> Result<Box<dyn FrameSource>, String> {
+    let stream = crate::stream_spec::StreamSpec::parse(spec)?;
+    let image_like = matches!(stream, crate::stream_spec::StreamSpec::File(_)) && {
+        let p = std::path::Path::new(spec);
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        spec.contains(['*', '?', '['])
+            || p.is_dir()
+            || matches!(ext.as_str(), "png" | "jpg" | "jpeg" | "bmp")
+    };
+    if image_like {
+        Ok(Box::new(FileSource::new(FileSpec::parse(spec), false)))
+    } else {
+        open_stream(o, stream)
+    }
+}
+
+/// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
+pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
+    let backend = o.backend()?;
+    let debounce = o.debounce()?;
+    let Opened {
+        model,
+        factory,
+        engine,
+        bundled_model,
+    } = open_detector(o)?;
 
     let source = open_source(o)?;
     let bundled_feed = source.is_none();

@@ -164,6 +164,21 @@ pub struct Options {
     /// `Authorization: Bearer TOKEN` or `?token=TOKEN`, except /healthz.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub http_token_file: Option<PathBuf>,
+    /// Site calibration instead of watching: score --frames frames of this camera's normal
+    /// footage (a folder, glob or image, rtsp://…, gst:…, or a video file) with the ROI and tiles
+    /// in effect, and write the threshold keeping --tpr of them in distribution into --config's
+    /// file (else print it).
+    #[arg(long, value_name = "SOURCE")]
+    #[serde(skip)]
+    pub calibrate_from: Option<String>,
+    /// Frames to score for --calibrate-from [default: 500].
+    #[arg(long, value_name = "N", requires = "calibrate_from")]
+    #[serde(skip)]
+    pub frames: Option<usize>,
+    /// Fraction of the normal frames to keep below the threshold [default: 0.95].
+    #[arg(long, value_name = "T", requires = "calibrate_from")]
+    #[serde(skip)]
+    pub tpr: Option<f64>,
     /// Print one status line per frame (default for the bundled feed).
     #[arg(long)]
     pub print_frames: bool,
@@ -212,7 +227,7 @@ impl Options {
             opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
-                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles;
+                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles, calibrate_from, frames, tpr;
             flag: looping, active_low, print_frames)
     }
 

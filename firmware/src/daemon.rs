@@ -6,7 +6,7 @@ use crate::alert::AlertOutput;
 use crate::board::{Board, FrameReport, LastFrame};
 use crate::decision::{Debounce, Debouncer, Transition};
 use crate::events::{run_hook, EventLog, OverlayWriter};
-use crate::source::{decode, FrameSource};
+use crate::source::FrameSource;
 use crate::stats::{write_json_atomic, Stats};
 use hood_runtime::detector::SelfTest;
 use hood_runtime::preprocess::Prepared;
@@ -351,26 +351,13 @@ impl Watch {
             // Decode, crop / tile, preprocess.
             let t1 = Instant::now();
             let region = self.region;
-            let prepared = decode(&frame.data)
-                .map_err(|e| format!("cannot decode: {e}"))
-                .and_then(|img| region.split(&img))
-                .and_then(|tiles| {
-                    let n = tiles.len();
-                    tiles
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            let what = if n == 1 {
-                                frame.label.clone()
-                            } else {
-                                format!("{} tile {i}", frame.label)
-                            };
-                            self.engine.prepare(t, &what).map_err(|e| e.to_string())
-                        })
-                        .collect::<Result<Vec<Prepared>, String>>()
-                });
-            let prepared = match prepared {
-                Ok(p) => p,
+            let batch = match crate::scoring::prepare_frame(
+                self.engine.as_ref(),
+                &region,
+                &frame.data,
+                &frame.label,
+            ) {
+                Ok(b) => b,
                 Err(e) => {
                     stats.undecodable += 1;
                     stats.dropped += 1;
@@ -381,27 +368,17 @@ impl Watch {
                     continue;
                 }
             };
-            let n = prepared.len();
-            let joined: Vec<f32>;
-            let batch: &[f32] = if n == 1 {
-                &prepared[0].tensor
-            } else {
-                joined = prepared
-                    .iter()
-                    .flat_map(|p| p.tensor.iter().copied())
-                    .collect();
-                &joined
-            };
+            let n = batch.len();
             stats.preprocess.record(t1.elapsed());
 
             // Inference, all tiles in one call (one retry on a recreated / CPU engine).
             let t2 = Instant::now();
-            let mut det = self.engine.detect_batch(batch, n);
+            let mut det = self.engine.detect_batch(batch.tensor(), n);
             if let Err(e) = &det {
                 stats.detector_errors += 1;
                 det_failures += 1;
                 self.recover(e, det_failures);
-                det = self.engine.detect_batch(batch, n);
+                det = self.engine.detect_batch(batch.tensor(), n);
             }
             let dets = match det {
                 Ok(d) if d.len() == n => {
@@ -426,17 +403,18 @@ impl Watch {
             let inference = t2.elapsed();
             stats.inference.record(inference);
             // The frame's verdict is its worst tile's.
-            let worst = (0..n)
-                .max_by(|&a, &b| dets[a].score.total_cmp(&dets[b].score))
-                .unwrap_or(0);
+            let worst = crate::scoring::worst(&dets);
             let d = &dets[worst];
             let tile_scores: Option<Vec<f32>> =
                 (n > 1).then(|| dets.iter().map(|d| d.score).collect());
             let stitched;
             let shown: Option<(&RgbImage, &[f32])> = if n == 1 {
-                d.heatmap.as_ref().map(|h| (&prepared[0].view, &h.data[..]))
+                d.heatmap
+                    .as_ref()
+                    .map(|h| (&batch.prepared[0].view, &h.data[..]))
             } else if dets.iter().all(|d| d.heatmap.is_some()) {
-                let parts: Vec<(&RgbImage, &[f32])> = prepared
+                let parts: Vec<(&RgbImage, &[f32])> = batch
+                    .prepared
                     .iter()
                     .zip(&dets)
                     .filter_map(|(p, d)| d.heatmap.as_ref().map(|h| (&p.view, &h.data[..])))

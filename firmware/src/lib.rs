@@ -5,7 +5,9 @@
 //!   file; sorted, looping), in-memory frames; [`camera`] — V4L2 (feature `v4l2`); MJPEG/YUYV
 //!   decoding; [`stream_spec`] — what `--source` means; `gst_source` — RTSP cameras, GStreamer
 //!   pipelines and video files (feature `gstreamer`).
-//! * [`tiling`] — region of interest and tile grid: a frame scored as a batch of tiles.
+//! * [`tiling`] — region of interest and tile grid: a frame scored as a batch of tiles;
+//!   [`scoring`] — frame → preprocessed batch, detections → verdict (loop and calibration).
+//! * [`site_calibration`] — `--calibrate-from`: a camera's own threshold from its normal footage.
 //! * [`decision`] — k-of-n / m-consecutive hysteresis ([`decision::Debouncer`]).
 //! * [`alert`] — the alert output: any `embedded_hal::digital::OutputPin` (GPIO character device,
 //!   log-only pin, mocks in tests).
@@ -48,6 +50,8 @@ pub mod http;
 pub mod metrics;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+pub mod scoring;
+pub mod site_calibration;
 pub mod source;
 pub mod stats;
 pub mod stream_spec;

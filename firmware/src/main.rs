@@ -46,6 +46,13 @@ fn main() {
         }
         return;
     }
+    if opts.calibrate_from.is_some() {
+        if let Err(e) = hood_firmware::site_calibration::run(&opts, stop) {
+            eprintln!("hood-watch: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let watch = match hood_firmware::app::build(&opts, stop) {
         Ok(w) => w,
         Err(e) => {
