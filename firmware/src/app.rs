@@ -107,7 +107,10 @@ impl crate::daemon::Notify for crate::mqtt::Mqtt {
 }
 
 #[cfg(feature = "mqtt")]
-fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+fn open_notify(
+    o: &Options,
+    cameras: &[String],
+) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
     let Some(url) = &o.mqtt else {
         return Ok(Vec::new());
     };
@@ -117,7 +120,7 @@ fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, Strin
             .mqtt_prefix
             .clone()
             .unwrap_or_else(crate::mqtt::default_prefix),
-        camera: o.name.clone().unwrap_or_else(|| "cam0".into()),
+        cameras: cameras.to_vec(),
         username: o.mqtt_username.clone(),
         password_file: o.mqtt_password_file.clone(),
         ca: o.mqtt_ca.clone(),
@@ -126,7 +129,10 @@ fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, Strin
 }
 
 #[cfg(not(feature = "mqtt"))]
-fn open_notify(o: &Options) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+fn open_notify(
+    o: &Options,
+    _cameras: &[String],
+) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
     match &o.mqtt {
         Some(url) => Err(format!(
             "--mqtt {url}: this build has no MQTT support; rebuild with `cargo build --release -p hood-firmware --features mqtt`"
@@ -226,38 +232,15 @@ pub fn open_spec(o: &Options, spec: &str) -> Result<Box<dyn FrameSource>, String
     }
 }
 
-/// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
-pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
-    let backend = o.backend()?;
-    let debounce = o.debounce()?;
-    let Opened {
-        model,
-        factory,
-        engine,
-        bundled_model,
-    } = open_detector(o)?;
-
-    let source = open_source(o)?;
-    let bundled_feed = source.is_none();
-    let source = source.unwrap_or_else(|| {
-        let frames = bundled::feed()
-            .into_iter()
-            .map(|(l, b, _)| (l, b))
-            .collect();
-        Box::new(MemorySource::new(
-            bundled::FEED_DESCRIPTION,
-            frames,
-            o.looping,
-        ))
-    });
-
-    let mut threshold_kind = "option";
-    let threshold = match (o.threshold, model.meta.threshold.as_ref()) {
-        (Some(t), _) => t,
-        (None, Some(t)) => {
-            threshold_kind = "model";
-            t.value
-        }
+/// The threshold of a camera: its option, else the model's calibrated one; none is an error.
+fn resolve_threshold(
+    o: &Options,
+    model: &Model,
+    bundled_model: bool,
+) -> Result<(f32, &'static str), String> {
+    let (t, kind) = match (o.threshold, model.meta.threshold.as_ref()) {
+        (Some(t), _) => (t, "option"),
+        (None, Some(t)) => (t.value, "model"),
         (None, None) if bundled_model => {
             return Err(format!(
                 "the bundled model {} has no calibrated threshold (this build bundled an uncalibrated model; see firmware/src/bundled.rs); pass --threshold T or --model FILE",
@@ -271,45 +254,156 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             ))
         }
     };
-    if !threshold.is_finite() {
-        return Err(format!("threshold {threshold} is not a finite number"));
+    if !t.is_finite() {
+        return Err(format!("threshold {t} is not a finite number"));
     }
+    Ok((t, kind))
+}
 
-    let region = o.region()?;
-    let pin = open_pin(o)?;
-    let notify = open_notify(o)?;
+/// The options of each camera: the flags' one camera, or one per `[[camera]]` table (checked:
+/// unique names, one source each, no top-level source or alert line beside them).
+fn camera_options(o: &Options) -> Result<Vec<Options>, String> {
+    if o.cameras.is_empty() {
+        return Ok(vec![o.clone()]);
+    }
+    for (flag, set) in [
+        ("input", o.input.is_some()),
+        ("camera", o.camera.is_some()),
+        ("source", o.source.is_some()),
+        ("gpio-chip", o.gpio_chip.is_some()),
+        ("gpio-line", o.gpio_line.is_some()),
+        ("name", o.name.is_some()),
+    ] {
+        if set {
+            return Err(format!(
+                "`{flag}` is set beside [[camera]] tables; set it inside each [[camera]] instead"
+            ));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, t) in o.cameras.iter().enumerate() {
+        let name = t
+            .name
+            .clone()
+            .ok_or_else(|| format!("[[camera]] number {} has no `name`", i + 1))?;
+        crate::lane::check_name(&name)?;
+        if !names.insert(name.clone()) {
+            return Err(format!("two [[camera]] tables are named {name:?}"));
+        }
+        let n = [t.input.is_some(), t.device.is_some(), t.source.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if n != 1 {
+            return Err(format!(
+                "[[camera]] {name:?}: give exactly one of `input`, `device` or `source`"
+            ));
+        }
+        out.push(t.options(o));
+    }
+    Ok(out)
+}
+
+/// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
+pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
+    let backend = o.backend()?;
+    let per_camera = camera_options(o)?;
+    let multi = per_camera.len() > 1 || !o.cameras.is_empty();
+    // Everything a camera's options can get wrong, before the model is loaded.
+    for c in &per_camera {
+        c.debounce()?;
+        c.region()?;
+    }
+    let Opened {
+        model,
+        factory,
+        engine,
+        bundled_model,
+    } = open_detector(o)?;
+
+    let mut lanes = Vec::new();
+    let mut bundled_feed = false;
+    let mut threshold_kinds = Vec::new();
+    let overlay_interval = o.overlay_interval()?;
+    for c in &per_camera {
+        let name = c.name.clone().unwrap_or_else(|| "cam0".into());
+        let source = match open_source(c)? {
+            Some(s) => s,
+            None => {
+                bundled_feed = true;
+                let frames = bundled::feed()
+                    .into_iter()
+                    .map(|(l, b, _)| (l, b))
+                    .collect();
+                Box::new(MemorySource::new(
+                    bundled::FEED_DESCRIPTION,
+                    frames,
+                    o.looping,
+                ))
+            }
+        };
+        let (threshold, kind) = resolve_threshold(c, &model, bundled_model)?;
+        threshold_kinds.push(kind);
+        let dir = if multi {
+            o.overlays_dir().join(&name)
+        } else {
+            o.overlays_dir()
+        };
+        let overlays = OverlayWriter::new(dir.clone(), overlay_interval)
+            .map_err(|e| format!("overlays {}: {e}", dir.display()))?;
+        let lane = crate::lane::Lane::new(
+            &name,
+            source,
+            threshold,
+            c.debounce()?,
+            c.region()?,
+            open_pin(c)?,
+            Some(overlays),
+        );
+        let d = lane.debounce;
+        crate::say!(
+            "hood-watch: {}model {} | backend {} | threshold {threshold:.5} ({kind}) | alert {} of {}, clear after {} | source {} | pin {}",
+            if multi { format!("camera {name} | ") } else { String::new() },
+            model.path().display(),
+            engine.backend_name(),
+            d.k,
+            d.n,
+            d.m,
+            lane.source_name,
+            lane.pin.describe()
+        );
+        let region = lane.region;
+        if !region.is_whole() {
+            let roi = region.roi.map_or("the whole frame".into(), |r| {
+                format!("ROI {},{} {}×{}", r.x, r.y, r.w, r.h)
+            });
+            crate::say!(
+                "hood-watch: scoring {roi} as {}×{} tiles in one batch; a frame's score is its worst tile's",
+                region.grid.cols,
+                region.grid.rows
+            );
+        }
+        lanes.push(lane);
+    }
+    let names: Vec<String> = lanes.iter().map(|l| l.name.clone()).collect();
+    let notify = open_notify(o, &names)?;
     let events_path = o.events_path();
     let events = EventLog::open(&events_path)
         .map_err(|e| format!("event log {}: {e}", events_path.display()))?;
-    let overlays_dir = o.overlays_dir();
-    let overlays = OverlayWriter::new(overlays_dir.clone(), o.overlay_interval()?)
-        .map_err(|e| format!("overlays {}: {e}", overlays_dir.display()))?;
     crate::say!(
-        "hood-watch: model {} | backend {} | threshold {threshold:.5} ({threshold_kind}) | alert {} of {}, clear after {} | source {} | pin {}",
-        model.path().display(),
-        engine.backend_name(),
-        debounce.k,
-        debounce.n,
-        debounce.m,
-        source.describe(),
-        pin.describe()
-    );
-    crate::say!(
-        "hood-watch: events -> {} | overlays of alerting frames -> {}",
+        "hood-watch: events -> {} | overlays of alerting frames -> {}{}",
         events_path.display(),
-        overlays_dir.display()
+        o.overlays_dir().display(),
+        if multi { "/<camera>" } else { "" }
     );
-    if !region.is_whole() {
-        let roi = region.roi.map_or("the whole frame".into(), |r| {
-            format!("ROI {},{} {}×{}", r.x, r.y, r.w, r.h)
-        });
+    if multi {
         crate::say!(
-            "hood-watch: scoring {roi} as {}×{} tiles in one batch; a frame's score is its worst tile's",
-            region.grid.cols,
-            region.grid.rows
+            "hood-watch: {} cameras, scored by one detector in one batch per tick",
+            lanes.len()
         );
     }
-    if bundled_feed && o.threshold.is_none() && bundled_model {
+    if bundled_feed && o.threshold.is_none() && bundled_model && !multi {
         let (id, ood) = (bundled::ID_FRAMES.len(), bundled::OOD_FRAMES.len());
         crate::say!(
             "hood-watch: embedded default: expect the alert raised on the OOD segment (frames {id}-{}) and cleared in the last ID segment (frames {}-{})",
@@ -319,7 +413,6 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         );
     }
 
-    let camera = o.name.clone().unwrap_or_else(|| "cam0".into());
     let (board, http) = match &o.http {
         None => (None, None),
         Some(spec) => {
@@ -334,11 +427,14 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
                     "--http {addr}: reachable from other machines without a token; the page shows camera frames (set --http-token-file)"
                 );
             }
+            let cams: Vec<(&str, &str, f32)> = lanes
+                .iter()
+                .map(|l| (l.name.as_str(), l.source_name.as_str(), l.threshold))
+                .collect();
             let board = Arc::new(crate::board::Board::new(
                 &model.path().display().to_string(),
                 engine.backend_name(),
-                threshold,
-                &[(camera.as_str(), source.describe().as_str())],
+                &cams,
             ));
             let server = crate::http::HttpServer::start(addr, token.clone(), board.clone())?;
             crate::say!(
@@ -353,24 +449,24 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             (Some(board), Some(server))
         }
     };
+    let threshold_kind = if threshold_kinds.iter().all(|k| *k == threshold_kinds[0]) {
+        json!(threshold_kinds[0])
+    } else {
+        json!(threshold_kinds)
+    };
 
     Ok(Watch {
-        region,
+        lanes,
         board,
         http,
         fps: o.fps.or(bundled_feed.then_some(BUNDLED_FPS)),
         print_frames: o.print_frames || bundled_feed,
         start_info: json!({"model": model.path().display().to_string(), "model_name": model.meta.name, "threshold_kind": threshold_kind}),
         notify,
-        source,
         engine,
         factory,
         backend,
-        threshold,
-        debounce,
-        pin,
         events,
-        overlays: Some(overlays),
         exec: o.exec.clone(),
         max_frames: o.max_frames,
         health_interval: o.health_interval()?,

@@ -105,6 +105,7 @@ pub struct FrameReport<'a> {
 pub struct Camera {
     pub name: String,
     pub source: String,
+    pub threshold: f32,
     pub alerting: bool,
     pub last: Option<LastFrame>,
     pub view: Option<(RgbImage, Vec<f32>)>,
@@ -118,10 +119,11 @@ pub struct Camera {
 }
 
 impl Camera {
-    fn new(name: &str, source: &str) -> Camera {
+    fn new(name: &str, source: &str, threshold: f32) -> Camera {
         Camera {
             name: name.to_string(),
             source: source.to_string(),
+            threshold,
             alerting: false,
             last: None,
             view: None,
@@ -141,7 +143,6 @@ pub struct Snapshot {
     pub version: &'static str,
     pub model: String,
     pub backend: String,
-    pub threshold: f32,
     pub started: Instant,
     pub started_unix: f64,
     pub cameras: Vec<Camera>,
@@ -159,17 +160,19 @@ fn unix_now() -> f64 {
 }
 
 impl Board {
-    /// `cameras`: (name, source description) of each camera.
-    pub fn new(model: &str, backend: &str, threshold: f32, cameras: &[(&str, &str)]) -> Board {
+    /// `cameras`: (name, source description, threshold) of each camera.
+    pub fn new(model: &str, backend: &str, cameras: &[(&str, &str, f32)]) -> Board {
         Board {
             inner: Mutex::new(Snapshot {
                 version: env!("CARGO_PKG_VERSION"),
                 model: model.to_string(),
                 backend: backend.to_string(),
-                threshold,
                 started: Instant::now(),
                 started_unix: unix_now(),
-                cameras: cameras.iter().map(|(n, s)| Camera::new(n, s)).collect(),
+                cameras: cameras
+                    .iter()
+                    .map(|(n, s, t)| Camera::new(n, s, *t))
+                    .collect(),
             }),
         }
     }
@@ -198,6 +201,7 @@ impl Board {
             s.cameras.push(Camera {
                 name: c.name.clone(),
                 source: c.source.clone(),
+                threshold: c.threshold,
                 alerting: c.alerting,
                 last: c.last.clone(),
                 // An empty marker: `/status` says whether a view exists without copying it.
@@ -213,12 +217,13 @@ impl Board {
         s
     }
 
-    /// The view and heatmap of a camera's last scored frame, and that frame's score.
-    pub fn view(&self, camera: &str) -> Option<(RgbImage, Vec<f32>, f32)> {
+    /// The view and heatmap of a camera's last scored frame, that frame's score and the
+    /// camera's threshold.
+    pub fn view(&self, camera: &str) -> Option<(RgbImage, Vec<f32>, f32, f32)> {
         let g = self.lock();
         let c = g.cameras.iter().find(|c| c.name == camera)?;
         let (v, h) = c.view.clone()?;
-        Some((v, h, c.last.as_ref().map_or(0.0, |l| l.score)))
+        Some((v, h, c.last.as_ref().map_or(0.0, |l| l.score), c.threshold))
     }
 
     pub fn set_backend(&self, backend: &str) {
@@ -349,6 +354,7 @@ impl Snapshot {
                 json!({
                     "name": c.name,
                     "source": c.source,
+                    "threshold": c.threshold,
                     "state": if c.alerting { "alert" } else { "clear" },
                     "last": last,
                     "has_view": c.view.is_some(),
@@ -368,7 +374,6 @@ impl Snapshot {
             "version": self.version,
             "model": self.model,
             "backend": self.backend,
-            "threshold": self.threshold,
             "uptime_s": uptime,
             "started_unix": self.started_unix,
             "healthy": healthy,
@@ -398,7 +403,7 @@ mod tests {
 
     #[test]
     fn history_is_bounded_and_keeps_its_oldest_points_coarser() {
-        let b = Board::new("m", "cpu", 0.5, &[("cam0", "test")]);
+        let b = Board::new("m", "cpu", &[("cam0", "test", 0.5)]);
         let t0 = b.lock().started;
         let st = Stats::default();
         for i in 0..(HISTORY_MAX as u64 * 3) {
@@ -426,7 +431,7 @@ mod tests {
 
     #[test]
     fn health_names_the_stale_camera_and_its_last_source_error() {
-        let b = Board::new("m", "cpu", 0.5, &[("yard", "rtsp://cam/")]);
+        let b = Board::new("m", "cpu", &[("yard", "rtsp://cam/", 0.5)]);
         assert_eq!(b.snapshot().health(), (true, "ok".into()));
         b.event(
             0,

@@ -128,7 +128,7 @@ pub struct Options {
     /// At most one overlay per this many seconds while alerting; 0 = every alerting frame [default: 1].
     #[arg(long)]
     pub overlay_interval: Option<f64>,
-    /// Shell command run on each alert transition (env HOOD_EVENT, HOOD_FRAME, HOOD_SOURCE, HOOD_SCORE, HOOD_THRESHOLD, HOOD_CLASS).
+    /// Shell command run on each alert transition (env HOOD_EVENT, HOOD_CAMERA, HOOD_FRAME, HOOD_SOURCE, HOOD_SCORE, HOOD_THRESHOLD, HOOD_CLASS).
     #[arg(long)]
     pub exec: Option<String>,
     /// Seconds between health lines [default: 10].
@@ -182,6 +182,10 @@ pub struct Options {
     /// Print one status line per frame (default for the bundled feed).
     #[arg(long)]
     pub print_frames: bool,
+    /// `[[camera]]` tables of the config file (several cameras, one detector); not a flag.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub cameras: Vec<CameraTable>,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     #[serde(skip)]
@@ -192,9 +196,68 @@ pub struct Options {
     pub man_pages: Option<PathBuf>,
 }
 
+/// One `[[camera]]` table: a camera of a multi-camera config. Keys are spelt like the flags;
+/// the source is one of `input`, `device` (V4L2, like `--camera`) or `source`. Keys left out take
+/// the top-level value (`threshold`, `alert-k`/`-n`, `clear-m`, `roi`, `tiles`, `width`, …), then
+/// the default; the alert line is per camera only.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CameraTable {
+    pub name: Option<String>,
+    pub input: Option<String>,
+    pub device: Option<PathBuf>,
+    pub source: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub pixel_format: Option<String>,
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
+    pub threshold: Option<f32>,
+    pub alert_k: Option<usize>,
+    pub alert_n: Option<usize>,
+    pub clear_m: Option<usize>,
+    pub gpio_chip: Option<PathBuf>,
+    pub gpio_line: Option<u32>,
+    pub active_low: Option<bool>,
+    pub roi: Option<String>,
+    pub tiles: Option<String>,
+}
+
+impl CameraTable {
+    /// This camera's options: the table over the top-level ones (`top`), with the top level's
+    /// sources and alert line cleared.
+    pub fn options(&self, top: &Options) -> Options {
+        Options {
+            input: self.input.clone(),
+            camera: self.device.clone(),
+            source: self.source.clone(),
+            width: self.width.or(top.width),
+            height: self.height.or(top.height),
+            pixel_format: self.pixel_format.clone().or(top.pixel_format.clone()),
+            looping: self.looping.unwrap_or(top.looping),
+            threshold: self.threshold.or(top.threshold),
+            alert_k: self.alert_k.or(top.alert_k),
+            alert_n: self.alert_n.or(top.alert_n),
+            clear_m: self.clear_m.or(top.clear_m),
+            gpio_chip: self.gpio_chip.clone(),
+            gpio_line: self.gpio_line,
+            active_low: self.active_low.unwrap_or(top.active_low),
+            roi: self.roi.clone().or(top.roi.clone()),
+            tiles: self.tiles.clone().or(top.tiles.clone()),
+            name: self.name.clone(),
+            cameras: Vec::new(),
+            ..top.clone()
+        }
+    }
+}
+
 macro_rules! merge_opts {
     ($a:ident, $b:ident; opt: $($o:ident),*; flag: $($f:ident),*) => {
-        Options { config: $a.config, $($o: $a.$o.or($b.$o),)* $($f: $a.$f || $b.$f,)* }
+        Options {
+            config: $a.config,
+            cameras: if $a.cameras.is_empty() { $b.cameras } else { $a.cameras },
+            $($o: $a.$o.or($b.$o),)* $($f: $a.$f || $b.$f,)*
+        }
     };
 }
 
@@ -215,9 +278,29 @@ impl Options {
         Ok(self.merge(file))
     }
 
-    /// The options of a TOML config file's text (keys spelt like the flags).
+    /// The options of a TOML config file's text (keys spelt like the flags), with its
+    /// `[[camera]]` tables.
     pub fn from_toml(text: &str) -> Result<Options, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+        let tables = match table.get("camera") {
+            Some(toml::Value::Array(a)) => {
+                let a = a.clone();
+                table.remove("camera");
+                a
+            }
+            _ => Vec::new(),
+        };
+        let mut o: Options = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+        for (i, t) in tables.into_iter().enumerate() {
+            let c: CameraTable = t.try_into().map_err(|e: toml::de::Error| {
+                format!("[[camera]] number {}: {}", i + 1, e.to_string().trim())
+            })?;
+            o.cameras.push(c);
+        }
+        Ok(o)
     }
 
     /// `self` wins where set.
@@ -331,6 +414,24 @@ mod tests {
         assert_eq!(o.gpio_line, Some(12));
         assert_eq!(o.debounce().unwrap(), Debounce::default());
         assert!(o.backend().is_ok() && o.overlay_interval().is_ok());
+    }
+
+    #[test]
+    fn the_multi_camera_example_parses() {
+        let o = Options::from_toml(include_str!("../hood-watch.cameras.example.toml")).unwrap();
+        assert_eq!(o.cameras.len(), 3);
+        assert_eq!(o.cameras[0].name.as_deref(), Some("front-door"));
+        assert_eq!(
+            o.cameras[1].device.as_deref(),
+            Some(std::path::Path::new("/dev/video0"))
+        );
+        let yard = o.cameras[1].options(&o);
+        assert_eq!(yard.debounce().unwrap(), Debounce { k: 3, n: 5, m: 5 });
+        assert_eq!(yard.gpio_line, Some(13));
+        let archive = o.cameras[2].options(&o);
+        assert_eq!(archive.debounce().unwrap(), Debounce { k: 2, n: 3, m: 5 });
+        assert!(archive.region().unwrap().is_whole());
+        assert_eq!(o.cameras[0].options(&o).region().unwrap().grid.count(), 12);
     }
 
     #[test]

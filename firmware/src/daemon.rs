@@ -1,12 +1,15 @@
 //! The watch loop: capture → decode → preprocess → infer → decide → alert, with health lines,
-//! retries and clean shutdown. Everything it talks to is a trait object, so tests drive it with
+//! retries and clean shutdown, for one camera or several ([`Lane`]s, scored by one detector in
+//! one batch per tick; their capture runs on reader threads, [`crate::readers`]). Everything it talks to is a trait object, so tests drive it with
 //! scripted sources, mock pins and failing engines.
 
-use crate::alert::AlertOutput;
 use crate::board::{Board, FrameReport, LastFrame};
-use crate::decision::{Debounce, Debouncer, Transition};
-use crate::events::{run_hook, EventLog, OverlayWriter};
-use crate::source::FrameSource;
+use crate::decision::Transition;
+use crate::events::{run_hook, EventLog};
+use crate::lane::Lane;
+use crate::readers::{Readers, Reply};
+use crate::scoring::Batch;
+use crate::source::Frame;
 use crate::stats::{write_json_atomic, Stats};
 use hood_runtime::detector::SelfTest;
 use hood_runtime::preprocess::Prepared;
@@ -129,27 +132,29 @@ impl StopReason {
 #[derive(Debug)]
 pub struct Summary {
     pub reason: StopReason,
+    /// The first camera's counters (the only camera's, without `[[camera]]` tables).
     pub stats: Stats,
-    /// Whether an alert was active when the loop stopped (the pin is driven inactive regardless).
+    /// Every camera's name and counters.
+    pub cameras: Vec<(String, Stats)>,
+    /// Whether an alert was active on any camera when the loop stopped (pins are driven
+    /// inactive regardless).
     pub alerting_at_stop: bool,
     pub backend: &'static str,
 }
 
 /// A configured daemon; [`Watch::run`] runs it.
 pub struct Watch {
-    pub source: Box<dyn FrameSource>,
+    /// The cameras (one with the single-camera flags).
+    pub lanes: Vec<Lane>,
     pub engine: Box<dyn Engine>,
     pub factory: EngineFactory,
     /// The backend asked for (recreated after errors; `Cpu` after a fallback).
     pub backend: Backend,
-    pub threshold: f32,
-    pub debounce: Debounce,
-    pub pin: Box<dyn AlertOutput>,
     pub events: EventLog,
-    pub overlays: Option<OverlayWriter>,
     pub exec: Option<String>,
     /// Pacing for sources that do not pace themselves.
     pub fps: Option<f32>,
+    /// Stop after this many frames scored (all cameras together).
     pub max_frames: Option<u64>,
     pub health_interval: Duration,
     pub stats_json: Option<PathBuf>,
@@ -160,10 +165,8 @@ pub struct Watch {
     pub start_info: Value,
     /// Further outputs of transitions and health (MQTT).
     pub notify: Vec<Box<dyn Notify>>,
-    /// The live status board the HTTP endpoint shows (`--http`); this daemon is its camera 0.
+    /// The live status board the HTTP endpoint shows (`--http`); lane i is its camera i.
     pub board: Option<Arc<Board>>,
-    /// What part of each frame is scored: ROI and tile grid (default: the whole frame).
-    pub region: crate::tiling::Region,
     /// The HTTP endpoint, stopped when the loop ends.
     pub http: Option<crate::http::HttpServer>,
 }
@@ -191,22 +194,42 @@ fn state_name(alerting: bool) -> &'static str {
     }
 }
 
-impl Watch {
-    /// Writes an event; returns the object written (or, when the log failed, the fields).
-    fn event(&mut self, name: &str, fields: Value) -> Value {
-        let obj = match self.events.write(name, fields.clone()) {
-            Ok(obj) => obj,
-            Err(e) => {
-                log::error!("event log {}: {e}", self.events.path().display());
-                let mut f = fields;
-                f["event"] = json!(name);
-                f
-            }
-        };
-        if let Some(b) = &self.board {
-            b.event(0, &obj);
+/// Writes an event of camera `cam` (its lane index; `camera` names it in the event) and shows
+/// it on the board; returns the object written (or, when the log failed, the fields).
+fn write_event(
+    events: &mut EventLog,
+    board: Option<&Arc<Board>>,
+    cam: Option<(usize, &str)>,
+    name: &str,
+    fields: Value,
+) -> Value {
+    let mut fields = fields;
+    if let (Some((_, camera)), Value::Object(o)) = (cam, &mut fields) {
+        o.insert("camera".into(), json!(camera));
+    }
+    let obj = match events.write(name, fields.clone()) {
+        Ok(obj) => obj,
+        Err(e) => {
+            log::error!("event log {}: {e}", events.path().display());
+            let mut f = fields;
+            f["event"] = json!(name);
+            f
         }
-        obj
+    };
+    if let Some(b) = board {
+        match cam {
+            Some((i, _)) => b.event(i, &obj),
+            // Daemon-wide events (start, stop, detector_recreated) go to every camera's list.
+            None => (0..b.snapshot_without_views().cameras.len()).for_each(|i| b.event(i, &obj)),
+        }
+    }
+    obj
+}
+
+impl Watch {
+    fn event(&mut self, cam: Option<usize>, name: &str, fields: Value) -> Value {
+        let cam = cam.map(|i| (i, self.lanes[i].name.as_str()));
+        write_event(&mut self.events, self.board.as_ref(), cam, name, fields)
     }
 
     /// After a detector error: recreate the engine on the same backend once; if that fails, or
@@ -228,6 +251,7 @@ impl Watch {
                     self.backend = Backend::Cpu;
                 }
                 self.event(
+                    None,
                     "detector_recreated",
                     json!({"error": err.to_string(), "backend": name}),
                 );
@@ -240,18 +264,61 @@ impl Watch {
         }
     }
 
-    fn health(&mut self, stats: &mut Stats, alerting: bool) {
-        crate::say!("{}", stats.line(state_name(alerting)));
-        self.write_stats(stats, alerting);
-        stats.reset_window();
+    fn multi(&self) -> bool {
+        self.lanes.len() > 1
     }
 
-    fn write_stats(&self, stats: &Stats, alerting: bool) {
+    fn health(&mut self) {
+        let multi = self.multi();
+        for l in &mut self.lanes {
+            let line = l.stats.line(state_name(l.deb.alerting()));
+            if multi {
+                crate::say!("[{}] {line}", l.name);
+            } else {
+                crate::say!("{line}");
+            }
+        }
+        self.write_stats();
+        for l in &mut self.lanes {
+            l.stats.reset_window();
+        }
+    }
+
+    /// The health JSON: one camera's numbers, or, with several, `cameras` (each camera's, with
+    /// its name) and the totals of the counters.
+    fn stats_value(&self) -> Value {
+        let mut v = if self.multi() {
+            let per: Vec<Value> = self
+                .lanes
+                .iter()
+                .map(|l| {
+                    let mut s = l.stats.json(state_name(l.deb.alerting()));
+                    s["camera"] = json!(l.name);
+                    s
+                })
+                .collect();
+            let sum = |f: fn(&Stats) -> u64| self.lanes.iter().map(|l| f(&l.stats)).sum::<u64>();
+            json!({
+                "frames": sum(|s| s.frames), "ood_frames": sum(|s| s.ood_frames),
+                "dropped": sum(|s| s.dropped), "undecodable": sum(|s| s.undecodable),
+                "source_errors": sum(|s| s.source_errors), "detector_errors": sum(|s| s.detector_errors),
+                "alerts_raised": sum(|s| s.alerts_raised),
+                "state": state_name(self.lanes.iter().any(|l| l.deb.alerting())),
+                "cameras": per,
+            })
+        } else {
+            let l = &self.lanes[0];
+            l.stats.json(state_name(l.deb.alerting()))
+        };
+        v["backend"] = json!(self.engine.backend_name());
+        v
+    }
+
+    fn write_stats(&self) {
         if self.stats_json.is_none() && self.notify.is_empty() {
             return;
         }
-        let mut v = stats.json(state_name(alerting));
-        v["backend"] = json!(self.engine.backend_name());
+        let v = self.stats_value();
         if let Some(p) = &self.stats_json {
             if let Err(e) = write_json_atomic(p, &v) {
                 log::error!("{}: {e}", p.display());
@@ -262,47 +329,385 @@ impl Watch {
         }
     }
 
-    /// Runs until the feed ends, `max_frames` frames were scored, or the stop flag is raised.
-    /// The pin is driven inactive at start and at the end; the event log is closed at the end.
+    /// A source error of lane `li`: counted, logged, an event.
+    fn source_error(&mut self, li: usize, error: &str, retry_in: Duration) {
+        let l = &mut self.lanes[li];
+        l.stats.source_errors += 1;
+        log::warn!(
+            "source {}: {error}; retrying in {:.1} s",
+            l.source_name,
+            retry_in.as_secs_f64()
+        );
+        self.event(
+            Some(li),
+            "source_error",
+            json!({"error": error, "retry_in_s": retry_in.as_secs_f64()}),
+        );
+        if let Some(b) = &self.board {
+            b.counters(li, &self.lanes[li].stats);
+        }
+    }
+
+    /// A frame that could not be scored.
+    fn dropped(&mut self, li: usize, this: u64, label: &str, e: &str, undecodable: bool) {
+        let l = &mut self.lanes[li];
+        l.stats.dropped += 1;
+        if undecodable {
+            l.stats.undecodable += 1;
+            log::warn!("frame {this} ({label}): {e}; skipped");
+        } else {
+            l.stats.detector_errors += 1;
+            log::error!("frame {this} ({label}): {e}; skipped");
+        }
+        if let Some(b) = &self.board {
+            b.counters(li, &self.lanes[li].stats);
+        }
+    }
+
+    /// Scores the frames of one tick — any number of cameras, each one image or a grid of tiles —
+    /// in one detector call (one retry on a recreated / CPU engine), then judges each camera.
+    fn score(&mut self, frames: Vec<(usize, Frame)>, det_failures: &mut u32) {
+        let t1 = Instant::now();
+        let mut ready: Vec<(usize, u64, Frame, Batch)> = Vec::with_capacity(frames.len());
+        for (li, frame) in frames {
+            let this = self.lanes[li].taken;
+            self.lanes[li].taken += 1;
+            let region = self.lanes[li].region;
+            match crate::scoring::prepare_frame(
+                self.engine.as_ref(),
+                &region,
+                &frame.data,
+                &frame.label,
+            ) {
+                Ok(b) => ready.push((li, this, frame, b)),
+                Err(e) => self.dropped(li, this, &frame.label, &e, true),
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let n: usize = ready.iter().map(|r| r.3.len()).sum();
+        let joined: Vec<f32>;
+        let tensor: &[f32] = if ready.len() == 1 {
+            ready[0].3.tensor()
+        } else {
+            joined = ready
+                .iter()
+                .flat_map(|r| r.3.tensor().iter().copied())
+                .collect();
+            &joined
+        };
+        let prep = t1.elapsed() / ready.len() as u32;
+        for (li, ..) in &ready {
+            self.lanes[*li].stats.preprocess.record(prep);
+        }
+
+        let t2 = Instant::now();
+        let mut det = self.engine.detect_batch(tensor, n);
+        if let Err(e) = &det {
+            for (li, ..) in &ready {
+                self.lanes[*li].stats.detector_errors += 1;
+            }
+            *det_failures += 1;
+            self.recover(e, *det_failures);
+            det = self.engine.detect_batch(tensor, n);
+        }
+        let dets = match det {
+            Ok(d) if d.len() == n => {
+                *det_failures = 0;
+                d
+            }
+            other => {
+                let e = match other {
+                    Err(e) => e.to_string(),
+                    Ok(d) => format!("{} detections for {n} images", d.len()),
+                };
+                *det_failures += 1;
+                for (li, this, frame, _) in &ready {
+                    self.dropped(*li, *this, &frame.label, &e, false);
+                }
+                return;
+            }
+        };
+        let inference = t2.elapsed();
+        let mut at = 0;
+        for (li, this, frame, batch) in &ready {
+            let k = batch.len();
+            self.lanes[*li].stats.inference.record(inference);
+            self.judge(*li, *this, frame, batch, &dets[at..at + k], inference);
+            at += k;
+        }
+    }
+
+    /// Decides, debounces and reports one camera's scored frame.
+    fn judge(
+        &mut self,
+        li: usize,
+        this: u64,
+        frame: &Frame,
+        batch: &Batch,
+        dets: &[Detection],
+        inference: Duration,
+    ) {
+        let n = dets.len();
+        let multi = self.multi();
+        // The frame's verdict is its worst tile's.
+        let worst = crate::scoring::worst(dets);
+        let d = &dets[worst];
+        let tile_scores: Option<Vec<f32>> = (n > 1).then(|| dets.iter().map(|d| d.score).collect());
+        let lane = &mut self.lanes[li];
+        let stitched;
+        let shown: Option<(&RgbImage, &[f32])> = if n == 1 {
+            d.heatmap
+                .as_ref()
+                .map(|h| (&batch.prepared[0].view, &h.data[..]))
+        } else if dets.iter().all(|d| d.heatmap.is_some()) {
+            let parts: Vec<(&RgbImage, &[f32])> = batch
+                .prepared
+                .iter()
+                .zip(dets)
+                .filter_map(|(p, d)| d.heatmap.as_ref().map(|h| (&p.view, &h.data[..])))
+                .collect();
+            stitched = crate::tiling::stitch(lane.region.grid, &parts);
+            Some((&stitched.0, &stitched.1[..]))
+        } else {
+            None
+        };
+
+        let ood = d.score > lane.threshold;
+        lane.stats.decision.record(frame.captured.elapsed());
+        lane.stats.scored(ood);
+        let transition = lane.deb.update(ood);
+        let decided_after = frame.captured.elapsed();
+        let class_name = d.class_name.clone().unwrap_or_default();
+        let tag = if multi {
+            format!("[{}] ", lane.name)
+        } else {
+            String::new()
+        };
+        if let Some(t) = transition {
+            let active = t == Transition::Raised;
+            lane.stats.alerts_raised += u64::from(active);
+            let pin = match lane.pin.set_active(active) {
+                Ok(()) => state_name(active),
+                Err(e) => {
+                    log::error!("{e}");
+                    "error"
+                }
+            };
+            crate::say!(
+                "{tag}ALERT {} at frame {this} ({}): score {:.5} vs threshold {:.5}, class {} {}",
+                t.name(),
+                frame.label,
+                d.score,
+                lane.threshold,
+                d.class,
+                class_name
+            );
+            let threshold = lane.threshold;
+            let fields = json!({
+                "frame": this, "source": frame.label, "class": d.class, "class_name": d.class_name,
+                "score": d.score, "threshold": threshold, "ood": ood,
+                "transition": t.name(), "state": state_name(active), "pin": pin,
+                "pts_s": frame.pts.map(|p| p.as_secs_f64()),
+                "capture_to_decision_ms": decided_after.as_secs_f64() * 1e3,
+                "tile": (n > 1).then_some(worst), "tile_scores": tile_scores,
+            });
+            let name = lane.name.clone();
+            let written = write_event(
+                &mut self.events,
+                self.board.as_ref(),
+                Some((li, &name)),
+                t.name(),
+                fields,
+            );
+            let lane = &mut self.lanes[li];
+            lane.stats.alert.record(frame.captured.elapsed());
+            for n in &self.notify {
+                n.transition(&written, state_name(active));
+            }
+            if let Some(cmd) = &self.exec {
+                run_hook(
+                    cmd,
+                    &[
+                        ("HOOD_EVENT", t.name().to_string()),
+                        ("HOOD_CAMERA", name.clone()),
+                        ("HOOD_FRAME", this.to_string()),
+                        ("HOOD_SOURCE", frame.label.clone()),
+                        ("HOOD_SCORE", d.score.to_string()),
+                        ("HOOD_THRESHOLD", threshold.to_string()),
+                        ("HOOD_CLASS", class_name.clone()),
+                    ],
+                );
+            }
+        }
+        let lane = &mut self.lanes[li];
+        let mut overlay = String::new();
+        if let (true, Some(w), Some((view, heat))) =
+            (lane.deb.alerting(), lane.overlays.as_mut(), shown)
+        {
+            let caption = hood_runtime::overlay::Caption {
+                score: d.score,
+                threshold: Some(lane.threshold),
+            };
+            match w.maybe_write(
+                this,
+                view,
+                heat,
+                &caption,
+                transition == Some(Transition::Raised),
+            ) {
+                Ok(Some(p)) => {
+                    lane.stats.overlays += 1;
+                    overlay = format!(" overlay {}", p.display());
+                }
+                Ok(None) => {}
+                Err(e) => log::error!("overlay: {e}"),
+            }
+        }
+        if let Some(b) = &self.board {
+            b.frame(
+                li,
+                FrameReport {
+                    last: LastFrame {
+                        index: this,
+                        label: frame.label.clone(),
+                        score: d.score,
+                        class: d.class,
+                        class_name: d.class_name.clone(),
+                        ood,
+                        pts_s: frame.pts.map(|p| p.as_secs_f64()),
+                        at: Instant::now(),
+                    },
+                    view: shown,
+                    alerting: lane.deb.alerting(),
+                    capture_to_decision: decided_after,
+                    inference,
+                },
+                &lane.stats,
+            );
+        }
+        if self.print_frames {
+            crate::say!(
+                "{tag}frame {this:>5} {:<44} class {:<10} score {:.5} {} | {}{overlay}",
+                frame.label,
+                class_name,
+                d.score,
+                if ood { "OOD" } else { "id " },
+                state_name(lane.deb.alerting()).to_uppercase(),
+            );
+        }
+    }
+
+    /// One camera, captured on this thread: its next frame, or why the loop should stop; a
+    /// source error is handled here (event, backoff, re-open) and gives no frame.
+    fn capture_one(&mut self) -> Result<Option<Frame>, StopReason> {
+        let t0 = Instant::now();
+        let Some(src) = self.lanes[0].source.as_mut() else {
+            return Err(StopReason::EndOfFeed);
+        };
+        match src.next_frame() {
+            Ok(Some(f)) => {
+                let dropped = src.frames_dropped();
+                let l = &mut self.lanes[0];
+                l.delay = self.backoff.initial;
+                l.stats.capture.record(t0.elapsed());
+                l.stats.source_dropped = dropped;
+                Ok(Some(f))
+            }
+            Ok(None) => Err(StopReason::EndOfFeed),
+            Err(e) => {
+                let delay = self.lanes[0].delay;
+                self.source_error(0, &e.to_string(), delay);
+                if !sleep_unless_stopped(&self.stop, delay) {
+                    return Ok(None);
+                }
+                let l = &mut self.lanes[0];
+                l.delay = (delay * 2).min(self.backoff.max);
+                if let Some(src) = l.source.as_mut() {
+                    if let Err(e) = src.reopen() {
+                        log::warn!("re-opening {}: {e}", src.describe());
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Several cameras: one tick of the reader threads.
+    fn capture_many(&mut self, readers: &mut Readers) -> Result<Vec<(usize, Frame)>, StopReason> {
+        if readers.all_ended() {
+            return Err(StopReason::EndOfFeed);
+        }
+        let t0 = Instant::now();
+        let mut frames = Vec::new();
+        for (li, r) in readers.tick(&self.stop) {
+            match r {
+                Reply::Frame(f, dropped) => {
+                    let l = &mut self.lanes[li];
+                    l.stats.capture.record(t0.elapsed());
+                    l.stats.source_dropped = dropped;
+                    frames.push((li, f));
+                }
+                Reply::Error { error, retry_in } => self.source_error(li, &error, retry_in),
+                Reply::End => log::info!("camera {}: end of feed", self.lanes[li].name),
+            }
+        }
+        frames.sort_by_key(|f| f.0);
+        Ok(frames)
+    }
+
+    /// Runs until every feed ended, `max_frames` frames were scored, or the stop flag is raised.
+    /// Pins are driven inactive at start and at the end; the event log is closed at the end.
     pub fn run(mut self) -> Result<Summary, String> {
-        self.pin
-            .set_active(false)
-            .map_err(|e| format!("alert output {}: {e}", self.pin.describe()))?;
-        let mut stats = Stats::default();
-        let mut deb = Debouncer::new(self.debounce);
-        let start = json!({
-            "backend": self.engine.backend_name(),
-            "threshold": self.threshold,
-            "debounce": self.debounce,
-            "source": self.source.describe(),
-            "pin": self.pin.describe(),
-            "notify": self.notify.iter().map(|n| n.describe()).collect::<Vec<_>>(),
-            "roi": self.region.roi.map(|r| [r.x, r.y, r.w, r.h]),
-            "tiles": [self.region.grid.cols, self.region.grid.rows],
-        });
-        let mut start = start;
+        for l in &mut self.lanes {
+            l.pin
+                .set_active(false)
+                .map_err(|e| format!("alert output {}: {e}", l.pin.describe()))?;
+            l.delay = self.backoff.initial;
+        }
+        let mut start = if self.multi() {
+            json!({"cameras": self.lanes.iter().map(Lane::describe).collect::<Vec<_>>()})
+        } else {
+            self.lanes[0].describe()
+        };
+        start["backend"] = json!(self.engine.backend_name());
+        start["notify"] = json!(self.notify.iter().map(|n| n.describe()).collect::<Vec<_>>());
         if let (Some(o), Value::Object(extra)) = (start.as_object_mut(), self.start_info.take()) {
             o.extend(extra);
         }
-        self.event("start", start);
+        self.event(None, "start", start);
+        let self_paced = self
+            .lanes
+            .iter()
+            .all(|l| l.source.as_ref().is_some_and(|s| s.self_paced()));
         let period = self
             .fps
-            .filter(|f| *f > 0.0 && !self.source.self_paced())
+            .filter(|f| *f > 0.0 && !self_paced)
             .map(|f| Duration::from_secs_f64(1.0 / f as f64));
+        let mut readers = if self.multi() {
+            let sources = self
+                .lanes
+                .iter_mut()
+                .filter_map(|l| l.source.take())
+                .collect();
+            Some(Readers::start(sources, self.backoff, self.stop.clone())?)
+        } else {
+            None
+        };
         let mut next_due = Instant::now();
-        let mut delay = self.backoff.initial;
         let mut last_health = Instant::now();
-        let mut index: u64 = 0;
         let mut det_failures: u32 = 0;
         let reason = loop {
             if self.stop.load(Ordering::SeqCst) {
                 break StopReason::Signal;
             }
-            if self.max_frames.is_some_and(|m| stats.frames >= m) {
+            let scored: u64 = self.lanes.iter().map(|l| l.stats.frames).sum();
+            if self.max_frames.is_some_and(|m| scored >= m) {
                 break StopReason::MaxFrames;
             }
             if last_health.elapsed() >= self.health_interval {
-                self.health(&mut stats, deb.alerting());
+                self.health();
                 last_health = Instant::now();
             }
             if let Some(p) = period {
@@ -312,262 +717,74 @@ impl Watch {
                 }
                 next_due = next_due.max(Instant::now() - p) + p;
             }
-
-            // Capture.
-            let t0 = Instant::now();
-            let frame = match self.source.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => break StopReason::EndOfFeed,
-                Err(e) => {
-                    stats.source_errors += 1;
-                    log::warn!(
-                        "source {}: {e}; retrying in {:.1} s",
-                        self.source.describe(),
-                        delay.as_secs_f64()
-                    );
-                    self.event(
-                        "source_error",
-                        json!({"error": e.to_string(), "retry_in_s": delay.as_secs_f64()}),
-                    );
-                    if let Some(b) = &self.board {
-                        b.counters(0, &stats);
-                    }
-                    if !sleep_unless_stopped(&self.stop, delay) {
-                        continue;
-                    }
-                    delay = (delay * 2).min(self.backoff.max);
-                    if let Err(e) = self.source.reopen() {
-                        log::warn!("re-opening {}: {e}", self.source.describe());
-                    }
-                    continue;
-                }
+            let frames = match &mut readers {
+                None => match self.capture_one() {
+                    Ok(Some(f)) => vec![(0, f)],
+                    Ok(None) => continue,
+                    Err(reason) => break reason,
+                },
+                Some(r) => match self.capture_many(r) {
+                    Ok(f) => f,
+                    Err(reason) => break reason,
+                },
             };
-            delay = self.backoff.initial;
-            stats.capture.record(t0.elapsed());
-            stats.source_dropped = self.source.frames_dropped();
-            let this = index;
-            index += 1;
-
-            // Decode, crop / tile, preprocess.
-            let t1 = Instant::now();
-            let region = self.region;
-            let batch = match crate::scoring::prepare_frame(
-                self.engine.as_ref(),
-                &region,
-                &frame.data,
-                &frame.label,
-            ) {
-                Ok(b) => b,
-                Err(e) => {
-                    stats.undecodable += 1;
-                    stats.dropped += 1;
-                    log::warn!("frame {this} ({}): {e}; skipped", frame.label);
-                    if let Some(b) = &self.board {
-                        b.counters(0, &stats);
-                    }
-                    continue;
-                }
-            };
-            let n = batch.len();
-            stats.preprocess.record(t1.elapsed());
-
-            // Inference, all tiles in one call (one retry on a recreated / CPU engine).
-            let t2 = Instant::now();
-            let mut det = self.engine.detect_batch(batch.tensor(), n);
-            if let Err(e) = &det {
-                stats.detector_errors += 1;
-                det_failures += 1;
-                self.recover(e, det_failures);
-                det = self.engine.detect_batch(batch.tensor(), n);
+            if !frames.is_empty() {
+                self.score(frames, &mut det_failures);
             }
-            let dets = match det {
-                Ok(d) if d.len() == n => {
-                    det_failures = 0;
-                    d
+        };
+        drop(readers);
+
+        // Shutdown: pins inactive, final stats, log closed.
+        let mut pins = Vec::new();
+        for l in &mut self.lanes {
+            pins.push(match l.pin.set_active(false) {
+                Ok(()) => "inactive",
+                Err(e) => {
+                    log::error!("{e}");
+                    "error"
                 }
-                other => {
-                    let e = match other {
-                        Err(e) => e.to_string(),
-                        Ok(d) => format!("{} detections for {n} images", d.len()),
-                    };
-                    stats.detector_errors += 1;
-                    stats.dropped += 1;
-                    det_failures += 1;
-                    log::error!("frame {this} ({}): {e}; skipped", frame.label);
-                    if let Some(b) = &self.board {
-                        b.counters(0, &stats);
-                    }
-                    continue;
-                }
-            };
-            let inference = t2.elapsed();
-            stats.inference.record(inference);
-            // The frame's verdict is its worst tile's.
-            let worst = crate::scoring::worst(&dets);
-            let d = &dets[worst];
-            let tile_scores: Option<Vec<f32>> =
-                (n > 1).then(|| dets.iter().map(|d| d.score).collect());
-            let stitched;
-            let shown: Option<(&RgbImage, &[f32])> = if n == 1 {
-                d.heatmap
-                    .as_ref()
-                    .map(|h| (&batch.prepared[0].view, &h.data[..]))
-            } else if dets.iter().all(|d| d.heatmap.is_some()) {
-                let parts: Vec<(&RgbImage, &[f32])> = batch
-                    .prepared
-                    .iter()
-                    .zip(&dets)
-                    .filter_map(|(p, d)| d.heatmap.as_ref().map(|h| (&p.view, &h.data[..])))
-                    .collect();
-                stitched = crate::tiling::stitch(region.grid, &parts);
-                Some((&stitched.0, &stitched.1[..]))
+            });
+        }
+        let alerting = self.lanes.iter().any(|l| l.deb.alerting());
+        let multi = self.multi();
+        for l in &self.lanes {
+            let line = l.stats.line(state_name(l.deb.alerting()));
+            if multi {
+                crate::say!("[{}] final {line} | stopped: {}", l.name, reason.name());
             } else {
-                None
-            };
-
-            // Decide + alert.
-            let ood = d.score > self.threshold;
-            stats.decision.record(frame.captured.elapsed());
-            stats.scored(ood);
-            let transition = deb.update(ood);
-            let decided_after = frame.captured.elapsed();
-            let class_name = d.class_name.clone().unwrap_or_default();
-            if let Some(t) = transition {
-                let active = t == Transition::Raised;
-                stats.alerts_raised += u64::from(active);
-                let pin = match self.pin.set_active(active) {
-                    Ok(()) => state_name(active),
-                    Err(e) => {
-                        log::error!("{e}");
-                        "error"
-                    }
-                };
-                crate::say!(
-                    "ALERT {} at frame {this} ({}): score {:.5} vs threshold {:.5}, class {} {}",
-                    t.name(),
-                    frame.label,
-                    d.score,
-                    self.threshold,
-                    d.class,
-                    class_name
-                );
-                let written = self.event(
-                    t.name(),
-                    json!({
-                        "frame": this, "source": frame.label, "class": d.class, "class_name": d.class_name,
-                        "score": d.score, "threshold": self.threshold, "ood": ood,
-                        "transition": t.name(), "state": state_name(active), "pin": pin,
-                        "pts_s": frame.pts.map(|p| p.as_secs_f64()),
-                        "capture_to_decision_ms": decided_after.as_secs_f64() * 1e3,
-                        "tile": (n > 1).then_some(worst), "tile_scores": tile_scores,
-                    }),
-                );
-                stats.alert.record(frame.captured.elapsed());
-                for n in &self.notify {
-                    n.transition(&written, state_name(active));
-                }
-                if let Some(cmd) = &self.exec {
-                    run_hook(
-                        cmd,
-                        &[
-                            ("HOOD_EVENT", t.name().to_string()),
-                            ("HOOD_FRAME", this.to_string()),
-                            ("HOOD_SOURCE", frame.label.clone()),
-                            ("HOOD_SCORE", d.score.to_string()),
-                            ("HOOD_THRESHOLD", self.threshold.to_string()),
-                            ("HOOD_CLASS", class_name.clone()),
-                        ],
-                    );
-                }
+                crate::say!("final {line} | stopped: {}", reason.name());
             }
-            let mut overlay = String::new();
-            if let (true, Some(w), Some((view, heat))) =
-                (deb.alerting(), self.overlays.as_mut(), shown)
-            {
-                let caption = hood_runtime::overlay::Caption {
-                    score: d.score,
-                    threshold: Some(self.threshold),
-                };
-                match w.maybe_write(
-                    this,
-                    view,
-                    heat,
-                    &caption,
-                    transition == Some(Transition::Raised),
-                ) {
-                    Ok(Some(p)) => {
-                        stats.overlays += 1;
-                        overlay = format!(" overlay {}", p.display());
-                    }
-                    Ok(None) => {}
-                    Err(e) => log::error!("overlay: {e}"),
-                }
-            }
-            if let Some(b) = &self.board {
-                b.frame(
-                    0,
-                    FrameReport {
-                        last: LastFrame {
-                            index: this,
-                            label: frame.label.clone(),
-                            score: d.score,
-                            class: d.class,
-                            class_name: d.class_name.clone(),
-                            ood,
-                            pts_s: frame.pts.map(|p| p.as_secs_f64()),
-                            at: Instant::now(),
-                        },
-                        view: shown,
-                        alerting: deb.alerting(),
-                        capture_to_decision: decided_after,
-                        inference,
-                    },
-                    &stats,
-                );
-            }
-            if self.print_frames {
-                crate::say!(
-                    "frame {this:>5} {:<44} class {:<10} score {:.5} {} | {}{overlay}",
-                    frame.label,
-                    class_name,
-                    d.score,
-                    if ood { "OOD" } else { "id " },
-                    state_name(deb.alerting()).to_uppercase(),
-                );
-            }
-        };
-
-        // Shutdown: pin inactive, final stats, log closed.
-        let alerting = deb.alerting();
-        let pin = match self.pin.set_active(false) {
-            Ok(()) => "inactive",
-            Err(e) => {
-                log::error!("{e}");
-                "error"
-            }
-        };
-        crate::say!(
-            "final {} | stopped: {}",
-            stats.line(state_name(alerting)),
-            reason.name()
+        }
+        self.write_stats();
+        let final_stats = self.stats_value();
+        let pin = if multi { json!(pins) } else { json!(pins[0]) };
+        self.event(
+            None,
+            "stop",
+            json!({"reason": reason.name(), "pin": pin, "alerting_at_stop": alerting, "stats": final_stats}),
         );
-        self.write_stats(&stats, alerting);
-        let mut final_stats = stats.json(state_name(alerting));
-        final_stats["backend"] = json!(self.engine.backend_name());
-        self.event("stop", json!({"reason": reason.name(), "pin": pin, "alerting_at_stop": alerting, "stats": final_stats}));
         let backend = self.engine.backend_name();
-        if let Some(h) = self.http.take() {
+        let Watch {
+            lanes,
+            events,
+            notify,
+            http,
+            ..
+        } = self;
+        if let Some(h) = http {
             h.shutdown();
         }
-        for n in std::mem::take(&mut self.notify) {
+        for n in notify {
             n.close();
         }
-        if let Err(e) = self.events.close() {
+        if let Err(e) = events.close() {
             log::error!("closing the event log: {e}");
         }
+        let cameras: Vec<(String, Stats)> = lanes.into_iter().map(|l| (l.name, l.stats)).collect();
         Ok(Summary {
             reason,
-            stats,
+            stats: cameras[0].1.clone(),
+            cameras,
             alerting_at_stop: alerting,
             backend,
         })

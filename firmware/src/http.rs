@@ -412,8 +412,7 @@ fn serve(s: &mut TcpStream, board: &Board, token: Option<&str>) -> std::io::Resu
 
 /// The last scored frame of `camera` with its heatmap overlay and score, as PNG.
 fn frame_png(board: &Board, camera: &str) -> Option<Vec<u8>> {
-    let (view, heat, score) = board.view(camera)?;
-    let threshold = board.snapshot_without_views().threshold;
+    let (view, heat, score, threshold) = board.view(camera)?;
     let scale = (256 / view.width().max(1)).max(1);
     let caption = hood_runtime::overlay::Caption {
         score,

@@ -47,9 +47,11 @@ pub mod events;
 #[cfg(feature = "gstreamer")]
 pub mod gst_source;
 pub mod http;
+pub mod lane;
 pub mod metrics;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
+pub mod readers;
 pub mod scoring;
 pub mod site_calibration;
 pub mod source;

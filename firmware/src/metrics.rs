@@ -168,11 +168,11 @@ pub fn render(s: &Snapshot) -> String {
         "gauge",
         "Score threshold above which a frame counts as out of distribution.",
     );
-    for n in &cams {
+    for (c, n) in s.cameras.iter().zip(&cams) {
         o.sample(
             "hood_threshold",
             &format!("camera=\"{n}\""),
-            f64::from(s.threshold),
+            f64::from(c.threshold),
         );
     }
     o.head(
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let b = Board::new("a \"b\"\\c\nd", "cpu", 0.25, &[("cam \"0\"", "x")]);
+        let b = Board::new("a \"b\"\\c\nd", "cpu", &[("cam \"0\"", "x", 0.25)]);
         let t = render(&b.snapshot());
         assert!(t.contains(r#"model="a \"b\"\\c\nd""#), "{t}");
         assert!(

@@ -34,7 +34,8 @@ pub struct MqttConfig {
     /// `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883).
     pub url: String,
     pub prefix: String,
-    pub camera: String,
+    /// The cameras' names (one topic level each).
+    pub cameras: Vec<String>,
     pub username: Option<String>,
     /// A file holding the password (so it is not on the command line).
     pub password_file: Option<PathBuf>,
@@ -182,8 +183,8 @@ struct Shared {
     dropped: AtomicU64,
     connected: AtomicBool,
     stop: AtomicBool,
-    /// The retained state, re-published after every (re)connection.
-    state: Mutex<String>,
+    /// The retained state of each camera, re-published after every (re)connection.
+    state: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Shared {
@@ -198,7 +199,8 @@ pub struct Mqtt {
     client: Client,
     thread: Option<std::thread::JoinHandle<()>>,
     prefix: String,
-    camera: String,
+    /// Topic levels of the cameras; the first is used for events without a `camera` field.
+    cameras: Vec<String>,
     describe: String,
 }
 
@@ -258,25 +260,25 @@ impl Mqtt {
             let _ = rustls::crypto::ring::default_provider().install_default();
             opts.set_transport(rumqttc::Transport::tls(pem, None, None));
         }
+        let cameras: Vec<String> = cfg.cameras.iter().map(|c| topic_level(c)).collect();
         let (client, connection) = Client::new(opts, 64);
         let shared = Arc::new(Shared {
             outbox: Mutex::new(Outbox::default()),
             dropped: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            state: Mutex::new("clear".into()),
+            state: Mutex::new(
+                cameras
+                    .iter()
+                    .map(|c| (c.clone(), "clear".to_string()))
+                    .collect(),
+            ),
         });
-        let camera = topic_level(&cfg.camera);
         let thread = {
-            let (shared, client, prefix, camera) = (
-                shared.clone(),
-                client.clone(),
-                prefix.clone(),
-                camera.clone(),
-            );
+            let (shared, client, prefix) = (shared.clone(), client.clone(), prefix.clone());
             std::thread::Builder::new()
                 .name("hood-mqtt".into())
-                .spawn(move || drive(connection, client, &shared, &prefix, &camera))
+                .spawn(move || drive(connection, client, &shared, &prefix))
                 .map_err(|e| format!("MQTT thread: {e}"))?
         };
         let m = Mqtt {
@@ -288,7 +290,7 @@ impl Mqtt {
                 if tls { "mqtts" } else { "mqtt" }
             ),
             prefix,
-            camera,
+            cameras,
         };
         m.push(
             &format!("{}/status", m.prefix),
@@ -296,7 +298,9 @@ impl Mqtt {
             true,
             false,
         );
-        m.push(&m.state_topic(), b"clear".to_vec(), true, false);
+        for c in &m.cameras {
+            m.push(&m.state_topic(c), b"clear".to_vec(), true, false);
+        }
         Ok(m)
     }
 
@@ -304,8 +308,8 @@ impl Mqtt {
         &self.describe
     }
 
-    fn state_topic(&self) -> String {
-        format!("{}/{}/state", self.prefix, self.camera)
+    fn state_topic(&self, camera: &str) -> String {
+        format!("{}/{camera}/state", self.prefix)
     }
 
     fn push(&self, topic: &str, payload: Vec<u8>, retain: bool, health: bool) {
@@ -325,11 +329,27 @@ impl Mqtt {
     }
 
     /// A transition: its event JSON (as written to events.jsonl) and the new retained state.
+    /// The camera is the event's `camera` field (the first camera when it has none).
     pub fn transition(&self, event: &Value, state: &str) {
-        *self.shared.state.lock().unwrap_or_else(|e| e.into_inner()) = state.to_string();
-        let topic = format!("{}/{}/event", self.prefix, self.camera);
+        let camera = event["camera"]
+            .as_str()
+            .map(topic_level)
+            .filter(|c| self.cameras.contains(c))
+            .or_else(|| self.cameras.first().cloned())
+            .unwrap_or_else(|| "cam0".into());
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(camera.clone(), state.to_string());
+        let topic = format!("{}/{camera}/event", self.prefix);
         self.push(&topic, event.to_string().into_bytes(), false, false);
-        self.push(&self.state_topic(), state.as_bytes().to_vec(), true, false);
+        self.push(
+            &self.state_topic(&camera),
+            state.as_bytes().to_vec(),
+            true,
+            false,
+        );
     }
 
     pub fn health(&self, health: &Value) {
@@ -371,7 +391,7 @@ impl Mqtt {
 
 /// The connection thread: drives rumqttc, hands the outbox over while connected, matches packet
 /// ids to messages, retires acknowledged ones, reconnects with backoff.
-fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str, camera: &str) {
+fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str) {
     let mut delay = Duration::from_millis(200);
     let mut warned = false;
     while !shared.stop.load(Ordering::SeqCst) {
@@ -380,7 +400,7 @@ fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str, ca
                 log::info!("MQTT connected");
                 warned = false;
                 delay = Duration::from_millis(200);
-                let state = shared
+                let states = shared
                     .state
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -390,10 +410,12 @@ fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str, ca
                 // After a broker restart the retained topics are gone: set them again first.
                 let d = &shared.dropped;
                 ob.push(msg(&format!("{prefix}/status"), b"online", true), d);
-                ob.push(
-                    msg(&format!("{prefix}/{camera}/state"), state.as_bytes(), true),
-                    d,
-                );
+                for (camera, state) in &states {
+                    ob.push(
+                        msg(&format!("{prefix}/{camera}/state"), state.as_bytes(), true),
+                        d,
+                    );
+                }
                 shared.connected.store(true, Ordering::SeqCst);
             }
             Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {

@@ -46,7 +46,7 @@ pub struct Frame {
 }
 
 /// Where frames come from.
-pub trait FrameSource {
+pub trait FrameSource: Send {
     /// One line naming the source for logs.
     fn describe(&self) -> String;
     /// The next frame; `Ok(None)` when a finite feed is over.

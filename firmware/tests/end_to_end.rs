@@ -53,7 +53,7 @@ fn embedded_default_alerts_on_the_ood_segment_and_clears_after_it() {
         ..Options::default()
     };
     let w = app::build(&o, Arc::new(AtomicBool::new(false))).unwrap();
-    let threshold = w.threshold;
+    let threshold = w.lanes[0].threshold;
     let model = Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME).unwrap();
     assert_eq!(threshold, model.meta.threshold.as_ref().unwrap().value);
     let s = w.run().unwrap();

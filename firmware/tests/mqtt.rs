@@ -472,3 +472,68 @@ fn bad_mqtt_options_refuse_to_start() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn each_camera_of_a_multi_camera_config_has_its_own_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(dir.path(), port);
+    let (got, subscribed) = subscribe(port);
+    wait_for("the subscription", Duration::from_secs(20), || {
+        subscribed.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let frames = feed(dir.path());
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("cams.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backend = \"cpu\"\nthreads = 1\nmqtt = \"mqtt://127.0.0.1:{port}\"\nmqtt-prefix = \"{PREFIX}\"\nout = \"{}\"\n\
+             [[camera]]\nname = \"front\"\ninput = \"{}\"\n\
+             [[camera]]\nname = \"back\"\ninput = \"{}\"\nthreshold = 1000.0\n",
+            out.display(),
+            frames.display(),
+            frames.display()
+        ),
+    )
+    .unwrap();
+    run(Command::new(BIN).arg("--config").arg(&cfg));
+    let ev = events(&out.join("events.jsonl"));
+    let front: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["camera"] == "front" && (e["event"] == "raised" || e["event"] == "cleared"))
+        .collect();
+    assert_eq!(front.len(), 2, "{front:?}");
+    assert!(!ev
+        .iter()
+        .any(|e| e["camera"] == "back" && e["event"] == "raised"));
+    let topic = |t: &str| format!("{PREFIX}/{t}");
+    wait_for("front's events", Duration::from_secs(20), || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.0 == topic("front/event"))
+            .count()
+            == 2
+    });
+    let got = got.lock().unwrap();
+    let published: Vec<Value> = got
+        .iter()
+        .filter(|m| m.0 == topic("front/event"))
+        .map(|m| serde_json::from_slice(&m.1).unwrap())
+        .collect();
+    assert_eq!(published.iter().collect::<Vec<_>>(), front);
+    // The retained state is set again at every (re)connection, so repeats are collapsed.
+    let states = |cam: &str| -> Vec<String> {
+        let mut v: Vec<String> = got
+            .iter()
+            .filter(|m| m.0 == topic(&format!("{cam}/state")))
+            .map(|m| String::from_utf8(m.1.clone()).unwrap())
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(states("front"), ["clear", "alert", "clear"]);
+    assert_eq!(states("back"), ["clear"]);
+    assert!(!got.iter().any(|m| m.0 == topic("back/event")));
+}

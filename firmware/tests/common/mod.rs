@@ -6,7 +6,9 @@ use hood_firmware::alert::AlertOutput;
 use hood_firmware::daemon::{Backoff, Engine, EngineFactory, Watch};
 use hood_firmware::decision::Debounce;
 use hood_firmware::events::{EventLog, OverlayWriter};
+use hood_firmware::lane::Lane;
 use hood_firmware::source::{Frame, FrameData, FrameSource, SourceError};
+use hood_firmware::tiling::Region;
 use hood_runtime::detector::{Heatmap, SelfTest};
 use hood_runtime::preprocess::Prepared;
 use hood_runtime::{Backend, Detection, HoodError};
@@ -165,18 +167,22 @@ pub fn fake_factory() -> EngineFactory {
 /// m=2, outputs in `dir`.
 pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path) -> Watch {
     Watch {
-        source,
+        lanes: vec![Lane::new(
+            "cam0",
+            source,
+            0.5,
+            Debounce { k: 2, n: 3, m: 2 },
+            Region::default(),
+            pin,
+            Some(OverlayWriter::new(dir.join("overlays"), Duration::ZERO).unwrap()),
+        )],
         engine: Box::new(FakeEngine {
             name: "cpu",
             failing: false,
         }),
         factory: fake_factory(),
         backend: Backend::Cpu,
-        threshold: 0.5,
-        debounce: Debounce { k: 2, n: 3, m: 2 },
-        pin,
         events: EventLog::open(&dir.join("events.jsonl")).unwrap(),
-        overlays: Some(OverlayWriter::new(dir.join("overlays"), Duration::ZERO).unwrap()),
         exec: None,
         fps: None,
         max_frames: None,
@@ -192,7 +198,6 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         notify: Vec::new(),
         board: None,
         http: None,
-        region: Default::default(),
     }
 }
 
