@@ -261,7 +261,12 @@ impl Mqtt {
             opts.set_transport(rumqttc::Transport::tls(pem, None, None));
         }
         let cameras: Vec<String> = cfg.cameras.iter().map(|c| topic_level(c)).collect();
-        let (client, connection) = Client::new(opts, 64);
+        let (client, mut connection) = Client::new(opts, 64);
+        // Small messages go out at once: without TCP_NODELAY, Nagle's algorithm held each
+        // event back until the broker's delayed ACK (≈ 40 ms on Linux).
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        connection.eventloop.set_network_options(net);
         let shared = Arc::new(Shared {
             outbox: Mutex::new(Outbox::default()),
             dropped: AtomicU64::new(0),
@@ -389,13 +394,18 @@ impl Mqtt {
     }
 }
 
+/// How long the connection thread waits for network events before looking at the outbox.
+const POLL: Duration = Duration::from_millis(10);
+
 /// The connection thread: drives rumqttc, hands the outbox over while connected, matches packet
 /// ids to messages, retires acknowledged ones, reconnects with backoff.
 fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str) {
     let mut delay = Duration::from_millis(200);
     let mut warned = false;
     while !shared.stop.load(Ordering::SeqCst) {
-        match conn.recv_timeout(Duration::from_millis(50)) {
+        // The outbox is handed over between polls: a short poll keeps an alert's delay to the
+        // broker at a few ms (10 ms: 100 idle wake-ups a second, no measurable CPU).
+        match conn.recv_timeout(POLL) {
             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                 log::info!("MQTT connected");
                 warned = false;

@@ -462,3 +462,38 @@ fn an_rtsp_camera_that_restarts_is_reconnected() {
     assert!(!named(&ev, "source_error").is_empty(), "{ev:#?}");
     assert_eq!(named(&ev, "stop")[0]["reason"], "signal");
 }
+
+#[test]
+fn two_gstreamer_cameras_in_one_daemon_are_read_in_parallel_and_judged_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, segment, n) = clip(dir.path());
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("cams.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[camera]]\nname = \"clip\"\nsource = \"{}\"\n\n[[camera]]\nname = \"pattern\"\nsource = \"gst:videotestsrc num-buffers=30 ! video/x-raw,width=64,height=48\"\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let o = watch(&out, &["--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = events(&out);
+    let of = |cam: &str, name: &str| -> Vec<u64> {
+        named(&ev, name)
+            .iter()
+            .filter(|e| e["camera"] == cam)
+            .map(|e| e["frame"].as_u64().unwrap())
+            .collect()
+    };
+    let raised = of("clip", "raised");
+    assert_eq!(raised.len(), 1, "{ev:#?}");
+    assert!(segment.contains(&(raised[0] as usize)));
+    assert_eq!(of("clip", "cleared").len(), 1);
+    let stats = stop_stats(&ev);
+    let cams = stats["cameras"].as_array().unwrap();
+    assert_eq!(cams[0]["frames"], n as u64, "every frame of the clip");
+    assert_eq!(cams[1]["frames"], 30, "every frame of the finite pipeline");
+    assert_eq!(named(&ev, "stop")[0]["reason"], "end-of-feed");
+}

@@ -76,7 +76,8 @@ impl Drop for Broker {
     }
 }
 
-type Received = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
+/// (topic, payload, retained, arrival in seconds since the Unix epoch).
+type Received = Arc<Mutex<Vec<(String, Vec<u8>, bool, f64)>>>;
 
 /// A subscriber to `PREFIX/#` with a persistent session, reconnecting by itself.
 fn subscribe(port: u16) -> (Received, Arc<std::sync::atomic::AtomicBool>) {
@@ -97,9 +98,13 @@ fn subscribe(port: u16) -> (Received, Arc<std::sync::atomic::AtomicBool>) {
                     s.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs_f64();
                     g.lock()
                         .unwrap()
-                        .push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                        .push((p.topic.clone(), p.payload.to_vec(), p.retain, at));
                 }
                 Ok(_) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -195,7 +200,7 @@ fn transitions_reach_the_broker_even_when_it_was_down_at_the_alert() {
         got.lock()
             .unwrap()
             .iter()
-            .any(|(t, p, _)| t == topic && p == payload)
+            .any(|(t, p, _, _)| t == topic && p == payload)
     };
     let status = format!("{PREFIX}/status");
     wait_for("status online", Duration::from_secs(30), || {
@@ -222,7 +227,7 @@ fn transitions_reach_the_broker_even_when_it_was_down_at_the_alert() {
     wait_for("both transitions", Duration::from_secs(30), || {
         let g = got.lock().unwrap();
         transitions.iter().all(|t| {
-            g.iter().any(|(topic, p, _)| {
+            g.iter().any(|(topic, p, _, _)| {
                 topic == &event_topic
                     && serde_json::from_slice::<Value>(p).ok().as_ref() == Some(*t)
             })
@@ -231,7 +236,7 @@ fn transitions_reach_the_broker_even_when_it_was_down_at_the_alert() {
     // Only these transitions, in order (QoS 1 may repeat a message, never reorder or invent).
     let g = got.lock().unwrap().clone();
     let mut seen: Vec<Value> = Vec::new();
-    for (topic, p, _) in &g {
+    for (topic, p, _, _) in &g {
         if topic == &event_topic {
             let v: Value = serde_json::from_slice(p).unwrap();
             if seen.last() != Some(&v) && !seen.contains(&v) {
@@ -243,13 +248,19 @@ fn transitions_reach_the_broker_even_when_it_was_down_at_the_alert() {
     assert_eq!(seen, expected);
     // The retained state ends `clear`; health numbers arrived; a clean stop said `offline`.
     let state_topic = format!("{PREFIX}/front door/state");
-    let last_state = g.iter().rev().find(|(t, _, _)| t == &state_topic).unwrap();
+    let last_state = g
+        .iter()
+        .rev()
+        .find(|(t, _, _, _)| t == &state_topic)
+        .unwrap();
     assert_eq!(last_state.1, b"clear");
-    assert!(g.iter().any(|(t, p, _)| t == &state_topic && p == b"alert"));
+    assert!(g
+        .iter()
+        .any(|(t, p, _, _)| t == &state_topic && p == b"alert"));
     let health_topic = format!("{PREFIX}/health");
     let health = g
         .iter()
-        .find(|(t, _, _)| t == &health_topic)
+        .find(|(t, _, _, _)| t == &health_topic)
         .expect("health");
     let h: Value = serde_json::from_slice(&health.1).unwrap();
     assert!(h["frames"].is_u64(), "{h}");
@@ -258,8 +269,8 @@ fn transitions_reach_the_broker_even_when_it_was_down_at_the_alert() {
             .unwrap()
             .iter()
             .rev()
-            .find(|(t, _, _)| t == &status)
-            .is_some_and(|(_, p, _)| p == b"offline")
+            .find(|(t, _, _, _)| t == &status)
+            .is_some_and(|(_, p, _, _)| p == b"offline")
     });
 }
 
@@ -292,8 +303,8 @@ fn a_killed_daemon_is_marked_offline_by_its_last_will() {
             .unwrap()
             .iter()
             .rev()
-            .find(|(t, _, _)| t == &status)
-            .map(|(_, p, _)| p.clone())
+            .find(|(t, _, _, _)| t == &status)
+            .map(|(_, p, _, _)| p.clone())
     };
     wait_for("online", Duration::from_secs(30), || {
         last_status().as_deref() == Some(b"online")
@@ -432,7 +443,7 @@ fn tls_and_a_password_file() {
             got.lock()
                 .unwrap()
                 .iter()
-                .any(|(t, m, _)| t == &status && m == b"online")
+                .any(|(t, m, _, _)| t == &status && m == b"online")
         };
         if prefix_ok {
             wait_for("online over TLS", Duration::from_secs(30), online);
@@ -523,6 +534,19 @@ fn each_camera_of_a_multi_camera_config_has_its_own_topics() {
         .map(|m| serde_json::from_slice(&m.1).unwrap())
         .collect();
     assert_eq!(published.iter().collect::<Vec<_>>(), front);
+    // Frame to message at the subscriber: the event's own capture→decision time plus its write
+    // time (`ts`) to the arrival (the same clock; printed for docs/BENCHMARKS.md).
+    for m in got.iter().filter(|m| m.0 == topic("front/event")) {
+        let e: Value = serde_json::from_slice(&m.1).unwrap();
+        let ms =
+            e["capture_to_decision_ms"].as_f64().unwrap() + (m.3 - e["ts"].as_f64().unwrap()) * 1e3;
+        assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
+        eprintln!(
+            "capture to MQTT arrival ({}): {ms:.1} ms, of which event written to arrival {:.1} ms",
+            e["event"],
+            (m.3 - e["ts"].as_f64().unwrap()) * 1e3
+        );
+    }
     // The retained state is set again at every (re)connection, so repeats are collapsed.
     let states = |cam: &str| -> Vec<String> {
         let mut v: Vec<String> = got
