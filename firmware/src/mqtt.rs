@@ -396,6 +396,8 @@ impl Mqtt {
 
 /// How long the connection thread waits for network events before looking at the outbox.
 const POLL: Duration = Duration::from_millis(10);
+/// The same while (re)connecting: long enough for a whole TCP + TLS handshake.
+const CONNECT_POLL: Duration = Duration::from_secs(2);
 
 /// The connection thread: drives rumqttc, hands the outbox over while connected, matches packet
 /// ids to messages, retires acknowledged ones, reconnects with backoff.
@@ -404,8 +406,15 @@ fn drive(mut conn: Connection, client: Client, shared: &Shared, prefix: &str) {
     let mut warned = false;
     while !shared.stop.load(Ordering::SeqCst) {
         // The outbox is handed over between polls: a short poll keeps an alert's delay to the
-        // broker at a few ms (10 ms: 100 idle wake-ups a second, no measurable CPU).
-        match conn.recv_timeout(POLL) {
+        // broker at a few ms (10 ms: 100 idle wake-ups a second, no measurable CPU). While not
+        // connected the poll is long: a timeout drops rumqttc's connection attempt, and a TCP +
+        // TLS handshake on a busy machine can take longer than 10 ms.
+        let poll = if shared.connected.load(Ordering::SeqCst) {
+            POLL
+        } else {
+            CONNECT_POLL
+        };
+        match conn.recv_timeout(poll) {
             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                 log::info!("MQTT connected");
                 warned = false;
