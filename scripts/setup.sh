@@ -17,7 +17,7 @@ set -euo pipefail
 
 need=()
 # shellcheck disable=SC2034  # used by the scripts that source this one
-HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer,hood-firmware/v4l2,hood-firmware/mqtt
+HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer,hood-firmware/v4l2,hood-firmware/mqtt,hood-firmware/fault-injection
 packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm)
 if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
   packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good

@@ -350,8 +350,9 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         } else {
             o.overlays_dir()
         };
-        let overlays = OverlayWriter::new(dir.clone(), overlay_interval)
-            .map_err(|e| format!("overlays {}: {e}", dir.display()))?;
+        let overlays =
+            OverlayWriter::with_limits(dir.clone(), overlay_interval, o.overlay_limits())
+                .map_err(|e| format!("overlays {}: {e}", dir.display()))?;
         let lane = crate::lane::Lane::new(
             &name,
             source,
@@ -389,7 +390,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     let names: Vec<String> = lanes.iter().map(|l| l.name.clone()).collect();
     let notify = open_notify(o, &names)?;
     let events_path = o.events_path();
-    let events = EventLog::open(&events_path)
+    let events = EventLog::with_limits(&events_path, o.log_limits())
         .map_err(|e| format!("event log {}: {e}", events_path.display()))?;
     crate::say!(
         "hood-watch: events -> {} | overlays of alerting frames -> {}{}",

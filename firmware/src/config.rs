@@ -128,6 +128,26 @@ pub struct Options {
     /// At most one overlay per this many seconds while alerting; 0 = every alerting frame [default: 1].
     #[arg(long)]
     pub overlay_interval: Option<f64>,
+    /// Events kept in memory while the event log's disk refuses writes (past it the oldest are
+    /// dropped and hood-watch exits 3 at its stop) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub event_queue: Option<usize>,
+    /// Rotate the event log past this size (MB) [default: 64].
+    #[arg(long, value_name = "MB")]
+    pub events_max_mb: Option<u64>,
+    /// Rotated event logs kept (events.jsonl.1 … .N) [default: 5].
+    #[arg(long, value_name = "N")]
+    pub events_keep: Option<usize>,
+    /// Keep at most this many overlay files per camera (oldest removed) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub overlay_keep: Option<usize>,
+    /// Keep at most this many MB of overlays per camera [default: 256].
+    #[arg(long, value_name = "MB")]
+    pub overlay_max_mb: Option<u64>,
+    /// Skip overlays while the output filesystem has less free space than this (MB), so
+    /// events keep the space [default: 64].
+    #[arg(long, value_name = "MB")]
+    pub min_free_mb: Option<u64>,
     /// Shell command run on each alert transition (env HOOD_EVENT, HOOD_CAMERA, HOOD_FRAME, HOOD_SOURCE, HOOD_SCORE, HOOD_THRESHOLD, HOOD_CLASS).
     #[arg(long)]
     pub exec: Option<String>,
@@ -310,7 +330,8 @@ impl Options {
             opt: model, backend, threads, threshold, input, camera, source, width, height, pixel_format, fps, max_frames,
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
-                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles, calibrate_from, frames, tpr;
+                mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles, calibrate_from, frames, tpr, event_queue, events_max_mb, events_keep, overlay_keep,
+                overlay_max_mb, min_free_mb;
             flag: looping, active_low, print_frames)
     }
 
@@ -371,6 +392,26 @@ impl Options {
                 .transpose()?
                 .unwrap_or_default(),
         })
+    }
+
+    /// `--event-queue`, `--events-max-mb`, `--events-keep`.
+    pub fn log_limits(&self) -> crate::event_log::LogLimits {
+        let d = crate::event_log::LogLimits::default();
+        crate::event_log::LogLimits {
+            queue: self.event_queue.unwrap_or(d.queue).max(1),
+            max_bytes: self.events_max_mb.map_or(d.max_bytes, |m| m.max(1) << 20),
+            keep: self.events_keep.unwrap_or(d.keep),
+        }
+    }
+
+    /// `--overlay-keep`, `--overlay-max-mb`, `--min-free-mb`.
+    pub fn overlay_limits(&self) -> crate::events::OverlayLimits {
+        let d = crate::events::OverlayLimits::default();
+        crate::events::OverlayLimits {
+            keep: self.overlay_keep.unwrap_or(d.keep).max(1),
+            max_bytes: self.overlay_max_mb.map_or(d.max_bytes, |m| m << 20),
+            min_free: self.min_free_mb.map_or(d.min_free, |m| m << 20),
+        }
     }
 
     pub fn health_interval(&self) -> Result<Duration, String> {

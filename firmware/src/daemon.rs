@@ -140,6 +140,9 @@ pub struct Summary {
     /// inactive regardless).
     pub alerting_at_stop: bool,
     pub backend: &'static str,
+    /// Events that never reached the event log: dropped from a full queue during a long disk
+    /// outage, or still unwritten at exit (printed to stderr). `hood-watch` then exits 3.
+    pub events_lost: u64,
 }
 
 /// A configured daemon; [`Watch::run`] runs it.
@@ -207,15 +210,8 @@ fn write_event(
     if let (Some((_, camera)), Value::Object(o)) = (cam, &mut fields) {
         o.insert("camera".into(), json!(camera));
     }
-    let obj = match events.write(name, fields.clone()) {
-        Ok(obj) => obj,
-        Err(e) => {
-            log::error!("event log {}: {e}", events.path().display());
-            let mut f = fields;
-            f["event"] = json!(name);
-            f
-        }
-    };
+    // Written now, or queued until the disk takes it (event_log.rs).
+    let obj = events.write(name, fields);
     if let Some(b) = board {
         match cam {
             Some((i, _)) => b.event(i, &obj),
@@ -311,6 +307,9 @@ impl Watch {
             l.stats.json(state_name(l.deb.alerting()))
         };
         v["backend"] = json!(self.engine.backend_name());
+        let (pending, dropped) = self.events.backlog();
+        v["events_pending"] = json!(pending);
+        v["events_dropped"] = json!(dropped);
         v
     }
 
@@ -550,20 +549,18 @@ impl Watch {
                 score: d.score,
                 threshold: Some(lane.threshold),
             };
-            match w.maybe_write(
+            if let Some(p) = w.maybe_write(
                 this,
                 view,
                 heat,
                 &caption,
                 transition == Some(Transition::Raised),
             ) {
-                Ok(Some(p)) => {
-                    lane.stats.overlays += 1;
-                    overlay = format!(" overlay {}", p.display());
-                }
-                Ok(None) => {}
-                Err(e) => log::error!("overlay: {e}"),
+                lane.stats.overlays += 1;
+                overlay = format!(" overlay {}", p.display());
             }
+            lane.stats.overlay_failures = w.failures;
+            lane.stats.overlays_skipped_low_space = w.skipped_low_space;
         }
         if let Some(b) = &self.board {
             b.frame(
@@ -702,6 +699,8 @@ impl Watch {
             if self.stop.load(Ordering::SeqCst) {
                 break StopReason::Signal;
             }
+            // Events that waited for the disk go out as soon as it takes them again.
+            self.events.flush();
             let scored: u64 = self.lanes.iter().map(|l| l.stats.frames).sum();
             if self.max_frames.is_some_and(|m| scored >= m) {
                 break StopReason::MaxFrames;
@@ -777,8 +776,16 @@ impl Watch {
         for n in notify {
             n.close();
         }
-        if let Err(e) = events.close() {
-            log::error!("closing the event log: {e}");
+        let (_, events_dropped) = events.backlog();
+        let unwritten = events.close();
+        if !unwritten.is_empty() {
+            log::error!(
+                "{} events could not be written to the event log; here they are:",
+                unwritten.len()
+            );
+            for l in &unwritten {
+                eprint!("hood-watch: unwritten event: {l}");
+            }
         }
         let cameras: Vec<(String, Stats)> = lanes.into_iter().map(|l| (l.name, l.stats)).collect();
         Ok(Summary {
@@ -787,6 +794,7 @@ impl Watch {
             cameras,
             alerting_at_stop: alerting,
             backend,
+            events_lost: events_dropped + unwritten.len() as u64,
         })
     }
 }

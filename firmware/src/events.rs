@@ -1,9 +1,9 @@
-//! What the daemon leaves behind: the JSON-lines event log (flushed and fsynced per event), the
-//! heatmap overlays of alerting frames (rate-limited) and the optional `--exec` hook.
+//! What the daemon leaves behind: the JSON-lines event log ([`crate::event_log`]), the heatmap
+//! overlays of alerting frames (rate-limited, pruned, skipped first when the disk runs low) and
+//! the optional `--exec` hook.
 
-use serde_json::{json, Value};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use crate::faults::{self, Write as Fault};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,82 +30,150 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// Append-only JSON-lines event log. Every line gets `time` (RFC 3339, UTC) and `ts` (Unix
-/// seconds) and is flushed and fsynced before `write` returns.
-#[derive(Debug)]
-pub struct EventLog {
-    file: File,
-    path: PathBuf,
+pub use crate::event_log::EventLog;
+
+/// Overlay retention and the free-space floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayLimits {
+    /// At most this many overlay files in the folder (the oldest are removed).
+    pub keep: usize,
+    /// At most this many bytes of overlays in the folder.
+    pub max_bytes: u64,
+    /// No overlay is written while the folder's filesystem has less free space than this, so
+    /// the event log keeps the space.
+    pub min_free: u64,
 }
 
-impl EventLog {
-    pub fn open(path: &Path) -> std::io::Result<EventLog> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+impl Default for OverlayLimits {
+    fn default() -> Self {
+        OverlayLimits {
+            keep: 1000,
+            max_bytes: 256 << 20,
+            min_free: 64 << 20,
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(EventLog {
-            file,
-            path: path.to_path_buf(),
-        })
     }
+}
 
-    pub fn path(&self) -> &Path {
-        &self.path
+/// Free bytes for unprivileged users on the filesystem of `dir` (`None` where unknown).
+#[cfg(unix)]
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
     }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
 
-    /// Writes `{"time", "ts", "event": event, ...fields}` as one line; returns that object.
-    pub fn write(&mut self, event: &str, fields: Value) -> std::io::Result<Value> {
-        let now = SystemTime::now();
-        let mut obj = json!({
-            "time": rfc3339(now),
-            "ts": now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
-            "event": event,
-        });
-        if let (Some(o), Value::Object(f)) = (obj.as_object_mut(), fields) {
-            o.extend(f);
-        }
-        let mut line = serde_json::to_string(&obj).map_err(std::io::Error::other)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.flush()?;
-        self.file.sync_data()?;
-        Ok(obj)
-    }
-
-    /// Fsyncs and closes the log.
-    pub fn close(self) -> std::io::Result<()> {
-        self.file.sync_all()
-    }
+#[cfg(not(unix))]
+pub fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// Writes overlays of alerting frames into a folder, at most one per `min_interval` (the frame
-/// that raises an alert is always written).
+/// that raises an alert is always written). Every file goes through temp + fsync + rename
+/// (never a truncated or empty PNG); a failure is counted and logged once per kind of error
+/// until a write succeeds again; the oldest overlays are removed past `keep` files or
+/// `max_bytes`; below `min_free` free bytes overlays are skipped (and counted).
 #[derive(Debug)]
 pub struct OverlayWriter {
     dir: PathBuf,
     min_interval: Duration,
     last: Option<Instant>,
+    limits: OverlayLimits,
+    /// Overlay files in the folder, oldest first, with their sizes.
+    files: VecDeque<(PathBuf, u64)>,
+    bytes: u64,
+    failing: Option<String>,
     pub written: u64,
+    pub failures: u64,
+    pub skipped_low_space: u64,
+    pub pruned: u64,
 }
 
 impl OverlayWriter {
     pub fn new(dir: PathBuf, min_interval: Duration) -> std::io::Result<OverlayWriter> {
+        OverlayWriter::with_limits(dir, min_interval, OverlayLimits::default())
+    }
+
+    pub fn with_limits(
+        dir: PathBuf,
+        min_interval: Duration,
+        limits: OverlayLimits,
+    ) -> std::io::Result<OverlayWriter> {
         std::fs::create_dir_all(&dir)?;
-        Ok(OverlayWriter {
+        // What earlier runs left, oldest first: retention counts it too.
+        let mut found: Vec<(SystemTime, PathBuf, u64)> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("frame-") && n.ends_with(".png")
+            })
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().unwrap_or(UNIX_EPOCH), e.path(), m.len()))
+            })
+            .collect();
+        found.sort();
+        let bytes = found.iter().map(|f| f.2).sum();
+        let mut w = OverlayWriter {
             dir,
             min_interval,
             last: None,
+            limits,
+            files: found.into_iter().map(|(_, p, n)| (p, n)).collect(),
+            bytes,
+            failing: None,
             written: 0,
-        })
+            failures: 0,
+            skipped_low_space: 0,
+            pruned: 0,
+        };
+        w.prune();
+        Ok(w)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Removes the oldest overlays past the limits (never the newest one).
+    fn prune(&mut self) {
+        while self.files.len() > 1
+            && (self.files.len() > self.limits.keep || self.bytes > self.limits.max_bytes)
+        {
+            let Some((p, n)) = self.files.pop_front() else {
+                break;
+            };
+            match std::fs::remove_file(&p) {
+                Ok(()) => {
+                    self.bytes -= n;
+                    self.pruned += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.bytes -= n,
+                Err(e) => {
+                    log::warn!("removing old overlay {}: {e}", p.display());
+                    self.bytes -= n;
+                }
+            }
+        }
+    }
+
+    /// A failure, logged only when it is a new kind of failure.
+    fn failed(&mut self, what: String, kind: String) {
+        self.failures += 1;
+        if self.failing.as_deref() != Some(kind.as_str()) {
+            log::error!("overlay: {what} (further failures of this kind are counted, not logged)");
+            self.failing = Some(kind);
+        }
+    }
+
     /// Writes `frame-<index>.png` (the overlay with its caption band: colour bar, score,
-    /// threshold, verdict) unless rate-limited; returns the path written.
+    /// threshold, verdict) unless rate-limited, low on space or failing; returns the path
+    /// written.
     pub fn maybe_write(
         &mut self,
         index: u64,
@@ -113,24 +181,55 @@ impl OverlayWriter {
         heat: &[f32],
         caption: &hood_runtime::overlay::Caption,
         force: bool,
-    ) -> Result<Option<PathBuf>, String> {
+    ) -> Option<PathBuf> {
         let now = Instant::now();
         if !force
             && self
                 .last
                 .is_some_and(|t| now.duration_since(t) < self.min_interval)
         {
-            return Ok(None);
+            return None;
+        }
+        if free_bytes(&self.dir).is_some_and(|f| f < self.limits.min_free) {
+            self.skipped_low_space += 1;
+            let kind = "low-space".to_string();
+            if self.failing.as_deref() != Some(kind.as_str()) {
+                log::warn!(
+                    "overlays {}: less than {} MB free; overlays are skipped so the event log keeps the space",
+                    self.dir.display(),
+                    self.limits.min_free >> 20
+                );
+                self.failing = Some(kind);
+            }
+            return None;
         }
         // Small model inputs (32×32) are upscaled so a person can see them.
         let scale = (256 / view.width().max(1)).max(1);
         let img = hood_runtime::overlay::annotated(view, heat, 1.0, scale, caption);
         let path = self.dir.join(format!("frame-{index:08}.png"));
-        hood_runtime::atomic::write_png(&path, &img)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let r = faults::check(Fault::Overlays)
+            .and_then(|_| hood_runtime::atomic::write_png(&path, &img));
+        if let Err(e) = r {
+            let kind = format!("{:?}", e.kind());
+            self.failed(format!("{}: {e}", path.display()), kind);
+            return None;
+        }
+        if self.failing.take().is_some() {
+            log::info!("overlays {}: writing again", self.dir.display());
+        }
+        let n = std::fs::metadata(&path).map_or(0, |m| m.len());
+        // The same name again (a restarted run's frame index): replaced, counted once.
+        if let Some(i) = self.files.iter().position(|f| f.0 == path) {
+            if let Some((_, old)) = self.files.remove(i) {
+                self.bytes -= old;
+            }
+        }
+        self.files.push_back((path.clone(), n));
+        self.bytes += n;
+        self.prune();
         self.last = Some(now);
         self.written += 1;
-        Ok(Some(path))
+        Some(path)
     }
 }
 
@@ -158,6 +257,7 @@ pub fn run_hook(cmd: &str, env: &[(&str, String)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn rfc3339_known_dates() {
@@ -172,14 +272,68 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/events.jsonl");
         let mut log = EventLog::open(&p).unwrap();
-        log.write("raised", json!({"frame": 3, "score": 0.5}))
-            .unwrap();
-        log.close().unwrap();
+        log.write("raised", json!({"frame": 3, "score": 0.5}));
+        assert!(log.close().is_empty());
         let text = std::fs::read_to_string(&p).unwrap();
         let v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(v["event"], "raised");
         assert_eq!(v["frame"], 3);
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn old_overlays_are_pruned_by_count_and_bytes_and_space_is_kept_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let view = image::RgbImage::new(32, 32);
+        let heat = vec![0.5f32; 32 * 32];
+        let c = hood_runtime::overlay::Caption {
+            score: 0.5,
+            threshold: Some(0.3),
+        };
+        let limits = OverlayLimits {
+            keep: 3,
+            max_bytes: u64::MAX,
+            min_free: 0,
+        };
+        let mut w = OverlayWriter::with_limits(dir.path().into(), Duration::ZERO, limits).unwrap();
+        for i in 0..6 {
+            assert!(w.maybe_write(i, &view, &heat, &c, false).is_some());
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "frame-00000003.png",
+                "frame-00000004.png",
+                "frame-00000005.png"
+            ]
+        );
+        assert_eq!(w.pruned, 3);
+        // A new writer counts what is there: with room for 2 files' bytes, one more write
+        // leaves 2.
+        let one = std::fs::metadata(dir.path().join("frame-00000005.png"))
+            .unwrap()
+            .len();
+        let limits = OverlayLimits {
+            keep: 100,
+            max_bytes: 2 * one,
+            min_free: 0,
+        };
+        let mut w = OverlayWriter::with_limits(dir.path().into(), Duration::ZERO, limits).unwrap();
+        assert!(w.maybe_write(6, &view, &heat, &c, false).is_some());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Below the free-space floor nothing is written, and it is counted.
+        let limits = OverlayLimits {
+            min_free: u64::MAX,
+            ..limits
+        };
+        let mut w = OverlayWriter::with_limits(dir.path().into(), Duration::ZERO, limits).unwrap();
+        assert!(w.maybe_write(7, &view, &heat, &c, true).is_none());
+        assert_eq!(w.skipped_low_space, 1);
     }
 
     #[test]
@@ -192,9 +346,9 @@ mod tests {
             score: 0.3,
             threshold: Some(0.2),
         };
-        assert!(w.maybe_write(1, &view, &heat, &c, false).unwrap().is_some());
-        assert!(w.maybe_write(2, &view, &heat, &c, false).unwrap().is_none());
-        let p = w.maybe_write(3, &view, &heat, &c, true).unwrap().unwrap();
+        assert!(w.maybe_write(1, &view, &heat, &c, false).is_some());
+        assert!(w.maybe_write(2, &view, &heat, &c, false).is_none());
+        let p = w.maybe_write(3, &view, &heat, &c, true).unwrap();
         assert_eq!(image::open(p).unwrap().width(), 256);
         assert_eq!(w.written, 2);
     }

@@ -43,7 +43,9 @@ pub mod camera;
 pub mod config;
 pub mod daemon;
 pub mod decision;
+pub mod event_log;
 pub mod events;
+pub mod faults;
 #[cfg(feature = "gstreamer")]
 pub mod gst_source;
 pub mod http;

@@ -1,5 +1,6 @@
 //! `hood-watch`: see firmware/README.md. Exit status: 0 after a clean stop (signal, end of a finite
-//! feed, --max-frames), 2 when it refuses to start (bad options, model, self-test, threshold).
+//! feed, --max-frames), 2 when it refuses to start (bad options, model, self-test, threshold), 3
+//! after a stop when events were lost (the event log's disk refused them for too long).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -63,11 +64,18 @@ fn main() {
     match watch.run() {
         Ok(s) => {
             let raised = s.stats.alerts_raised;
+            let frames: u64 = s.cameras.iter().map(|c| c.1.frames).sum();
             println!(
-                "hood-watch: stopped ({}), {} frames, {raised} alert(s), pin inactive",
+                "hood-watch: stopped ({}), {frames} frames, {raised} alert(s), pin inactive",
                 s.reason.name(),
-                s.stats.frames
             );
+            if s.events_lost > 0 {
+                eprintln!(
+                    "hood-watch: {} event(s) never reached the event log (disk full or failing for too long); exit status 3",
+                    s.events_lost
+                );
+                std::process::exit(3);
+            }
         }
         Err(e) => {
             eprintln!("hood-watch: {e}");

@@ -70,6 +70,10 @@ pub struct Stats {
     pub detector_errors: u64,
     pub alerts_raised: u64,
     pub overlays: u64,
+    /// Overlay writes that failed (disk full, I/O error).
+    pub overlay_failures: u64,
+    /// Overlays not written because free space was below the floor.
+    pub overlays_skipped_low_space: u64,
     pub capture: Stage,
     pub preprocess: Stage,
     pub inference: Stage,
@@ -95,6 +99,8 @@ impl Default for Stats {
             detector_errors: 0,
             alerts_raised: 0,
             overlays: 0,
+            overlay_failures: 0,
+            overlays_skipped_low_space: 0,
             capture: Stage::default(),
             preprocess: Stage::default(),
             inference: Stage::default(),
@@ -164,6 +170,8 @@ impl Stats {
             "detector_errors": self.detector_errors,
             "alerts_raised": self.alerts_raised,
             "overlays": self.overlays,
+            "overlay_failures": self.overlay_failures,
+            "overlays_skipped_low_space": self.overlays_skipped_low_space,
             "latency": {
                 "capture": self.capture.json(),
                 "preprocess": self.preprocess.json(),
@@ -178,6 +186,7 @@ impl Stats {
 
 /// Writes `value` to `path` atomically (temp file, fsync, rename: `hood_runtime::atomic`).
 pub fn write_json_atomic(path: &std::path::Path, value: &Value) -> std::io::Result<()> {
+    crate::faults::check(crate::faults::Write::Stats)?;
     hood_runtime::atomic::write_file(
         path,
         &serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?,
