@@ -24,16 +24,8 @@ fn sample(name: &str) -> RgbImage {
     image::imageops::resize(&img, TILE, TILE, FilterType::Triangle)
 }
 
-const ID: [&str; 8] = [
-    "cifar10-airplane-0000.jpg",
-    "cifar10-automobile-0001.jpg",
-    "cifar10-bird-0003.jpg",
-    "cifar10-cat-0000.jpg",
-    "cifar10-dog-0000.jpg",
-    "cifar10-horse-0000.jpg",
-    "cifar10-ship-0000.jpg",
-    "cifar10-truck-0000.jpg",
-];
+/// The bundled feed's CIFAR-10 frames (file names in `samples/`).
+const ID: [(&str, &[u8]); 8] = hood_firmware::bundled::ID_FRAMES;
 
 /// A 3×3 mosaic of ID frames (rotated by `shift`); `centre` replaces tile 4.
 fn mosaic(shift: usize, centre: Option<&str>) -> RgbImage {
@@ -41,7 +33,7 @@ fn mosaic(shift: usize, centre: Option<&str>) -> RgbImage {
     for k in 0..9 {
         let name = match (k, centre) {
             (4, Some(c)) => c,
-            _ => ID[(k + shift) % ID.len()],
+            _ => ID[(k + shift) % ID.len()].0,
         };
         let t = sample(name);
         image::imageops::replace(
