@@ -343,6 +343,12 @@ fn a_flood_of_idle_connections_does_not_stall_detection_and_is_bounded() {
             .unwrap_or(0)
     };
     wait_for("the first frames", Duration::from_secs(60), || frames() > 0);
+    // The rate this machine reaches without the flood is the yardstick: a loaded CI machine may
+    // not reach the nominal 40 fps, and the claim is "no stall", not "40 fps".
+    let b0 = frames();
+    std::thread::sleep(Duration::from_secs(2));
+    let calm = frames() - b0;
+    assert!(calm >= 10, "only {calm} frames in 2 s before the flood");
     // More idle connections than workers + queue: they never send a byte.
     use hood_firmware::http::{HEAD_TIMEOUT, QUEUE, WORKERS};
     let idle: Vec<TcpStream> = (0..40)
@@ -351,8 +357,12 @@ fn a_flood_of_idle_connections_does_not_stall_detection_and_is_bounded() {
     let f0 = frames();
     std::thread::sleep(Duration::from_secs(2));
     let f1 = frames();
-    // 40 fps for 2 s: detection went on while every worker was held by a silent client.
-    assert!(f1 >= f0 + 40, "frames {f0} -> {f1} while flooded");
+    // Detection went on while every worker was held by a silent client: at least half the calm
+    // rate (stats.json is written every 0.2 s, so each count is late by up to 8 frames).
+    assert!(
+        f1 - f0 >= calm / 2,
+        "frames {f0} -> {f1} while flooded, {calm} in 2 s before"
+    );
     // The bound: the connections beyond the workers and the queue were answered 503 at once.
     let busy = idle
         .iter()
