@@ -86,6 +86,24 @@ impl Model {
         Model::from_storage(Storage::Mapped(map), path.to_path_buf())
     }
 
+    /// Reads the whole file at `path` into memory and checks it, like [`Model::open`] but
+    /// without a mapping: the model no longer depends on the file, so a deploy script may
+    /// overwrite it in place while a long-running process (hood-watch) uses the model.
+    pub fn read(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let md = std::fs::metadata(path).map_err(|e| HoodError::io(path, e))?;
+        if !md.is_file() {
+            let e = std::io::Error::other("is not a regular .hood file");
+            return Err(HoodError::io(path, e));
+        }
+        if md.len() > MAX_FILE_SIZE {
+            let msg = format!("file is {} bytes, larger than the 4 GiB limit", md.len());
+            return Err(HoodError::format(path, msg));
+        }
+        let bytes = std::fs::read(path).map_err(|e| HoodError::io(path, e))?;
+        Model::from_storage(Storage::Owned(bytes), path.to_path_buf())
+    }
+
     /// Checks `bytes` as a `.hood` file; `origin` names it in errors and is what [`Model::path`]
     /// returns.
     pub fn from_bytes(bytes: Vec<u8>, origin: impl Into<PathBuf>) -> Result<Model> {
