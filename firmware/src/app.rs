@@ -171,7 +171,8 @@ pub fn open_detector(o: &Options) -> Result<Opened, String> {
     let threads = o.threads()?;
     let (model, bundled_model) = match &o.model {
         Some(p) => (
-            Model::open(p).map_err(|e| format!("cannot load the model: {e}"))?,
+            // Read, not mapped: the daemon never depends on the file after loading (reload.rs).
+            Model::read(p).map_err(|e| format!("cannot load the model: {e}"))?,
             false,
         ),
         None => (
@@ -344,6 +345,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             }
         };
         let (threshold, kind) = resolve_threshold(c, &model, bundled_model)?;
+        let from_model = kind == "model";
         threshold_kinds.push(kind);
         let dir = if multi {
             o.overlays_dir().join(&name)
@@ -362,6 +364,8 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             open_pin(c)?,
             Some(overlays),
         );
+        let mut lane = lane;
+        lane.threshold_from_model = from_model;
         let d = lane.debounce;
         crate::say!(
             "hood-watch: {}model {} | backend {} | threshold {threshold:.5} ({kind}) | alert {} of {}, clear after {} | source {} | pin {}",
@@ -456,7 +460,17 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         json!(threshold_kinds)
     };
 
+    let reload = match &o.model {
+        Some(p) => Some(crate::reload::ModelReload::new(
+            p,
+            crate::reload::ModelReload::sighup()?,
+            o.threads()?,
+        )),
+        None => None,
+    };
+
     Ok(Watch {
+        reload,
         lanes,
         board,
         http,
@@ -473,6 +487,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         health_interval: o.health_interval()?,
         stats_json: o.stats_json.clone(),
         backoff: Backoff::default(),
+        source_timeout: o.source_timeout()?,
         stop,
     })
 }

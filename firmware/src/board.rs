@@ -57,6 +57,7 @@ pub struct Counters {
     pub undecodable: u64,
     pub source_dropped: u64,
     pub source_errors: u64,
+    pub source_stalls: u64,
     pub detector_errors: u64,
     pub overlays: u64,
 }
@@ -71,6 +72,7 @@ impl Counters {
             undecodable: s.undecodable,
             source_dropped: s.source_dropped,
             source_errors: s.source_errors,
+            source_stalls: s.source_stalls,
             detector_errors: s.detector_errors,
             overlays: s.overlays,
         }
@@ -226,6 +228,12 @@ impl Board {
         Some((v, h, c.last.as_ref().map_or(0.0, |l| l.score), c.threshold))
     }
 
+    pub fn set_threshold(&self, cam: usize, threshold: f32) {
+        if let Some(c) = self.lock().cameras.get_mut(cam) {
+            c.threshold = threshold;
+        }
+    }
+
     pub fn set_backend(&self, backend: &str) {
         let mut g = self.lock();
         if g.backend != backend {
@@ -281,8 +289,11 @@ impl Board {
         let Some(c) = g.cameras.get_mut(cam) else {
             return;
         };
-        if event["event"] == "source_error" {
+        if event["event"] == "source_error" || event["event"] == "source_stalled" {
             c.last_source_error = event["error"].as_str().map(str::to_string);
+        }
+        if event["event"] == "cleared" {
+            c.alerting = false;
         }
         if c.events.len() == RECENT_EVENTS {
             c.events.pop_front();
@@ -363,7 +374,7 @@ impl Snapshot {
                     "counters": {
                         "frames": k.frames, "ood_frames": k.ood_frames, "alerts_raised": k.alerts_raised,
                         "dropped": k.dropped, "undecodable": k.undecodable, "source_dropped": k.source_dropped,
-                        "source_errors": k.source_errors, "detector_errors": k.detector_errors,
+                        "source_errors": k.source_errors, "source_stalls": k.source_stalls, "detector_errors": k.detector_errors,
                         "overlays": k.overlays,
                     },
                     "last_source_error": c.last_source_error,

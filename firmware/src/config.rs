@@ -154,6 +154,11 @@ pub struct Options {
     /// Seconds between health lines [default: 10].
     #[arg(long)]
     pub health_interval: Option<f64>,
+    /// Watchdog: a camera whose source has not answered for this many seconds is reported
+    /// stalled (`source_stalled` event, its alert line driven inactive); 0 turns it off
+    /// [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub source_timeout: Option<f64>,
     /// Also write the health numbers to this JSON file (replaced atomically at each health line and at exit).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
@@ -331,7 +336,7 @@ impl Options {
                 alert_k, alert_n, clear_m, gpio_chip, gpio_line, out, events, overlays, overlay_interval,
                 exec, health_interval, stats_json, completions, man_pages, name, mqtt, mqtt_prefix,
                 mqtt_username, mqtt_password_file, mqtt_ca, http, http_token_file, roi, tiles, calibrate_from, frames, tpr, event_queue, events_max_mb, events_keep, overlay_keep,
-                overlay_max_mb, min_free_mb;
+                overlay_max_mb, min_free_mb, source_timeout;
             flag: looping, active_low, print_frames)
     }
 
@@ -416,6 +421,12 @@ impl Options {
 
     pub fn health_interval(&self) -> Result<Duration, String> {
         secs(self.health_interval.unwrap_or(10.0), "health-interval")
+    }
+
+    /// `--source-timeout`: `None` when 0 (watchdog off).
+    pub fn source_timeout(&self) -> Result<Option<Duration>, String> {
+        let d = secs(self.source_timeout.unwrap_or(60.0), "source-timeout")?;
+        Ok((!d.is_zero()).then_some(d))
     }
 }
 

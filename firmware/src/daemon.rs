@@ -4,7 +4,7 @@
 //! scripted sources, mock pins and failing engines.
 
 use crate::board::{Board, FrameReport, LastFrame};
-use crate::decision::Transition;
+use crate::decision::{Debouncer, Transition};
 use crate::events::{run_hook, EventLog};
 use crate::lane::Lane;
 use crate::readers::{Readers, Reply};
@@ -172,6 +172,10 @@ pub struct Watch {
     pub board: Option<Arc<Board>>,
     /// The HTTP endpoint, stopped when the loop ends.
     pub http: Option<crate::http::HttpServer>,
+    /// Model reload on SIGHUP or a changed file (`--model` given).
+    pub reload: Option<crate::reload::ModelReload>,
+    /// The source watchdog's limit (`--source-timeout`; `None`: off).
+    pub source_timeout: Option<Duration>,
 }
 
 /// Sleeps `d` in short slices; false when the stop flag was raised meanwhile.
@@ -260,6 +264,50 @@ impl Watch {
         }
     }
 
+    /// Loads the model file again; switches over only if it passes its self-test.
+    fn reload_model(&mut self, why: &str) {
+        let Some(r) = &self.reload else { return };
+        let path = r.path().display().to_string();
+        match r.load(self.backend) {
+            Ok(l) => {
+                let t = l.model.meta.threshold.as_ref().map(|t| t.value);
+                for (i, lane) in self.lanes.iter_mut().enumerate() {
+                    if let (true, Some(t)) = (lane.threshold_from_model, t) {
+                        lane.threshold = t;
+                        if let Some(b) = &self.board {
+                            b.set_threshold(i, t);
+                        }
+                    }
+                }
+                self.engine = l.engine;
+                self.factory = l.factory;
+                let backend = self.engine.backend_name();
+                if let Some(b) = &self.board {
+                    b.set_backend(backend);
+                }
+                crate::say!(
+                    "hood-watch: model {path} reloaded ({why}): {}, threshold {}",
+                    l.model.meta.name,
+                    t.map_or("unchanged (none in the model)".into(), |t| t.to_string())
+                );
+                self.event(
+                    None,
+                    "model_loaded",
+                    json!({"model": path, "model_name": l.model.meta.name, "reason": why,
+                           "model_threshold": t, "backend": backend}),
+                );
+            }
+            Err(e) => {
+                log::error!("model {path} ({why}): {e}; the running model stays");
+                self.event(
+                    None,
+                    "model_rejected",
+                    json!({"model": path, "reason": why, "error": e}),
+                );
+            }
+        }
+    }
+
     fn multi(&self) -> bool {
         self.lanes.len() > 1
     }
@@ -297,7 +345,7 @@ impl Watch {
             json!({
                 "frames": sum(|s| s.frames), "ood_frames": sum(|s| s.ood_frames),
                 "dropped": sum(|s| s.dropped), "undecodable": sum(|s| s.undecodable),
-                "source_errors": sum(|s| s.source_errors), "detector_errors": sum(|s| s.detector_errors),
+                "source_errors": sum(|s| s.source_errors), "source_stalls": sum(|s| s.source_stalls), "detector_errors": sum(|s| s.detector_errors),
                 "alerts_raised": sum(|s| s.alerts_raised),
                 "state": state_name(self.lanes.iter().any(|l| l.deb.alerting())),
                 "cameras": per,
@@ -596,49 +644,18 @@ impl Watch {
         }
     }
 
-    /// One camera, captured on this thread: its next frame, or why the loop should stop; a
-    /// source error is handled here (event, backoff, re-open) and gives no frame.
-    fn capture_one(&mut self) -> Result<Option<Frame>, StopReason> {
-        let t0 = Instant::now();
-        let Some(src) = self.lanes[0].source.as_mut() else {
-            return Err(StopReason::EndOfFeed);
-        };
-        match src.next_frame() {
-            Ok(Some(f)) => {
-                let dropped = src.frames_dropped();
-                let l = &mut self.lanes[0];
-                l.delay = self.backoff.initial;
-                l.stats.capture.record(t0.elapsed());
-                l.stats.source_dropped = dropped;
-                Ok(Some(f))
-            }
-            Ok(None) => Err(StopReason::EndOfFeed),
-            Err(e) => {
-                let delay = self.lanes[0].delay;
-                self.source_error(0, &e.to_string(), delay);
-                if !sleep_unless_stopped(&self.stop, delay) {
-                    return Ok(None);
-                }
-                let l = &mut self.lanes[0];
-                l.delay = (delay * 2).min(self.backoff.max);
-                if let Some(src) = l.source.as_mut() {
-                    if let Err(e) = src.reopen() {
-                        log::warn!("re-opening {}: {e}", src.describe());
-                    }
-                }
-                Ok(None)
-            }
-        }
-    }
-
-    /// Several cameras: one tick of the reader threads.
-    fn capture_many(&mut self, readers: &mut Readers) -> Result<Vec<(usize, Frame)>, StopReason> {
+    /// One tick of the reader threads (every camera, one frame each at most), then the source
+    /// watchdog.
+    fn capture(&mut self, readers: &mut Readers) -> Result<Vec<(usize, Frame)>, StopReason> {
         if readers.all_ended() {
             return Err(StopReason::EndOfFeed);
         }
         let t0 = Instant::now();
         let mut frames = Vec::new();
-        for (li, r) in readers.tick(&self.stop) {
+        for (li, r) in readers.tick(&self.stop, self.source_timeout) {
+            if self.lanes[li].stalled {
+                self.source_resumed(li);
+            }
             match r {
                 Reply::Frame(f, dropped) => {
                     let l = &mut self.lanes[li];
@@ -650,8 +667,69 @@ impl Watch {
                 Reply::End => log::info!("camera {}: end of feed", self.lanes[li].name),
             }
         }
+        for (li, waited) in readers.overdue(self.source_timeout) {
+            if !self.lanes[li].stalled {
+                self.source_stalled(li, waited);
+            }
+        }
         frames.sort_by_key(|f| f.0);
         Ok(frames)
+    }
+
+    /// The watchdog found camera `li`'s source not answering for `waited`: a `source_stalled`
+    /// event; an alert that was up is cleared (`cleared` with `reason: source_stalled`, its pin
+    /// driven inactive — the safe state, as at stop), since no frame can confirm it any more;
+    /// the camera starts again from an empty debounce window when frames come back.
+    fn source_stalled(&mut self, li: usize, waited: Duration) {
+        let timeout = self.source_timeout.unwrap_or_default();
+        let lane = &mut self.lanes[li];
+        lane.stalled = true;
+        lane.stats.source_stalls += 1;
+        let was_alerting = lane.deb.alerting();
+        lane.deb = Debouncer::new(lane.debounce);
+        let error = format!(
+            "no answer from the source for {:.1} s (watchdog limit {:.1} s)",
+            waited.as_secs_f64(),
+            timeout.as_secs_f64()
+        );
+        log::error!("source {}: {error}", lane.source_name);
+        if was_alerting {
+            let pin = match lane.pin.set_active(false) {
+                Ok(()) => state_name(false),
+                Err(e) => {
+                    log::error!("{e}");
+                    "error"
+                }
+            };
+            let (frame, threshold) = (lane.taken, lane.threshold);
+            crate::say!("ALERT cleared on {} (source stalled)", lane.name);
+            let written = self.event(
+                Some(li),
+                "cleared",
+                json!({"frame": frame, "source": self.lanes[li].source_name, "threshold": threshold,
+                       "transition": "cleared", "state": state_name(false), "pin": pin,
+                       "reason": "source_stalled"}),
+            );
+            for n in &self.notify {
+                n.transition(&written, state_name(false));
+            }
+        }
+        self.event(
+            Some(li),
+            "source_stalled",
+            json!({"error": error, "waited_s": waited.as_secs_f64(),
+                   "timeout_s": timeout.as_secs_f64(), "alert_cleared": was_alerting}),
+        );
+        if let Some(b) = &self.board {
+            b.counters(li, &self.lanes[li].stats);
+        }
+    }
+
+    /// A stalled camera answered again.
+    fn source_resumed(&mut self, li: usize) {
+        self.lanes[li].stalled = false;
+        log::warn!("source {}: answering again", self.lanes[li].source_name);
+        self.event(Some(li), "source_resumed", json!({}));
     }
 
     /// Runs until every feed ended, `max_frames` frames were scored, or the stop flag is raised.
@@ -661,7 +739,6 @@ impl Watch {
             l.pin
                 .set_active(false)
                 .map_err(|e| format!("alert output {}: {e}", l.pin.describe()))?;
-            l.delay = self.backoff.initial;
         }
         let mut start = if self.multi() {
             json!({"cameras": self.lanes.iter().map(Lane::describe).collect::<Vec<_>>()})
@@ -682,16 +759,13 @@ impl Watch {
             .fps
             .filter(|f| *f > 0.0 && !self_paced)
             .map(|f| Duration::from_secs_f64(1.0 / f as f64));
-        let mut readers = if self.multi() {
-            let sources = self
-                .lanes
-                .iter_mut()
-                .filter_map(|l| l.source.take())
-                .collect();
-            Some(Readers::start(sources, self.backoff, self.stop.clone())?)
-        } else {
-            None
-        };
+        // Sources are read on their own threads, so a source that hangs never blocks the loop.
+        let sources = self
+            .lanes
+            .iter_mut()
+            .filter_map(|l| l.source.take())
+            .collect();
+        let mut readers = Readers::start(sources, self.backoff, self.stop.clone())?;
         let mut next_due = Instant::now();
         let mut last_health = Instant::now();
         let mut det_failures: u32 = 0;
@@ -701,6 +775,9 @@ impl Watch {
             }
             // Events that waited for the disk go out as soon as it takes them again.
             self.events.flush();
+            if let Some(why) = self.reload.as_mut().and_then(|r| r.due()) {
+                self.reload_model(why);
+            }
             let scored: u64 = self.lanes.iter().map(|l| l.stats.frames).sum();
             if self.max_frames.is_some_and(|m| scored >= m) {
                 break StopReason::MaxFrames;
@@ -716,16 +793,9 @@ impl Watch {
                 }
                 next_due = next_due.max(Instant::now() - p) + p;
             }
-            let frames = match &mut readers {
-                None => match self.capture_one() {
-                    Ok(Some(f)) => vec![(0, f)],
-                    Ok(None) => continue,
-                    Err(reason) => break reason,
-                },
-                Some(r) => match self.capture_many(r) {
-                    Ok(f) => f,
-                    Err(reason) => break reason,
-                },
+            let frames = match self.capture(&mut readers) {
+                Ok(f) => f,
+                Err(reason) => break reason,
             };
             if !frames.is_empty() {
                 self.score(frames, &mut det_failures);

@@ -9,7 +9,6 @@ use crate::source::FrameSource;
 use crate::stats::Stats;
 use crate::tiling::Region;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// A camera's configuration and run state.
 pub struct Lane {
@@ -20,6 +19,8 @@ pub struct Lane {
     /// The source's description (kept when the source moved).
     pub source_name: String,
     pub threshold: f32,
+    /// The threshold is the model's calibrated one (follows a reloaded model's).
+    pub threshold_from_model: bool,
     pub debounce: Debounce,
     pub region: Region,
     pub pin: Box<dyn AlertOutput>,
@@ -28,8 +29,8 @@ pub struct Lane {
     pub stats: Stats,
     /// Frames taken from this camera so far (scored or not): the `frame` index of its events.
     pub taken: u64,
-    /// Current retry delay after source errors (single-camera loop).
-    pub delay: Duration,
+    /// The source watchdog found the source not answering; cleared by its next answer.
+    pub stalled: bool,
 }
 
 impl Lane {
@@ -47,6 +48,7 @@ impl Lane {
             source_name: source.describe(),
             source: Some(source),
             threshold,
+            threshold_from_model: false,
             debounce,
             region,
             pin,
@@ -54,7 +56,7 @@ impl Lane {
             deb: Debouncer::new(debounce),
             stats: Stats::default(),
             taken: 0,
-            delay: Duration::ZERO,
+            stalled: false,
         }
     }
 

@@ -54,6 +54,7 @@ pub mod metrics;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod readers;
+pub mod reload;
 pub mod scoring;
 pub mod site_calibration;
 pub mod source;

@@ -98,7 +98,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     let cams: Vec<String> = s.cameras.iter().map(|c| esc(&c.name)).collect();
     type Counter = fn(&crate::board::Counters) -> u64;
-    let counters: [(&str, &str, Counter); 9] = [
+    let counters: [(&str, &str, Counter); 10] = [
         ("hood_frames_total", "Frames scored.", |k| k.frames),
         (
             "hood_ood_frames_total",
@@ -125,6 +125,11 @@ pub fn render(s: &Snapshot) -> String {
             "hood_source_errors_total",
             "Source errors (each followed by a retry with backoff).",
             |k| k.source_errors,
+        ),
+        (
+            "hood_source_stalls_total",
+            "Times the source watchdog found the source not answering within --source-timeout.",
+            |k| k.source_stalls,
         ),
         (
             "hood_detector_errors_total",

@@ -1,9 +1,15 @@
-//! Capture for several cameras: one reader thread per camera, asked for one frame per tick
+//! Capture off the detection thread: one reader thread per camera, asked for one frame per tick
 //! (pull, so a file camera never runs ahead and drops nothing; a live GStreamer source keeps its
 //! own newest-frame mailbox meanwhile). A tick waits for every file camera's frame, and for live
 //! cameras at most [`LIVE_WAIT`] after the first frame of the tick arrived, so one slow or broken
 //! camera never holds the others back. A reader retries its own source after an error (backoff,
 //! re-open) and reports the error, which the loop logs as that camera's `source_error`.
+//!
+//! The watchdog: a camera asked for a frame that has not answered within the source timeout
+//! (a `next_frame` that never returns: a hung driver, a dead network mount) is *overdue*
+//! ([`Readers::overdue`]); ticks stop waiting for it, so the other cameras and the loop (health,
+//! events, signals) go on. Its thread is left blocked; if the call ever returns, the camera
+//! answers again and is asked as before.
 
 use crate::daemon::Backoff;
 use crate::source::{Frame, FrameSource};
@@ -29,7 +35,8 @@ pub enum Reply {
 pub struct Readers {
     ask: Vec<Option<Sender<()>>>,
     replies: Receiver<(usize, Reply)>,
-    pending: Vec<bool>,
+    /// When the camera's outstanding request was sent (`None`: no request outstanding).
+    asked: Vec<Option<Instant>>,
     live: Vec<bool>,
 }
 
@@ -91,7 +98,7 @@ impl Readers {
         Ok(Readers {
             ask,
             replies,
-            pending: vec![false; n],
+            asked: vec![None; n],
             live,
         })
     }
@@ -101,22 +108,47 @@ impl Readers {
         self.ask.iter().all(Option::is_none)
     }
 
+    /// Cameras whose request has been outstanding for `timeout` or longer, with how long.
+    pub fn overdue(&self, timeout: Option<Duration>) -> Vec<(usize, Duration)> {
+        let Some(timeout) = timeout else {
+            return Vec::new();
+        };
+        self.asked
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.map(|t| (i, t.elapsed())))
+            .filter(|(_, waited)| *waited >= timeout)
+            .collect()
+    }
+
     /// One tick: asks every camera that is not already busy for a frame, then collects answers
-    /// (see the module documentation). Empty when the stop flag was raised first.
-    pub fn tick(&mut self, stop: &AtomicBool) -> Vec<(usize, Reply)> {
+    /// (see the module documentation); never waits for an overdue camera (`timeout`). Empty
+    /// when the stop flag was raised first.
+    pub fn tick(&mut self, stop: &AtomicBool, timeout: Option<Duration>) -> Vec<(usize, Reply)> {
         for (i, a) in self.ask.iter().enumerate() {
-            if let (Some(a), false) = (a, self.pending[i]) {
+            if let (Some(a), None) = (a, self.asked[i]) {
                 if a.send(()).is_ok() {
-                    self.pending[i] = true;
+                    self.asked[i] = Some(Instant::now());
                 }
             }
         }
         let mut got = Vec::new();
         let mut first: Option<Instant> = None;
         loop {
-            let waiting_file = (0..self.ask.len()).any(|i| self.pending[i] && !self.live[i]);
-            let waiting_live = (0..self.ask.len()).any(|i| self.pending[i] && self.live[i]);
+            // Pending and not overdue: worth waiting for.
+            let waits =
+                |i: usize| self.asked[i].is_some_and(|t| timeout.is_none_or(|d| t.elapsed() < d));
+            let waiting_file = (0..self.ask.len()).any(|i| waits(i) && !self.live[i]);
+            let waiting_live = (0..self.ask.len()).any(|i| waits(i) && self.live[i]);
             if !waiting_file && !waiting_live {
+                // Only overdue cameras left and nothing got: wait one slice for them rather
+                // than spin (the loop comes straight back).
+                let outstanding = self.asked.iter().any(Option::is_some);
+                if got.is_empty() && outstanding && !stop.load(Ordering::SeqCst) {
+                    if let Ok((i, r)) = self.replies.recv_timeout(Duration::from_millis(50)) {
+                        got.push(self.answered(i, r));
+                    }
+                }
                 break;
             }
             if !waiting_file && first.is_some_and(|t| t.elapsed() >= LIVE_WAIT) {
@@ -134,17 +166,22 @@ impl Readers {
                 .recv_timeout(slice.max(Duration::from_millis(1)))
             {
                 Ok((i, r)) => {
-                    self.pending[i] = false;
-                    if matches!(r, Reply::End) {
-                        self.ask[i] = None;
-                    }
                     first.get_or_insert_with(Instant::now);
-                    got.push((i, r));
+                    got.push(self.answered(i, r));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         got
+    }
+
+    /// Books an answer of camera `i`.
+    fn answered(&mut self, i: usize, r: Reply) -> (usize, Reply) {
+        self.asked[i] = None;
+        if matches!(r, Reply::End) {
+            self.ask[i] = None;
+        }
+        (i, r)
     }
 }

@@ -198,6 +198,8 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         notify: Vec::new(),
         board: None,
         http: None,
+        reload: None,
+        source_timeout: None,
     }
 }
 
