@@ -220,6 +220,7 @@ fn new_buffer(
     bytes: u64,
     what: &str,
 ) -> Result<Subbuffer<[u8]>> {
+    super::faults::check(super::faults::Op::Alloc)?;
     Buffer::new_slice(
         ctx.memory.clone(),
         BufferCreateInfo {

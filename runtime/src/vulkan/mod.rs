@@ -70,6 +70,7 @@ mod conv_transpose2d;
 pub mod device;
 mod elementwise;
 pub mod executor;
+mod faults;
 mod fused;
 mod heat_score;
 mod kernels;
@@ -207,6 +208,7 @@ pub(crate) fn submit_and_wait(
     ctx: &device::VkContext,
     cb: Arc<PrimaryAutoCommandBuffer>,
 ) -> Result<()> {
+    faults::check(faults::Op::Submit)?;
     let future = vulkano::sync::now(ctx.device.clone())
         .then_execute(ctx.queue.clone(), cb)
         .map_err(|e| vk_err(format!("submit: {e}")))?
@@ -215,5 +217,6 @@ pub(crate) fn submit_and_wait(
     future
         .wait(None)
         .map_err(|e| vk_err(format!("waiting for the GPU: {e}")))?;
+    faults::check(faults::Op::Fence)?;
     Ok(())
 }
