@@ -10,6 +10,7 @@ use crate::config::Options;
 use crate::daemon::{detector_factory, Backoff, Watch};
 use crate::events::{EventLog, OverlayWriter};
 use crate::source::{FileSource, FileSpec, FrameSource, MemorySource};
+use crate::stats::StatsFile;
 use hood_runtime::Model;
 use serde_json::json;
 use std::sync::atomic::AtomicBool;
@@ -485,7 +486,7 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
         exec: o.exec.clone(),
         max_frames: o.max_frames,
         health_interval: o.health_interval()?,
-        stats_json: o.stats_json.clone(),
+        stats_json: o.stats_json.clone().map(StatsFile::new),
         backoff: Backoff::default(),
         source_timeout: o.source_timeout()?,
         stop,

@@ -10,7 +10,7 @@ use crate::lane::Lane;
 use crate::readers::{Readers, Reply};
 use crate::scoring::Batch;
 use crate::source::Frame;
-use crate::stats::{write_json_atomic, Stats};
+use crate::stats::{Stats, StatsFile};
 use hood_runtime::detector::SelfTest;
 use hood_runtime::preprocess::Prepared;
 use hood_runtime::{Backend, Detection, Detector, HoodError, Model};
@@ -160,7 +160,8 @@ pub struct Watch {
     /// Stop after this many frames scored (all cameras together).
     pub max_frames: Option<u64>,
     pub health_interval: Duration,
-    pub stats_json: Option<PathBuf>,
+    /// `--stats-json`, rewritten every health interval and at the end.
+    pub stats_json: Option<StatsFile>,
     pub print_frames: bool,
     pub backoff: Backoff,
     pub stop: Arc<AtomicBool>,
@@ -358,18 +359,17 @@ impl Watch {
         let (pending, dropped) = self.events.backlog();
         v["events_pending"] = json!(pending);
         v["events_dropped"] = json!(dropped);
+        v["stats_write_failures"] = json!(self.stats_json.as_ref().map_or(0, |f| f.failures));
         v
     }
 
-    fn write_stats(&self) {
+    fn write_stats(&mut self) {
         if self.stats_json.is_none() && self.notify.is_empty() {
             return;
         }
         let v = self.stats_value();
-        if let Some(p) = &self.stats_json {
-            if let Err(e) = write_json_atomic(p, &v) {
-                log::error!("{}: {e}", p.display());
-            }
+        if let Some(f) = &mut self.stats_json {
+            f.write(&v);
         }
         for n in &self.notify {
             n.health(&v);
@@ -560,6 +560,12 @@ impl Watch {
                 "capture_to_decision_ms": decided_after.as_secs_f64() * 1e3,
                 "tile": (n > 1).then_some(worst), "tile_scores": tile_scores,
             });
+            let mut fields = fields;
+            // The raising frame's overlay is always written (right after this event, unless
+            // the disk refuses it: then `overlay_failures` counts it): name it here.
+            if let (true, true, Some(w)) = (active, shown.is_some(), lane.overlays.as_ref()) {
+                fields["overlay"] = json!(w.path_for(this));
+            }
             let name = lane.name.clone();
             let written = write_event(
                 &mut self.events,

@@ -32,6 +32,22 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 pub use crate::event_log::EventLog;
 
+/// A run's tag for file names: its start time as `YYYYMMDDTHHMMSSZ`, with `-1`, `-2` … added
+/// while `taken` says an earlier run already used it (restarts within one second).
+pub fn run_tag(start: SystemTime, taken: impl Fn(&str) -> bool) -> String {
+    let t = rfc3339(start);
+    // "2026-12-04T19:55:59.123Z" → "20261204T195559Z"
+    let base: String = t[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    let base = format!("{base}Z");
+    let mut tag = base.clone();
+    let mut n = 0;
+    while taken(&tag) {
+        n += 1;
+        tag = format!("{base}-{n}");
+    }
+    tag
+}
+
 /// Overlay retention and the free-space floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverlayLimits {
@@ -83,6 +99,9 @@ pub struct OverlayWriter {
     min_interval: Duration,
     last: Option<Instant>,
     limits: OverlayLimits,
+    /// This run's part of the overlay names (its start time, UTC), so a restarted run never
+    /// overwrites an earlier run's overlays of the same frame index.
+    run: String,
     /// Overlay files in the folder, oldest first, with their sizes.
     files: VecDeque<(PathBuf, u64)>,
     bytes: u64,
@@ -119,11 +138,19 @@ impl OverlayWriter {
             .collect();
         found.sort();
         let bytes = found.iter().map(|f| f.2).sum();
+        let run = run_tag(SystemTime::now(), |tag| {
+            let prefix = format!("frame-{tag}-");
+            found.iter().any(|f| {
+                f.1.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            })
+        });
         let mut w = OverlayWriter {
             dir,
             min_interval,
             last: None,
             limits,
+            run,
             files: found.into_iter().map(|(_, p, n)| (p, n)).collect(),
             bytes,
             failing: None,
@@ -138,6 +165,16 @@ impl OverlayWriter {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// This run's part of the overlay names: `frame-<run>-<index>.png`.
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Where the overlay of frame `index` is (or would be) written.
+    pub fn path_for(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("frame-{}-{index:08}.png", self.run))
     }
 
     /// Removes the oldest overlays past the limits (never the newest one).
@@ -171,7 +208,7 @@ impl OverlayWriter {
         }
     }
 
-    /// Writes `frame-<index>.png` (the overlay with its caption band: colour bar, score,
+    /// Writes `frame-<run>-<index>.png` (the overlay with its caption band: colour bar, score,
     /// threshold, verdict) unless rate-limited, low on space or failing; returns the path
     /// written.
     pub fn maybe_write(
@@ -206,7 +243,7 @@ impl OverlayWriter {
         // Small model inputs (32×32) are upscaled so a person can see them.
         let scale = (256 / view.width().max(1)).max(1);
         let img = hood_runtime::overlay::annotated(view, heat, 1.0, scale, caption);
-        let path = self.dir.join(format!("frame-{index:08}.png"));
+        let path = self.path_for(index);
         let r = faults::check(Fault::Overlays)
             .and_then(|_| hood_runtime::atomic::write_png(&path, &img));
         if let Err(e) = r {
@@ -218,7 +255,8 @@ impl OverlayWriter {
             log::info!("overlays {}: writing again", self.dir.display());
         }
         let n = std::fs::metadata(&path).map_or(0, |m| m.len());
-        // The same name again (a restarted run's frame index): replaced, counted once.
+        // The same name again (the same frame index written twice in one run): replaced,
+        // counted once.
         if let Some(i) = self.files.iter().position(|f| f.0 == path) {
             if let Some((_, old)) = self.files.remove(i) {
                 self.bytes -= old;
@@ -304,27 +342,27 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "frame-00000003.png",
-                "frame-00000004.png",
-                "frame-00000005.png"
-            ]
-        );
+        let run = w.run().to_string();
+        let name = |i: u32| format!("frame-{run}-{i:08}.png");
+        assert_eq!(names, [name(3), name(4), name(5)]);
         assert_eq!(w.pruned, 3);
         // A new writer counts what is there: with room for 2 files' bytes, one more write
         // leaves 2.
-        let one = std::fs::metadata(dir.path().join("frame-00000005.png"))
-            .unwrap()
-            .len();
+        let one = std::fs::metadata(dir.path().join(name(5))).unwrap().len();
         let limits = OverlayLimits {
             keep: 100,
             max_bytes: 2 * one,
             min_free: 0,
         };
         let mut w = OverlayWriter::with_limits(dir.path().into(), Duration::ZERO, limits).unwrap();
-        assert!(w.maybe_write(6, &view, &heat, &c, false).is_some());
+        // A second run never takes the first run's names, even within the same second.
+        assert_ne!(w.run(), run);
+        // Frame 5 again, as a restarted run numbers its frames from 0 again: a new file.
+        assert!(w.maybe_write(5, &view, &heat, &c, false).is_some());
+        let second = dir.path().join(format!("frame-{}-00000005.png", w.run()));
+        assert!(second.exists());
+        // The two newest stay: the first run's frame 5 (not overwritten) and the second's.
+        assert!(dir.path().join(name(5)).exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         // Below the free-space floor nothing is written, and it is counted.
         let limits = OverlayLimits {
@@ -334,6 +372,14 @@ mod tests {
         let mut w = OverlayWriter::with_limits(dir.path().into(), Duration::ZERO, limits).unwrap();
         assert!(w.maybe_write(7, &view, &heat, &c, true).is_none());
         assert_eq!(w.skipped_low_space, 1);
+    }
+
+    #[test]
+    fn run_tags_are_utc_start_times_and_skip_taken_ones() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_733_341_959_250);
+        assert_eq!(run_tag(t, |_| false), "20241204T195239Z");
+        let taken = ["20241204T195239Z", "20241204T195239Z-1"];
+        assert_eq!(run_tag(t, |r| taken.contains(&r)), "20241204T195239Z-2");
     }
 
     #[test]

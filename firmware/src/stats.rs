@@ -197,9 +197,68 @@ pub fn write_json_atomic(path: &std::path::Path, value: &Value) -> std::io::Resu
     )
 }
 
+/// The `--stats-json` file, rewritten every health interval. A failure is counted and logged
+/// once per kind of error (not every interval) until a write succeeds again.
+#[derive(Debug)]
+pub struct StatsFile {
+    pub path: std::path::PathBuf,
+    failing: Option<std::io::ErrorKind>,
+    /// Writes that failed.
+    pub failures: u64,
+}
+
+impl StatsFile {
+    pub fn new(path: std::path::PathBuf) -> StatsFile {
+        StatsFile {
+            path,
+            failing: None,
+            failures: 0,
+        }
+    }
+
+    pub fn write(&mut self, value: &Value) {
+        match write_json_atomic(&self.path, value) {
+            Ok(()) => {
+                if self.failing.take().is_some() {
+                    log::info!("{}: writing again", self.path.display());
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                if self.failing != Some(e.kind()) {
+                    log::error!(
+                        "{}: {e} (further failures of this kind are counted, not logged)",
+                        self.path.display()
+                    );
+                    self.failing = Some(e.kind());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_file_failures_are_counted_and_it_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should be: every write fails the same way.
+        let path = dir.path().join("stats.json");
+        std::fs::create_dir(&path).unwrap();
+        let mut f = StatsFile::new(path.clone());
+        for _ in 0..3 {
+            f.write(&json!({"frames": 1}));
+        }
+        assert_eq!(f.failures, 3);
+        assert!(f.failing.is_some());
+        std::fs::remove_dir(&path).unwrap();
+        f.write(&json!({"frames": 2}));
+        assert!(f.failing.is_none());
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["frames"], 2);
+    }
 
     #[test]
     fn percentiles_nearest_rank() {

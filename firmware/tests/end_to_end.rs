@@ -8,6 +8,7 @@ use hood_firmware::app;
 use hood_firmware::bundled;
 use hood_firmware::config::Options;
 use hood_firmware::daemon::{Engine, StopReason};
+use hood_firmware::stats::StatsFile;
 use hood_runtime::tensor::HostTensor;
 use hood_runtime::{Backend, Detector, Model};
 use serde_json::Value;
@@ -114,9 +115,17 @@ fn embedded_default_alerts_on_the_ood_segment_and_clears_after_it() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     overlays.sort();
-    assert_eq!(overlays[0], format!("frame-{:08}.png", id + 2));
+    // `frame-<run>-<index>.png`: the frame index is the last part.
+    let index = |o: &str| -> usize { o[o.rfind('-').unwrap() + 1..o.len() - 4].parse().unwrap() };
+    assert_eq!(index(&overlays[0]), id + 2);
+    // The raised event names that file.
+    let named = Path::new(raised["overlay"].as_str().unwrap());
+    assert_eq!(
+        named.file_name().unwrap().to_str(),
+        Some(overlays[0].as_str())
+    );
     for o in &overlays {
-        let f: usize = o["frame-".len()..o.len() - 4].parse().unwrap();
+        let f = index(o);
         assert!((id + 2..id + ood + 4).contains(&f), "{o}");
         assert!(
             image::open(dir.path().join("overlays").join(o))
@@ -197,7 +206,7 @@ fn model_on_a_directory_alerts_on_the_ood_segment_and_clears_after_it() {
         backend: Some("cpu".into()),
         out: Some(out.clone()),
         overlay_interval: Some(0.0),
-        stats_json: Some(out.join("stats.json")),
+        stats_json: Some(StatsFile::new(out.join("stats.json"))),
         ..Options::default()
     };
     let s = app::build(&o, Arc::new(AtomicBool::new(false)))
@@ -232,7 +241,11 @@ fn model_on_a_directory_alerts_on_the_ood_segment_and_clears_after_it() {
         .collect();
     overlays.sort();
     assert_eq!(overlays.len(), 8);
-    assert_eq!(overlays[0], "frame-00000008.png");
+    let first = overlays[0].to_string_lossy();
+    assert!(
+        first.starts_with("frame-") && first.ends_with("-00000008.png"),
+        "{first}"
+    );
     assert_eq!(
         image::open(out.join("overlays").join(&overlays[0]))
             .unwrap()

@@ -8,6 +8,7 @@ use hood_firmware::decision::Debounce;
 use hood_firmware::events::{EventLog, OverlayWriter};
 use hood_firmware::lane::Lane;
 use hood_firmware::source::{Frame, FrameData, FrameSource, SourceError};
+use hood_firmware::stats::StatsFile;
 use hood_firmware::tiling::Region;
 use hood_runtime::detector::{Heatmap, SelfTest};
 use hood_runtime::preprocess::Prepared;
@@ -187,7 +188,7 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
         fps: None,
         max_frames: None,
         health_interval: Duration::from_secs(3600),
-        stats_json: Some(dir.join("stats.json")),
+        stats_json: Some(StatsFile::new(dir.join("stats.json"))),
         print_frames: false,
         backoff: Backoff {
             initial: Duration::from_millis(1),
