@@ -57,6 +57,43 @@ pub fn image(data: &[u8]) {
     }
 }
 
+/// hood-watch's frame converters on camera buffers of any length: byte 0 picks the format
+/// (MJPEG as V4L2 hands it over, packed YUYV 4:2:2, packed RGB from GStreamer), bytes 1–4 the
+/// frame size the camera announced (two little-endian u16), the rest is the buffer. Decoded
+/// frames are preprocessed to a 32×32 input, as the daemon does.
+pub fn frame(data: &[u8]) {
+    use hood_firmware::source::FrameData;
+    if data.len() < 5 {
+        return;
+    }
+    let width = u32::from(u16::from_le_bytes([data[1], data[2]]));
+    let height = u32::from(u16::from_le_bytes([data[3], data[4]]));
+    let buffer = &data[5..];
+    let frame = match data[0] % 3 {
+        0 => FrameData::Encoded(buffer.into()),
+        1 => FrameData::Yuyv {
+            width,
+            height,
+            data: buffer.to_vec(),
+        },
+        _ => FrameData::Rgb {
+            width,
+            height,
+            data: buffer.to_vec(),
+        },
+    };
+    if let Ok(img) = hood_firmware::source::decode(&frame) {
+        let spec = hood_runtime::meta::InputSpec {
+            height: 32,
+            width: 32,
+            channels: 3,
+            mean: vec![0.5; 3],
+            std: vec![0.5; 3],
+        };
+        let _ = hood_runtime::preprocess::prepare(&img, &spec, "fuzz");
+    }
+}
+
 /// hood-watch's TOML config and the validation of every option.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -75,12 +112,13 @@ pub fn config(data: &[u8]) {
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target by name (the corpus folder names), for the replay.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 8] = [
     ("hood_model", hood_model),
     ("pickle", pickle),
     ("zip", zip),
     ("checkpoint", checkpoint),
     ("convert_front", convert_front),
     ("image", image),
+    ("frame", frame),
     ("config", config),
 ];
