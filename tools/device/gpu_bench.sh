@@ -19,10 +19,12 @@ W=${WORK:-/tmp/hood-gpu-work}
 PY=${PY:-python3}
 CARRY=${CARRY:-$ROOT/.carry.tar.gz}
 DRY=${DRY:-0}
+# T_PROF bounds the profiled run: generous when dry, as lavapipe runs the generic kernels at
+# ~10 s per image on a loaded 2-core machine (a CI run timed out at 60 s).
 if [ "$DRY" = 1 ]; then
-    B=1,2 ITERS=2 MAXB=2 T_TEST=600 T_BENCH=120
+    B=1,2 ITERS=2 MAXB=2 T_TEST=600 T_BENCH=120 T_PROF=300 PROF_ITERS=1
 else
-    B=1,8,64,256 ITERS=30 MAXB=256 T_TEST=120 T_BENCH=60
+    B=1,8,64,256 ITERS=30 MAXB=256 T_TEST=120 T_BENCH=60 T_PROF=60 PROF_ITERS=3
 fi
 export HOOD_VK_MAX_BATCH=$MAXB HOOD_VK_REQUIRE_DEVICE=1 HOOD_REPO_ROOT=$ROOT PYTHONUNBUFFERED=1
 L=$W/logs
@@ -72,7 +74,7 @@ for v in "${VARIANTS[@]}"; do
         | "$PY" -c 'import json,sys
 for l in sys.stdin:
     d = json.loads(l); d["variant"] = sys.argv[1]; print(json.dumps(d))' "$name" >> "$L/bench.jsonl"
-    env $sw timeout 60 "$BIN/hood" bench "$R" --backend vulkan --batch 1 --iters 3 --warmup 1 \
+    env $sw timeout "$T_PROF" "$BIN/hood" bench "$R" --backend vulkan --batch 1 --iters "$PROF_ITERS" --warmup 1 \
         --max-seconds 2 --profile --json 2>/dev/null | grep '"profile"' > "$L/profile_$name.json"
 done
 
