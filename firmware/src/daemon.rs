@@ -16,7 +16,6 @@ use hood_runtime::preprocess::Prepared;
 use hood_runtime::{Backend, Detection, Detector, HoodError, Model};
 use image::{DynamicImage, RgbImage};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
