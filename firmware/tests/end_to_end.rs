@@ -8,7 +8,6 @@ use hood_firmware::app;
 use hood_firmware::bundled;
 use hood_firmware::config::Options;
 use hood_firmware::daemon::{Engine, StopReason};
-use hood_firmware::stats::StatsFile;
 use hood_runtime::tensor::HostTensor;
 use hood_runtime::{Backend, Detector, Model};
 use serde_json::Value;
@@ -206,7 +205,7 @@ fn model_on_a_directory_alerts_on_the_ood_segment_and_clears_after_it() {
         backend: Some("cpu".into()),
         out: Some(out.clone()),
         overlay_interval: Some(0.0),
-        stats_json: Some(StatsFile::new(out.join("stats.json"))),
+        stats_json: Some(out.join("stats.json")),
         ..Options::default()
     };
     let s = app::build(&o, Arc::new(AtomicBool::new(false)))
