@@ -8,29 +8,13 @@ use hood_runtime::Model;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::{events_now, named, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hood-watch");
-
-fn events(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn named(ev: &[Value], name: &str) -> Vec<Value> {
-    ev.iter().filter(|e| e["event"] == name).cloned().collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn frames(out: &Path) -> u64 {
     std::fs::read(out.join("stats.json"))
@@ -72,15 +56,15 @@ fn a_model_overwritten_in_place_is_rejected_and_a_replaced_one_is_loaded() {
     wait_for(
         "an alert with the model's threshold",
         Duration::from_secs(60),
-        || !named(&events(&out), "raised").is_empty(),
+        || !named(&events_now(&out), "raised").is_empty(),
     );
 
     // A deploy script overwrites the file in place (same inode) with garbage.
     std::fs::write(&model, b"not a model at all").unwrap();
     wait_for("model_rejected", Duration::from_secs(10), || {
-        !named(&events(&out), "model_rejected").is_empty()
+        !named(&events_now(&out), "model_rejected").is_empty()
     });
-    let rejected = &named(&events(&out), "model_rejected")[0];
+    let rejected = &named(&events_now(&out), "model_rejected")[0];
     assert_eq!(rejected["reason"], "file changed");
     assert!(
         rejected["error"].as_str().unwrap().contains("model.hood"),
@@ -106,17 +90,17 @@ fn a_model_overwritten_in_place_is_rejected_and_a_replaced_one_is_loaded() {
     };
     hood_runtime::calibrate::write_with_threshold(&m, t, &model).unwrap();
     wait_for("model_loaded", Duration::from_secs(10), || {
-        !named(&events(&out), "model_loaded").is_empty()
+        !named(&events_now(&out), "model_loaded").is_empty()
     });
-    let loaded = &named(&events(&out), "model_loaded")[0];
+    let loaded = &named(&events_now(&out), "model_loaded")[0];
     assert_eq!(loaded["reason"], "file changed");
     assert!((loaded["model_threshold"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     // From now on nothing is OOD: after a clear (if an alert was up) no new alert for two
     // passes of the 22-frame feed.
     std::thread::sleep(Duration::from_millis(500));
-    let raised_before = named(&events(&out), "raised").len();
+    let raised_before = named(&events_now(&out), "raised").len();
     std::thread::sleep(Duration::from_millis(2000));
-    assert_eq!(named(&events(&out), "raised").len(), raised_before);
+    assert_eq!(named(&events_now(&out), "raised").len(), raised_before);
 
     // SIGHUP reloads explicitly.
     Command::new("kill")
@@ -124,7 +108,7 @@ fn a_model_overwritten_in_place_is_rejected_and_a_replaced_one_is_loaded() {
         .status()
         .unwrap();
     wait_for("a second model_loaded", Duration::from_secs(10), || {
-        named(&events(&out), "model_loaded")
+        named(&events_now(&out), "model_loaded")
             .iter()
             .any(|e| e["reason"] == "SIGHUP")
     });
@@ -133,6 +117,6 @@ fn a_model_overwritten_in_place_is_rejected_and_a_replaced_one_is_loaded() {
         .status()
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    let ev = events(&out);
+    let ev = events_now(&out);
     assert_eq!(ev.last().unwrap()["event"], "stop");
 }

@@ -56,27 +56,6 @@ impl AlertOutput for Recorder {
     }
 }
 
-/// The event log so far (none before the daemon thread has opened it).
-fn events_now(dir: &std::path::Path) -> Vec<Value> {
-    if dir.join("events.jsonl").exists() {
-        events(dir)
-    } else {
-        Vec::new()
-    }
-}
-
-fn named(ev: &[Value], name: &str) -> Vec<Value> {
-    ev.iter().filter(|e| e["event"] == name).cloned().collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn a_hung_source_is_reported_its_alert_cleared_and_watched_again_when_it_answers() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,35 +15,19 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::{events_now, named, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hood-watch");
-
-fn events(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn named(ev: &[Value], name: &str) -> Vec<Value> {
-    ev.iter().filter(|e| e["event"] == name).cloned().collect()
-}
 
 fn stats(out: &Path) -> Value {
     std::fs::read(out.join("stats.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null)
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !ok() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn vulkan_available() -> bool {
@@ -84,14 +68,14 @@ fn a_lost_device_is_recreated_and_persistent_failures_fall_back_to_the_cpu() {
     wait_for("frames on Vulkan", Duration::from_secs(120), || {
         frames(&out) >= 10
     });
-    assert_eq!(named(&events(&out), "start")[0]["backend"], "vulkan");
+    assert_eq!(named(&events_now(&out), "start")[0]["backend"], "vulkan");
 
     // 1. The next submit reports a lost device, once.
     std::fs::write(&faults, "vk-submit*1").unwrap();
     wait_for("detector_recreated", Duration::from_secs(60), || {
-        !named(&events(&out), "detector_recreated").is_empty()
+        !named(&events_now(&out), "detector_recreated").is_empty()
     });
-    let first = &named(&events(&out), "detector_recreated")[0];
+    let first = &named(&events_now(&out), "detector_recreated")[0];
     assert!(
         first["error"]
             .as_str()
@@ -115,9 +99,9 @@ fn a_lost_device_is_recreated_and_persistent_failures_fall_back_to_the_cpu() {
     wait_for(
         "a second detector_recreated",
         Duration::from_secs(60),
-        || named(&events(&out), "detector_recreated").len() >= 2,
+        || named(&events_now(&out), "detector_recreated").len() >= 2,
     );
-    let second = &named(&events(&out), "detector_recreated")[1];
+    let second = &named(&events_now(&out), "detector_recreated")[1];
     assert!(
         second["error"]
             .as_str()
@@ -127,11 +111,11 @@ fn a_lost_device_is_recreated_and_persistent_failures_fall_back_to_the_cpu() {
     );
     assert_eq!(second["backend"], "cpu");
     // On the CPU the feed keeps being judged: a full pass of the bundled feed raises an alert.
-    let raised = named(&events(&out), "raised").len();
+    let raised = named(&events_now(&out), "raised").len();
     wait_for(
         "an alert on the CPU backend",
         Duration::from_secs(60),
-        || named(&events(&out), "raised").len() > raised,
+        || named(&events_now(&out), "raised").len() > raised,
     );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -140,7 +124,7 @@ fn a_lost_device_is_recreated_and_persistent_failures_fall_back_to_the_cpu() {
     let st = child.wait().unwrap();
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(st.code(), Some(0), "{stderr}");
-    let ev = events(&out);
+    let ev = events_now(&out);
     assert_eq!(named(&ev, "detector_recreated").len(), 2);
     let stop = ev.last().unwrap();
     assert_eq!(stop["event"], "stop");

@@ -43,17 +43,21 @@ pub fn convert_front(data: &[u8]) {
     let _ = hood_convert::pipeline::front_end(Path::new("fuzz.pt"), data);
 }
 
+/// A 32×32 CIFAR-style input, what the decoded frames are preprocessed to.
+fn spec_32() -> hood_runtime::meta::InputSpec {
+    hood_runtime::meta::InputSpec {
+        height: 32,
+        width: 32,
+        channels: 3,
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+    }
+}
+
 /// Frame decoding (JPEG through libjpeg-turbo, PNG, BMP) and preprocessing to a 32×32 input.
 pub fn image(data: &[u8]) {
     if let Ok(img) = hood_runtime::decode::decode_image(data) {
-        let spec = hood_runtime::meta::InputSpec {
-            height: 32,
-            width: 32,
-            channels: 3,
-            mean: vec![0.5; 3],
-            std: vec![0.5; 3],
-        };
-        let _ = hood_runtime::preprocess::prepare(&img, &spec, "fuzz");
+        let _ = hood_runtime::preprocess::prepare(&img, &spec_32(), "fuzz");
     }
 }
 
@@ -83,14 +87,7 @@ pub fn frame(data: &[u8]) {
         },
     };
     if let Ok(img) = hood_firmware::source::decode(&frame) {
-        let spec = hood_runtime::meta::InputSpec {
-            height: 32,
-            width: 32,
-            channels: 3,
-            mean: vec![0.5; 3],
-            std: vec![0.5; 3],
-        };
-        let _ = hood_runtime::preprocess::prepare(&img, &spec, "fuzz");
+        let _ = hood_runtime::preprocess::prepare(&img, &spec_32(), "fuzz");
     }
 }
 

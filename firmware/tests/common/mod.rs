@@ -213,6 +213,29 @@ pub fn events(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The event log so far: none before the daemon has opened it.
+pub fn events_now(dir: &Path) -> Vec<Value> {
+    if dir.join("events.jsonl").exists() {
+        events(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The events called `name`.
+pub fn named(ev: &[Value], name: &str) -> Vec<Value> {
+    ev.iter().filter(|e| e["event"] == name).cloned().collect()
+}
+
+/// Polls `ok` every 10 ms until it holds; fails the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !ok() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `(event, frame)` of the alert transitions.
 pub fn transitions(dir: &Path) -> Vec<(String, u64)> {
     events(dir)
