@@ -1,8 +1,9 @@
 //! Property tests (issue #13): every op of the fast CPU backend (`hood_runtime::cpu`) against the
 //! plain-loop reference (`ReferenceExecutor`, one thread) on proptest-generated shapes and
 //! attributes — every fused epilogue (bias, prologue, residual, ReLU, activation, feature add),
-//! batch 1–5, odd sizes, both conv kernels (Winograd where the plan picks it, im2col always via
-//! `HOOD_CPU_NO_WINOGRAD`'s option) and 1–4 threads. Tolerance: `tolerance::CPU_OP`. Outputs for
+//! batch 1–5, odd sizes, every conv kernel (the plan's choice, then im2col, Winograd F(2,3) and
+//! F(4,3) forced through the options `HOOD_CPU_NO_WINOGRAD` / `HOOD_CPU_WINOGRAD_TILE` set) and
+//! 1–4 threads. Tolerance: `tolerance::CPU_OP`. Outputs for
 //! different thread counts must be bit-identical (the backend never splits a reduction).
 //!
 //! Each case is one op whose output is the graph's `logits`; the graph's class and score come
@@ -11,6 +12,7 @@
 //! pasted as named tests at the bottom.
 
 use hood_runtime::backend::{BatchOutputs, Executor};
+use hood_runtime::cpu::conv2d_winograd::Tile;
 use hood_runtime::cpu::plan::CpuOptions;
 use hood_runtime::cpu::CpuExecutor;
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
@@ -95,7 +97,8 @@ fn case() -> impl Strategy<Value = Case> {
     (
         op_case(),
         1usize..=5,
-        1usize..=6,
+        // Past 8 input channels the Winograd transforms fill whole groups of lanes.
+        prop_oneof![3 => 1usize..=6, 1 => 7usize..=20],
         2usize..=13,
         2usize..=13,
         any::<u64>(),
@@ -354,10 +357,24 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
     let want = ReferenceExecutor::with_threads(&graph, w.clone(), 1)
         .run(&input, c.batch, true)
         .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
-    for no_winograd in [false, true] {
+    let kernels = [
+        CpuOptions::default(),
+        CpuOptions {
+            no_winograd: true,
+            ..CpuOptions::default()
+        },
+        CpuOptions {
+            winograd_tile: Some(Tile::F2),
+            ..CpuOptions::default()
+        },
+        CpuOptions {
+            winograd_tile: Some(Tile::F4),
+            ..CpuOptions::default()
+        },
+    ];
+    for opts in kernels {
         let mut first: Option<BatchOutputs> = None;
         for threads in 1..=4 {
-            let opts = CpuOptions { no_winograd };
             let mut ex = CpuExecutor::with_options(&graph, &w, Some(threads), opts)
                 .map_err(|e| TestCaseError::fail(format!("cpu: {e}")))?;
             let got = ex
@@ -365,7 +382,10 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
                 .map_err(|e| TestCaseError::fail(format!("cpu run: {e}")))?;
             prop_assert_eq!(got.logits.len(), want.logits.len());
             for (i, (a, b)) in got.logits.iter().zip(&want.logits).enumerate() {
-                prop_assert!(CPU_OP.ok(*a, *b), "output {i}: cpu {a} vs reference {b} (no_winograd {no_winograd}, {threads} threads)");
+                prop_assert!(
+                    CPU_OP.ok(*a, *b),
+                    "output {i}: cpu {a} vs reference {b} ({opts:?}, {threads} threads)"
+                );
             }
             prop_assert_eq!(&got.classes, &want.classes);
             prop_assert_eq!(bits(&got.scores), bits(&want.scores));
@@ -411,10 +431,11 @@ proptest! {
 #[test]
 fn model_sized_convs() {
     for (cin, cout, hw, k, stride, prologue) in [
-        (64, 64, 32, 3, 1, None),       // ResNet-18 layer1: Winograd
-        (32, 64, 32, 3, 2, Some(true)), // WRN down-sampling conv with pre-activation
-        (128, 128, 4, 3, 1, None),      // small plane: im2col
-        (64, 128, 16, 1, 2, None),      // shortcut 1x1 stride 2
+        (64, 64, 32, 3, 1, None),        // ResNet-18 layer1: Winograd
+        (32, 64, 32, 3, 2, Some(true)),  // WRN down-sampling conv with pre-activation
+        (128, 128, 8, 3, 1, Some(true)), // WRN layer3 at batch 2: Winograd F(2,3)
+        (128, 128, 4, 3, 1, None),       // small plane: im2col
+        (64, 128, 16, 1, 2, None),       // shortcut 1x1 stride 2
     ] {
         let c = Case {
             op: OpCase::Conv {

@@ -1,22 +1,73 @@
-//! `conv2d` 3×3 stride 1 by Winograd F(4×4, 3×3) (Lavin & Gray 2016): each 4×4 output tile from a
-//! 6×6 input patch with 36 multiplies per (input, output) channel pair instead of 144. Three
-//! phases over the whole batch, each split across the pool:
-//! 1. input transform `V = Bᵀ d B`, one input channel per task (prologue applied on load,
-//!    padding stays 0), laid out `[cin][36][tiles]`;
-//! 2. 36 independent GEMMs `M[ξ] = U[ξ] · V[ξ]` (`[cout × cin] · [cin × tiles]`), one per task;
-//! 3. output transform `Y = Aᵀ M A`, one output channel per task, with bias, residual and ReLU.
+//! `conv2d` 3×3 stride 1 by Winograd F(m×m, 3×3) (Lavin & Gray 2016), m = 4 or 2 ([`Tile`]):
+//! each m×m output tile from an α×α input patch (α = m + 2) with α² multiplies per (input,
+//! output) channel pair instead of 9m² — F(4,3) 36 for 16 outputs, F(2,3) 16 for 4.
 //!
-//! `U = G g Gᵀ` is computed once at load in f64. F(4,3)'s transforms are not exact in floating
-//! point: the result differs from the direct sum by a few ulps of the largest partial sums
-//! (bounded by `tolerance::CPU_OP`, tested against the reference).
+//! Channels go through the transforms 8 at a time (a *group*; [`LANES`]): the transforms'
+//! arithmetic runs on 8 channels in one vector (`V8`, plain Rust that LLVM vectorises; on
+//! x86-64 the transform bodies are compiled for AVX2 + FMA when the CPU has them). Three phases
+//! over the whole batch, each split across the pool:
+//! 1. input transform `V = Bᵀ d B`, one row of tiles (image, tile row) per task, every input
+//!    channel: per group, the α input rows are interleaved into `[i][x][lane]` (8 columns × 8
+//!    channels transposed at a time, prologue applied on load, padding 0), transformed down the
+//!    columns, then across each tile. `V` is laid out `[ξ][tile][cin8]` (cin8 = cin rounded up
+//!    to 8): a tile's 8 channels are one store, and a task writes whole runs of V (one per ξ),
+//!    never half a cache line another task writes too;
+//! 2. α² independent products `M[ξ] = U[ξ] · V[ξ]` (`[cout × cin] · [cin × tiles]`, one per
+//!    task), written `[ξ][tile][cout8]` — every operand column-major, which the `gemm` crate
+//!    takes without transposing (measured best or level on these shapes);
+//! 3. output transform `Y = Aᵀ M A`, one row of tiles per task, bias on the lanes, residual and
+//!    ReLU as the lanes go back to the channel planes.
+//!
+//! `U = G g Gᵀ` is computed once at load in f64, laid out `[ξ][cin][cout]` (column-major per ξ,
+//! the GEMM's preferred left operand). The transforms are not exact in floating point: the result
+//! differs from the direct sum by a few ulps of the largest partial sums (bounded by
+//! `tolerance::CPU_OP`, tested against the reference).
 
 use super::conv2d::{out_size, Prologue};
-use super::gemm::{sgemm, Mat};
+use super::gemm::{sgemm_strided, Strided};
 use super::simd;
 use crate::ops::Conv2d;
 use rayon::prelude::*;
 
-const G: [[f64; 3]; 6] = [
+/// Channels per group: one AVX2 vector of f32 (two NEON vectors).
+pub const LANES: usize = 8;
+const L: usize = LANES;
+
+/// The output tile: F(2×2, 3×3) or F(4×4, 3×3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    F2,
+    F4,
+}
+
+impl Tile {
+    /// Output tile side m.
+    pub const fn m(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Input patch side α = m + 2.
+    pub const fn alpha(self) -> usize {
+        self.m() + 2
+    }
+
+    /// Tiles over an `oh × ow` output, per image.
+    pub fn tiles(self, oh: usize, ow: usize) -> usize {
+        oh.div_ceil(self.m()) * ow.div_ceil(self.m())
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tile::F2 => "F(2,3)",
+            Tile::F4 => "F(4,3)",
+        }
+    }
+}
+
+const G4: [[f64; 3]; 6] = [
     [1.0 / 4.0, 0.0, 0.0],
     [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
     [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
@@ -25,34 +76,98 @@ const G: [[f64; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// A 3×3 stride-1 conv with its weights transformed to `U[36][cout][cin]`.
-#[derive(Debug, Clone)]
-pub struct Conv2dWinograd {
-    pub attrs: Conv2d,
-    u: Vec<f32>,
-    pub bias: Option<Vec<f32>>,
-    pub prologue: Option<Prologue>,
+const G2: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// One group's eight lanes as one value: element-wise arithmetic that LLVM keeps in one vector
+/// register (two on NEON).
+#[derive(Clone, Copy)]
+struct V8([f32; L]);
+
+impl V8 {
+    const ZERO: V8 = V8([0.0; L]);
+
+    #[inline(always)]
+    fn load(s: &[f32]) -> V8 {
+        let mut v = [0f32; L];
+        v.copy_from_slice(&s[..L]);
+        V8(v)
+    }
+
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        s[..L].copy_from_slice(&self.0);
+    }
 }
 
-/// `Bᵀ · d` for one 6-vector.
-#[inline(always)]
-fn bt(d: [f32; 6]) -> [f32; 6] {
-    [
-        4.0 * d[0] - 5.0 * d[2] + d[4],
-        -4.0 * (d[1] + d[2]) + d[3] + d[4],
-        4.0 * (d[1] - d[2]) - d[3] + d[4],
-        2.0 * (d[3] - d[1]) - d[2] + d[4],
-        2.0 * (d[1] - d[3]) - d[2] + d[4],
-        4.0 * d[1] - 5.0 * d[3] + d[5],
-    ]
+impl std::ops::Add for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn add(self, o: V8) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] + o.0[i]))
+    }
 }
 
-/// `Aᵀ · m` for one 6-vector.
+impl std::ops::Sub for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn sub(self, o: V8) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] - o.0[i]))
+    }
+}
+
+impl std::ops::Mul<f32> for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn mul(self, k: f32) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] * k))
+    }
+}
+
+/// `Bᵀ · d` for one α-vector (the first α entries of `d` are used and set).
 #[inline(always)]
-fn at(m: [f32; 6]) -> [f32; 4] {
-    let (a, b) = (m[1] + m[2], m[1] - m[2]);
-    let (c, d) = (m[3] + m[4], m[3] - m[4]);
-    [m[0] + a + c, b + 2.0 * d, a + 4.0 * c, b + 8.0 * d + m[5]]
+fn bt<const M: usize>(d: [V8; 6]) -> [V8; 6] {
+    if M == 4 {
+        [
+            d[0] * 4.0 - d[2] * 5.0 + d[4],
+            d[3] + d[4] - (d[1] + d[2]) * 4.0,
+            (d[1] - d[2]) * 4.0 - d[3] + d[4],
+            (d[3] - d[1]) * 2.0 - d[2] + d[4],
+            (d[1] - d[3]) * 2.0 - d[2] + d[4],
+            d[1] * 4.0 - d[3] * 5.0 + d[5],
+        ]
+    } else {
+        [
+            d[0] - d[2],
+            d[1] + d[2],
+            d[2] - d[1],
+            d[1] - d[3],
+            V8::ZERO,
+            V8::ZERO,
+        ]
+    }
+}
+
+/// `Aᵀ · m` for one α-vector (the first m entries of the result are set).
+#[inline(always)]
+fn at<const M: usize>(m: [V8; 6]) -> [V8; 4] {
+    if M == 4 {
+        let (a, b) = (m[1] + m[2], m[1] - m[2]);
+        let (c, d) = (m[3] + m[4], m[3] - m[4]);
+        [m[0] + a + c, b + d * 2.0, a + c * 4.0, b + d * 8.0 + m[5]]
+    } else {
+        [m[0] + m[1] + m[2], m[1] - m[2] - m[3], V8::ZERO, V8::ZERO]
+    }
+}
+
+/// The first `a` of six vectors, the rest 0 (so F(2,3) never reads past its patch).
+#[inline(always)]
+fn six(a: usize, f: impl Fn(usize) -> V8) -> [V8; 6] {
+    std::array::from_fn(|i| if i < a { f(i) } else { V8::ZERO })
 }
 
 /// Batch and tile geometry of one run.
@@ -61,186 +176,309 @@ struct Geometry {
     h: usize,
     w: usize,
     p: usize,
+    oh: usize,
+    ow: usize,
     tyn: usize,
     txn: usize,
 }
 
-struct Epilogue<'a> {
-    bias: f32,
-    residual: Option<&'a [f32]>,
-    relu: bool,
-}
-
-/// `V[ξ][tile]` of one input channel (`plane` is its `[n, h, w]`), `vc` laid out `[36][tiles]`.
-/// Per row of tiles: the six input rows (padded, prologue applied) are transformed down the
-/// columns in one pass along the whole row (contiguous, vectorisable), then each tile's six
-/// columns across.
-#[inline(always)]
-fn input_transform(
-    g: &Geometry,
-    plane: &[f32],
-    prologue: Option<(&Prologue, usize)>,
-    vc: &mut [f32],
-) {
-    let t_all = g.n * g.tyn * g.txn;
-    let wp = g.txn * 4 + 2;
-    let mut rows = vec![0f32; 6 * wp];
-    let mut cols = vec![0f32; 6 * wp];
-    for b in 0..g.n {
-        let img = &plane[b * g.h * g.w..(b + 1) * g.h * g.w];
-        for ty in 0..g.tyn {
-            for (i, r) in rows.chunks_exact_mut(wp).enumerate() {
-                r.fill(0.0);
-                let iy = (ty * 4 + i) as isize - g.p as isize;
-                if iy < 0 || iy >= g.h as isize {
-                    continue;
-                }
-                let src = &img[iy as usize * g.w..(iy as usize + 1) * g.w];
-                // Padded column x holds input column x − p.
-                let lo = g.p.min(wp);
-                let hi = (g.p + g.w).min(wp);
-                let dst = &mut r[lo..hi];
-                let src = &src[..hi - lo];
-                match prologue {
-                    None => dst.copy_from_slice(src),
-                    Some((pr, c)) => {
-                        let (sc, sh) = (pr.scale[c], pr.shift[c]);
-                        for (o, &v) in dst.iter_mut().zip(src) {
-                            let y = v * sc + sh;
-                            *o = if pr.relu { y.max(0.0) } else { y };
-                        }
-                    }
-                }
-            }
-            // Bᵀ down the columns of the strip.
-            {
-                let (r0, rest) = rows.split_at(wp);
-                let (r1, rest) = rest.split_at(wp);
-                let (r2, rest) = rest.split_at(wp);
-                let (r3, rest) = rest.split_at(wp);
-                let (r4, r5) = rest.split_at(wp);
-                let (c0, rest) = cols.split_at_mut(wp);
-                let (c1, rest) = rest.split_at_mut(wp);
-                let (c2, rest) = rest.split_at_mut(wp);
-                let (c3, rest) = rest.split_at_mut(wp);
-                let (c4, c5) = rest.split_at_mut(wp);
-                for x in 0..wp {
-                    let t = bt([r0[x], r1[x], r2[x], r3[x], r4[x], r5[x]]);
-                    c0[x] = t[0];
-                    c1[x] = t[1];
-                    c2[x] = t[2];
-                    c3[x] = t[3];
-                    c4[x] = t[4];
-                    c5[x] = t[5];
-                }
-            }
-            // Bᵀ across each tile's six columns.
-            let tile0 = (b * g.tyn + ty) * g.txn;
-            for (i, c) in cols.chunks_exact(wp).enumerate() {
-                for tx in 0..g.txn {
-                    let d = &c[tx * 4..tx * 4 + 6];
-                    let r = bt([d[0], d[1], d[2], d[3], d[4], d[5]]);
-                    for (j, &rv) in r.iter().enumerate() {
-                        vc[(i * 6 + j) * t_all + tile0 + tx] = rv;
-                    }
-                }
-            }
-        }
+impl Geometry {
+    fn tiles(&self) -> usize {
+        self.n * self.tyn * self.txn
     }
 }
 
-/// `Y = Aᵀ M A` of one output channel: `m[ξ · stride + base + tile]`; `yc` its `[n, oh, ow]`.
+/// An output written by the transform tasks through a raw pointer.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: each transform task writes only the entries of its own row of tiles (one image, one
+// tile row: disjoint sets), and the parallel phase joins every task before the output is read.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// # Safety
+    /// `offset + src.len()` within the output, and no other task writes those entries.
+    #[inline(always)]
+    unsafe fn put(self, offset: usize, src: &[f32]) {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(offset), src.len());
+    }
+
+    /// [`Out::put`] of exactly one group of lanes (a fixed-size copy, no `memcpy` call).
+    /// # Safety
+    /// As for [`Out::put`].
+    #[inline(always)]
+    unsafe fn put8(self, offset: usize, src: &[f32; L]) {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(offset), L);
+    }
+}
+
+/// `V` entries of one row of tiles (image `b`, tile row `ty`), every input channel: `x` is the
+/// whole `[cin, n, h, w]` input, `v` points at `[α²][tiles][cin8]` (`v_len` floats). One group
+/// of 8 channels at a time, its α input rows are interleaved (`[i][x][lane]`, prologue applied,
+/// padding 0), transformed down the columns, then across each tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn output_transform(
+fn input_transform_body<const M: usize>(
     g: &Geometry,
-    oh: usize,
-    ow: usize,
-    m: &[f32],
-    base: usize,
-    stride: usize,
-    epi: &Epilogue,
-    yc: &mut [f32],
+    x: &[f32],
+    cin: usize,
+    b: usize,
+    ty: usize,
+    prologue: Option<&Prologue>,
+    v: Out,
+    v_len: usize,
 ) {
-    let txn = g.txn;
-    // s[i2][j][tx]: Aᵀ down the columns, for one row of tiles.
-    let mut s = vec![0f32; 4 * 6 * txn];
-    for b in 0..g.n {
-        for ty in 0..g.tyn {
-            let tile0 = base + (b * g.tyn + ty) * txn;
-            for j in 0..6 {
-                let col = |i: usize| &m[(i * 6 + j) * stride + tile0..][..txn];
-                let (m0, m1, m2, m3, m4, m5) = (col(0), col(1), col(2), col(3), col(4), col(5));
-                for tx in 0..txn {
-                    let r = at([m0[tx], m1[tx], m2[tx], m3[tx], m4[tx], m5[tx]]);
-                    for (i2, &rv) in r.iter().enumerate() {
-                        s[(i2 * 6 + j) * txn + tx] = rv;
+    let a = M + 2;
+    let cin8 = cin.div_ceil(L) * L;
+    let t_all = g.tiles();
+    let wp = g.txn * M + 2;
+    let (hw, p) = (g.h * g.w, g.p);
+    let row_len = wp * L;
+    // Every store below is inside V: the last tile's last ξ ends at α²·tiles·cin8.
+    assert!(a * a * t_all * cin8 <= v_len);
+    let mut rows = vec![0f32; a * row_len];
+    // cols[(i · wp + x) · L + lane]: Bᵀ down the columns.
+    let mut cols = vec![0f32; a * row_len];
+    for grp in 0..cin8 / L {
+        rows.fill(0.0);
+        let lanes = (cin - grp * L).min(L);
+        for i in 0..a {
+            let iy = (ty * M + i) as isize - p as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            let dst = &mut rows[i * row_len + p * L..][..g.w * L];
+            let src = |l: usize| {
+                let c = grp * L + l;
+                &x[(c * g.n + b) * hw + iy as usize * g.w..][..g.w]
+            };
+            // The prologue of lane l on one value.
+            let pro = |l: usize, val: f32| match prologue {
+                None => val,
+                Some(pr) => {
+                    let c = grp * L + l;
+                    let y = val * pr.scale[c] + pr.shift[c];
+                    if pr.relu {
+                        y.max(0.0)
+                    } else {
+                        y
                     }
+                }
+            };
+            let mut x0 = 0;
+            if lanes == L {
+                // 8 columns × 8 channels at a time: rows in, the transpose out.
+                let srcs: [&[f32]; L] = std::array::from_fn(src);
+                while x0 + L <= g.w {
+                    let blk: [[f32; L]; L] =
+                        std::array::from_fn(|l| std::array::from_fn(|k| pro(l, srcs[l][x0 + k])));
+                    for k in 0..L {
+                        let col: [f32; L] = std::array::from_fn(|l| blk[l][k]);
+                        dst[(x0 + k) * L..][..L].copy_from_slice(&col);
+                    }
+                    x0 += L;
                 }
             }
-            for i2 in 0..4 {
-                let oy = ty * 4 + i2;
-                if oy >= oh {
-                    break;
+            for l in 0..lanes {
+                let sl = src(l);
+                for xi in x0..g.w {
+                    dst[xi * L + l] = pro(l, sl[xi]);
                 }
-                let row = (b * oh + oy) * ow;
-                for tx in 0..txn {
-                    let q = |j: usize| s[(i2 * 6 + j) * txn + tx];
-                    let r = at([q(0), q(1), q(2), q(3), q(4), q(5)]);
-                    for (j2, &rv) in r.iter().enumerate() {
-                        let ox = tx * 4 + j2;
-                        if ox >= ow {
-                            break;
-                        }
-                        let mut val = rv + epi.bias;
-                        if let Some(res) = epi.residual {
-                            val += res[row + ox];
-                        }
-                        if epi.relu {
-                            val = val.max(0.0);
-                        }
-                        yc[row + ox] = val;
-                    }
+            }
+        }
+        for e in (0..row_len).step_by(L) {
+            let r = bt::<M>(six(a, |i| V8::load(&rows[i * row_len + e..])));
+            for (i, ri) in r.iter().enumerate().take(a) {
+                ri.store(&mut cols[i * row_len + e..]);
+            }
+        }
+        for tx in 0..g.txn {
+            let base = ((b * g.tyn + ty) * g.txn + tx) * cin8 + grp * L;
+            for i in 0..a {
+                let c = &cols[i * row_len + tx * M * L..][..a * L];
+                let r = bt::<M>(six(a, |j| V8::load(&c[j * L..])));
+                for (j, rj) in r.iter().enumerate().take(a) {
+                    // SAFETY: in bounds (asserted above); this task owns its row of tiles.
+                    unsafe { v.put8(base + (i * a + j) * t_all * cin8, &rj.0) };
                 }
             }
         }
     }
 }
 
-fn tiles(oh: usize, ow: usize) -> (usize, usize) {
-    (oh.div_ceil(4), ow.div_ceil(4))
+/// `Y = Aᵀ M A` for one row of tiles (image `b`, tile row `ty`), every output channel: `mb` is
+/// `[α²][tiles][cout8]`; `y` points at the `[cout, n, oh, ow]` output (`y_len` floats),
+/// `residual` has its layout. Bias is added on the lanes, residual and ReLU as the lanes go back
+/// to the channel planes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output_transform_body<const M: usize>(
+    g: &Geometry,
+    mb: &[f32],
+    cout: usize,
+    b: usize,
+    ty: usize,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    relu: bool,
+    y: Out,
+    y_len: usize,
+) {
+    let a = M + 2;
+    let cout8 = cout.div_ceil(L) * L;
+    let t_all = g.tiles();
+    let (oh, ow, txn) = (g.oh, g.ow, g.txn);
+    let plane = g.n * oh * ow;
+    assert!(cout * plane <= y_len);
+    let band_w = txn * M;
+    let xi_stride = t_all * cout8;
+    // band[(r · band_w + x) · L + lane]: one group's outputs for this row of tiles, bias added.
+    let mut band = vec![0f32; M * band_w * L];
+    for grp in 0..cout8 / L {
+        let lanes = (cout - grp * L).min(L);
+        let mut bv = V8::ZERO;
+        if let Some(bias) = bias {
+            bv.0[..lanes].copy_from_slice(&bias[grp * L..grp * L + lanes]);
+        }
+        for tx in 0..txn {
+            let tile = (b * g.tyn + ty) * txn + tx;
+            let mt = &mb[tile * cout8 + grp * L..];
+            let q = |i: usize, j: usize| V8::load(&mt[(i * a + j) * xi_stride..]);
+            // Aᵀ down each column j, then across each of the m result rows.
+            let mut s = [[V8::ZERO; 6]; 4];
+            for j in 0..a {
+                let r = at::<M>(six(a, |i| q(i, j)));
+                for (si, &ri) in s.iter_mut().zip(&r).take(M) {
+                    si[j] = ri;
+                }
+            }
+            for (i2, si) in s.iter().enumerate().take(M) {
+                let r = at::<M>(*si);
+                for (j2, rv) in r.iter().enumerate().take(M) {
+                    (*rv + bv).store(&mut band[(i2 * band_w + tx * M + j2) * L..]);
+                }
+            }
+        }
+        for r in 0..M {
+            let oy = ty * M + r;
+            if oy >= oh {
+                break;
+            }
+            let src = &band[r * band_w * L..][..band_w * L];
+            for l in 0..lanes {
+                let off = (grp * L + l) * plane + (b * oh + oy) * ow;
+                let mut x0 = 0;
+                // Whole blocks of 8 columns (fixed-size copies), then the rest.
+                while x0 + L <= ow {
+                    let mut line: [f32; L] = std::array::from_fn(|k| src[(x0 + k) * L + l]);
+                    if let Some(res) = residual {
+                        let rv = &res[off + x0..off + x0 + L];
+                        line.iter_mut().zip(rv).for_each(|(o, &r)| *o += r);
+                    }
+                    if relu {
+                        line.iter_mut().for_each(|o| *o = o.max(0.0));
+                    }
+                    // SAFETY: in bounds (asserted above); this task owns its output rows.
+                    unsafe { y.put8(off + x0, &line) };
+                    x0 += L;
+                }
+                for x in x0..ow {
+                    let mut val = src[x * L + l];
+                    if let Some(res) = residual {
+                        val += res[off + x];
+                    }
+                    if relu {
+                        val = val.max(0.0);
+                    }
+                    // SAFETY: as above.
+                    unsafe { y.put(off + x, &[val]) };
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body` compiled for AVX2 + FMA when the CPU has them (see `simd.rs`): the transform
+/// bodies are too large for LLVM to inline a closure into `simd::dispatch`'s copy.
+macro_rules! with_avx2 {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name<const M: usize>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2<const M: usize>($($arg: $ty),*) {
+                    $body::<M>($($arg),*)
+                }
+                if simd::has_avx2_fma() {
+                    // SAFETY: the CPU has every feature `avx2` was compiled for.
+                    return unsafe { avx2::<M>($($arg),*) };
+                }
+            }
+            $body::<M>($($arg),*)
+        }
+    };
+}
+
+with_avx2!(input_transform, input_transform_body, (
+    g: &Geometry, x: &[f32], cin: usize, b: usize, ty: usize, prologue: Option<&Prologue>,
+    v: Out, v_len: usize
+));
+with_avx2!(output_transform, output_transform_body, (
+    g: &Geometry, mb: &[f32], cout: usize, b: usize, ty: usize, bias: Option<&[f32]>,
+    residual: Option<&[f32]>, relu: bool, y: Out, y_len: usize
+));
+
+/// A 3×3 stride-1 conv with its weights transformed for one [`Tile`].
+#[derive(Debug, Clone)]
+pub struct Conv2dWinograd {
+    pub attrs: Conv2d,
+    pub tile: Tile,
+    /// `U[α²][cin][cout]`.
+    u: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub prologue: Option<Prologue>,
 }
 
 impl Conv2dWinograd {
     /// `weight` is `[cout, cin, 3, 3]`.
     pub fn new(
         attrs: Conv2d,
+        tile: Tile,
         weight: &[f32],
         bias: Option<Vec<f32>>,
         prologue: Option<Prologue>,
     ) -> Self {
         let (cin, cout) = (attrs.cin, attrs.cout);
-        let mut u = vec![0f32; 36 * cout * cin];
+        let a = tile.alpha();
+        let gm: &[[f64; 3]] = match tile {
+            Tile::F2 => &G2,
+            Tile::F4 => &G4,
+        };
+        let mut u = vec![0f32; a * a * cout * cin];
         for co in 0..cout {
             for ci in 0..cin {
                 let g = &weight[(co * cin + ci) * 9..(co * cin + ci + 1) * 9];
-                // t = G g (6×3), then U = t Gᵀ (6×6).
+                // t = G g (α×3), then U = t Gᵀ (α×α).
                 let mut t = [[0f64; 3]; 6];
-                for (i, ti) in t.iter_mut().enumerate() {
+                for (i, ti) in t.iter_mut().enumerate().take(a) {
                     for (j, tij) in ti.iter_mut().enumerate() {
-                        *tij = (0..3).map(|k| G[i][k] * g[k * 3 + j] as f64).sum();
+                        *tij = (0..3).map(|k| gm[i][k] * g[k * 3 + j] as f64).sum();
                     }
                 }
-                for i in 0..6 {
-                    for j in 0..6 {
-                        let v: f64 = (0..3).map(|k| t[i][k] * G[j][k]).sum();
-                        u[((i * 6 + j) * cout + co) * cin + ci] = v as f32;
+                for i in 0..a {
+                    for j in 0..a {
+                        let v: f64 = (0..3).map(|k| t[i][k] * gm[j][k]).sum();
+                        u[((i * a + j) * cin + ci) * cout + co] = v as f32;
                     }
                 }
             }
         }
         Conv2dWinograd {
             attrs,
+            tile,
             u,
             bias,
             prologue,
@@ -250,8 +488,9 @@ impl Conv2dWinograd {
     /// Scratch floats for a batch of `n` images of `h × w`: V and M.
     pub fn scratch_len(&self, n: usize, h: usize, w: usize) -> usize {
         let (oh, ow) = out_size(&self.attrs, h, w);
-        let (ty, tx) = tiles(oh, ow);
-        36 * n * ty * tx * (self.attrs.cin + self.attrs.cout)
+        let a = self.tile.alpha();
+        let t_all = n * self.tile.tiles(oh, ow);
+        a * a * t_all * (self.attrs.cin.div_ceil(L) + self.attrs.cout.div_ceil(L)) * L
     }
 
     /// `x` `[cin, n, h, w]` → `y` `[cout, n, oh, ow]`; `residual` has `y`'s layout.
@@ -266,69 +505,83 @@ impl Conv2dWinograd {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let a = &self.attrs;
-        let (cin, cout, p) = (a.cin, a.cout, a.pad);
-        let (oh, ow) = out_size(a, h, w);
-        let (tyn, txn) = tiles(oh, ow);
-        let t_all = n * tyn * txn;
-        let (v, rest) = scratch.split_at_mut(36 * cin * t_all);
-        let m = &mut rest[..36 * cout * t_all];
+        match self.tile {
+            Tile::F2 => self.run_m::<2>(n, h, w, x, residual, y, scratch),
+            Tile::F4 => self.run_m::<4>(n, h, w, x, residual, y, scratch),
+        }
+    }
 
-        // 1. Input transform, one input channel per task.
+    #[allow(clippy::too_many_arguments)]
+    fn run_m<const M: usize>(
+        &self,
+        n: usize,
+        h: usize,
+        w: usize,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let at = &self.attrs;
+        let (cin, cout) = (at.cin, at.cout);
+        let (cin8, cout8) = (cin.div_ceil(L) * L, cout.div_ceil(L) * L);
+        let (oh, ow) = out_size(at, h, w);
         let geo = Geometry {
             n,
             h,
             w,
-            p,
-            tyn,
-            txn,
+            p: at.pad,
+            oh,
+            ow,
+            tyn: oh.div_ceil(M),
+            txn: ow.div_ceil(M),
         };
-        v.par_chunks_mut(36 * t_all)
-            .enumerate()
-            .for_each(|(ci, vc)| {
-                let plane = &x[ci * n * h * w..(ci + 1) * n * h * w];
-                simd::dispatch(|| {
-                    input_transform(&geo, plane, self.prologue.as_ref().map(|p| (p, ci)), vc)
-                });
-            });
+        let a2 = (M + 2) * (M + 2);
+        let t_all = geo.tiles();
+        let (v, rest) = scratch.split_at_mut(a2 * t_all * cin8);
+        let mb = &mut rest[..a2 * t_all * cout8];
+        assert!(x.len() >= cin * n * h * w && y.len() >= cout * n * oh * ow);
 
-        // 2. 36 GEMMs, one per task.
+        // 1. Input transform, one row of tiles per task.
+        let rows = n * geo.tyn;
+        let (v_len, vp) = (v.len(), Out(v.as_mut_ptr()));
+        (0..rows).into_par_iter().for_each(|task| {
+            let (b, ty) = (task / geo.tyn, task % geo.tyn);
+            input_transform::<M>(&geo, x, cin, b, ty, self.prologue.as_ref(), vp, v_len);
+        });
+
+        // 2. α² products, one per task.
         let v: &[f32] = v;
-        m.par_chunks_mut(cout * t_all)
+        mb.par_chunks_mut(t_all * cout8)
             .enumerate()
             .for_each(|(xi, mx)| {
-                sgemm(
+                sgemm_strided(
                     cout,
                     t_all,
                     cin,
-                    Mat {
-                        data: &self.u[xi * cout * cin..(xi + 1) * cout * cin],
-                        ld: cin,
+                    Strided {
+                        data: &self.u[xi * cin * cout..(xi + 1) * cin * cout],
+                        rs: 1,
+                        cs: cout,
                     },
-                    Mat {
-                        data: &v[xi * t_all..],
-                        ld: 36 * t_all,
+                    Strided {
+                        data: &v[xi * t_all * cin8..(xi + 1) * t_all * cin8],
+                        rs: 1,
+                        cs: cin8,
                     },
                     mx,
-                    t_all,
-                    false,
+                    1,
+                    cout8,
                 );
             });
 
-        // 3. Output transform, one output channel per task.
-        let m: &[f32] = m;
-        let plane_len = n * oh * ow;
-        y.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(co, yc)| {
-                let epi = Epilogue {
-                    bias: self.bias.as_ref().map_or(0.0, |b| b[co]),
-                    residual: residual.map(|r| &r[co * plane_len..(co + 1) * plane_len]),
-                    relu: a.relu,
-                };
-                simd::dispatch(|| {
-                    output_transform(&geo, oh, ow, m, co * t_all, cout * t_all, &epi, yc)
-                });
-            });
+        // 3. Output transform, one row of tiles per task.
+        let mb: &[f32] = mb;
+        let (y_len, yp) = (y.len(), Out(y.as_mut_ptr()));
+        let bias = self.bias.as_deref();
+        (0..rows).into_par_iter().for_each(|task| {
+            let (b, ty) = (task / geo.tyn, task % geo.tyn);
+            output_transform::<M>(&geo, mb, cout, b, ty, bias, residual, at.relu, yp, y_len);
+        });
     }
 }

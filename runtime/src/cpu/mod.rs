@@ -33,7 +33,7 @@ use crate::ops::Op;
 use crate::reference::Weights;
 use arena::ArenaPlan;
 use conv2d::{Conv2dIm2col, Prologue};
-use conv2d_winograd::Conv2dWinograd;
+use conv2d_winograd::{Conv2dWinograd, Tile};
 use conv_transpose2d::ConvTranspose2dGemm;
 use linear::{ClassLinearGemm, LinearGemm};
 use plan::{ConvKernel, CpuOptions};
@@ -43,7 +43,8 @@ use std::collections::HashMap;
 enum Kernel {
     /// Packed for the kernels `plan::conv2d_kernels` says a batch size may pick.
     Conv2d {
-        winograd: Option<Box<Conv2dWinograd>>,
+        /// One per tile size a batch size may pick.
+        winograd: Vec<Conv2dWinograd>,
         im2col: Option<Box<Conv2dIm2col>>,
     },
     ConvTranspose2d(ConvTranspose2dGemm),
@@ -66,9 +67,16 @@ enum Kernel {
 impl Kernel {
     fn name(&self) -> &'static str {
         match self {
-            Kernel::Conv2d { winograd: None, .. } => "conv2d (im2col + GEMM)",
-            Kernel::Conv2d { im2col: None, .. } => "conv2d (Winograd F(4,3))",
-            Kernel::Conv2d { .. } => "conv2d (Winograd or im2col by batch size)",
+            Kernel::Conv2d { winograd, im2col } => {
+                let tiles: Vec<Tile> = winograd.iter().map(|k| k.tile).collect();
+                match (tiles.as_slice(), im2col.is_some()) {
+                    ([], _) => "conv2d (im2col + GEMM)",
+                    ([Tile::F4], false) => "conv2d (Winograd F(4,3))",
+                    ([Tile::F2], false) => "conv2d (Winograd F(2,3))",
+                    (_, false) => "conv2d (Winograd F(2,3) or F(4,3) by batch size)",
+                    (_, true) => "conv2d (im2col or Winograd by batch size)",
+                }
+            }
             Kernel::ConvTranspose2d(_) => "conv_transpose2d (GEMM + col2im)",
             Kernel::Linear(_) => "linear (GEMM)",
             Kernel::ClassLinear(_) => "class_linear (GEMM)",
@@ -141,19 +149,23 @@ fn pack(node_op: &Op, in_shape: &[usize], w: &Weights, opts: &CpuOptions) -> Res
             };
             let bias = owned(&a.bias)?;
             let (_, h, wd) = dims3(in_shape);
-            let (wino, im2col) = plan::conv2d_kernels(a, h, wd, opts);
+            let kernels = plan::conv2d_kernels(a, h, wd, opts);
+            let mut winograd = Vec::new();
+            for k in &kernels {
+                if let ConvKernel::Winograd(tile) = *k {
+                    winograd.push(Conv2dWinograd::new(
+                        a.clone(),
+                        tile,
+                        &w.get(&a.weight)?,
+                        bias.clone(),
+                        prologue.clone(),
+                    ));
+                }
+            }
             Kernel::Conv2d {
-                winograd: wino
-                    .then(|| -> Result<_> {
-                        Ok(Box::new(Conv2dWinograd::new(
-                            a.clone(),
-                            &w.get(&a.weight)?,
-                            bias.clone(),
-                            prologue.clone(),
-                        )))
-                    })
-                    .transpose()?,
-                im2col: im2col
+                winograd,
+                im2col: kernels
+                    .contains(&ConvKernel::Im2col)
                     .then(|| -> Result<_> {
                         Ok(Box::new(Conv2dIm2col {
                             attrs: a.clone(),
@@ -335,9 +347,9 @@ impl CpuExecutor {
                     let (_, h, w) = dims3(in0);
                     match k {
                         Kernel::Conv2d { winograd, im2col } => {
-                            let a = winograd.as_ref().map(|c| c.scratch_len(n, h, w));
+                            let a = winograd.iter().map(|c| c.scratch_len(n, h, w));
                             let b = im2col.as_ref().map(|c| c.scratch_len(n, h, w));
-                            a.unwrap_or(0).max(b.unwrap_or(0))
+                            a.chain(b).max().unwrap_or(0)
                         }
                         Kernel::ConvTranspose2d(c) => c.scratch_len(n, h, w),
                         Kernel::Linear(_) | Kernel::ClassLinear(_) => {
@@ -441,15 +453,18 @@ fn run_node(
     match kernel {
         Kernel::Conv2d { winograd, im2col } => {
             let missing = || HoodError::graph("cpu: conv2d kernel not packed");
-            match winograd
-                .as_ref()
-                .map(|k| plan::conv2d_kernel(&k.attrs, h, w, n, opts))
-            {
-                Some(ConvKernel::Winograd) => winograd
-                    .as_ref()
+            let attrs = match (winograd.first(), im2col) {
+                (Some(k), _) => &k.attrs,
+                (None, Some(k)) => &k.attrs,
+                (None, None) => return Err(missing()),
+            };
+            match plan::conv2d_kernel(attrs, h, w, n, opts) {
+                ConvKernel::Winograd(tile) => winograd
+                    .iter()
+                    .find(|k| k.tile == tile)
                     .ok_or_else(missing)?
                     .run(n, h, w, ins[0], second, y, scratch),
-                _ => im2col
+                ConvKernel::Im2col => im2col
                     .as_ref()
                     .ok_or_else(missing)?
                     .run(n, h, w, ins[0], second, y, scratch),

@@ -3,11 +3,13 @@
 //! through a copy compiled with those features enabled, so LLVM vectorises them 8 lanes wide
 //! (the default x86-64 target only allows 4-lane SSE2). Elsewhere (aarch64: NEON is baseline)
 //! the closure runs as it is. The closure must be `#[inline(always)]` all the way down for the
-//! features to apply to its body.
+//! features to apply to its body, and LLVM must inline the closure itself, which it declines for
+//! large bodies: hot loops that are large write their own `#[target_feature]` copy and branch on
+//! [`has_avx2_fma`] (`conv2d_winograd.rs`).
 
 /// Whether the CPU has AVX2 and FMA (checked once).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+pub fn has_avx2_fma() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
