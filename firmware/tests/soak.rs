@@ -5,8 +5,10 @@
 //! nothing extra. Resident memory, open file descriptors and threads are sampled from /proc
 //! while it runs and must stay flat after warm-up; overlays stay within `--overlay-keep`.
 //!
-//! `HOOD_SOAK_FRAMES=N` runs longer (the long runs in docs/BENCHMARKS.md); the figures are
-//! printed (`-- --nocapture`).
+//! `HOOD_SOAK_FRAMES=N` runs longer (the long runs in docs/BENCHMARKS.md), `HOOD_SOAK_BACKEND`
+//! picks another backend (`vulkan` for the lavapipe soak; the test build must have the feature),
+//! `HOOD_CPU_THREADS` the CPU threads; the figures are printed (`-- --nocapture`). Long runs may
+//! rotate the event log: the rotated files are read too, oldest first.
 
 use serde_json::Value;
 use std::path::Path;
@@ -46,6 +48,17 @@ fn proc_sample(pid: u32, frames: u64, at: f64) -> Option<Sample> {
     })
 }
 
+/// `events.jsonl.N` … `events.jsonl.1`, then `events.jsonl`: the event log in order.
+fn event_logs_oldest_first(out: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = (1..)
+        .map(|i| out.join(format!("events.jsonl.{i}")))
+        .take_while(|p| p.exists())
+        .collect();
+    logs.reverse();
+    logs.push(out.join("events.jsonl"));
+    logs
+}
+
 fn stats_frames(path: &Path) -> Option<u64> {
     let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     v["frames"].as_u64()
@@ -58,12 +71,13 @@ fn a_looped_feed_gives_exact_alerts_and_flat_memory_fds_and_threads() {
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(300, |n| (n / PASS).max(10));
     let total = passes * PASS;
+    let backend = std::env::var("HOOD_SOAK_BACKEND").unwrap_or_else(|_| "cpu".into());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let stats = dir.path().join("stats.json");
     let t0 = Instant::now();
     let mut child = Command::new(BIN)
-        .args(["--backend", "cpu", "--loop", "--fps", "0"])
+        .args(["--backend", &backend, "--loop", "--fps", "0"])
         .args(["--max-frames", &total.to_string()])
         .args(["--health-interval", "0.25", "--overlay-keep", "50"])
         .arg("--out")
@@ -96,10 +110,15 @@ fn a_looped_feed_gives_exact_alerts_and_flat_memory_fds_and_threads() {
     assert_eq!(status.code(), Some(0), "{stderr}");
 
     // Exact events: one raise and one clear per pass, at the known frames, in order.
-    let log = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
-    let ev: Vec<Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    let ev: Vec<Value> = event_logs_oldest_first(&out)
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
         .collect();
     let transitions: Vec<(String, u64)> = ev
         .iter()
@@ -143,7 +162,7 @@ fn a_looped_feed_gives_exact_alerts_and_flat_memory_fds_and_threads() {
     let threads: Vec<u64> = warm.iter().map(|s| s.threads).collect();
     let fps = (last.frames - base.frames) as f64 / (last.at - base.at);
     println!(
-        "soak: {total} frames ({passes} passes) in {wall:.1} s, {fps:.1} frames/s after warm-up; \
+        "soak ({backend}): {total} frames ({passes} passes) in {wall:.1} s, {fps:.1} frames/s after warm-up; \
          RSS {} kB at {} frames, {} kB at {} frames (max {max_rss} kB); threads {:?}..{:?}; \
          fds {:?}..{:?}; {} samples; alerts {passes} raised and cleared; {overlays} overlays kept",
         base.rss_kb,
