@@ -8,7 +8,9 @@ use hood_runtime::backend::{BatchOutputs, Executor};
 use hood_runtime::cpu::CpuExecutor;
 use hood_runtime::graph::Graph;
 use hood_runtime::reference::executor::run_chunk;
-use hood_runtime::reference::{ReferenceExecutor, Weights};
+use hood_runtime::reference::ReferenceExecutor;
+use hood_runtime::weights::Weights;
+use hood_runtime::rng::Lcg;
 use hood_runtime::tolerance;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,13 +19,8 @@ pub const GOLDEN_N: usize = 4;
 
 /// `[GOLDEN_N, 3, s, s]` values in [-1, 1].
 pub fn golden_input(s: usize) -> Vec<f32> {
-    let mut state: u64 = 0x4845_4154_0000_0001;
-    let mut rnd = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
+    let mut g = Lcg::from_state(0x4845_4154_0000_0001);
+    let mut rnd = move || g.uniform24();
     let mut v = Vec::with_capacity(GOLDEN_N * 3 * s * s);
     for img in 0..GOLDEN_N {
         let (fx, fy, ph) = (1.0 + img as f32, 0.5 + 0.7 * img as f32, img as f32 * 0.9);

@@ -10,7 +10,7 @@ use crate::parts::{AuthorsConfig, NameMapping, Parts};
 use crate::precision::{self, CastReport};
 use crate::rename::{Renamer, Rule};
 use hood_runtime::meta::*;
-use hood_runtime::reference::Weights;
+use hood_runtime::weights::Weights;
 use hood_runtime::tensor::HostTensor;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

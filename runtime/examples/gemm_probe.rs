@@ -2,7 +2,7 @@
 //! `gemm` crate vs `matrixmultiply` on the GEMM shapes of the HEAT models, one thread, row-major
 //! f32. `cargo run --release -p hood-runtime --no-default-features --example gemm_probe`.
 use hood_runtime::cpu::gemm::{sgemm, Mat};
-use hood_runtime::testing::Lcg;
+use hood_runtime::rng::Lcg;
 use std::time::Instant;
 
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {

@@ -6,33 +6,23 @@
 use hood_runtime::graph::{GraphBuilder, GraphOutputs};
 use hood_runtime::meta::*;
 use hood_runtime::ops::*;
-use hood_runtime::reference::{self, Weights};
+use hood_runtime::reference;
+use hood_runtime::weights::Weights;
+use hood_runtime::rng::Lcg;
 use hood_runtime::tensor::{DType, HostTensor};
 use std::cell::RefCell;
 use std::collections::HashMap;
-
-struct Lcg(u64);
-impl Lcg {
-    /// Uniform in [-1, 1).
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "models/demo-untrained.hood".into());
     let tensors: RefCell<HashMap<String, HostTensor>> = RefCell::default();
-    let rng = RefCell::new(Lcg(0x4845_4154));
+    let rng = RefCell::new(Lcg::from_state(0x4845_4154));
     // Adds an fp16 tensor of uniform values scaled by `scale`.
     let t = |name: &str, shape: Vec<usize>, scale: f32| -> String {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.borrow_mut().next() * scale).collect();
+        let v: Vec<f32> = (0..n).map(|_| rng.borrow_mut().uniform24() * scale).collect();
         tensors
             .borrow_mut()
             .insert(name.into(), HostTensor::f16_from_f32(shape, &v));
@@ -126,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Golden batch: 4 deterministic images, outputs from the CPU reference.
     let n = 4;
     let input: Vec<f32> = (0..n * 3 * 32 * 32)
-        .map(|_| rng.borrow_mut().next())
+        .map(|_| rng.borrow_mut().uniform24())
         .collect();
     let mut tensors = tensors.into_inner();
     let weights = Weights::from_host(tensors.iter());

@@ -12,7 +12,9 @@
 //! * [`overlay`] — heatmap pictures; [`backend`] — the executor trait; [`threads`] — thread count.
 //! * `vulkan` (feature, default on) — the Vulkan compute backend.
 //! * [`tolerance`] — the one table of numeric tolerances used by tests and self-tests.
-//! * [`testing`] — test/demo helpers: `testing::tiny_model(seed)`, a small valid model.
+//! * [`rng`] — the one seeded generator (tests, the demo model, `convert`'s golden images).
+//! * `testing` (tests and the `test-support` feature) — `testing::tiny_model(seed)`, a small
+//!   valid model.
 
 pub mod atomic;
 pub mod backend;
@@ -33,10 +35,14 @@ pub mod overlay;
 pub mod preprocess;
 pub mod reference;
 pub mod stream;
+pub mod rng;
 pub mod tensor;
+/// Test and demo helpers (only for tests and with the `test-support` feature).
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod threads;
 pub mod tolerance;
+pub mod weights;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
 

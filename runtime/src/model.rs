@@ -7,7 +7,7 @@ use crate::format::layout::MAX_FILE_SIZE;
 use crate::format::{read, TensorEntry};
 use crate::graph::Graph;
 use crate::meta::Metadata;
-use crate::reference::Weights;
+use crate::weights::Weights;
 use crate::tensor::{HostTensor, TensorView};
 use memmap2::Mmap;
 use std::collections::HashMap;

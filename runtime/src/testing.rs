@@ -1,6 +1,7 @@
 //! Test and demo helpers: a tiny but complete HEAT model built by hand, with deterministic
 //! pseudo-random weights and a golden self-test batch computed by the CPU reference. Used by the
-//! format tests, backend tests and examples; not meant for production use.
+//! format tests, backend tests and examples; not meant for production use, and only built for
+//! tests and with the `test-support` feature.
 
 use crate::graph::{Graph, GraphBuilder, GraphOutputs};
 use crate::meta::{
@@ -8,35 +9,10 @@ use crate::meta::{
     SCORE_MEAN_HW_MAX_C_ABS,
 };
 use crate::ops::{Activation, ClassLinear, Conv2d, ConvTranspose2d, Linear, Op};
-use crate::reference::{self, Buffer, Weights};
+use crate::reference::{self, Buffer};
+use crate::weights::Weights;
+use crate::rng::Lcg;
 use crate::tensor::HostTensor;
-
-/// A tiny deterministic generator (64-bit LCG, Knuth's MMIX constants) for test values.
-#[derive(Debug, Clone)]
-pub struct Lcg(u64);
-
-impl Lcg {
-    pub fn new(seed: u64) -> Self {
-        let mut g = Lcg(seed ^ 0x9E37_79B9_7F4A_7C15);
-        g.next_u32();
-        g
-    }
-    pub fn next_u32(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 32) as u32
-    }
-    /// Uniform in `[-1, 1)`.
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u32() >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-    }
-    /// `n` values uniform in `[-scale, scale)`.
-    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform() * scale).collect()
-    }
-}
 
 /// Number of images in the golden batch of [`tiny_model`].
 pub const TINY_GOLDEN_N: usize = 2;
@@ -221,14 +197,5 @@ mod tests {
         let again = tiny_model(7);
         assert_eq!(again.2, tensors);
         assert_ne!(tiny_model(8).2, tensors);
-    }
-
-    #[test]
-    fn lcg_values_are_in_range() {
-        let mut g = Lcg::new(1);
-        for _ in 0..1000 {
-            let v = g.uniform();
-            assert!((-1.0..1.0).contains(&v));
-        }
     }
 }

@@ -3,7 +3,8 @@
 //! metrics recomputed here from the CSV, and one clear error line for bad input.
 
 use hood_runtime::format::write_model;
-use hood_runtime::testing::{tiny_model, Lcg};
+use hood_runtime::rng::Lcg;
+use hood_runtime::testing::tiny_model;
 use hood_runtime::{metrics, Backend, Detector, Model};
 use image::{DynamicImage, Rgb, RgbImage};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use vulkan_common::*;
 
 #[test]
 fn errors_are_values() {
-    let mut r = Rng::new(5);
+    let mut r = rng(5);
     let mut t = Tensors::default();
     let s = t.rand(&mut r, "s", vec![2], 1.0);
     let sh = t.rand(&mut r, "t", vec![2], 1.0);

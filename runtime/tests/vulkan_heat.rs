@@ -17,10 +17,10 @@ use vulkan_common::*;
 const CLASSES: usize = 10;
 
 fn heat_graph(seed: u64) -> (Graph, Tensors) {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let mut t = Tensors::default();
     let s = |cin: usize, k: usize| 1.6 / ((cin * k * k) as f32).sqrt();
-    let conv = |t: &mut Tensors, r: &mut Rng, name: &str, cin, cout, k, stride, pad, relu| Conv2d {
+    let conv = |t: &mut Tensors, r: &mut Lcg, name: &str, cin, cout, k, stride, pad, relu| Conv2d {
         cin,
         cout,
         k,
@@ -32,7 +32,7 @@ fn heat_graph(seed: u64) -> (Graph, Tensors) {
         residual: false,
         relu,
     };
-    let deconv = |t: &mut Tensors, r: &mut Rng, name: &str, cin, cout, k, stride, pad, act| {
+    let deconv = |t: &mut Tensors, r: &mut Lcg, name: &str, cin, cout, k, stride, pad, act| {
         ConvTranspose2d {
             cin,
             cout,
@@ -206,7 +206,7 @@ fn run_heat_opts(opts: &VkOptions, label: &str) {
             "heat fp16={} {label} max_batch={max_batch} n={n}",
             ex.fp16_storage()
         );
-        let mut rng = Rng::new(100 + n as u64);
+        let mut rng = rng(100 + n as u64);
         let input = rng.f16_vec(n * in_numel, 1.0);
         let want = reference(&graph, &t, &input, n);
         let got = ex
@@ -310,7 +310,7 @@ fn unfused_graph_matches_the_fused_one_on_the_reference() {
         .validate(t2.lookup())
         .expect("unfused graph validates");
     let n = 3;
-    let input = Rng::new(5).f16_vec(n * graph.values[graph.input].numel(), 1.0);
+    let input = rng(5).f16_vec(n * graph.values[graph.input].numel(), 1.0);
     let want = reference(&graph, &t, &input, n);
     let got = reference(&split, &t2, &input, n);
     let o = &graph.outputs;

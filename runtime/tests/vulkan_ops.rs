@@ -71,7 +71,7 @@ fn check_opts(name: &str, seed: u64, case: &Case, opts: &VkOptions) -> Option<Vu
     };
     for n in [1usize, 3, 8] {
         let what = format!("{name} fp16={} n={n}", ex.fp16_storage());
-        let mut rng = Rng::new(seed ^ (n as u64) << 32);
+        let mut rng = rng(seed ^ (n as u64) << 32);
         let input = rng.f16_vec(n * in_numel, 2.0);
         let want = reference(&case.graph, &case.tensors, &input, n);
         let got = ex
@@ -126,7 +126,7 @@ fn conv2d_case_with(
     max_cout: usize,
     max_hw: usize,
 ) -> Case {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let k = ks[r.range(0, ks.len() - 1)];
     let (cin_lo, cin_hi) = cin_range(k);
     let (cin, cout, stride, pad) = (
@@ -173,7 +173,7 @@ fn conv_transpose2d_case(seed: u64) -> Case {
 
 /// A conv_transpose2d case with input channels in `cin` and up to `max_cout` outputs.
 fn conv_transpose2d_case_with(seed: u64, cin: (usize, usize), max_cout: usize) -> Case {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let k = r.range(1, 5);
     let (cin, cout, stride) = (r.range(cin.0, cin.1), r.range(1, max_cout), r.range(1, 3));
     let (h, w) = (r.range(1, 6), r.range(1, 6));
@@ -207,7 +207,7 @@ fn conv_transpose2d_case_with(seed: u64, cin: (usize, usize), max_cout: usize) -
 }
 
 fn linear_case(seed: u64) -> Case {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let shape = [r.range(1, 4), r.range(1, 5), r.range(1, 5)];
     let cin: usize = shape.iter().product();
     let cout = r.range(1, 40);
@@ -259,7 +259,7 @@ fn linear_case(seed: u64) -> Case {
 }
 
 fn pool_case(seed: u64) -> Case {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let shape = [r.range(1, 5), r.range(2, 9), r.range(2, 9)];
     let t = Tensors::default();
     let avg = r.bool();
@@ -281,7 +281,7 @@ fn pool_case(seed: u64) -> Case {
 }
 
 fn elementwise_case(seed: u64) -> Case {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let shape = [r.range(1, 5), r.range(1, 7), r.range(1, 7)];
     let mut t = Tensors::default();
     let scale = t.rand(&mut r, "s", vec![shape[0]], 1.5);
@@ -498,7 +498,7 @@ fn fp16_math_is_bit_identical() {
         ] {
             let n = 3;
             let input =
-                Rng::new(seed).f16_vec(n * case.graph.values[case.graph.input].numel(), 2.0);
+                rng(seed).f16_vec(n * case.graph.values[case.graph.input].numel(), 2.0);
             let mut runs = Vec::new();
             for no_fp16_math in [false, true] {
                 let opts = VkOptions {
@@ -551,7 +551,7 @@ fn score_sum_by_subgroups_and_by_tree_agree() {
                 );
             }
             let input =
-                Rng::new(seed).f16_vec(5 * case.graph.values[case.graph.input].numel(), 2.0);
+                rng(seed).f16_vec(5 * case.graph.values[case.graph.input].numel(), 2.0);
             scores.push(ex.run(&input, 5, false).expect("run").scores);
         }
         assert_close("subgroup vs tree", &scores[0], &scores[1], VK_OP_FP32);

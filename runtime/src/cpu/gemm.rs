@@ -211,7 +211,7 @@ pub fn sgemm_strided(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Lcg;
+    use crate::rng::Lcg;
 
     fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
         let mut c = vec![0f32; m * n];

@@ -30,7 +30,7 @@ use crate::backend::{BatchOutputs, Executor};
 use crate::error::{HoodError, Result};
 use crate::graph::{Graph, ValueType};
 use crate::ops::Op;
-use crate::reference::Weights;
+use crate::weights::Weights;
 use arena::ArenaPlan;
 use conv2d::{Conv2dIm2col, Prologue};
 use conv2d_winograd::{Conv2dWinograd, Tile};

@@ -10,7 +10,8 @@
 use crate::backend::{BatchOutputs, Executor};
 use crate::error::{HoodError, Result};
 use crate::graph::Graph;
-use crate::reference::{self, Buffer, Weights};
+use crate::reference::{self, Buffer};
+use crate::weights::Weights;
 use crate::threads::default_threads;
 use std::sync::Arc;
 
@@ -153,7 +154,8 @@ mod tests {
     use super::*;
     use crate::format::write_model;
     use crate::model::Model;
-    use crate::testing::{tiny_model, Lcg};
+    use crate::rng::Lcg;
+    use crate::testing::tiny_model;
 
     #[test]
     fn threads_give_bit_identical_outputs() {

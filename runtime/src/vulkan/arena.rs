@@ -98,13 +98,8 @@ mod tests {
 
     #[test]
     fn live_values_never_overlap() {
-        let mut seed = 12345u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut g = crate::rng::Lcg::from_state(12345);
+        let mut rnd = |m: u64| g.below(m);
         for _ in 0..50 {
             let v: Vec<Option<Live>> = (0..20)
                 .map(|_| {

@@ -8,44 +8,18 @@
 
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
 use hood_runtime::ops::{Activation, Conv2d, ConvTranspose2d, Op};
-use hood_runtime::reference::{self, Buffer, Weights};
+use hood_runtime::reference::{self, Buffer};
+use hood_runtime::weights::Weights;
 use hood_runtime::tensor::{DType, HostTensor};
 use hood_runtime::vulkan::device::VkContext;
 use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
+pub use hood_runtime::rng::Lcg;
 use hood_runtime::HoodError;
 use std::sync::{Arc, Mutex};
 
-/// Small deterministic generator (PCG-style LCG), so every case is reproducible from its seed.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1))
-    }
-    pub fn next_u32(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 32) as u32
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u32() as usize) % (hi - lo + 1)
-    }
-    /// Uniform in `[-a, a)`.
-    pub fn sym(&mut self, a: f32) -> f32 {
-        (self.next_u32() as f32 / (1u64 << 31) as f32 - 1.0) * a
-    }
-    pub fn bool(&mut self) -> bool {
-        self.next_u32() & 1 == 1
-    }
-    /// `n` values in `[-a, a)` rounded to fp16 (exactly representable in both variants).
-    pub fn f16_vec(&mut self, n: usize, a: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| half::f16::from_f32(self.sym(a)).to_f32())
-            .collect()
-    }
+/// The generator of a case: [`Lcg::scrambled`], so every case is reproducible from its seed.
+pub fn rng(seed: u64) -> Lcg {
+    Lcg::scrambled(seed)
 }
 
 /// Weight tensors of a test graph, fp16-representable.
@@ -54,7 +28,7 @@ pub struct Tensors(pub Vec<(String, HostTensor)>);
 
 impl Tensors {
     /// Adds a random fp16 tensor and returns its name.
-    pub fn rand(&mut self, rng: &mut Rng, name: &str, shape: Vec<usize>, a: f32) -> String {
+    pub fn rand(&mut self, rng: &mut Lcg, name: &str, shape: Vec<usize>, a: f32) -> String {
         let n = shape.iter().product();
         let v = rng.f16_vec(n, a);
         self.0
