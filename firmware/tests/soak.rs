@@ -1,5 +1,6 @@
 //! Bounded soak (issue #14 item 5): the real binary on the bundled model and its bundled feed,
-//! looped at full rate on the fast CPU backend, 6 600 frames (about 2.5 min in CI's test build). The feed's answer is known
+//! looped at full rate on the fast CPU backend, 20 020 frames (910 passes; about 6 min in the test
+//! build on the 2-core development VM, 57 frames/s). The feed's answer is known
 //! (8 ID, 6 OOD, 8 ID frames: raised at the 3rd OOD frame, cleared at the 5th ID frame after),
 //! so every pass must raise and clear exactly once, at exactly those frames — nothing lost,
 //! nothing extra. Resident memory, open file descriptors and threads are sampled from /proc
@@ -69,7 +70,7 @@ fn a_looped_feed_gives_exact_alerts_and_flat_memory_fds_and_threads() {
     let passes: u64 = std::env::var("HOOD_SOAK_FRAMES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .map_or(300, |n| (n / PASS).max(10));
+        .map_or(910, |n| (n / PASS).max(10));
     let total = passes * PASS;
     let backend = std::env::var("HOOD_SOAK_BACKEND").unwrap_or_else(|_| "cpu".into());
     let dir = tempfile::tempdir().unwrap();
