@@ -9,9 +9,9 @@ use hood_runtime::cpu::CpuExecutor;
 use hood_runtime::graph::Graph;
 use hood_runtime::reference::executor::run_chunk;
 use hood_runtime::reference::ReferenceExecutor;
-use hood_runtime::weights::Weights;
 use hood_runtime::rng::Lcg;
 use hood_runtime::tolerance;
+use hood_runtime::weights::Weights;
 use std::sync::Arc;
 use std::time::Instant;
 

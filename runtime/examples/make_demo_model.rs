@@ -7,9 +7,9 @@ use hood_runtime::graph::{GraphBuilder, GraphOutputs};
 use hood_runtime::meta::*;
 use hood_runtime::ops::*;
 use hood_runtime::reference;
-use hood_runtime::weights::Weights;
 use hood_runtime::rng::Lcg;
 use hood_runtime::tensor::{DType, HostTensor};
+use hood_runtime::weights::Weights;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -22,7 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Adds an fp16 tensor of uniform values scaled by `scale`.
     let t = |name: &str, shape: Vec<usize>, scale: f32| -> String {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.borrow_mut().uniform24() * scale).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|_| rng.borrow_mut().uniform24() * scale)
+            .collect();
         tensors
             .borrow_mut()
             .insert(name.into(), HostTensor::f16_from_f32(shape, &v));

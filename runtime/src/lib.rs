@@ -34,17 +34,17 @@ pub mod ops;
 pub mod overlay;
 pub mod preprocess;
 pub mod reference;
-pub mod stream;
 pub mod rng;
+pub mod stream;
 pub mod tensor;
 /// Test and demo helpers (only for tests and with the `test-support` feature).
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod threads;
 pub mod tolerance;
-pub mod weights;
 #[cfg(feature = "vulkan")]
 pub mod vulkan;
+pub mod weights;
 
 pub use detector::{Backend, Detection, Detector};
 

@@ -10,9 +10,9 @@ use crate::meta::{
 };
 use crate::ops::{Activation, ClassLinear, Conv2d, ConvTranspose2d, Linear, Op};
 use crate::reference::{self, Buffer};
-use crate::weights::Weights;
 use crate::rng::Lcg;
 use crate::tensor::HostTensor;
+use crate::weights::Weights;
 
 /// Number of images in the golden batch of [`tiny_model`].
 pub const TINY_GOLDEN_N: usize = 2;

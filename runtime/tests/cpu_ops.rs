@@ -18,10 +18,10 @@ use hood_runtime::cpu::CpuExecutor;
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
 use hood_runtime::ops::*;
 use hood_runtime::reference::ReferenceExecutor;
-use hood_runtime::weights::Weights;
-use hood_runtime::tensor::HostTensor;
 use hood_runtime::rng::Lcg;
+use hood_runtime::tensor::HostTensor;
 use hood_runtime::tolerance::CPU_OP;
+use hood_runtime::weights::Weights;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 

@@ -16,9 +16,9 @@ use half::f16;
 use hood_runtime::graph::{infer, Graph, GraphOutputs, Node, ValueId, ValueInfo, ValueType};
 use hood_runtime::ops::{Linear, Op, OpKind};
 use hood_runtime::reference::{self, Buffer};
-use hood_runtime::weights::Weights;
 use hood_runtime::tensor::DType;
 use hood_runtime::tolerance::{Tol, REF_OP_VS_TORCH};
+use hood_runtime::weights::Weights;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 

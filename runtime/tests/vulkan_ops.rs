@@ -497,8 +497,7 @@ fn fp16_math_is_bit_identical() {
             ("elementwise", elementwise_case(seed)),
         ] {
             let n = 3;
-            let input =
-                rng(seed).f16_vec(n * case.graph.values[case.graph.input].numel(), 2.0);
+            let input = rng(seed).f16_vec(n * case.graph.values[case.graph.input].numel(), 2.0);
             let mut runs = Vec::new();
             for no_fp16_math in [false, true] {
                 let opts = VkOptions {
@@ -550,8 +549,7 @@ fn score_sum_by_subgroups_and_by_tree_agree() {
                     "lavapipe has subgroup arithmetic"
                 );
             }
-            let input =
-                rng(seed).f16_vec(5 * case.graph.values[case.graph.input].numel(), 2.0);
+            let input = rng(seed).f16_vec(5 * case.graph.values[case.graph.input].numel(), 2.0);
             scores.push(ex.run(&input, 5, false).expect("run").scores);
         }
         assert_close("subgroup vs tree", &scores[0], &scores[1], VK_OP_FP32);

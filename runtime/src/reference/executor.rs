@@ -11,8 +11,8 @@ use crate::backend::{BatchOutputs, Executor};
 use crate::error::{HoodError, Result};
 use crate::graph::Graph;
 use crate::reference::{self, Buffer};
-use crate::weights::Weights;
 use crate::threads::default_threads;
+use crate::weights::Weights;
 use std::sync::Arc;
 
 pub struct ReferenceExecutor {

@@ -9,11 +9,11 @@
 use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
 use hood_runtime::ops::{Activation, Conv2d, ConvTranspose2d, Op};
 use hood_runtime::reference::{self, Buffer};
-use hood_runtime::weights::Weights;
+pub use hood_runtime::rng::Lcg;
 use hood_runtime::tensor::{DType, HostTensor};
 use hood_runtime::vulkan::device::VkContext;
 use hood_runtime::vulkan::{VkOptions, VulkanExecutor};
-pub use hood_runtime::rng::Lcg;
+use hood_runtime::weights::Weights;
 use hood_runtime::HoodError;
 use std::sync::{Arc, Mutex};
 
