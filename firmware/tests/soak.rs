@@ -11,6 +11,8 @@
 //! `HOOD_CPU_THREADS` the CPU threads; the figures are printed (`-- --nocapture`). Long runs may
 //! rotate the event log: the rotated files are read too, oldest first.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,17 +49,6 @@ fn proc_sample(pid: u32, frames: u64, at: f64) -> Option<Sample> {
         threads: field("Threads:")?,
         fds,
     })
-}
-
-/// `events.jsonl.N` … `events.jsonl.1`, then `events.jsonl`: the event log in order.
-fn event_logs_oldest_first(out: &Path) -> Vec<std::path::PathBuf> {
-    let mut logs: Vec<_> = (1..)
-        .map(|i| out.join(format!("events.jsonl.{i}")))
-        .take_while(|p| p.exists())
-        .collect();
-    logs.reverse();
-    logs.push(out.join("events.jsonl"));
-    logs
 }
 
 fn stats_frames(path: &Path) -> Option<u64> {
@@ -111,16 +102,7 @@ fn a_looped_feed_gives_exact_alerts_and_flat_memory_fds_and_threads() {
     assert_eq!(status.code(), Some(0), "{stderr}");
 
     // Exact events: one raise and one clear per pass, at the known frames, in order.
-    let ev: Vec<Value> = event_logs_oldest_first(&out)
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect();
+    let ev = common::events_with_rotated(&out);
     let transitions: Vec<(String, u64)> = ev
         .iter()
         .filter(|e| e["event"] == "raised" || e["event"] == "cleared")

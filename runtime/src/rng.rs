@@ -106,19 +106,10 @@ mod tests {
             assert!((3..=7).contains(&r));
             assert!(g.below(10) < 10);
         }
-        let a: Vec<u64> = (0..5)
-            .map({
-                let mut g = Lcg::new(9);
-                move |_| g.next_u64()
-            })
-            .collect();
-        let b: Vec<u64> = (0..5)
-            .map({
-                let mut g = Lcg::new(9);
-                move |_| g.next_u64()
-            })
-            .collect();
-        assert_eq!(a, b);
+        let (mut a, mut b) = (Lcg::new(9), Lcg::new(9));
+        for _ in 0..5 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
         assert_ne!(Lcg::new(1).next_u64(), Lcg::new(2).next_u64());
     }
 

@@ -204,13 +204,30 @@ pub fn watch(source: Box<dyn FrameSource>, pin: Box<dyn AlertOutput>, dir: &Path
     }
 }
 
-/// The event log's lines.
-pub fn events(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("events.jsonl"))
+/// The lines of one event log file.
+fn event_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The event log's lines.
+pub fn events(dir: &Path) -> Vec<Value> {
+    event_lines(&dir.join("events.jsonl"))
+}
+
+/// The whole event log of a run that may have rotated it: `events.jsonl.N` … `.1`, then
+/// `events.jsonl`, oldest first.
+pub fn events_with_rotated(dir: &Path) -> Vec<Value> {
+    let mut logs: Vec<_> = (1..)
+        .map(|i| dir.join(format!("events.jsonl.{i}")))
+        .take_while(|p| p.exists())
+        .collect();
+    logs.reverse();
+    logs.push(dir.join("events.jsonl"));
+    logs.iter().flat_map(|p| event_lines(p)).collect()
 }
 
 /// The event log so far: none before the daemon has opened it.
