@@ -1,6 +1,6 @@
 //! Bounded soak (issue #14 item 5): the real binary on the bundled model and its bundled feed,
-//! looped at full rate on the fast CPU backend, 20 020 frames (910 passes; about 6 min in the test
-//! build on the 2-core development VM, 57 frames/s). The feed's answer is known
+//! looped at full rate on the fast CPU backend, 20 020 frames (910 passes; 292 s in the README's test
+//! command on the 2-core development VM). The feed's answer is known
 //! (8 ID, 6 OOD, 8 ID frames: raised at the 3rd OOD frame, cleared at the 5th ID frame after),
 //! so every pass must raise and clear exactly once, at exactly those frames — nothing lost,
 //! nothing extra. Resident memory, open file descriptors and threads are sampled from /proc
