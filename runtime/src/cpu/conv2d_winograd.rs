@@ -12,25 +12,24 @@
 //!    columns, then across each tile. `V` is laid out `[ξ][tile][cin8]` (cin8 = cin rounded up
 //!    to 8): a tile's 8 channels are one store, and a task writes whole runs of V (one per ξ),
 //!    never half a cache line another task writes too;
-//! 2. α² independent products `M[ξ] = U[ξ] · V[ξ]` (`[cout × cin] · [cin × tiles]`, one per
-//!    task), written `[ξ][tile][cout8]` — every operand column-major, which the `gemm` crate
-//!    takes without transposing (measured best or level on these shapes);
+//! 2. α² independent products `M[ξ] = V[ξ] · U[ξ]` (`[tiles × cin] · [cin × cout]`, one per
+//!    task) by [`Panels`] (`panel_gemm.rs`: U prepacked, V read in place), written
+//!    `[ξ][tile][cout8]`;
 //! 3. output transform `Y = Aᵀ M A`, one row of tiles per task, bias on the lanes, residual and
 //!    ReLU as the lanes go back to the channel planes.
 //!
-//! `U = G g Gᵀ` is computed once at load in f64, laid out `[ξ][cin][cout]` (column-major per ξ,
-//! the GEMM's preferred left operand). The transforms are not exact in floating point: the result
+//! `U = G g Gᵀ` is computed once at load in f64 and packed into the product's panels. The
+//! transforms are not exact in floating point: the result
 //! differs from the direct sum by a few ulps of the largest partial sums (bounded by
 //! `tolerance::CPU_OP`, tested against the reference).
 
 use super::conv2d::{out_size, Prologue};
-use super::gemm::{sgemm_strided, Strided};
-use super::simd;
+use super::panel_gemm::Panels;
+use super::simd::{self, V8};
 use crate::ops::Conv2d;
 use rayon::prelude::*;
 
-/// Channels per group: one AVX2 vector of f32 (two NEON vectors).
-pub const LANES: usize = 8;
+pub use super::simd::LANES;
 const L: usize = LANES;
 
 /// The output tile: F(2×2, 3×3) or F(4×4, 3×3).
@@ -82,51 +81,6 @@ const G2: [[f64; 3]; 4] = [
     [0.5, -0.5, 0.5],
     [0.0, 0.0, 1.0],
 ];
-
-/// One group's eight lanes as one value: element-wise arithmetic that LLVM keeps in one vector
-/// register (two on NEON).
-#[derive(Clone, Copy)]
-struct V8([f32; L]);
-
-impl V8 {
-    const ZERO: V8 = V8([0.0; L]);
-
-    #[inline(always)]
-    fn load(s: &[f32]) -> V8 {
-        let mut v = [0f32; L];
-        v.copy_from_slice(&s[..L]);
-        V8(v)
-    }
-
-    #[inline(always)]
-    fn store(self, s: &mut [f32]) {
-        s[..L].copy_from_slice(&self.0);
-    }
-}
-
-impl std::ops::Add for V8 {
-    type Output = V8;
-    #[inline(always)]
-    fn add(self, o: V8) -> V8 {
-        V8(std::array::from_fn(|i| self.0[i] + o.0[i]))
-    }
-}
-
-impl std::ops::Sub for V8 {
-    type Output = V8;
-    #[inline(always)]
-    fn sub(self, o: V8) -> V8 {
-        V8(std::array::from_fn(|i| self.0[i] - o.0[i]))
-    }
-}
-
-impl std::ops::Mul<f32> for V8 {
-    type Output = V8;
-    #[inline(always)]
-    fn mul(self, k: f32) -> V8 {
-        V8(std::array::from_fn(|i| self.0[i] * k))
-    }
-}
 
 /// `Bᵀ · d` for one α-vector (the first α entries of `d` are used and set).
 #[inline(always)]
@@ -436,8 +390,8 @@ with_avx2!(output_transform, output_transform_body, (
 pub struct Conv2dWinograd {
     pub attrs: Conv2d,
     pub tile: Tile,
-    /// `U[α²][cin][cout]`.
-    u: Vec<f32>,
+    /// `U[ξ]` (`cin × cout`) for every ξ, packed for the products.
+    u: Panels,
     pub bias: Option<Vec<f32>>,
     pub prologue: Option<Prologue>,
 }
@@ -476,6 +430,9 @@ impl Conv2dWinograd {
                 }
             }
         }
+        let u = Panels::pack(a * a, cin, cout, |xi, ci, co| {
+            u[(xi * cin + ci) * cout + co]
+        });
         Conv2dWinograd {
             attrs,
             tile,
@@ -555,24 +512,8 @@ impl Conv2dWinograd {
         mb.par_chunks_mut(t_all * cout8)
             .enumerate()
             .for_each(|(xi, mx)| {
-                sgemm_strided(
-                    cout,
-                    t_all,
-                    cin,
-                    Strided {
-                        data: &self.u[xi * cin * cout..(xi + 1) * cin * cout],
-                        rs: 1,
-                        cs: cout,
-                    },
-                    Strided {
-                        data: &v[xi * t_all * cin8..(xi + 1) * t_all * cin8],
-                        rs: 1,
-                        cs: cin8,
-                    },
-                    mx,
-                    1,
-                    cout8,
-                );
+                self.u
+                    .mul(xi, t_all, &v[xi * t_all * cin8..], cin8, mx, cout8);
             });
 
         // 3. Output transform, one row of tiles per task.

@@ -1,7 +1,8 @@
-//! The one GEMM entry point of the fast CPU backend: row-major f32 `C (+)= A·B` through the
-//! `gemm` crate (runtime SIMD dispatch: AVX-512 with its `x86-v4` feature, AVX2+FMA, SSE on
-//! x86-64; NEON on aarch64), cut into blocks of rows or columns that the executor's rayon pool
-//! runs in parallel. Chosen over `matrixmultiply` by measurement (`examples/gemm_probe.rs`,
+//! The general GEMM entry point of the fast CPU backend (im2col convs, transposed convs,
+//! linear; Winograd's small per-ξ products go through `panel_gemm.rs`): row-major f32
+//! `C (+)= A·B` through the `gemm` crate (runtime SIMD dispatch: AVX-512 with its `x86-v4`
+//! feature, AVX2+FMA, SSE on x86-64; NEON on aarch64), cut into blocks of rows or columns that
+//! the executor's rayon pool //! runs in parallel. Chosen over `matrixmultiply` by measurement (`examples/gemm_probe.rs`,
 //! docs/BENCHMARKS.md): with AVX-512 it is faster on every GEMM shape of the HEAT models.
 //!
 //! The blocks depend on the shape only, never on the thread count, and never split the reduction
@@ -127,87 +128,6 @@ pub fn sgemm(
     });
 }
 
-/// A matrix view with any strides: element `(r, c)` at `data[r · rs + c · cs]`.
-#[derive(Clone, Copy)]
-pub struct Strided<'a> {
-    pub data: &'a [f32],
-    pub rs: usize,
-    pub cs: usize,
-}
-
-fn strided_span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
-    }
-}
-
-/// `C[m×n] = A[m×k] · B[k×n]` on the calling thread, every operand with its own strides (`C`'s
-/// element `(r, c)` at `c[r · c_rs + c · c_cs]`): for callers that run many small products in
-/// parallel themselves (the Winograd kernel's per-ξ products). Panics if a slice is shorter than
-/// its shape says (a programming error, never something a file controls).
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm_strided(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Strided,
-    b: Strided,
-    c: &mut [f32],
-    c_rs: usize,
-    c_cs: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        a.data.len() >= strided_span(m, k, a.rs, a.cs),
-        "gemm: A too short"
-    );
-    assert!(
-        b.data.len() >= strided_span(k, n, b.rs, b.cs),
-        "gemm: B too short"
-    );
-    assert!(
-        c.len() >= strided_span(m, n, c_rs, c_cs),
-        "gemm: C too short"
-    );
-    if k == 0 {
-        for r in 0..m {
-            for col in 0..n {
-                c[r * c_rs + col * c_cs] = 0.0;
-            }
-        }
-        return;
-    }
-    // SAFETY: the asserts above bound every element the product reads or writes inside its
-    // slice; `c` is exclusively borrowed.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_cs as isize,
-            c_rs as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,58 +212,6 @@ mod tests {
             );
             for (x, y) in acc.iter().zip(&one) {
                 assert!((x - (y + 1.0)).abs() <= 1e-4 * (1.0 + y.abs()));
-            }
-        }
-    }
-
-    #[test]
-    fn strided_matches_naive_in_every_layout() {
-        for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (32, 16, 32), (17, 40, 0)] {
-            let mut g = Lcg::new((m * 13 + n * 5 + k) as u64);
-            let a = g.vec(m * k, 1.0);
-            let b = g.vec(k * n, 1.0);
-            let want = naive(m, n, k, &a, &b);
-            // A column-major, B column-major with a padded leading dimension, C column-major.
-            let mut at = vec![0f32; m * k];
-            for i in 0..m {
-                for p in 0..k {
-                    at[p * m + i] = a[i * k + p];
-                }
-            }
-            let ldb = k + 3;
-            let mut bt = vec![f32::NAN; ldb * n];
-            for p in 0..k {
-                for j in 0..n {
-                    bt[j * ldb + p] = b[p * n + j];
-                }
-            }
-            let mut c = vec![7f32; m * n];
-            sgemm_strided(
-                m,
-                n,
-                k,
-                Strided {
-                    data: &at,
-                    rs: 1,
-                    cs: m,
-                },
-                Strided {
-                    data: &bt,
-                    rs: 1,
-                    cs: ldb,
-                },
-                &mut c,
-                1,
-                m,
-            );
-            for i in 0..m {
-                for j in 0..n {
-                    let (x, y) = (c[j * m + i], want[i * n + j]);
-                    assert!(
-                        (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                        "{m}x{n}x{k}: {x} vs {y}"
-                    );
-                }
             }
         }
     }

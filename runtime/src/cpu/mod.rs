@@ -6,7 +6,8 @@
 //!
 //! * [`layout`] — the channel-major activation layout; [`arena`] — the liveness plan.
 //! * [`plan`] — the kernel choice per node, and the switches.
-//! * [`gemm`] — the one GEMM entry point (the `gemm` crate).
+//! * [`gemm`] — the GEMM entry point (the `gemm` crate); [`panel_gemm`] — many small
+//!   products with a prepacked right operand (Winograd's per-ξ products); [`simd`] — `V8`.
 //! * [`conv2d`], [`conv2d_winograd`], [`conv_transpose2d`], [`linear`], [`pool`],
 //!   [`elementwise`], [`heat_score`] — one file per op family, each with its weight packing.
 //!
@@ -22,6 +23,7 @@ pub mod gemm;
 pub mod heat_score;
 pub mod layout;
 pub mod linear;
+pub mod panel_gemm;
 pub mod plan;
 pub mod pool;
 pub mod simd;
