@@ -2,9 +2,9 @@
 //! linear; Winograd's small per-ξ products go through `panel_gemm.rs`): row-major f32
 //! `C (+)= A·B` through the `gemm` crate (runtime SIMD dispatch: AVX-512 with its `x86-v4`
 //! feature, AVX2+FMA, SSE on x86-64; NEON on aarch64), cut into blocks of rows or columns that
-//! the executor's rayon pool
-//! runs in parallel. Chosen over `matrixmultiply` by measurement (`examples/gemm_probe.rs`,
-//! docs/BENCHMARKS.md): with AVX-512 it is faster on every GEMM shape of the HEAT models.
+//! the executor's rayon pool runs in parallel. Chosen over `matrixmultiply` by measurement
+//! (`examples/gemm_probe.rs`, docs/BENCHMARKS.md): with AVX-512 it is faster on every GEMM
+//! shape of the HEAT models.
 //!
 //! The blocks depend on the shape only, never on the thread count, and never split the reduction
 //! dimension: every output element is computed by the same calls in the same order whatever the
