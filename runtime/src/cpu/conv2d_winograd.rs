@@ -194,51 +194,48 @@ fn input_transform_body<const M: usize>(
     let mut rows = vec![0f32; a * row_len];
     // cols[(i · wp + x) · L + lane]: Bᵀ down the columns.
     let mut cols = vec![0f32; a * row_len];
+    // The rows of a group's missing channels (cin not a multiple of 8).
+    let zeros = vec![0f32; g.w];
     for grp in 0..cin8 / L {
         rows.fill(0.0);
         let lanes = (cin - grp * L).min(L);
+        // The prologue on one group's lanes as vectors (missing channels: scale and shift 0).
+        let pro = prologue.map(|pr| {
+            let lane = |t: &[f32]| {
+                V8(std::array::from_fn(|l| {
+                    if l < lanes {
+                        t[grp * L + l]
+                    } else {
+                        0.0
+                    }
+                }))
+            };
+            (lane(&pr.scale), lane(&pr.shift), pr.relu)
+        });
         for i in 0..a {
             let iy = (ty * M + i) as isize - p as isize;
             if iy < 0 || iy >= g.h as isize {
                 continue;
             }
             let dst = &mut rows[i * row_len + p * L..][..g.w * L];
-            let src = |l: usize| {
-                let c = grp * L + l;
-                &x[(c * g.n + b) * hw + iy as usize * g.w..][..g.w]
-            };
-            // The prologue of lane l on one value.
-            let pro = |l: usize, val: f32| match prologue {
-                None => val,
-                Some(pr) => {
-                    let c = grp * L + l;
-                    let y = val * pr.scale[c] + pr.shift[c];
-                    if pr.relu {
-                        y.max(0.0)
-                    } else {
-                        y
+            let srcs: [&[f32]; L] = std::array::from_fn(|l| {
+                if l < lanes {
+                    &x[((grp * L + l) * g.n + b) * hw + iy as usize * g.w..][..g.w]
+                } else {
+                    &zeros[..g.w]
+                }
+            });
+            // One column of 8 channels at a time: the transpose, then the prologue on all
+            // lanes at once.
+            for (xi, d) in dst.chunks_exact_mut(L).enumerate() {
+                let mut col = V8(std::array::from_fn(|l| srcs[l][xi]));
+                if let Some((scale, shift, relu)) = pro {
+                    col = col * scale + shift;
+                    if relu {
+                        col = col.relu();
                     }
                 }
-            };
-            let mut x0 = 0;
-            if lanes == L {
-                // 8 columns × 8 channels at a time: rows in, the transpose out.
-                let srcs: [&[f32]; L] = std::array::from_fn(src);
-                while x0 + L <= g.w {
-                    let blk: [[f32; L]; L] =
-                        std::array::from_fn(|l| std::array::from_fn(|k| pro(l, srcs[l][x0 + k])));
-                    for k in 0..L {
-                        let col: [f32; L] = std::array::from_fn(|l| blk[l][k]);
-                        dst[(x0 + k) * L..][..L].copy_from_slice(&col);
-                    }
-                    x0 += L;
-                }
-            }
-            for l in 0..lanes {
-                let sl = src(l);
-                for xi in x0..g.w {
-                    dst[xi * L + l] = pro(l, sl[xi]);
-                }
+                col.store(d);
             }
         }
         for e in (0..row_len).step_by(L) {
@@ -320,23 +317,31 @@ fn output_transform_body<const M: usize>(
                 break;
             }
             let src = &band[r * band_w * L..][..band_w * L];
-            for l in 0..lanes {
-                let off = (grp * L + l) * plane + (b * oh + oy) * ow;
-                let mut x0 = 0;
-                // Whole blocks of 8 columns (fixed-size copies), then the rest.
-                while x0 + L <= ow {
-                    let mut line: [f32; L] = std::array::from_fn(|k| src[(x0 + k) * L + l]);
+            let row = (b * oh + oy) * ow;
+            // Whole blocks of 8 columns: 8 columns of 8 lanes in, transposed into one line of
+            // 8 columns per lane; residual and ReLU on the line.
+            let mut x0 = 0;
+            while x0 + L <= ow {
+                let blk: &[f32; L * L] = (&src[x0 * L..(x0 + L) * L])
+                    .try_into()
+                    .expect("8 columns of 8 lanes");
+                for l in 0..lanes.min(L) {
+                    let off = (grp * L + l) * plane + row + x0;
+                    let mut line = V8(std::array::from_fn(|k| blk[k * L + l]));
                     if let Some(res) = residual {
-                        let rv = &res[off + x0..off + x0 + L];
-                        line.iter_mut().zip(rv).for_each(|(o, &r)| *o += r);
+                        line = line + V8::load(&res[off..]);
                     }
                     if relu {
-                        line.iter_mut().for_each(|o| *o = o.max(0.0));
+                        line = line.relu();
                     }
                     // SAFETY: in bounds (asserted above); this task owns its output rows.
-                    unsafe { y.put8(off + x0, &line) };
-                    x0 += L;
+                    unsafe { y.put8(off, &line.0) };
                 }
+                x0 += L;
+            }
+            // The rest of the row.
+            for l in 0..lanes {
+                let off = (grp * L + l) * plane + row;
                 for x in x0..ow {
                     let mut val = src[x * L + l];
                     if let Some(res) = residual {

@@ -44,6 +44,17 @@ impl V8 {
     pub const ZERO: V8 = V8([0.0; L]);
 
     #[inline(always)]
+    pub fn splat(k: f32) -> V8 {
+        V8([k; L])
+    }
+
+    /// `max(lane, 0)` on every lane (`f32::max`: a NaN lane becomes 0, as in the reference).
+    #[inline(always)]
+    pub fn relu(self) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i].max(0.0)))
+    }
+
+    #[inline(always)]
     pub fn load(s: &[f32]) -> V8 {
         let mut v = [0f32; L];
         v.copy_from_slice(&s[..L]);
@@ -104,5 +115,13 @@ impl std::ops::Mul<f32> for V8 {
     #[inline(always)]
     fn mul(self, k: f32) -> V8 {
         V8(std::array::from_fn(|i| self.0[i] * k))
+    }
+}
+
+impl std::ops::Mul for V8 {
+    type Output = V8;
+    #[inline(always)]
+    fn mul(self, o: V8) -> V8 {
+        V8(std::array::from_fn(|i| self.0[i] * o.0[i]))
     }
 }
