@@ -24,7 +24,7 @@
 //! `tolerance::CPU_OP`, tested against the reference).
 
 use super::conv2d::{out_size, Prologue};
-use super::panel_gemm::Panels;
+use super::panel_gemm::{Panels, Strided};
 use super::simd::{self, V8};
 use crate::ops::Conv2d;
 use rayon::prelude::*;
@@ -196,8 +196,9 @@ fn input_transform_body<const M: usize>(
     let mut cols = vec![0f32; a * row_len];
     // The rows of a group's missing channels (cin not a multiple of 8).
     let zeros = vec![0f32; g.w];
+    // Padding (columns left and right of the input, rows above and below it) is the same for
+    // every group: zeroed once here, never written below.
     for grp in 0..cin8 / L {
-        rows.fill(0.0);
         let lanes = (cin - grp * L).min(L);
         // The prologue on one group's lanes as vectors (missing channels: scale and shift 0).
         let pro = prologue.map(|pr| {
@@ -517,8 +518,12 @@ impl Conv2dWinograd {
         mb.par_chunks_mut(t_all * cout8)
             .enumerate()
             .for_each(|(xi, mx)| {
-                self.u
-                    .mul(xi, t_all, &v[xi * t_all * cin8..], cin8, mx, cout8);
+                let vx = Strided {
+                    data: &v[xi * t_all * cin8..],
+                    rs: cin8,
+                    cs: 1,
+                };
+                self.u.mul(xi, t_all, vx, mx, cout8);
             });
 
         // 3. Output transform, one row of tiles per task.

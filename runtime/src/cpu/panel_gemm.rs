@@ -15,6 +15,14 @@
 
 use super::simd::{self, LANES as L, V8};
 
+/// A matrix operand read in place: element `(r, c)` at `data[r · rs + c · cs]`.
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
 /// Rows of `C` per micro-kernel call.
 const ROWS: usize = 6;
 /// Columns per panel (two vectors).
@@ -56,31 +64,34 @@ impl Panels {
         self.n8
     }
 
-    /// `C[rows × n8] = A[rows × k] · B_i`: row `r` of `A` is `a[r · lda ..][..k]`, row `r` of
-    /// `C` is `c[r · ldc ..][..n8]` (every column written, padding columns 0). Runs on the
-    /// calling thread. Panics if `i` is out of range or a slice is shorter than its shape says
-    /// (a programming error, never something a file controls).
-    pub fn mul(&self, i: usize, rows: usize, a: &[f32], lda: usize, c: &mut [f32], ldc: usize) {
+    /// `C[rows × n8] = A[rows × k] · B_i`: element `(r, kk)` of `A` is `a[r · a.rs + kk · a.cs]`,
+    /// row `r` of `C` is `c[r · ldc ..][..n8]` (every column written, padding columns 0). Runs
+    /// on the calling thread. Panics if `i` is out of range or a slice is shorter than its shape
+    /// says (a programming error, never something a file controls).
+    pub fn mul(&self, i: usize, rows: usize, a: Strided, c: &mut [f32], ldc: usize) {
         let (k, n8) = (self.k, self.n8);
         assert!(i < self.count, "panel gemm: matrix {i} of {}", self.count);
         if rows == 0 {
             return;
         }
+        assert!(ldc >= n8, "panel gemm: leading dimension too small");
         assert!(
-            lda >= k && ldc >= n8,
-            "panel gemm: leading dimension too small"
+            k == 0 || a.data.len() > (rows - 1) * a.rs + (k - 1) * a.cs,
+            "panel gemm: A too short"
         );
-        assert!(a.len() >= (rows - 1) * lda + k, "panel gemm: A too short");
         assert!(c.len() >= (rows - 1) * ldc + n8, "panel gemm: C too short");
+        let (ars, acs, a) = (a.rs, a.cs, a.data);
         let b = &self.data[i * k * n8..(i + 1) * k * n8];
         #[cfg(target_arch = "x86_64")]
         if simd::has_avx2_fma() {
             // SAFETY: the CPU has every feature `mul_avx2` was compiled for; the asserts above
             // are the bounds `mul_body` relies on.
-            return unsafe { mul_avx2(k, n8, b, rows, a, lda, c, ldc) };
+            return unsafe { mul_avx2(k, n8, b, rows, a, ars, acs, c, ldc) };
         }
         // SAFETY: the asserts above are the bounds `mul_body` relies on.
-        unsafe { mul_body::<{ cfg!(target_arch = "aarch64") }>(k, n8, b, rows, a, lda, c, ldc) }
+        unsafe {
+            mul_body::<{ cfg!(target_arch = "aarch64") }>(k, n8, b, rows, a, ars, acs, c, ldc)
+        }
     }
 }
 
@@ -93,16 +104,17 @@ unsafe fn mul_avx2(
     b: &[f32],
     rows: usize,
     a: &[f32],
-    lda: usize,
+    ars: usize,
+    acs: usize,
     c: &mut [f32],
     ldc: usize,
 ) {
-    mul_body::<true>(k, n8, b, rows, a, lda, c, ldc)
+    mul_body::<true>(k, n8, b, rows, a, ars, acs, c, ldc)
 }
 
 /// # Safety
-/// `b.len() == k · n8`, `a` holds `rows` rows of `k` at stride `lda`, `c` holds `rows` rows of
-/// `n8` at stride `ldc` (checked by [`Panels::mul`]).
+/// `b.len() == k · n8`, `a` holds `rows × k` elements at strides `ars`, `acs`, `c` holds `rows`
+/// rows of `n8` at stride `ldc` (checked by [`Panels::mul`]).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn mul_body<const FMA: bool>(
@@ -111,7 +123,8 @@ unsafe fn mul_body<const FMA: bool>(
     b: &[f32],
     rows: usize,
     a: &[f32],
-    lda: usize,
+    ars: usize,
+    acs: usize,
     c: &mut [f32],
     ldc: usize,
 ) {
@@ -122,12 +135,12 @@ unsafe fn mul_body<const FMA: bool>(
         let mut r0 = 0;
         while r0 < rows {
             let r = ROWS.min(rows - r0);
-            let (a0, c0) = (ap.add(r0 * lda), cp.add(r0 * ldc + p0));
+            let (a0, c0) = (ap.add(r0 * ars), cp.add(r0 * ldc + p0));
             macro_rules! go {
                 ($($n:literal)*) => {
                     match (r, w == PANEL) {
-                        $(($n, true) => block::<$n, 2, FMA>(k, a0, lda, bp, c0, ldc),
-                          ($n, false) => block::<$n, 1, FMA>(k, a0, lda, bp, c0, ldc),)*
+                        $(($n, true) => block::<$n, 2, FMA>(k, a0, ars, acs, bp, c0, ldc),
+                          ($n, false) => block::<$n, 1, FMA>(k, a0, ars, acs, bp, c0, ldc),)*
                         _ => unreachable!("panel gemm: {r} rows"),
                     }
                 };
@@ -142,13 +155,14 @@ unsafe fn mul_body<const FMA: bool>(
 /// its first element.
 ///
 /// # Safety
-/// `R` rows of `k` floats at stride `lda` readable from `a`, `k · 8B` from `b`, `R` rows of
+/// `R × k` elements at strides `ars`, `acs` readable from `a`, `k · 8B` from `b`, `R` rows of
 /// `8B` at stride `ldc` writable at `c`.
 #[inline(always)]
 unsafe fn block<const R: usize, const B: usize, const FMA: bool>(
     k: usize,
     a: *const f32,
-    lda: usize,
+    ars: usize,
+    acs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -158,7 +172,7 @@ unsafe fn block<const R: usize, const B: usize, const FMA: bool>(
         let bk = b.add(kk * B * L);
         let w: [V8; B] = std::array::from_fn(|j| V8::read(bk.add(j * L)));
         for (i, acc_i) in acc.iter_mut().enumerate() {
-            let s = *a.add(i * lda + kk);
+            let s = *a.add(i * ars + kk * acs);
             for (acc_ij, &wj) in acc_i.iter_mut().zip(&w) {
                 *acc_ij = wj.mul_add::<FMA>(s, *acc_ij);
             }
@@ -199,12 +213,40 @@ mod tests {
                 let ldc = p.n8() + 3;
                 for i in 0..count {
                     let mut c = vec![f32::NAN; rows * ldc];
-                    p.mul(i, rows, &a, lda, &mut c, ldc);
+                    let a = Strided {
+                        data: &a,
+                        rs: lda,
+                        cs: 1,
+                    };
+                    p.mul(i, rows, a, &mut c, ldc);
+                    // The same product with A stored column-major.
+                    let mut at = vec![0f32; k * rows];
+                    for r in 0..rows {
+                        for kk in 0..k {
+                            at[kk * rows + r] = a.data[r * lda + kk];
+                        }
+                    }
+                    let mut ct = vec![f32::NAN; rows * ldc];
+                    p.mul(
+                        i,
+                        rows,
+                        Strided {
+                            data: &at,
+                            rs: 1,
+                            cs: rows,
+                        },
+                        &mut ct,
+                        ldc,
+                    );
+                    assert_eq!(
+                        c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        ct.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    );
                     for r in 0..rows {
                         for col in 0..p.n8() {
                             let want: f32 = if col < n {
                                 (0..k)
-                                    .map(|kk| a[r * lda + kk] * bs[(i * k + kk) * n + col])
+                                    .map(|kk| a.data[r * lda + kk] * bs[(i * k + kk) * n + col])
                                     .sum()
                             } else {
                                 0.0
