@@ -124,6 +124,14 @@ fn six(a: usize, f: impl Fn(usize) -> V8) -> [V8; 6] {
     std::array::from_fn(|i| if i < a { f(i) } else { V8::ZERO })
 }
 
+/// Floats between the starts of two ξ in V or M (`[ξ][tile][c8]`): one cache line more than
+/// the tiles need, so the α² entries of one tile (written together by the input transform, read
+/// together by the output transform) do not all fall in one L1 set, as they did when the stride
+/// was a multiple of 4 KB (32×32 planes: 8 KB): 36 streams in an 8-way set thrashed.
+fn xi_stride(tiles: usize, c8: usize) -> usize {
+    tiles * c8 + 16
+}
+
 /// Batch and tile geometry of one run.
 struct Geometry {
     n: usize,
@@ -190,7 +198,8 @@ fn input_transform_body<const M: usize>(
     let (hw, p) = (g.h * g.w, g.p);
     let row_len = wp * L;
     // Every store below is inside V: the last tile's last ξ ends at α²·tiles·cin8.
-    assert!(a * a * t_all * cin8 <= v_len);
+    let xs = xi_stride(t_all, cin8);
+    assert!(a * a * xs <= v_len);
     let mut rows = vec![0f32; a * row_len];
     // cols[(i · wp + x) · L + lane]: Bᵀ down the columns.
     let mut cols = vec![0f32; a * row_len];
@@ -252,7 +261,7 @@ fn input_transform_body<const M: usize>(
                 let r = bt::<M>(six(a, |j| V8::load(&c[j * L..])));
                 for (j, rj) in r.iter().enumerate().take(a) {
                     // SAFETY: in bounds (asserted above); this task owns its row of tiles.
-                    unsafe { v.put8(base + (i * a + j) * t_all * cin8, &rj.0) };
+                    unsafe { v.put8(base + (i * a + j) * xs, &rj.0) };
                 }
             }
         }
@@ -284,7 +293,7 @@ fn output_transform_body<const M: usize>(
     let plane = g.n * oh * ow;
     assert!(cout * plane <= y_len);
     let band_w = txn * M;
-    let xi_stride = t_all * cout8;
+    let xs = xi_stride(t_all, cout8);
     // band[(r · band_w + x) · L + lane]: one group's outputs for this row of tiles, bias added.
     let mut band = vec![0f32; M * band_w * L];
     for grp in 0..cout8 / L {
@@ -296,7 +305,7 @@ fn output_transform_body<const M: usize>(
         for tx in 0..txn {
             let tile = (b * g.tyn + ty) * txn + tx;
             let mt = &mb[tile * cout8 + grp * L..];
-            let q = |i: usize, j: usize| V8::load(&mt[(i * a + j) * xi_stride..]);
+            let q = |i: usize, j: usize| V8::load(&mt[(i * a + j) * xs..]);
             // Aᵀ down each column j, then across each of the m result rows.
             let mut s = [[V8::ZERO; 6]; 4];
             for j in 0..a {
@@ -453,7 +462,8 @@ impl Conv2dWinograd {
         let (oh, ow) = out_size(&self.attrs, h, w);
         let a = self.tile.alpha();
         let t_all = n * self.tile.tiles(oh, ow);
-        a * a * t_all * (self.attrs.cin.div_ceil(L) + self.attrs.cout.div_ceil(L)) * L
+        let c8 = |c: usize| c.div_ceil(L) * L;
+        a * a * (xi_stride(t_all, c8(self.attrs.cin)) + xi_stride(t_all, c8(self.attrs.cout)))
     }
 
     /// `x` `[cin, n, h, w]` → `y` `[cout, n, oh, ow]`; `residual` has `y`'s layout.
@@ -501,8 +511,9 @@ impl Conv2dWinograd {
         };
         let a2 = (M + 2) * (M + 2);
         let t_all = geo.tiles();
-        let (v, rest) = scratch.split_at_mut(a2 * t_all * cin8);
-        let mb = &mut rest[..a2 * t_all * cout8];
+        let (vxs, mxs) = (xi_stride(t_all, cin8), xi_stride(t_all, cout8));
+        let (v, rest) = scratch.split_at_mut(a2 * vxs);
+        let mb = &mut rest[..a2 * mxs];
         assert!(x.len() >= cin * n * h * w && y.len() >= cout * n * oh * ow);
 
         // 1. Input transform, one row of tiles per task.
@@ -515,16 +526,14 @@ impl Conv2dWinograd {
 
         // 2. α² products, one per task.
         let v: &[f32] = v;
-        mb.par_chunks_mut(t_all * cout8)
-            .enumerate()
-            .for_each(|(xi, mx)| {
-                let vx = Strided {
-                    data: &v[xi * t_all * cin8..],
-                    rs: cin8,
-                    cs: 1,
-                };
-                self.u.mul(xi, t_all, vx, mx, cout8);
-            });
+        mb.par_chunks_mut(mxs).enumerate().for_each(|(xi, mx)| {
+            let vx = Strided {
+                data: &v[xi * vxs..],
+                rs: cin8,
+                cs: 1,
+            };
+            self.u.mul(xi, t_all, vx, mx, cout8);
+        });
 
         // 3. Output transform, one row of tiles per task.
         let mb: &[f32] = mb;
