@@ -426,7 +426,7 @@ impl Conv2dWinograd {
             Tile::F2 => &G2,
             Tile::F4 => &G4,
         };
-        let mut u = vec![0f32; a * a * cout * cin];
+        let mut u = Panels::zeroed(a * a, cin, cout);
         for co in 0..cout {
             for ci in 0..cin {
                 let g = &weight[(co * cin + ci) * 9..(co * cin + ci + 1) * 9];
@@ -440,14 +440,11 @@ impl Conv2dWinograd {
                 for i in 0..a {
                     for j in 0..a {
                         let v: f64 = (0..3).map(|k| t[i][k] * gm[j][k]).sum();
-                        u[((i * a + j) * cin + ci) * cout + co] = v as f32;
+                        u.set(i * a + j, ci, co, v as f32);
                     }
                 }
             }
         }
-        let u = Panels::pack(a * a, cin, cout, |xi, ci, co| {
-            u[(xi * cin + ci) * cout + co]
-        });
         Conv2dWinograd {
             attrs,
             tile,

@@ -42,21 +42,39 @@ pub struct Panels {
 impl Panels {
     /// Packs `count` matrices of `k × n`; `at(i, kk, col)` is element `(kk, col)` of matrix `i`.
     pub fn pack(count: usize, k: usize, n: usize, at: impl Fn(usize, usize, usize) -> f32) -> Self {
-        let n8 = n.div_ceil(L) * L;
-        let mut data = vec![0f32; count * k * n8];
+        let mut p = Panels::zeroed(count, k, n);
         for i in 0..count {
-            let m = &mut data[i * k * n8..(i + 1) * k * n8];
-            for p0 in (0..n8).step_by(PANEL) {
-                let w = PANEL.min(n8 - p0);
-                let panel = &mut m[p0 * k..(p0 + w) * k];
-                for kk in 0..k {
-                    for c in 0..w.min(n.saturating_sub(p0)) {
-                        panel[kk * w + c] = at(i, kk, p0 + c);
-                    }
+            for kk in 0..k {
+                for col in 0..n {
+                    p.set(i, kk, col, at(i, kk, col));
                 }
             }
         }
-        Panels { data, count, k, n8 }
+        p
+    }
+
+    /// `count` zero matrices of `k × n`, to be filled with [`Panels::set`] (for weights whose
+    /// elements come out in another order than [`Panels::pack`] asks for them).
+    pub fn zeroed(count: usize, k: usize, n: usize) -> Self {
+        let n8 = n.div_ceil(L) * L;
+        Panels {
+            data: vec![0f32; count * k * n8],
+            count,
+            k,
+            n8,
+        }
+    }
+
+    /// Sets element `(kk, col)` of matrix `i` (`col` < the `n` it was made with).
+    pub fn set(&mut self, i: usize, kk: usize, col: usize, v: f32) {
+        let (k, n8) = (self.k, self.n8);
+        assert!(
+            i < self.count && kk < k && col < n8,
+            "panel gemm: set out of range"
+        );
+        let p0 = col / PANEL * PANEL;
+        let w = PANEL.min(n8 - p0);
+        self.data[i * k * n8 + p0 * k + kk * w + (col - p0)] = v;
     }
 
     /// Columns rounded up to 8: the width of `C` that [`Panels::mul`] writes.
