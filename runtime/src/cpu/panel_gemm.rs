@@ -260,6 +260,13 @@ mod tests {
                         c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         ct.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                     );
+                    // Both copies of the kernel: the one `mul` picked here (AVX2 + FMA on
+                    // x86-64 machines that have them) and the portable one without fused
+                    // multiply-adds (x86-64 without AVX2); both checked against the sum below.
+                    let mut cp = vec![f32::NAN; rows * ldc];
+                    let b = &p.data[i * k * p.n8..(i + 1) * k * p.n8];
+                    // SAFETY: the shapes are the ones `mul` checked above.
+                    unsafe { mul_body::<false>(k, p.n8, b, rows, a.data, lda, 1, &mut cp, ldc) };
                     for r in 0..rows {
                         for col in 0..p.n8() {
                             let want: f32 = if col < n {
@@ -269,11 +276,12 @@ mod tests {
                             } else {
                                 0.0
                             };
-                            let got = c[r * ldc + col];
-                            assert!(
-                                (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * k as f32,
-                                "k {k} n {n} rows {rows} matrix {i} ({r}, {col}): {got} vs {want}"
-                            );
+                            for got in [c[r * ldc + col], cp[r * ldc + col]] {
+                                assert!(
+                                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * k as f32,
+                                    "k {k} n {n} rows {rows} matrix {i} ({r}, {col}): {got} vs {want}"
+                                );
+                            }
                         }
                         // The gap between rows is left alone.
                         assert!(c[r * ldc + p.n8()..(r + 1) * ldc]
