@@ -437,9 +437,9 @@ impl Conv2dWinograd {
                         *tij = (0..3).map(|k| gm[i][k] * g[k * 3 + j] as f64).sum();
                     }
                 }
-                for i in 0..a {
-                    for j in 0..a {
-                        let v: f64 = (0..3).map(|k| t[i][k] * gm[j][k]).sum();
+                for (i, ti) in t.iter().enumerate().take(a) {
+                    for (j, gj) in gm.iter().enumerate().take(a) {
+                        let v: f64 = (0..3).map(|k| ti[k] * gj[k]).sum();
                         u.set(i * a + j, ci, co, v as f32);
                     }
                 }
