@@ -2,7 +2,9 @@
 # The tch user's journey, end to end, on synthetic images (CI has no data sets): train a HEAT
 # detector in Rust with tch (tools/tch-train, a few steps), save it with VarStore::save,
 # `convert` it, `hood selftest` it, and check `hood infer`'s scores and classes against tch's own
-# fp32 inference of the same checkpoint (`tch-train predict`).
+# fp32 inference of the same checkpoint (`tch-train predict`). Then the same folders through the
+# Python trainer's user-data path (tools/train/train_heat.py --id-train/--ood-train), checked
+# against PyTorch's evaluation of its checkpoint.
 #
 # Needs PyTorch 2.11 for libtorch (tch 0.24 links against the libtorch inside the torch wheel):
 # installed into a cached virtual environment, $HOOD_TORCH_VENV (default: a folder beside the
@@ -85,4 +87,27 @@ for family in "wrn" "resnet18 --base-width 8" "resnet50 --base-width 8"; do
     --label "$name: hood fp16 model (cpu) vs tch"
   stamp "$name done"
 done
-stamp "done: hood matches tch"
+# 5. The Python trainer on a user's layout (tools/train/train_heat.py --id-train, an image folder
+#    per class; --ood-train, a folder of images): the same synthetic folders, one epoch of each
+#    net, then conversion of the authors' layout it writes, a self-test, and hood (fp32 model,
+#    plain-loop reference) against PyTorch's own evaluation of the checkpoint, same bound. Its
+#    data readers' tests first (CIFAR-10 python batches included).
+"$venv/bin/pip" install -q --no-cache-dir --disable-pip-version-check \
+  -r tools/train/requirements.txt
+"$venv/bin/python" tools/train/test_heat_data.py > "$work/heat_data_tests.txt"
+tail -n 1 "$work/heat_data_tests.txt"
+py="$work/python-trainer"
+"$venv/bin/python" tools/train/train_heat.py --id-train "$work/data/train" \
+  --ood-train "$work/data/ood" --work "$py/work" --out "$py/run" --preset cpu-small \
+  --cls-epochs 1 --dec-epochs 1 --val-per-class 4 --device cpu | tail -n 1
+"$convert" "$py/run/classifier.pt" "$py/run/decoder.pt" "$py/heat32.hood" \
+  --classes "$py/run/classes.txt" --fp32 > /dev/null
+"$hood" selftest "$py/heat32.hood"
+CUDA_VISIBLE_DEVICES= "$venv/bin/python" tools/train/evaluate.py --ckpt "$py/run" --device cpu \
+  --id "$work/data/test" --ood "ood=$work/data/ood" --csv "$py/pt.csv" --json "$py/pt.json" \
+  > /dev/null
+"$hood" infer "$py/heat32.hood" --backend reference --json "${images[@]}" > "$py/hood.jsonl"
+python3 tools/train/compare_scores.py "$py/pt.csv" "$py/hood.jsonl" --max-dscore 2e-3 \
+  --label "python trainer (--id-train folders): hood fp32 model (reference) vs PyTorch"
+stamp "python trainer done"
+stamp "done: hood matches tch and PyTorch"

@@ -6,9 +6,13 @@
     python tools/train/train_heat.py --datasets $DATA --work $WORK --out $WORK/run \
         [--preset gpu|cpu-small] [--arch wrn40_2|resnet18]
 
+    python tools/train/train_heat.py --id-train DIR --ood-train DIR --work $WORK --out $WORK/run
+
 $DATA: a folder holding the three data-set tarballs, or the data sets already unpacked; $WORK: a
 scratch folder outside the repository (tools/train/README.md, "Data", says where to get the data
-and which layout is expected).
+and which layout is expected). Or your own data: `--id-train` an image folder per class
+(DIR/<class>/...; any number ≥ 2 of classes) or CIFAR-10's python-version folder
+(`data_batch_1` … `batches.meta`), and `--ood-train` a folder of OOD training images.
 
 Steps:
 1. Classifier on CIFAR-10 train minus a held-out validation split (`--val-per-class`, default 500
@@ -24,8 +28,10 @@ Steps:
    = one pass over the ID training images. Snapshots as the authors: key `epoch − 1`.
 5. Writes OUT/classifier.pt ({'net_state_dict', 'cls_state_dict'}), OUT/decoder.pt ({'min',
    'max', <epoch>: {'generator': state_dict}, ...}), OUT/config.txt (printed dict),
-   OUT/classes.txt, OUT/train_log.json, and WORK/cifar10-val/<class>/*.jpg (the held-out split,
-   for `hood calibrate`).
+   OUT/classes.txt, OUT/train_log.json, and WORK/<id>-val/<class>/ (the held-out split, for
+   `hood calibrate`; <id> is cifar10 or the --id-train folder's name; images from CIFAR-10's
+   python batches are written as PNG). With --id-train the split is the last --val-per-class
+   images of each class in listing order, at most a fifth of the class.
 
 Epoch counts: `--cls-epochs` / `--dec-epochs`, or with `--cls-budget-s` / `--dec-budget-s` the
 count that fits the budget, from the measured time of a few probe steps (on a throw-away copy).
@@ -64,6 +70,21 @@ PRESETS = {
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_user_id(root, cache):
+    """A user's ID training data (--id-train): (root, name, paths or None, uint8 images, labels,
+    class names) from an image folder per class or CIFAR-10's python batches."""
+    if D.is_cifar_batches(root):
+        u8, y, classes = D.cifar_batches(root, "train")
+        return root, "cifar10", None, u8, y, classes
+    paths, y, classes = D.image_folder(root)
+    u8 = D.load_paths(paths, 32, os.path.join(cache, "id_train.npz"))
+    # The folder's name, or its parent's when it is only called "train" (DATA/train).
+    name = os.path.basename(os.path.normpath(root))
+    if name == "train":
+        name = os.path.basename(os.path.dirname(os.path.normpath(root))) or name
+    return root, name, paths, u8, y, classes
 
 
 def build_models(arch, fw_layers, num_classes, dropout):
@@ -295,9 +316,16 @@ def cpu_state(sd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", required=True,
+    ap.add_argument("--datasets",
                     help="folder with the data-set tarballs, or with them already "
                          "unpacked (tools/train/README.md, Data)")
+    ap.add_argument("--id-train",
+                    help="your in-distribution training data instead of --datasets: an image "
+                         "folder per class (DIR/<class>/...), or CIFAR-10's python-version folder "
+                         "(data_batch_1 ... batches.meta)")
+    ap.add_argument("--ood-train",
+                    help="your OOD training data (with --id-train): a folder of images, searched "
+                         "recursively")
     ap.add_argument("--work", required=True, help="scratch folder (unpacked data, caches)")
     ap.add_argument("--out", required=True, help="where the checkpoints go")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
@@ -313,6 +341,13 @@ def main():
     ap.add_argument("--seed", type=int, default=20230103)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
+    if args.id_train or args.ood_train:
+        if not (args.id_train and args.ood_train):
+            raise SystemExit("--id-train and --ood-train go together")
+        if args.datasets:
+            raise SystemExit("give --datasets or --id-train with --ood-train, not both")
+    elif not args.datasets:
+        raise SystemExit("give --datasets, or --id-train and --ood-train")
     preset = dict(PRESETS[args.preset])
     for k, v in preset.items():
         if getattr(args, k, None) is None:
@@ -340,40 +375,52 @@ def main():
         f"torch {torch.__version__}, preset {args.preset}")
 
     # Data
-    data = os.path.join(args.work, "data")
-    src = args.datasets
-    if not os.path.isdir(os.path.join(src, "cifar10")):
-        D.unpack(src, data)
-        src = data
     cache = os.path.join(args.work, "cache")
-    tr_root = os.path.join(src, "cifar10", "train")
-    tr_paths, tr_u8 = D.load_folder(tr_root, 32, os.path.join(cache, "cifar10_train.npz"))
-    tr_y = D.cifar_labels(tr_paths, tr_root)
-    tr_idx, val_idx = D.split_val(tr_paths, args.val_per_class)
-    ood_root = os.path.join(src, "tinyimagenet32", "train")
-    ood_paths, ood_u8 = D.load_folder(ood_root, 32, os.path.join(cache, "tin32_train.npz"))
+    if args.id_train:
+        tr_root, id_name, tr_paths, tr_u8, tr_y, classes = load_user_id(args.id_train, cache)
+        tr_idx, val_idx = D.split_val_labels(tr_y, args.val_per_class)
+        ood_root, ood_name = args.ood_train, os.path.basename(os.path.normpath(args.ood_train))
+        ood_paths, ood_u8 = D.load_folder(ood_root, 32, os.path.join(cache, "ood_train.npz"))
+        if len(ood_u8) == 0:
+            raise SystemExit(f"{ood_root}: no images")
+    else:
+        data = os.path.join(args.work, "data")
+        src = args.datasets
+        if not os.path.isdir(os.path.join(src, "cifar10")):
+            D.unpack(src, data)
+            src = data
+        tr_root = os.path.join(src, "cifar10", "train")
+        tr_paths, tr_u8 = D.load_folder(tr_root, 32, os.path.join(cache, "cifar10_train.npz"))
+        tr_y = D.cifar_labels(tr_paths, tr_root)
+        tr_idx, val_idx = D.split_val(tr_paths, args.val_per_class)
+        ood_root = os.path.join(src, "tinyimagenet32", "train")
+        ood_paths, ood_u8 = D.load_folder(ood_root, 32, os.path.join(cache, "tin32_train.npz"))
+        id_name, ood_name, classes = "cifar10", "tinyimagenet32-subset", D.CIFAR_CLASSES
     if args.id_limit:
         tr_idx = tr_idx[np.random.RandomState(args.seed).permutation(len(tr_idx))[:args.id_limit]]
     if args.ood_limit:
         ood_u8 = ood_u8[np.random.RandomState(args.seed + 1).permutation(len(ood_u8))[
             :args.ood_limit]]
-    log(f"data: {len(tr_idx)} ID train, {len(val_idx)} ID val (held out), {len(ood_u8)} OOD "
-        f"train ({time.perf_counter() - t_start:.0f} s)")
+    log(f"data: {len(classes)} classes, {len(tr_idx)} ID train, {len(val_idx)} ID val (held out), "
+        f"{len(ood_u8)} OOD train ({time.perf_counter() - t_start:.0f} s)")
 
     # Held-out validation split as image files, for `hood calibrate --id`.
-    val_dir = os.path.join(args.work, "cifar10-val")
+    val_dir = os.path.join(args.work, f"{id_name}-val")
     if os.path.isdir(val_dir):
         shutil.rmtree(val_dir)
-    for i in val_idx:
-        rel = os.path.relpath(tr_paths[i], tr_root)
-        os.makedirs(os.path.join(val_dir, os.path.dirname(rel)), exist_ok=True)
-        shutil.copyfile(tr_paths[i], os.path.join(val_dir, rel))
+    if tr_paths is None:
+        D.write_pngs(tr_u8[val_idx], tr_y[val_idx], classes, val_dir)
+    else:
+        for i in val_idx:
+            rel = os.path.relpath(tr_paths[i], tr_root)
+            os.makedirs(os.path.join(val_dir, os.path.dirname(rel)), exist_ok=True)
+            shutil.copyfile(tr_paths[i], os.path.join(val_dir, rel))
 
     x_id = torch.as_tensor(tr_u8[tr_idx]).to(device)
     y_id = torch.as_tensor(tr_y[tr_idx]).to(device)
     x_ood = torch.as_tensor(ood_u8).to(device)
 
-    enc, head, dec = build_models(args.arch, args.fw_layers, 10, args.dropout)
+    enc, head, dec = build_models(args.arch, args.fw_layers, len(classes), args.dropout)
     clf = Classifier(enc, head, args.fw_layers).to(device).to(memory_format=torch.channels_last)
     cls_log = train_classifier(clf, x_id, y_id, args, device, gen)
 
@@ -399,15 +446,15 @@ def main():
                 "cls_state_dict": cpu_state(head.state_dict())},
                os.path.join(args.out, "classifier.pt"))
     torch.save({"min": lo, "max": hi, **snaps}, os.path.join(args.out, "decoder.pt"))
-    config = {"arch": args.arch, "id_dataset": "cifar10", "num_classes": 10,
-              "fw_layers": args.fw_layers, "img_size": 32, "ood_train": "tinyimagenet32-subset",
+    config = {"arch": args.arch, "id_dataset": id_name, "num_classes": len(classes),
+              "fw_layers": args.fw_layers, "img_size": 32, "ood_train": ood_name,
               "preset": args.preset, "cls_epochs": cls_log["epochs"],
               "gen_epochs": dec_log["epochs"], "batch_size": args.dec_batch, "lr": 2e-4,
               "betas": (0.5, 0.999), "seed": args.seed, "dropout": args.dropout}
     with open(os.path.join(args.out, "config.txt"), "w") as f:
         f.write(repr(config) + "\n")
     with open(os.path.join(args.out, "classes.txt"), "w") as f:
-        f.write("\n".join(D.CIFAR_CLASSES) + "\n")
+        f.write("\n".join(classes) + "\n")
     summary = {"device": str(device),
                "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                "torch": torch.__version__, "args": vars(args), "n_id_train": len(tr_idx),
