@@ -186,15 +186,20 @@ unsafe fn block<const R: usize, const B: usize, const FMA: bool>(
     ldc: usize,
 ) {
     let mut acc = [[V8::ZERO; B]; R];
-    for kk in 0..k {
-        let bk = b.add(kk * B * L);
+    // Pointers stepped along k (no index arithmetic in the loop: in builds with overflow checks,
+    // such as the test profile, every multiply there would be checked).
+    let mut rows: [*const f32; R] = std::array::from_fn(|i| a.add(i * ars));
+    let mut bk = b;
+    for _ in 0..k {
         let w: [V8; B] = std::array::from_fn(|j| V8::read(bk.add(j * L)));
-        for (i, acc_i) in acc.iter_mut().enumerate() {
-            let s = *a.add(i * ars + kk * acs);
+        for (acc_i, row) in acc.iter_mut().zip(rows.iter_mut()) {
+            let s = **row;
+            *row = row.wrapping_add(acs);
             for (acc_ij, &wj) in acc_i.iter_mut().zip(&w) {
                 *acc_ij = wj.mul_add::<FMA>(s, *acc_ij);
             }
         }
+        bk = bk.wrapping_add(B * L);
     }
     for (i, acc_i) in acc.iter().enumerate() {
         for (j, acc_ij) in acc_i.iter().enumerate() {
