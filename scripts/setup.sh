@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what hood needs on Debian 12, only what is missing. Sourced by demo.sh and test.sh.
 # System packages: the Vulkan loader and Mesa's software Vulkan driver (lavapipe) for the GPU
-# backend's tests, Debian's shaderc (libshaderc-dev, see below; cmake/ninja/python3/git for
-# building shaderc from source where it is not used),
+# backend's tests, cmake/ninja/python3/git for building shaderc from source (vulkano-shaders;
+# Debian's libshaderc1 2023.2 cannot be used instead: it cannot even be loaded, an undefined
+# SPIRV-Tools symbol, docs/BENCHMARKS.md "Cold start"),
 # cmake and a C compiler (g++ pulls in gcc) for libjpeg-turbo (the turbojpeg crate builds it
 # from its bundled 3.x source, even in a CPU-only build; with NASM present its SIMD code is built
 # too), and the Khronos validation layer
@@ -19,7 +20,7 @@ set -euo pipefail
 need=()
 # shellcheck disable=SC2034  # used by the scripts that source this one
 HOOD_TEST_FEATURES=hood-runtime/vulkan,hood-tests/vulkan,hood-firmware/gstreamer,hood-firmware/v4l2,hood-firmware/mqtt,hood-firmware/fault-injection
-packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm libshaderc-dev)
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cmake ninja-build python3 git g++ pkg-config nasm)
 if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
   packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
              python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev mosquitto openssl
@@ -34,27 +35,6 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-fi
-
-# shaderc (vulkano-shaders compiles the GLSL kernels with it at build time): Debian's shared
-# library from libshaderc-dev instead of compiling shaderc from source, 15–20 min of a cold build
-# on 2 cores. shaderc-sys links `libshaderc_shared.so` from SHADERC_LIB_DIR when it finds it there
-# (before building from source); Debian names that library libshaderc.so (its static
-# libshaderc_combined.a lacks glslang and SPIRV-Tools and fails to link), so a folder holding one
-# link under that name is made in the cargo target folder. Only the build-time proc macro uses
-# it: the programs do not link shaderc. The choice is made once per target folder (shaderc-sys's
-# build script does not rerun when the variable changes). HOOD_SHADERC_FROM_SOURCE=1, or an
-# SHADERC_LIB_DIR of your own, keeps it out.
-if [ "${HOOD_SHADERC_FROM_SOURCE:-0}" != 1 ] && [ -z "${SHADERC_LIB_DIR:-}" ]; then
-  for lib in /usr/lib/*-linux-gnu/libshaderc.so; do
-    if [ -e "$lib" ]; then
-      dir="${CARGO_TARGET_DIR:-$PWD/target}/shaderc-system"
-      mkdir -p "$dir"
-      ln -sfn "$lib" "$dir/libshaderc_shared.so"
-      export SHADERC_LIB_DIR="$dir"
-      break
-    fi
-  done
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

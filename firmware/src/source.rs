@@ -74,7 +74,7 @@ pub fn decode(data: &FrameData) -> Result<DynamicImage, String> {
                 return Err("empty frame".into());
             }
             // JPEG (files, MJPEG cameras) through libjpeg-turbo: the pixels PIL gives.
-            hood_runtime::decode::decode_image(bytes)
+            hood_runtime::decode::decode_image(bytes).map_err(|e| e.to_string())
         }
         FrameData::Yuyv {
             width,

@@ -45,7 +45,7 @@ fn main() -> Result<(), String> {
         let t = Instant::now();
         pixels = 0;
         for d in &data {
-            let img = hood_runtime::decode::decode_jpeg(d)?;
+            let img = hood_runtime::decode::decode_jpeg(d).map_err(|e| e.to_string())?;
             pixels += u64::from(img.width()) * u64::from(img.height());
         }
         best = best.min(t.elapsed().as_secs_f64());

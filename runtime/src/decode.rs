@@ -13,6 +13,7 @@
 //! RGB, 4-component files (CMYK / YCCK) are read as Adobe-inverted CMYK and converted with
 //! PIL's `convert("RGB")` formula.
 
+use crate::error::DecodeError;
 use image::{DynamicImage, GrayImage, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
@@ -27,32 +28,33 @@ pub fn is_jpeg(bytes: &[u8]) -> bool {
 
 /// Decodes an image of any supported format (JPEG, PNG, BMP; told apart by the bytes). Errors are
 /// one line, without the file name (the caller adds it).
-pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, String> {
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
     if bytes.is_empty() {
-        return Err("empty file, not an image".into());
+        return Err(DecodeError::Empty);
     }
     if is_jpeg(bytes) {
         return decode_jpeg(bytes);
     }
-    image::load_from_memory(bytes).map_err(|e| one_line(&e.to_string()))
+    image::load_from_memory(bytes).map_err(|e| DecodeError::Image(one_line(&e.to_string())))
 }
 
 /// Decodes a JPEG exactly as PIL 10+ (libjpeg-turbo, default settings) does.
 ///
 /// Greyscale files give `ImageLuma8`; colour and CMYK/YCCK files give `ImageRgb8`.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage, String> {
-    let err = |e: turbojpeg::Error| format!("JPEG: {}", one_line(&e.to_string()));
+pub fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage, DecodeError> {
+    let err = |e: turbojpeg::Error| DecodeError::Jpeg(one_line(&e.to_string()));
     let mut d = Decompressor::new().map_err(err)?;
     let header = d.read_header(bytes).map_err(err)?;
     let (w, h) = (header.width, header.height);
     if w == 0 || h == 0 {
-        return Err("JPEG: image has no pixels".into());
+        return Err(DecodeError::NoPixels);
     }
     if w.saturating_mul(h).saturating_mul(4) > MAX_DECODED_BYTES {
-        return Err(format!(
-            "JPEG: {w}x{h} pixels is more than the {} MiB limit",
-            MAX_DECODED_BYTES >> 20
-        ));
+        return Err(DecodeError::TooLarge {
+            width: w,
+            height: h,
+            limit_mib: MAX_DECODED_BYTES >> 20,
+        });
     }
     // libjpeg-turbo's defaults, spelled out: fancy upsampling on (the DCT is JDCT_ISLOW unless
     // TJPARAM_FASTDCT is set, which this crate never does).
@@ -73,7 +75,7 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage, String> {
     };
     d.decompress(bytes, out).map_err(err)?;
     let (w32, h32) = (w as u32, h as u32);
-    let too_big = || "JPEG: image too large".to_string();
+    let too_big = || DecodeError::Jpeg("image too large".into());
     Ok(match format {
         PixelFormat::GRAY => {
             DynamicImage::ImageLuma8(GrayImage::from_raw(w32, h32, pixels).ok_or_else(too_big)?)
@@ -112,12 +114,12 @@ mod tests {
 
     #[test]
     fn corrupt_and_truncated_jpegs_are_errors_not_panics() {
-        assert!(decode_image(&[]).is_err());
+        assert_eq!(decode_image(&[]).unwrap_err(), DecodeError::Empty);
         assert!(decode_image(&[0xFF, 0xD8, 0xFF]).is_err());
         assert!(decode_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F']).is_err());
         let mut junk = vec![0xFF, 0xD8, 0xFF, 0xDB];
         junk.extend((0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
-        let e = decode_image(&junk).unwrap_err();
+        let e = decode_image(&junk).unwrap_err().to_string();
         assert!(e.starts_with("JPEG: "), "{e}");
         assert!(!e.contains('\n'));
     }

@@ -51,3 +51,27 @@ impl HoodError {
         }
     }
 }
+
+/// Why encoded image bytes could not be decoded ([`crate::decode::decode_image`]). One line,
+/// without the file name (callers add it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty file, not an image")]
+    Empty,
+    /// A JPEG header with a zero width or height.
+    #[error("JPEG: image has no pixels")]
+    NoPixels,
+    /// A JPEG whose decoded pixels would pass the allocation limit.
+    #[error("JPEG: {width}x{height} pixels is more than the {limit_mib} MiB limit")]
+    TooLarge {
+        width: usize,
+        height: usize,
+        limit_mib: usize,
+    },
+    /// libjpeg-turbo refused the file (its message, on one line).
+    #[error("JPEG: {0}")]
+    Jpeg(String),
+    /// Any other format, refused by the `image` crate (its message, on one line).
+    #[error("{0}")]
+    Image(String),
+}

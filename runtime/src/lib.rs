@@ -51,5 +51,5 @@ pub use detector::{Backend, Detection, Detector};
 /// Whether this build of the runtime has the Vulkan backend (cargo feature `vulkan`), for
 /// `--version` lines of the programs built on it.
 pub const HAS_VULKAN: bool = cfg!(feature = "vulkan");
-pub use error::{HoodError, Result};
+pub use error::{DecodeError, HoodError, Result};
 pub use model::Model;
