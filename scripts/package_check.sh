@@ -22,7 +22,7 @@ t0=$SECONDS
 cargo test -q --workspace --all-targets --features "$HOOD_TEST_FEATURES" --no-run
 deb="$(bash scripts/package_deb.sh "$target/debug" "$work")"
 dpkg-deb --info "$deb" | sed -n '/Package:/,/Depends:/p'
-dpkg-deb --contents "$deb" | awk '{ print $NF }' | grep -qx './usr/bin/hood-convert'
+dpkg-deb --contents "$deb" | awk '{ print $NF }' | grep -x './usr/bin/hood-convert' > /dev/null
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$deb" \
   > "$work/install.log" || { cat "$work/install.log"; exit 1; }
 hood --version

@@ -31,7 +31,9 @@ out="$2"
 for p in hood convert hood-watch; do
   [ -x "$bin/$p" ] || { echo "package: $bin/$p: missing or not executable" >&2; exit 1; }
 done
-version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
+# (No `head` or early `exit` in a pipeline here: under `pipefail` the writer's SIGPIPE would end
+# the script.)
+version="$(awk -F'"' '/^version = / && !v { v = $2 } END { print v }' Cargo.toml)"
 arch="$(dpkg --print-architecture)"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -85,11 +87,11 @@ mapfile -t libs < <(for p in hood convert hood-watch; do
 done | sort -u)
 deps=(adduser)
 for lib in "${libs[@]}"; do
-  path="$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')"
+  path="$(ldconfig -p | awk -v l="$lib" '$1 == l && !p { p = $NF } END { print p }')"
   [ -n "$path" ] || { echo "package: $lib (needed by the programs) not found" >&2; exit 1; }
   pkg=""
   for f in "$path" "$(readlink -f "$path")"; do
-    [ -n "$pkg" ] || pkg="$( (dpkg -S "$f" 2>/dev/null || true) | head -n 1 | cut -d: -f1)"
+    [ -n "$pkg" ] || pkg="$( (dpkg -S "$f" 2>/dev/null || true) | awk -F: 'NR == 1 { print $1 }')"
   done
   [ -n "$pkg" ] || { echo "package: no Debian package owns $path ($lib)" >&2; exit 1; }
   deps+=("$pkg")
