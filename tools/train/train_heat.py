@@ -73,18 +73,18 @@ def log(msg):
 
 
 def load_user_id(root, cache):
-    """A user's ID training data (--id-train): (root, name, paths or None, uint8 images, labels,
-    class names) from an image folder per class or CIFAR-10's python batches."""
+    """A user's ID training data (--id-train): (name, paths or None, uint8 images, labels, class
+    names) from an image folder per class or CIFAR-10's python batches."""
     if D.is_cifar_batches(root):
         u8, y, classes = D.cifar_batches(root, "train")
-        return root, "cifar10", None, u8, y, classes
+        return "cifar10", None, u8, y, classes
     paths, y, classes = D.image_folder(root)
     u8 = D.load_paths(paths, 32, os.path.join(cache, "id_train.npz"))
     # The folder's name, or its parent's when it is only called "train" (DATA/train).
     name = os.path.basename(os.path.normpath(root))
     if name == "train":
         name = os.path.basename(os.path.dirname(os.path.normpath(root))) or name
-    return root, name, paths, u8, y, classes
+    return name, paths, u8, y, classes
 
 
 def build_models(arch, fw_layers, num_classes, dropout):
@@ -377,7 +377,8 @@ def main():
     # Data
     cache = os.path.join(args.work, "cache")
     if args.id_train:
-        tr_root, id_name, tr_paths, tr_u8, tr_y, classes = load_user_id(args.id_train, cache)
+        tr_root = args.id_train
+        id_name, tr_paths, tr_u8, tr_y, classes = load_user_id(tr_root, cache)
         tr_idx, val_idx = D.split_val_labels(tr_y, args.val_per_class)
         ood_root, ood_name = args.ood_train, os.path.basename(os.path.normpath(args.ood_train))
         ood_paths, ood_u8 = D.load_folder(ood_root, 32, os.path.join(cache, "ood_train.npz"))

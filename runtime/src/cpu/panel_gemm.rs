@@ -40,21 +40,7 @@ pub struct Panels {
 }
 
 impl Panels {
-    /// Packs `count` matrices of `k × n`; `at(i, kk, col)` is element `(kk, col)` of matrix `i`.
-    pub fn pack(count: usize, k: usize, n: usize, at: impl Fn(usize, usize, usize) -> f32) -> Self {
-        let mut p = Panels::zeroed(count, k, n);
-        for i in 0..count {
-            for kk in 0..k {
-                for col in 0..n {
-                    p.set(i, kk, col, at(i, kk, col));
-                }
-            }
-        }
-        p
-    }
-
-    /// `count` zero matrices of `k × n`, to be filled with [`Panels::set`] (for weights whose
-    /// elements come out in another order than [`Panels::pack`] asks for them).
+    /// `count` zero matrices of `k × n`, to be filled with [`Panels::set`].
     pub fn zeroed(count: usize, k: usize, n: usize) -> Self {
         let n8 = n.div_ceil(L) * L;
         Panels {
@@ -77,11 +63,6 @@ impl Panels {
         self.data[i * k * n8 + p0 * k + kk * w + (col - p0)] = v;
     }
 
-    /// Columns rounded up to 8: the width of `C` that [`Panels::mul`] writes.
-    pub fn n8(&self) -> usize {
-        self.n8
-    }
-
     /// `C[rows × n8] = A[rows × k] · B_i`: element `(r, kk)` of `A` is `a[r · a.rs + kk · a.cs]`,
     /// row `r` of `C` is `c[r · ldc ..][..n8]` (every column written, padding columns 0). Runs
     /// on the calling thread. Panics if `i` is out of range or a slice is shorter than its shape
@@ -98,55 +79,48 @@ impl Panels {
             "panel gemm: A too short"
         );
         assert!(c.len() >= (rows - 1) * ldc + n8, "panel gemm: C too short");
-        let (ars, acs, a) = (a.rs, a.cs, a.data);
-        let b = &self.data[i * k * n8..(i + 1) * k * n8];
+        let p = Product {
+            b: &self.data[i * k * n8..(i + 1) * k * n8],
+            k,
+            n8,
+            rows,
+            a,
+        };
         #[cfg(target_arch = "x86_64")]
         if simd::has_avx2_fma() {
             // SAFETY: the CPU has every feature `mul_avx2` was compiled for; the asserts above
             // are the bounds `mul_body` relies on.
-            return unsafe { mul_avx2(k, n8, b, rows, a, ars, acs, c, ldc) };
+            return unsafe { mul_avx2(&p, c, ldc) };
         }
         // SAFETY: the asserts above are the bounds `mul_body` relies on.
-        unsafe {
-            mul_body::<{ cfg!(target_arch = "aarch64") }>(k, n8, b, rows, a, ars, acs, c, ldc)
-        }
+        unsafe { mul_body::<{ cfg!(target_arch = "aarch64") }>(&p, c, ldc) }
     }
+}
+
+/// One product as [`Panels::mul`] checked it: `B` (`k × n8`, packed) and `rows` rows of `A`.
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    b: &'a [f32],
+    k: usize,
+    n8: usize,
+    rows: usize,
+    a: Strided<'a>,
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn mul_avx2(
-    k: usize,
-    n8: usize,
-    b: &[f32],
-    rows: usize,
-    a: &[f32],
-    ars: usize,
-    acs: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    mul_body::<true>(k, n8, b, rows, a, ars, acs, c, ldc)
+unsafe fn mul_avx2(p: &Product, c: &mut [f32], ldc: usize) {
+    mul_body::<true>(p, c, ldc)
 }
 
 /// # Safety
-/// `b.len() == k · n8`, `a` holds `rows × k` elements at strides `ars`, `acs`, `c` holds `rows`
-/// rows of `n8` at stride `ldc` (checked by [`Panels::mul`]).
-#[allow(clippy::too_many_arguments)]
+/// `p.b.len() == k · n8`, `p.a` holds `rows × k` elements at its strides, `c` holds `rows` rows
+/// of `n8` at stride `ldc` (checked by [`Panels::mul`]).
 #[inline(always)]
-unsafe fn mul_body<const FMA: bool>(
-    k: usize,
-    n8: usize,
-    b: &[f32],
-    rows: usize,
-    a: &[f32],
-    ars: usize,
-    acs: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    let (ap, cp) = (a.as_ptr(), c.as_mut_ptr());
+unsafe fn mul_body<const FMA: bool>(p: &Product, c: &mut [f32], ldc: usize) {
+    let Product { b, k, n8, rows, a } = *p;
+    let (ars, acs) = (a.rs, a.cs);
+    let (ap, cp) = (a.data.as_ptr(), c.as_mut_ptr());
     for p0 in (0..n8).step_by(PANEL) {
         let w = PANEL.min(n8 - p0);
         let bp = b.as_ptr().add(p0 * k);
@@ -232,8 +206,15 @@ mod tests {
                 let bs = g.vec(count * k * n, 1.0);
                 let lda = k + 2;
                 let a = g.vec(rows * lda, 1.0);
-                let p = Panels::pack(count, k, n, |i, kk, col| bs[(i * k + kk) * n + col]);
-                let ldc = p.n8() + 3;
+                let mut p = Panels::zeroed(count, k, n);
+                for i in 0..count {
+                    for kk in 0..k {
+                        for col in 0..n {
+                            p.set(i, kk, col, bs[(i * k + kk) * n + col]);
+                        }
+                    }
+                }
+                let ldc = p.n8 + 3;
                 for i in 0..count {
                     let mut c = vec![f32::NAN; rows * ldc];
                     let a = Strided {
@@ -269,11 +250,17 @@ mod tests {
                     // x86-64 machines that have them) and the portable one without fused
                     // multiply-adds (x86-64 without AVX2); both checked against the sum below.
                     let mut cp = vec![f32::NAN; rows * ldc];
-                    let b = &p.data[i * k * p.n8..(i + 1) * k * p.n8];
+                    let one = Product {
+                        b: &p.data[i * k * p.n8..(i + 1) * k * p.n8],
+                        k,
+                        n8: p.n8,
+                        rows,
+                        a,
+                    };
                     // SAFETY: the shapes are the ones `mul` checked above.
-                    unsafe { mul_body::<false>(k, p.n8, b, rows, a.data, lda, 1, &mut cp, ldc) };
+                    unsafe { mul_body::<false>(&one, &mut cp, ldc) };
                     for r in 0..rows {
-                        for col in 0..p.n8() {
+                        for col in 0..p.n8 {
                             let want: f32 = if col < n {
                                 (0..k)
                                     .map(|kk| a.data[r * lda + kk] * bs[(i * k + kk) * n + col])
@@ -289,9 +276,7 @@ mod tests {
                             }
                         }
                         // The gap between rows is left alone.
-                        assert!(c[r * ldc + p.n8()..(r + 1) * ldc]
-                            .iter()
-                            .all(|v| v.is_nan()));
+                        assert!(c[r * ldc + p.n8..(r + 1) * ldc].iter().all(|v| v.is_nan()));
                     }
                 }
             }

@@ -43,11 +43,6 @@ pub struct V8(pub [f32; L]);
 impl V8 {
     pub const ZERO: V8 = V8([0.0; L]);
 
-    #[inline(always)]
-    pub fn splat(k: f32) -> V8 {
-        V8([k; L])
-    }
-
     /// `max(lane, 0)` on every lane (`f32::max`: a NaN lane becomes 0, as in the reference).
     #[inline(always)]
     pub fn relu(self) -> V8 {
