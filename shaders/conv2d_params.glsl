@@ -38,10 +38,8 @@ layout(push_constant) uniform Conv2dParams {
     uint prologue2_relu;
 } p;
 
-// The joined shortcut's input value of channel c2 for output pixel (oy, ox) of image b.
-float shortcut_value(uint b, uint c2, uint oy, uint ox) {
-    uint at = ((b * p.cin2 + c2) * p.h2 + oy * p.stride2) * p.w2 + ox * p.stride2;
-    float v = float(x2[at]);
+// The joined shortcut's prologue of its input channel c2.
+float shortcut_prologue(float v, uint c2) {
     if (p.has_prologue2 != 0u) {
         v = v * float(pscale2[c2]) + float(pshift2[c2]);
         if (p.prologue2_relu != 0u) {
@@ -49,4 +47,10 @@ float shortcut_value(uint b, uint c2, uint oy, uint ox) {
         }
     }
     return v;
+}
+
+// The joined shortcut's input value of channel c2 for output pixel (oy, ox) of image b.
+float shortcut_value(uint b, uint c2, uint oy, uint ox) {
+    uint at = ((b * p.cin2 + c2) * p.h2 + oy * p.stride2) * p.w2 + ox * p.stride2;
+    return shortcut_prologue(float(x2[at]), c2);
 }

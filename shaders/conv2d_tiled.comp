@@ -7,9 +7,14 @@
 //
 //   C[co, pix] = sum_kk A[co, kk] * B[kk, pix]   (the GEMM core: tiled_gemm.glsl)
 //   A = weights [cout, cin*k*k (+ cin2 with a joined shortcut, conv2d_params.glsl)], stored
-//       K-major by the host ([K][cout], runtime/src/vulkan/tiles.rs `pack_k_major`),
+//       K-major by the host ([K][cout], runtime/src/vulkan/tiles.rs `k_major`),
 //   B = im2col of prologue(x): B[(ci, ky, kx), (b, oy, ox)] = x[b, ci, oy*s-p+ky, ox*s-p+kx]
 //       (0 in the padding), never materialised: each K-chunk is gathered into shared memory.
+// K order: (ci, ky, kx), or tap-major (ky, kx, ci) in the pipelined loop when cin is a multiple
+// of TK (`tap_major`; the host stores the weights in the same order, tiles.rs `tap_major`):
+// then a chunk is TK channels of one tap, so `gemm_chunk` finds the tap's input pixel and
+// checks the padding once per column and chunk, and each gathered value is one add away.
+// The joined shortcut's cin2 steps follow in both orders.
 //
 // Workgroup grid: x = ceil(n*oh*ow / TN), y = ceil(cout / TM), z = S, the K splits
 // (runtime/src/vulkan/conv2d.rs and tiles.rs). The prologue stays in the B gather.
@@ -17,6 +22,7 @@
 
 layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
 layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
+layout(set = 0, binding = 1) readonly buffer W4 { uvec4 wt4[]; }; // the same, as 16-byte vectors
 layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
 layout(set = 0, binding = 3) readonly buffer Residual { STORE_T residual[]; };
 layout(set = 0, binding = 4) readonly buffer PScale { STORE_T pscale[]; };
@@ -47,6 +53,28 @@ uint col_oy;
 uint col_ox;
 int col_iy0;
 int col_ix0;
+// Tap-major gather (pipelined loop, cin a multiple of TK): the current chunk's first step and
+// channel, whether it reads the joined shortcut's input, whether its tap is inside the input
+// for this column, and the index of its first value (the next channels are `chunk_step`
+// apart).
+bool tap_major;
+uint chunk_k0;
+uint chunk_c0;
+bool chunk_shortcut;
+bool chunk_in;
+uint chunk_at;
+uint chunk_step;
+
+// The fused prologue (folded BatchNorm, optional ReLU) of input channel ci.
+float prologue(float v, uint ci) {
+    if (p.has_prologue != 0u) {
+        v = v * float(pscale[ci]) + float(pshift[ci]);
+        if (p.prologue_relu != 0u) {
+            v = max(v, 0.0);
+        }
+    }
+    return v;
+}
 
 // The epilogue: bias, residual add, ReLU, stored in the storage type.
 void store_out(uint o, float acc, float bv) {
@@ -71,7 +99,40 @@ void gemm_column(uint g) {
     col_ix0 = int(col_ox * st) - int(p.pad);
 }
 
+void gemm_chunk(uint k0) {
+    if (!tap_major) {
+        return;
+    }
+    chunk_k0 = k0;
+    chunk_shortcut = k0 >= K1;
+    if (chunk_shortcut) {
+        chunk_c0 = k0 - K1;
+        chunk_in = col_ok;
+        chunk_at = ((col_img * p.cin2 + chunk_c0) * p.h2 + col_oy * p.stride2) * p.w2
+            + col_ox * p.stride2;
+        chunk_step = p.h2 * p.w2;
+        return;
+    }
+    uint tap = k0 / p.cin;
+    chunk_c0 = k0 % p.cin;
+    int iy = col_iy0 + int(tap % ks);
+    int ix = col_ix0 + int(tap / ks);
+    chunk_in = col_ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+    chunk_at = chunk_in ? ((col_img * p.cin + chunk_c0) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
+    chunk_step = p.h * p.w;
+}
+
 float gemm_b(uint gk) {
+    if (tap_major) {
+        if (!chunk_in) {
+            return 0.0;
+        }
+        uint c = gk - chunk_k0;
+        if (chunk_shortcut) {
+            return shortcut_prologue(float(x2[chunk_at + c * chunk_step]), chunk_c0 + c);
+        }
+        return prologue(float(x[chunk_at + c * chunk_step]), chunk_c0 + c);
+    }
     if (!col_ok) {
         return 0.0;
     }
@@ -82,21 +143,14 @@ float gemm_b(uint gk) {
     uint r = gk % kk2;
     int iy = col_iy0 + int(r / ks);
     int ix = col_ix0 + int(r % ks);
-    float v = 0.0;
     if (iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
-        v = float(x[((col_img * p.cin + ci) * p.h + uint(iy)) * p.w + uint(ix)]);
-        if (p.has_prologue != 0u) {
-            v = v * float(pscale[ci]) + float(pshift[ci]);
-            if (p.prologue_relu != 0u) {
-                v = max(v, 0.0);
-            }
-        }
+        return prologue(float(x[((col_img * p.cin + ci) * p.h + uint(iy)) * p.w + uint(ix)]), ci);
     }
-    return v;
+    return 0.0;
 }
 
-float gemm_a(uint gk, uint co) {
-    return float(wt[gk * p.cout + co]);
+uint gemm_a_row(uint gk) {
+    return gk * p.cout;
 }
 
 uint gemm_out(uint g, uint co) {
@@ -110,6 +164,7 @@ void main() {
     kk2 = ks * ks;
     K1 = p.cin * kk2;
     plane = p.oh * p.ow;
+    tap_major = PIPELINED != 0u && p.cin % TK == 0u;
     uint nsplit = gl_NumWorkGroups.z;
     tiled_gemm(K1 + p.cin2, p.n * plane, nsplit, gl_WorkGroupID.z, 0u, p.n * plane * p.cout);
 }

@@ -14,6 +14,8 @@
 //       is past the kernel, stored by the host per class and K-major ([s*s][K][cout],
 //       runtime/src/vulkan/tiles.rs `pack_deconv_k_major`),
 //   B = x[b, ci, base_y + qy - ty, base_x + qx - tx] (0 outside the input).
+// K order: (ci, ty, tx), or tap-major (ty, tx, ci) in the pipelined loop when cin is a multiple
+// of TK (as conv2d_tiled.comp; the host stores the weights in the same order).
 // Workgroup grid: x = ceil(n * ceil(oh/s) * ceil(ow/s) / TN), y = ceil(cout / TM),
 // z = s^2 * S (runtime/src/vulkan/conv_transpose2d.rs). The GEMM core, tiles and register
 // blocking are tiled_gemm.glsl's, shared with conv2d_tiled.comp.
@@ -26,6 +28,7 @@
 
 layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
 layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
+layout(set = 0, binding = 1) readonly buffer W4 { uvec4 wt4[]; }; // the same, as 16-byte vectors
 layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
 layout(set = 0, binding = 3) readonly buffer Feature { STORE_T feature[]; };
 layout(set = 0, binding = 4) writeonly buffer Y { STORE_T y[]; };
@@ -75,6 +78,13 @@ bool col_ok;
 int col_iy0;
 int col_ix0;
 uint col_xbase;
+// Tap-major gather (pipelined loop, cin a multiple of TK): the chunk's first step, whether its
+// tap is inside the input for this column and the index of its first value (channels are
+// h * w apart).
+bool tap_major;
+uint chunk_k0;
+bool chunk_in;
+uint chunk_at;
 
 // The epilogue: bias, activation, then the forwarded feature's add, in the storage type.
 void store_out(uint o, float acc, float bv) {
@@ -96,7 +106,22 @@ void gemm_column(uint g) {
     col_xbase = img * p.cin * p.h * p.w;
 }
 
+void gemm_chunk(uint k0) {
+    if (!tap_major) {
+        return;
+    }
+    uint tap = k0 / p.cin;
+    chunk_k0 = k0;
+    int iy = col_iy0 - int(tap / T);
+    int ix = col_ix0 - int(tap % T);
+    chunk_in = col_ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
+    chunk_at = chunk_in ? col_xbase + ((k0 % p.cin) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
+}
+
 float gemm_b(uint gk) {
+    if (tap_major) {
+        return chunk_in ? float(x[chunk_at + (gk - chunk_k0) * p.h * p.w]) : 0.0;
+    }
     if (!col_ok) {
         return 0.0;
     }
@@ -110,8 +135,8 @@ float gemm_b(uint gk) {
     return 0.0;
 }
 
-float gemm_a(uint gk, uint co) {
-    return float(wt[(cls * p.cin * tt + gk) * p.cout + co]);
+uint gemm_a_row(uint gk) {
+    return (cls * p.cin * tt + gk) * p.cout;
 }
 
 uint gemm_out(uint g, uint co) {
@@ -143,6 +168,7 @@ void main() {
     qw = (p.ow + s - 1u) / s;
     qplane = qh * qw;
     plane = p.oh * p.ow;
+    tap_major = PIPELINED != 0u && p.cin % TK == 0u;
     tiled_gemm(p.cin * tt, p.n * qplane, nsplit, gl_WorkGroupID.z % nsplit, cls,
                p.n * p.cout * plane);
 }

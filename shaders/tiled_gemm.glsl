@@ -9,6 +9,21 @@
 // y = ceil(cout / TM), z = tile layers x S K splits (runtime/src/vulkan/tiles.rs,
 // `TILE_WIDE` / `TILE_NARROW`, `SplitK`).
 //
+// Two loops over the K chunks, chosen by the specialization constant PIPELINED (id 5;
+// runtime/src/vulkan/kernels.rs `TileConfig::pipelined`, off with HOOD_VK_NO_PIPELINED_GEMM=1):
+// * plain (0): per chunk, gather A and B into shared memory element by element, barrier,
+//   multiply, barrier.
+// * pipelined (1): chunk k+1's A and B are loaded from global memory into registers while
+//   chunk k is multiplied from shared memory (one register stage: the loads are in flight
+//   during the FMAs), then stored to shared memory after the barrier. A comes as 16-byte
+//   vectors (8 fp16 or 4 fp32 weights of consecutive channels) when cout is a multiple of the
+//   vector width; and the including kernel may gather B "tap-major": with cin a multiple of TK
+//   the host orders K as (tap, channel) (tiles.rs `tap_major`), so a chunk is 16 channels of
+//   one tap and `gemm_chunk` does the tap's index arithmetic and bounds check once per
+//   (pixel, chunk) instead of per element.
+// The summation order of an output is kk ascending in both (so split-K and the tile
+// configurations do not change results within one loop).
+//
 // Split-K: with S > 1 workgroups per tile, split z reduces K chunks [z*cps, (z+1)*cps)
 // (cps = ceil(chunks / S), chunks = ceil(K / TK)) and stores its raw fp32 sums to
 // part[z * part_stride + o] (o: the NCHW output index), then counts itself in on the tile's
@@ -16,13 +31,17 @@
 // applies the epilogue and resets the counter (no second dispatch). With S = 1 the epilogue
 // is applied directly and `part` and `counter` are not touched.
 //
-// Before including this file the kernel declares its buffers (`part`, `counter`, `bias`), its
-// push constants `p` (with `cout` and `has_bias`), and defines:
+// Before including this file the kernel declares its buffers (`wt` with the K-major weights
+// and `wt4`, the same binding read as 16-byte vectors; `part`, `counter`, `bias`), its push
+// constants `p` (with `cout` and `has_bias`), and defines:
 //   void gemm_column(uint g)         set up this invocation's B column g (called once; g may
 //                                    be >= npix: then gemm_b must give 0);
+//   void gemm_chunk(uint k0)         set up the gather of the chunk starting at k0 (pipelined
+//                                    loop only; called before that chunk's gemm_b calls);
 //   float gemm_b(uint gk)            B[gk, that column], for gk < K;
-//   float gemm_a(uint gk, uint co)   A[co, gk], for gk < K and co < cout (the weights are
-//                                    stored K-major by the host: runtime/src/vulkan/tiles.rs);
+//   uint gemm_a_row(uint gk)         index in `wt` of A[0, gk] (the weights are stored K-major
+//                                    by the host, [K][cout] per tile layer: tiles.rs), so
+//                                    A[co, gk] = wt[gemm_a_row(gk) + co];
 //   uint gemm_out(uint g, uint co)   NCHW output index of channel co at column g < npix,
 //                                    or GEMM_NO_PIXEL where that pixel is outside the output;
 //   void store_out(uint o, float acc, float bv)   the epilogue of acc + bias bv at o.
@@ -39,6 +58,7 @@ layout(local_size_x_id = 2) in;
 #define GEMM_THREADS gl_WorkGroupSize.x
 layout(constant_id = 3) const uint TN_WIDE = 64u;
 layout(constant_id = 4) const uint TN_NARROW = 16u;
+layout(constant_id = 5) const uint PIPELINED = 0u;
 #define TK 16u
 #define RM 8u
 #define RN 8u
@@ -49,14 +69,118 @@ const uint TM_NARROW = GEMM_THREADS * RM * RN / TN_NARROW;
 #endif
 
 // Tiles in shared memory as vec4s, element e of A (e = kk * TM + m) at As[e / 4][e % 4], of B
-// (e = kk * TN + pixel) at Bs[e / 4][e % 4] (20 KiB for the small configuration, 40 KiB for
-// the large). Each invocation
-// owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four 16-byte shared loads feed
-// 64 FMAs into 16 vec4 accumulators; no dynamically indexed register arrays (llvmpipe keeps
-// those in memory).
+// (e = kk * TN + pixel) at Bs[e / 4][e % 4] (20 KiB for the small configuration, 24 KiB for
+// the large). Each invocation owns channels 8*ty..8*ty+7 and pixels 8*tx..8*tx+7: per kk four
+// 16-byte shared loads feed 64 FMAs into 16 vec4 accumulators (c<i><h>: channel 8*ty+i,
+// pixels 8*tx + 4*h .. +3); no dynamically indexed register arrays in the multiply (llvmpipe
+// keeps those in memory).
 shared vec4 As[TK * TM_NARROW / 4u];
 shared vec4 Bs[TK * TN_WIDE / 4u];
 shared uint last_split;
+vec4 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+
+// The pipelined loop's register stage: A as 16-byte vectors of A_VE weights (at most AV_MAX
+// per invocation, the narrow tile being the tallest), B as single values (at most B_MAX, the
+// wide tile being the widest).
+#ifdef HOOD_FP16
+#define A_VE 8u
+#else
+#define A_VE 4u
+#endif
+const uint AV_MAX = TK * TM_NARROW / (A_VE * GEMM_THREADS);
+const uint B_MAX = TK * TN_WIDE / GEMM_THREADS;
+uvec4 ra[AV_MAX];
+float rb[B_MAX];
+
+float gemm_a(uint gk, uint co) {
+    return float(wt[gemm_a_row(gk) + co]);
+}
+
+// The A tile of the chunk at k0 straight into shared memory, element by element: TM x TK
+// weights, channel-fastest (K-major weights: neighbouring invocations read neighbouring
+// addresses and write neighbouring banks).
+void gather_a(uint k0, uint K, uint m0, uint TM) {
+    for (uint e = gl_LocalInvocationID.x; e < TM * TK; e += GEMM_THREADS) {
+        uint m = e % TM;
+        uint kk = e / TM;
+        uint gk = k0 + kk;
+        uint co = m0 + m;
+        uint at = kk * TM + m;
+        As[at >> 2u][at & 3u] = (gk < K && co < p.cout) ? gemm_a(gk, co) : 0.0;
+    }
+}
+
+// The multiply of the chunk in shared memory.
+void multiply_chunk(uint TM, uint TN, uint tx, uint ty) {
+    for (uint kk = 0u; kk < TK; ++kk) {
+        uint ab = (kk * TM + RM * ty) >> 2u;
+        uint bb = (kk * TN + RN * tx) >> 2u;
+        vec4 a0 = As[ab];
+        vec4 a1 = As[ab + 1u];
+        vec4 b0 = Bs[bb];
+        vec4 b1 = Bs[bb + 1u];
+        c00 += a0.x * b0; c01 += a0.x * b1;
+        c10 += a0.y * b0; c11 += a0.y * b1;
+        c20 += a0.z * b0; c21 += a0.z * b1;
+        c30 += a0.w * b0; c31 += a0.w * b1;
+        c40 += a1.x * b0; c41 += a1.x * b1;
+        c50 += a1.y * b0; c51 += a1.y * b1;
+        c60 += a1.z * b0; c61 += a1.z * b1;
+        c70 += a1.w * b0; c71 += a1.w * b1;
+    }
+}
+
+// Pipelined loop: chunk k0's A vectors into registers (av per invocation; vector e covers
+// channels m0 + (e % (TM / A_VE)) * A_VE .. + A_VE - 1 of step e / (TM / A_VE)). cout is a
+// multiple of A_VE here, so a vector is wholly inside or wholly outside the output channels.
+void load_a(uint k0, uint K, uint m0, uint TM, uint av) {
+    uint per_row = TM / A_VE;
+    for (uint i = 0u; i < AV_MAX; ++i) {
+        if (i < av) {
+            uint e = gl_LocalInvocationID.x + i * GEMM_THREADS;
+            uint gk = k0 + e / per_row;
+            uint co = m0 + (e % per_row) * A_VE;
+            ra[i] = (gk < K && co < p.cout) ? wt4[(gemm_a_row(gk) + co) / A_VE] : uvec4(0u);
+        }
+    }
+}
+
+void store_a(uint TM, uint av) {
+    uint per_row = TM / A_VE;
+    for (uint i = 0u; i < AV_MAX; ++i) {
+        if (i < av) {
+            uint e = gl_LocalInvocationID.x + i * GEMM_THREADS;
+            uint at = ((e / per_row) * TM + (e % per_row) * A_VE) >> 2u;
+#ifdef HOOD_FP16
+            As[at] = vec4(unpackHalf2x16(ra[i].x), unpackHalf2x16(ra[i].y));
+            As[at + 1u] = vec4(unpackHalf2x16(ra[i].z), unpackHalf2x16(ra[i].w));
+#else
+            As[at] = uintBitsToFloat(ra[i]);
+#endif
+        }
+    }
+}
+
+// Pipelined loop: chunk k0's B values of this invocation's column into registers (rows
+// brow, brow + GEMM_THREADS / TN, ...; bn of them).
+void load_b(uint k0, uint K, uint TN, uint brow, uint bn) {
+    gemm_chunk(k0);
+    for (uint i = 0u; i < B_MAX; ++i) {
+        if (i < bn) {
+            uint gk = k0 + brow + i * (GEMM_THREADS / TN);
+            rb[i] = gk < K ? gemm_b(gk) : 0.0;
+        }
+    }
+}
+
+void store_b(uint TN, uint brow, uint bcol, uint bn) {
+    for (uint i = 0u; i < B_MAX; ++i) {
+        if (i < bn) {
+            uint at = (brow + i * (GEMM_THREADS / TN)) * TN + bcol;
+            Bs[at >> 2u][at & 3u] = rb[i];
+        }
+    }
+}
 
 // The GEMM of K steps over npix columns; this workgroup is split `split` of `nsplit` of tile
 // layer `layer` (the parity class of a ConvTranspose2d, 0 for a Conv2d); a split's partials
@@ -77,11 +201,10 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     uint brow = tid / TN; // first B row it loads, then every GEMM_THREADS / TN rows
     gemm_column(n0 + bcol);
 
-    // c<i><h>: channel 8*ty+i, pixels 8*tx + 4*h .. +3.
-    vec4 c00 = vec4(0.0), c01 = vec4(0.0), c10 = vec4(0.0), c11 = vec4(0.0);
-    vec4 c20 = vec4(0.0), c21 = vec4(0.0), c30 = vec4(0.0), c31 = vec4(0.0);
-    vec4 c40 = vec4(0.0), c41 = vec4(0.0), c50 = vec4(0.0), c51 = vec4(0.0);
-    vec4 c60 = vec4(0.0), c61 = vec4(0.0), c70 = vec4(0.0), c71 = vec4(0.0);
+    c00 = vec4(0.0); c01 = vec4(0.0); c10 = vec4(0.0); c11 = vec4(0.0);
+    c20 = vec4(0.0); c21 = vec4(0.0); c30 = vec4(0.0); c31 = vec4(0.0);
+    c40 = vec4(0.0); c41 = vec4(0.0); c50 = vec4(0.0); c51 = vec4(0.0);
+    c60 = vec4(0.0); c61 = vec4(0.0); c70 = vec4(0.0); c71 = vec4(0.0);
 
     // This workgroup's K range: whole chunks of TK, the last split may be shorter.
     uint chunks = (K + TK - 1u) / TK;
@@ -89,41 +212,47 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     uint kbeg = min(split * cps, chunks) * TK;
     uint kend = min(kbeg + cps * TK, K);
 
-    for (uint k0 = kbeg; k0 < kend; k0 += TK) {
-        // A tile: TM x TK weights, channel-fastest (the host stores them K-major, so
-        // neighbouring invocations read neighbouring addresses and write neighbouring banks).
-        for (uint e = tid; e < TM * TK; e += GEMM_THREADS) {
-            uint m = e % TM;
-            uint kk = e / TM;
-            uint gk = k0 + kk;
-            uint co = m0 + m;
-            uint at = kk * TM + m;
-            As[at >> 2u][at & 3u] = (gk < K && co < p.cout) ? gemm_a(gk, co) : 0.0;
+    if (PIPELINED != 0u) {
+        bool a_vec = p.cout % A_VE == 0u;
+        uint av = TK * TM / (A_VE * GEMM_THREADS);
+        uint bn = TK * TN / GEMM_THREADS;
+        if (kbeg < kend) {
+            if (a_vec) {
+                load_a(kbeg, K, m0, TM, av);
+            }
+            load_b(kbeg, K, TN, brow, bn);
         }
-        // B tile: TK x TN gathered input values (the im2col chunk).
-        for (uint kk = brow; kk < TK; kk += GEMM_THREADS / TN) {
-            uint gk = k0 + kk;
-            uint at = kk * TN + bcol;
-            Bs[at >> 2u][at & 3u] = gk < K ? gemm_b(gk) : 0.0;
+        for (uint k0 = kbeg; k0 < kend; k0 += TK) {
+            if (a_vec) {
+                store_a(TM, av);
+            } else {
+                gather_a(k0, K, m0, TM);
+            }
+            store_b(TN, brow, bcol, bn);
+            barrier();
+            uint k1 = k0 + TK;
+            if (k1 < kend) {
+                if (a_vec) {
+                    load_a(k1, K, m0, TM, av);
+                }
+                load_b(k1, K, TN, brow, bn);
+            }
+            multiply_chunk(TM, TN, tx, ty);
+            barrier();
         }
-        barrier();
-        for (uint kk = 0u; kk < TK; ++kk) {
-            uint ab = (kk * TM + RM * ty) >> 2u;
-            uint bb = (kk * TN + RN * tx) >> 2u;
-            vec4 a0 = As[ab];
-            vec4 a1 = As[ab + 1u];
-            vec4 b0 = Bs[bb];
-            vec4 b1 = Bs[bb + 1u];
-            c00 += a0.x * b0; c01 += a0.x * b1;
-            c10 += a0.y * b0; c11 += a0.y * b1;
-            c20 += a0.z * b0; c21 += a0.z * b1;
-            c30 += a0.w * b0; c31 += a0.w * b1;
-            c40 += a1.x * b0; c41 += a1.x * b1;
-            c50 += a1.y * b0; c51 += a1.y * b1;
-            c60 += a1.z * b0; c61 += a1.z * b1;
-            c70 += a1.w * b0; c71 += a1.w * b1;
+    } else {
+        for (uint k0 = kbeg; k0 < kend; k0 += TK) {
+            gather_a(k0, K, m0, TM);
+            // B tile: TK x TN gathered input values (the im2col chunk).
+            for (uint kk = brow; kk < TK; kk += GEMM_THREADS / TN) {
+                uint gk = k0 + kk;
+                uint at = kk * TN + bcol;
+                Bs[at >> 2u][at & 3u] = gk < K ? gemm_b(gk) : 0.0;
+            }
+            barrier();
+            multiply_chunk(TM, TN, tx, ty);
+            barrier();
         }
-        barrier();
     }
 
     for (uint i = 0u; i < RM; ++i) {

@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use vulkan_common::*;
 
-/// Generated cases per property (each runs 6 executors: 2 storage variants × 3 kernel paths).
+/// Generated cases per property (each runs 12 executors: 2 storage variants × 6 kernel paths).
 const CASES: u32 = 24;
 
 /// Weights, inputs and affine parameters are `q / QUANT · scale` with `q` in `-QUANT..=QUANT`,
@@ -137,13 +137,19 @@ fn q() -> std::ops::RangeInclusive<i8> {
     -QUANT..=QUANT
 }
 
+/// Channel counts 1–24, a quarter of them 16: a multiple of the tiled GEMM's K chunk (the
+/// pipelined loop's tap-major gather) and of its weight-vector width.
+fn channels() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 1usize..=24, 1 => Just(16usize)]
+}
+
 /// Kernel 1 or 3, stride 1–2, padding 0–1, batch 1–3, channels 1–24, planes 1–9 (kernel no
 /// larger than the padded input), bias / prologue / residual / ReLU at random.
 fn conv_case() -> impl Strategy<Value = ConvCase> {
     let shape = (
         1usize..=3,
-        1usize..=24,
-        1usize..=24,
+        channels(),
+        channels(),
         prop_oneof![Just(1usize), Just(3)],
         1usize..=2,
         0usize..=1,
@@ -194,8 +200,8 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
 fn deconv_case() -> impl Strategy<Value = DeconvCase> {
     let shape = (
         1usize..=3,
-        1usize..=24,
-        1usize..=24,
+        channels(),
+        channels(),
         prop_oneof![
             Just((1usize, 1usize, 0usize)),
             Just((4, 1, 0)),
@@ -371,8 +377,8 @@ const JOIN_VALS: usize = 24 * 24 * 9 + 24 + 48 + 24 * 24 + 24 + 48 + 3 * 24 * 14
 fn join_case() -> impl Strategy<Value = JoinCase> {
     let shape = (
         1usize..=3,
-        1usize..=24,
-        1usize..=24,
+        channels(),
+        channels(),
         prop_oneof![Just(1usize), Just(3)],
         1usize..=2,
         1usize..=6,
@@ -492,8 +498,8 @@ fn join_graph(c: &JoinCase) -> Built {
 
 /// The kernel paths every case runs on, per storage variant: generic kernel; tiled GEMM without
 /// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks), with the
-/// small and the large tile configuration; the device's default (the register-broadcast
-/// kernels on lavapipe).
+/// small and the large tile configuration, and with the plain loop; the device's default (the
+/// register-broadcast kernels on lavapipe).
 fn variants(split_k: u32) -> Vec<VkOptions> {
     let mut all = Vec::new();
     for fp16 in [true, false] {
@@ -523,6 +529,12 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
             split_k: Some(split_k),
             no_bcast: true,
             large_tiles: true,
+            ..base.clone()
+        });
+        all.push(VkOptions {
+            split_k: Some(split_k),
+            no_bcast: true,
+            no_pipelined_gemm: true,
             ..base.clone()
         });
         all.push(base);

@@ -148,6 +148,25 @@ fn split_k_forced_matches_the_cpu_reference() {
     });
 }
 
+/// The tiled GEMMs' plain loop (`HOOD_VK_NO_PIPELINED_GEMM=1`, the loop before the pipelined
+/// one) with split-K forced: the same bounds. (The split-K test above runs the default, the
+/// pipelined loop, whose tap-major gather the 16-to-64-channel convs of both models take.)
+#[cfg(feature = "vulkan")]
+#[test]
+fn plain_loop_matches_the_cpu_reference() {
+    use hood_runtime::vulkan::VkOptions;
+    let opts = VkOptions {
+        max_batch: 4,
+        split_k: Some(3),
+        no_bcast: true,
+        no_pipelined_gemm: true,
+        ..VkOptions::default()
+    };
+    models_match_the_cpu_reference(&opts, "plain loop", &|name, gpu| {
+        assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+    });
+}
+
 /// `HOOD_VK_NO_FUSION=1` on whole models: the same bounds as above with every fused prologue
 /// (WideResNet), residual add (ResNet-18), bias / ReLU and decoder feature add as separate ops.
 #[cfg(feature = "vulkan")]

@@ -57,6 +57,7 @@ VARIANTS=(
     "tiled_no_split_k|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_SPLIT_K=1"
     "tiled_split_k_4|HOOD_VK_NO_BCAST=1 HOOD_VK_SPLIT_K=4"
     "tiled_large|HOOD_VK_NO_BCAST=1 HOOD_VK_TILES=large"
+    "tiled_plain|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_PIPELINED_GEMM=1"
     "no_dispatch_fusion|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_DISPATCH_FUSION=1"
     "generic|HOOD_VK_NO_TILED_CONV=1 HOOD_VK_NO_TILED_DECONV=1"
 )

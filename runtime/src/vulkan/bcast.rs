@@ -15,7 +15,7 @@ use super::binder::{Binder, Step};
 use super::pipelines::dispatch;
 use super::tiles::TiledGemm;
 use super::vk_err;
-use super::weights::conv_weight_copies;
+use super::weights::{conv_weight_copies, CopyRule};
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::tensor::HostTensor;
@@ -129,8 +129,11 @@ pub fn packed_weights(
         conv,
         deconv,
         conv_matrix,
-        packed_name,
-        |cout, k_len, a| pack(cout, k_len, a),
+        CopyRule {
+            name_of: packed_name,
+            layout: |cout, k_len, a| pack(cout, k_len, a),
+            tap_major: &|_| false,
+        },
     )
 }
 

@@ -394,6 +394,7 @@ impl VulkanExecutor {
             kernels.tiled_conv,
             kernels.tiled_deconv,
             &|j| super::fused::conv_matrix(graph, runs, j),
+            kernels.tiles,
         )?;
         let mut names: Vec<&str> = graph
             .referenced_tensors()

@@ -59,15 +59,20 @@ pub struct ConvKernels {
 pub(super) const TILE_K: u32 = 16;
 
 /// The tile configuration of the tiled GEMM kernels (shaders/tiled_gemm.glsl, specialization
-/// constants 2-4): invocations per workgroup and the pixel width of the wide and the narrow
-/// tile; each invocation accumulates 8×8 outputs, so a tile has `threads · 64 / width` output
-/// channels. `HOOD_VK_TILES=large` selects [`TileConfig::LARGE`] (not yet timed on a GPU),
-/// the default is [`TileConfig::SMALL`].
+/// constants 2-5): invocations per workgroup, the pixel width of the wide and the narrow
+/// tile, and the loop; each invocation accumulates 8×8 outputs, so a tile has
+/// `threads · 64 / width` output channels. `HOOD_VK_TILES=large` selects
+/// [`TileConfig::LARGE`] (not yet timed on a GPU), the default is [`TileConfig::SMALL`];
+/// `HOOD_VK_NO_PIPELINED_GEMM` turns `pipelined` off in either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TileConfig {
     pub threads: u32,
     pub wide: u32,
     pub narrow: u32,
+    /// The pipelined loop (the next K chunk's loads in registers while the current one is
+    /// multiplied, 16-byte weight loads, the tap-major gather of [`super::tiles::tap_major`])
+    /// instead of the plain one.
+    pub pipelined: bool,
 }
 
 impl TileConfig {
@@ -76,6 +81,7 @@ impl TileConfig {
         threads: 64,
         wide: 64,
         narrow: 16,
+        pipelined: true,
     };
     /// 256 invocations: 128 × 128 tiles, narrow 256 × 64 (24 KiB of shared memory, within
     /// lavapipe's 32 KiB so it is tested there).
@@ -83,6 +89,7 @@ impl TileConfig {
         threads: 256,
         wide: 128,
         narrow: 64,
+        pipelined: true,
     };
 
     /// Bytes of shared memory the kernel declares with this configuration (tiled_gemm.glsl:
@@ -105,12 +112,22 @@ impl TileConfig {
         (self.threads * 64 / width, width)
     }
 
-    fn suffix(&self) -> &'static str {
-        if *self == TileConfig::LARGE {
+    /// The same tiles with the plain loop ([`TileConfig::pipelined`] off).
+    pub const fn plain(self) -> TileConfig {
+        TileConfig {
+            pipelined: false,
+            ..self
+        }
+    }
+
+    fn suffix(&self) -> String {
+        let large = if self.threads == TileConfig::LARGE.threads {
             " large tiles"
         } else {
             ""
-        }
+        };
+        let plain = if self.pipelined { "" } else { " plain loop" };
+        format!("{large}{plain}")
     }
 }
 
@@ -182,12 +199,25 @@ mod tests {
     use super::*;
 
     /// Both configurations keep (TM / 8) · (TN / 8) = threads, the narrow shape no wider than
-    /// the wide one (the shader sizes its A tile for the narrow shape) and fit 32 KiB of shared
-    /// memory (lavapipe's limit, so both are tested there).
+    /// the wide one (the shader sizes its A tile for the narrow shape), fit 32 KiB of shared
+    /// memory (lavapipe's limit, so both are tested there), and give every invocation of the
+    /// pipelined loop a whole number (≥ 1) of A vectors (8 fp16 or 4 fp32 weights) and B
+    /// values per chunk.
     #[test]
     fn tile_configurations_are_consistent() {
         for t in [TileConfig::SMALL, TileConfig::LARGE] {
             assert!(t.narrow <= t.wide && t.threads % t.wide == 0 && t.threads % t.narrow == 0);
+            for width in [t.wide, t.narrow] {
+                let tm = t.threads * 64 / width;
+                for ve in [8, 4] {
+                    let a = TILE_K * tm;
+                    assert!(
+                        a.is_multiple_of(ve * t.threads) && a >= ve * t.threads,
+                        "{t:?} {width}"
+                    );
+                }
+                assert!((TILE_K * width).is_multiple_of(t.threads), "{t:?} {width}");
+            }
             for pixels in [1u64, 16, 63, 64, 127, 128, 10_000] {
                 let (tm, tn) = t.tile(pixels);
                 assert_eq!((tm / 8) * (tn / 8), t.threads, "{t:?} at {pixels}");

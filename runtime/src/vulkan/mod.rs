@@ -54,6 +54,10 @@
 //! * `HOOD_VK_TILES=large` — the tiled GEMM kernels (the GPU plan) with 256-invocation
 //!   workgroups and 128 × 128 tiles (narrow 256 × 64) instead of 64 and 64 × 64 (256 × 16);
 //!   written for big GPUs and checked on lavapipe, not yet timed on one (docs/BENCHMARKS.md).
+//! * `HOOD_VK_NO_PIPELINED_GEMM=1` — the tiled GEMM kernels with their plain loop (gather a
+//!   chunk into shared memory, multiply, repeat) instead of the pipelined one (the next
+//!   chunk's loads in registers while the current one is multiplied, 16-byte weight loads,
+//!   the tap-major gather; shaders/tiled_gemm.glsl).
 //! * `HOOD_VK_NO_SHORTCUT_JOIN=1` — keep the other dispatch fusions but run 1×1 shortcut convs
 //!   as their own dispatch (their output stored and added as the residual).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
@@ -137,6 +141,9 @@ pub struct VkOptions {
     /// The tiled GEMMs' large tile configuration (256 invocations, 128 × 128 tiles;
     /// `HOOD_VK_TILES=large`) instead of the small one (64, 64 × 64); kernels.rs `TileConfig`.
     pub large_tiles: bool,
+    /// The tiled GEMMs' plain loop instead of the pipelined one (`HOOD_VK_NO_PIPELINED_GEMM`;
+    /// kernels.rs `TileConfig::pipelined`).
+    pub no_pipelined_gemm: bool,
     /// Run 1×1 shortcut convs as their own dispatch instead of joined into the block's conv
     /// (fused.rs, `Kind::Shortcut`); the other dispatch fusions stay.
     pub no_shortcut_join: bool,
@@ -160,6 +167,7 @@ impl Default for VkOptions {
             no_dispatch_fusion: false,
             no_shortcut_join: false,
             large_tiles: false,
+            no_pipelined_gemm: false,
             no_fp16_math: false,
             no_subgroup: false,
             no_specialised: false,
@@ -170,7 +178,7 @@ impl Default for VkOptions {
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_PIPELINED_GEMM`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -195,6 +203,7 @@ impl VkOptions {
             no_dispatch_fusion: flag("HOOD_VK_NO_DISPATCH_FUSION"),
             no_shortcut_join: flag("HOOD_VK_NO_SHORTCUT_JOIN"),
             large_tiles: std::env::var("HOOD_VK_TILES").is_ok_and(|v| v.trim() == "large"),
+            no_pipelined_gemm: flag("HOOD_VK_NO_PIPELINED_GEMM"),
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),

@@ -140,8 +140,8 @@ pub struct Pipelines {
 
 /// The pipeline of the shader module `load` gives, with the kernel's specialization constants
 /// 0 (kernel size) and 1 (stride) set from `spec` (conv kernels only; the generic spec leaves
-/// the shader's defaults, 0) and, for the tiled GEMMs, 2-4 from `tiles` (workgroup size, wide
-/// and narrow tile width: shaders/tiled_gemm.glsl).
+/// the shader's defaults, 0) and, for the tiled GEMMs, 2-5 from `tiles` (workgroup size, wide
+/// and narrow tile width, the pipelined loop: shaders/tiled_gemm.glsl).
 fn build_spec(
     ctx: &VkContext,
     cache: Option<&Arc<PipelineCache>>,
@@ -163,6 +163,7 @@ fn build_spec(
         constants.insert(2, SpecializationConstant::U32(t.threads));
         constants.insert(3, SpecializationConstant::U32(t.wide));
         constants.insert(4, SpecializationConstant::U32(t.narrow));
+        constants.insert(5, SpecializationConstant::U32(t.pipelined as u32));
     }
     let entry = module
         .specialize(constants)

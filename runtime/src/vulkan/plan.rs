@@ -54,10 +54,11 @@ pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
         bcast_deconv: !opts.no_tiled_deconv && bcast,
         split_k: false,
         specialised: !opts.no_specialised,
-        tiles: if opts.large_tiles {
-            TileConfig::LARGE
-        } else {
-            TileConfig::SMALL
+        tiles: match (opts.large_tiles, opts.no_pipelined_gemm) {
+            (false, false) => TileConfig::SMALL,
+            (true, false) => TileConfig::LARGE,
+            (false, true) => TileConfig::SMALL.plain(),
+            (true, true) => TileConfig::LARGE.plain(),
         },
         head: false,
         tail: false,

@@ -6,7 +6,7 @@
 //! only computes shapes.
 
 use super::kernels::{TileConfig, TILE_K};
-use super::weights::conv_weight_copies;
+use super::weights::{conv_weight_copies, CopyRule};
 use super::VkOptions;
 use crate::error::Result;
 use crate::graph::Graph;
@@ -275,14 +275,22 @@ fn pack_deconv_k_major(
         .collect()
 }
 
-/// The tiled kernels' K-major copies of the conv weights of `graph`, named by [`tiled_name`]
-/// (see [`conv_weight_copies`]).
+/// Whether the tiled kernels with `tiles` order the reduction of a conv with `cin` input
+/// channels tap-major, (tap, channel): with the pipelined loop when a K chunk then holds
+/// channels of one tap only (the shaders' `tap_major` makes the same test).
+pub(super) fn tap_major(cin: usize, tiles: TileConfig) -> bool {
+    tiles.pipelined && cin.is_multiple_of(TILE_K as usize)
+}
+
+/// The tiled kernels' K-major copies of the conv weights of `graph`, named by [`tiled_name`],
+/// in the step order of [`tap_major`] under `tiles` (see [`conv_weight_copies`]).
 pub fn tiled_weights(
     graph: &Graph,
     tables: &[&[(String, HostTensor)]],
     conv: bool,
     deconv: bool,
     conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
+    tiles: TileConfig,
 ) -> Result<Vec<(String, HostTensor)>> {
     conv_weight_copies(
         graph,
@@ -290,8 +298,11 @@ pub fn tiled_weights(
         conv,
         deconv,
         conv_matrix,
-        tiled_name,
-        k_major,
+        CopyRule {
+            name_of: tiled_name,
+            layout: k_major,
+            tap_major: &|cin| tap_major(cin, tiles),
+        },
     )
 }
 
@@ -368,6 +379,27 @@ mod tests {
         assert_eq!(b2.groups(1, g).unwrap(), [1, 1, 4]);
         assert!(b2.splits(gpu, 1, g) >= 16);
         assert_eq!(b2.splits(SplitK::Off, 1, g), 1);
+    }
+
+    /// Tap-major steps: step `tap · cin + ci` holds (ci, tap), which the channel-major order
+    /// keeps at `ci · taps + tap`; a joined shortcut's steps stay where they are. Only the
+    /// pipelined loop with cin a multiple of the K chunk uses it.
+    #[test]
+    fn tap_major_steps_permute_channels_and_taps() {
+        use super::super::weights::tap_major_step;
+        let (cin, taps) = (16, 9);
+        let mut seen = vec![false; cin * taps + 5];
+        for kk in 0..cin * taps + 5 {
+            let old = tap_major_step(kk, cin, taps);
+            assert!(!seen[old], "step {kk}");
+            seen[old] = true;
+        }
+        assert_eq!(tap_major_step(0, cin, taps), 0);
+        assert_eq!(tap_major_step(1, cin, taps), taps); // channel 1, tap 0
+        assert_eq!(tap_major_step(cin, cin, taps), 1); // channel 0, tap 1
+        assert_eq!(tap_major_step(cin * taps + 3, cin, taps), cin * taps + 3);
+        assert!(tap_major(32, TileConfig::SMALL) && tap_major(16, TileConfig::LARGE));
+        assert!(!tap_major(24, TileConfig::SMALL) && !tap_major(16, TileConfig::SMALL.plain()));
     }
 
     #[test]

@@ -84,10 +84,30 @@ pub fn deconv_class_weight(
 /// A kernel's layout of one `[cout, k_len]` GEMM weight matrix given by its elements `a(co, kk)`.
 pub type Layout = fn(usize, usize, &dyn Fn(usize, usize) -> f32) -> Vec<f32>;
 
+/// How a GEMM kernel stores its copies of the conv weights: the name of a copy (from the
+/// source weight's), the layout of one matrix, and the order of the reduction steps.
+#[derive(Clone, Copy)]
+pub struct CopyRule<'a> {
+    pub name_of: fn(&str) -> String,
+    pub layout: Layout,
+    /// Whether a node with `cin` input channels has its steps in tap-major order, (tap,
+    /// channel) instead of (channel, tap) ([`tap_major_step`]); a joined shortcut's steps
+    /// follow unchanged.
+    pub tap_major: &'a dyn Fn(usize) -> bool,
+}
+
+/// The (channel, tap) step of tap-major step `kk` of a reduction over `cin` channels × `taps`
+/// taps (steps past `cin · taps`, a joined shortcut's, are their own).
+pub fn tap_major_step(kk: usize, cin: usize, taps: usize) -> usize {
+    if kk >= cin * taps {
+        return kk;
+    }
+    (kk % cin) * taps + kk / cin
+}
+
 /// Copies of the weights of every Conv2d (`conv`) and / or ConvTranspose2d (`deconv`) of
-/// `graph` in a GEMM kernel's `layout` (a ConvTranspose2d: one matrix per output parity class,
-/// concatenated), named by `name_of` of the source weight, for upload next to the model's
-/// tensors (looked up in `tables` in order). `conv_matrix(j)` names the `[cout, row]` weight
+/// `graph` as `rule` stores them (a ConvTranspose2d: one matrix per output parity class,
+/// concatenated), for upload next to the model's tensors (looked up in `tables` in order). `conv_matrix(j)` names the `[cout, row]` weight
 /// matrix Conv2d node `j` reads and its row length (its own weights, or joined ones: fused.rs),
 /// `None` when it has no dispatch of its own.
 pub fn conv_weight_copies(
@@ -96,9 +116,9 @@ pub fn conv_weight_copies(
     conv: bool,
     deconv: bool,
     conv_matrix: &dyn Fn(usize) -> Option<(String, usize)>,
-    name_of: fn(&str) -> String,
-    layout: Layout,
+    rule: CopyRule,
 ) -> Result<Vec<(String, HostTensor)>> {
+    let reorder = rule.tap_major;
     let find = |name: &str| -> Result<Vec<f32>> {
         tables
             .iter()
@@ -121,15 +141,31 @@ pub fn conv_weight_copies(
                         a.cout
                     )));
                 }
-                let copy = layout(a.cout, row, &|co, kk| w[co * row + kk]);
+                let taps = a.k * a.k;
+                let copy = if reorder(a.cin) {
+                    (rule.layout)(a.cout, row, &|co, kk| {
+                        w[co * row + tap_major_step(kk, a.cin, taps)]
+                    })
+                } else {
+                    (rule.layout)(a.cout, row, &|co, kk| w[co * row + kk])
+                };
                 (name, copy)
             }
             Op::ConvTranspose2d(a) if deconv => {
                 let w = find(&a.weight)?;
-                let k_len = a.cin * a.k.div_ceil(a.stride).pow(2);
+                let taps = a.k.div_ceil(a.stride).pow(2);
+                let k_len = a.cin * taps;
+                let step = |kk| {
+                    if reorder(a.cin) {
+                        tap_major_step(kk, a.cin, taps)
+                    } else {
+                        kk
+                    }
+                };
                 let copy = (0..a.stride * a.stride)
                     .flat_map(|cls| {
-                        layout(a.cout, k_len, &|co, kk| {
+                        (rule.layout)(a.cout, k_len, &|co, kk| {
+                            let kk = step(kk);
                             deconv_class_weight(&w, a.cout, a.k, a.stride, a.pad, cls, co, kk)
                         })
                     })
@@ -139,7 +175,7 @@ pub fn conv_weight_copies(
             _ => continue,
         };
         let len: usize = Vec::len(&copy);
-        out.push((name_of(&name), HostTensor::f32(vec![len], copy)));
+        out.push(((rule.name_of)(&name), HostTensor::f32(vec![len], copy)));
     }
     Ok(out)
 }
@@ -158,7 +194,8 @@ impl WeightStore {
         names: &[&str],
         tables: &[&[(String, HostTensor)]],
     ) -> Result<WeightStore> {
-        let align = ctx.binding_align;
+        // At least 16 bytes: the tiled kernels read weights as 16-byte vectors.
+        let align = ctx.binding_align.max(16);
         let mut packed: Vec<u8> = Vec::new();
         let mut placed: Vec<(String, u64, u64)> = Vec::new();
         for &name in names {
