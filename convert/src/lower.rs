@@ -107,7 +107,7 @@ impl<'a> Lower<'a> {
     }
 
     fn add(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, String> {
-        self.b.add1(name, op, ins)
+        self.b.add1(name, op, ins).map_err(|e| e.to_string())
     }
 
     /// `conv` (+ optional BN after it) with optional residual / ReLU / pre-activation prologue.
@@ -454,7 +454,8 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         bias: Some(l.put("dec.fc1.bias", vec![dec.lat], bias)),
     };
     let mut h = l.add("dec.fc1", Op::ClassLinear(fc1), &[z, class])?;
-    l.b.reshape(h, vec![dec.lat, 1, 1])?;
+    l.b.reshape(h, vec![dec.lat, 1, 1])
+        .map_err(|e| e.to_string())?;
     let add_after = enc.add_after();
     let mut cin = dec.lat;
     for (i, &cout) in dec.filters.iter().enumerate() {
@@ -537,7 +538,9 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
             l.b.value(hmap).shape
         ));
     }
-    let outs = l.b.add("score", Op::HeatScore, &[hmap])?;
+    let outs =
+        l.b.add("score", Op::HeatScore, &[hmap])
+            .map_err(|e| e.to_string())?;
     let graph = l.b.finish(GraphOutputs {
         logits,
         class,

@@ -14,6 +14,7 @@
 use crate::backend::{BatchOutputs, Executor};
 use crate::cpu::CpuExecutor;
 use crate::error::{HoodError, Result};
+use crate::format::ModelError;
 use crate::meta::Metadata;
 use crate::model::Model;
 use crate::preprocess::{self, Prepared};
@@ -193,12 +194,12 @@ impl Detector {
             Some(g) => {
                 let get = |n: &str| {
                     model.tensor(n).ok_or_else(|| {
-                        HoodError::format(model.path(), format!("golden tensor '{n}' missing"))
+                        HoodError::format(model.path(), ModelError::GoldenTensor(n.to_string()))
                     })
                 };
                 let classes = get(&g.classes)?
                     .to_i32()
-                    .ok_or_else(|| HoodError::format(model.path(), "golden classes must be i32"))?;
+                    .ok_or_else(|| HoodError::format(model.path(), ModelError::GoldenClasses))?;
                 Some(GoldenBatch {
                     input: get(&g.input)?.to_f32(),
                     logits: get(&g.logits)?.to_f32(),
