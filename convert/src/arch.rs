@@ -4,6 +4,76 @@
 //! and latent sizes come from the tensors, so width-scaled variants are recognised too.
 
 use crate::parts::StateDict;
+use std::path::PathBuf;
+
+/// An `--arch` value that names no supported family.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown --arch '{0}' (resnet18, resnet50, wrn)")]
+pub struct UnknownArch(pub String);
+
+/// Why the tensors of `file` are not a recognised encoder or decoder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {problem}", file.display())]
+pub struct ArchError {
+    pub file: PathBuf,
+    pub problem: ArchProblem,
+}
+
+/// What did not match ([`ArchError`]). `found` fields summarise the state dict's tensors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchProblem {
+    #[error("encoder conv1.weight has shape {0:?}, expected [C, 3, k, k]")]
+    StemShape(Vec<usize>),
+    #[error(
+        "no encoder found: expected conv1.weight and layer1..layerN (ResNet / WideResNet); found \
+         {found}"
+    )]
+    NoEncoder { found: String },
+    #[error(
+        "WideResNet expects 3 stages of n blocks (depth 6n+4); found {layers} stages with \
+         {blocks:?} blocks"
+    )]
+    WideResNetStages { layers: usize, blocks: Vec<usize> },
+    /// `layer{layer}.0.conv1.weight` is missing (`None`) or not a 3×3 conv.
+    #[error("layer{layer}.0.conv1.weight has shape {shape:?}, expected [C, C', 3, 3]")]
+    WideResNetWidth {
+        layer: usize,
+        shape: Option<Vec<usize>>,
+    },
+    #[error("ResNet expects 4 stages layer1..layer4; found {layers} ({blocks:?} blocks). {found}")]
+    ResNetStages {
+        layers: usize,
+        blocks: Vec<usize>,
+        found: String,
+    },
+    /// `--arch` names one block kind, `layer1.0.conv3.weight` says the other (`bottleneck`:
+    /// whether it is present).
+    #[error(
+        "--arch says {} blocks but layer1.0.conv3.weight is {}",
+        if *.bottleneck { "basic" } else { "bottleneck" },
+        if *.bottleneck { "present" } else { "absent" }
+    )]
+    BlockKind { bottleneck: bool },
+    #[error("decoder needs fc1.weight [lat, z+classes], found {shape:?}; {found}")]
+    Fc1 {
+        shape: Option<Vec<usize>>,
+        found: String,
+    },
+    #[error("decoder has no k=4 transposed-conv blocks before {weight}")]
+    NoUpsampling { weight: String },
+    /// Decoder block `index`'s weight is neither a k=4 block (with its BatchNorm) nor the final
+    /// 1×1 conv, taking `cin` channels.
+    #[error(
+        "decoder {weight} has shape {shape:?}; expected [{cin}, C, 4, 4] followed by BatchNorm \
+         conv_block{index}.1, or the final [{cin}, 3, 1, 1] 1×1 transposed conv"
+    )]
+    DecoderBlock {
+        weight: String,
+        shape: Option<Vec<usize>>,
+        cin: usize,
+        index: usize,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block {
@@ -79,15 +149,15 @@ pub enum ArchHint {
 }
 
 impl std::str::FromStr for ArchHint {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownArch;
+    fn from_str(s: &str) -> Result<Self, UnknownArch> {
         match s.to_ascii_lowercase().as_str() {
             "resnet18" | "resnet34" | "resnet-basic" | "basic" => Ok(ArchHint::ResNetBasic),
             "resnet50" | "resnet101" | "resnet-bottleneck" | "bottleneck" => {
                 Ok(ArchHint::ResNetBottleneck)
             }
             "wrn" | "wideresnet" | "wide-resnet" | "wrn-40-2" => Ok(ArchHint::WideResNet),
-            o => Err(format!("unknown --arch '{o}' (resnet18, resnet50, wrn)")),
+            o => Err(UnknownArch(o.to_string())),
         }
     }
 }
@@ -118,16 +188,19 @@ fn found_summary(sd: &StateDict) -> String {
 }
 
 /// Recognises the encoder. Errors list what was found and what was expected.
-pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encoder, String> {
+pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encoder, ArchError> {
     let file = sd.file.display();
+    let fail = |problem: ArchProblem| ArchError {
+        file: sd.file.clone(),
+        problem,
+    };
     let stem = match shape(sd, "conv1.weight") {
         Some(&[c, 3, _, _]) => c,
-        Some(s) => return Err(format!("{file}: encoder conv1.weight has shape {s:?}, expected [C, 3, k, k]")),
+        Some(s) => return Err(fail(ArchProblem::StemShape(s.to_vec()))),
         None => {
-            return Err(format!(
-                "{file}: no encoder found: expected conv1.weight and layer1..layerN (ResNet / WideResNet); found {}",
-                found_summary(sd)
-            ))
+            return Err(fail(ArchProblem::NoEncoder {
+                found: found_summary(sd),
+            }))
         }
     };
     let layers = (1..)
@@ -159,16 +232,15 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
     match arch {
         ArchHint::WideResNet => {
             if layers != 3 || blocks.iter().any(|&b| b != blocks[0]) {
-                return Err(format!(
-                    "{file}: WideResNet expects 3 stages of n blocks (depth 6n+4); found {layers} stages with {blocks:?} blocks"
-                ));
+                return Err(fail(ArchProblem::WideResNetStages { layers, blocks }));
             }
-            let widths: Result<Vec<usize>, String> = (1..=3)
+            let widths: Result<Vec<usize>, ArchError> = (1..=3)
                 .map(|l| match shape(sd, &format!("layer{l}.0.conv1.weight")) {
                     Some(&[o, _, 3, 3]) => Ok(o),
-                    s => Err(format!(
-                        "{file}: layer{l}.0.conv1.weight has shape {s:?}, expected [C, C', 3, 3]"
-                    )),
+                    s => Err(fail(ArchProblem::WideResNetWidth {
+                        layer: l,
+                        shape: s.map(<[usize]>::to_vec),
+                    })),
                 })
                 .collect();
             Ok(Encoder::WideResNet {
@@ -179,10 +251,11 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
         }
         ArchHint::ResNetBasic | ArchHint::ResNetBottleneck => {
             if layers != 4 {
-                return Err(format!(
-                    "{file}: ResNet expects 4 stages layer1..layer4; found {layers} ({blocks:?} blocks). {}",
-                    found_summary(sd)
-                ));
+                return Err(fail(ArchProblem::ResNetStages {
+                    layers,
+                    blocks,
+                    found: found_summary(sd),
+                }));
             }
             let block = if arch == ArchHint::ResNetBottleneck {
                 Block::Bottleneck
@@ -190,11 +263,7 @@ pub fn recognise_encoder(sd: &StateDict, hint: Option<ArchHint>) -> Result<Encod
                 Block::Basic
             };
             if (block == Block::Bottleneck) != bottleneck {
-                return Err(format!(
-                    "{file}: --arch says {} blocks but layer1.0.conv3.weight is {}",
-                    if bottleneck { "basic" } else { "bottleneck" },
-                    if bottleneck { "present" } else { "absent" }
-                ));
+                return Err(fail(ArchProblem::BlockKind { bottleneck }));
             }
             Ok(Encoder::ResNet {
                 block,
@@ -217,15 +286,18 @@ pub struct Decoder {
     pub final_block: String,
 }
 
-pub fn recognise_decoder(sd: &StateDict) -> Result<Decoder, String> {
-    let file = sd.file.display();
+pub fn recognise_decoder(sd: &StateDict) -> Result<Decoder, ArchError> {
+    let fail = |problem: ArchProblem| ArchError {
+        file: sd.file.clone(),
+        problem,
+    };
     let (lat, fc1_in) = match shape(sd, "fc1.weight") {
         Some(&[o, i]) => (o, i),
         s => {
-            return Err(format!(
-                "{file}: decoder needs fc1.weight [lat, z+classes], found {s:?}; {}",
-                found_summary(sd)
-            ))
+            return Err(fail(ArchProblem::Fc1 {
+                shape: s.map(<[usize]>::to_vec),
+                found: found_summary(sd),
+            }))
         }
     };
     let mut filters = Vec::new();
@@ -234,21 +306,33 @@ pub fn recognise_decoder(sd: &StateDict) -> Result<Decoder, String> {
     loop {
         let w = format!("conv_block{idx}.0.weight");
         match shape(sd, &w) {
-            Some(&[i, o, 4, 4]) if i == cin && sd.tensors.contains_key(&format!("conv_block{idx}.1.running_mean")) => {
+            Some(&[i, o, 4, 4])
+                if i == cin
+                    && sd
+                        .tensors
+                        .contains_key(&format!("conv_block{idx}.1.running_mean")) =>
+            {
                 filters.push(o);
                 cin = o;
             }
             Some(&[i, 3, 1, 1]) if i == cin => {
                 if filters.is_empty() {
-                    return Err(format!("{file}: decoder has no k=4 transposed-conv blocks before {w}"));
+                    return Err(fail(ArchProblem::NoUpsampling { weight: w }));
                 }
-                return Ok(Decoder { fc1_in, lat, filters, final_block: format!("conv_block{idx}") });
+                return Ok(Decoder {
+                    fc1_in,
+                    lat,
+                    filters,
+                    final_block: format!("conv_block{idx}"),
+                });
             }
             s => {
-                return Err(format!(
-                    "{file}: decoder {w} has shape {s:?}; expected [{cin}, C, 4, 4] followed by BatchNorm \
-                     conv_block{idx}.1, or the final [{cin}, 3, 1, 1] 1×1 transposed conv"
-                ))
+                return Err(fail(ArchProblem::DecoderBlock {
+                    shape: s.map(<[usize]>::to_vec),
+                    weight: w,
+                    cin,
+                    index: idx,
+                }))
             }
         }
         idx += 1;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::pickle::PickleError;
+use crate::tensor::{DType, GatherError};
 use crate::zip::ZipError;
 
 /// Result alias used across the converter.
@@ -42,9 +43,71 @@ pub enum ConvertError {
     /// The torch/tch archive is structurally wrong (missing entries, bad storages, tensors, ...).
     #[error("{}: {msg}", path.display())]
     Torch { path: PathBuf, msg: String },
+    /// A tensor view (offset, size, stride) of the torch archive that its storage cannot hold;
+    /// `at` is where in the pickled tree it was found.
+    #[error(
+        "{}: {}tensor on storage '{storage}': {source}",
+        path.display(),
+        at_prefix(.at)
+    )]
+    TorchView {
+        path: PathBuf,
+        at: Vec<String>,
+        storage: String,
+        #[source]
+        source: GatherError,
+    },
     /// The safetensors header or buffer is invalid.
     #[error("{}: safetensors: {msg}", path.display())]
     Safetensors { path: PathBuf, msg: String },
+    /// The safetensors header entry of tensor `name` is invalid.
+    #[error("{}: safetensors: tensor '{name}': {source}", path.display())]
+    SafetensorsTensor {
+        path: PathBuf,
+        name: String,
+        #[source]
+        source: SlotError,
+    },
+}
+
+/// What is wrong with one tensor's entry of a safetensors header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    #[error("missing \"dtype\"")]
+    MissingDtype,
+    #[error("unsupported dtype {0}")]
+    UnsupportedDtype(String),
+    #[error("missing \"shape\"")]
+    MissingShape,
+    #[error("shape entries must be non-negative ints")]
+    ShapeEntries,
+    #[error("\"data_offsets\" must be [begin, end]")]
+    DataOffsets,
+    #[error("offsets must be non-negative ints")]
+    Offsets,
+    #[error("shape overflows")]
+    ShapeOverflow,
+    /// `data_offsets` `[begin, end)` does not span the `bytes` that `shape` of `dtype` needs.
+    #[error(
+        "data_offsets [{begin}, {end}) span {} bytes but shape {shape:?} of {dtype} needs {bytes}",
+        end.wrapping_sub(*begin) as isize
+    )]
+    Span {
+        begin: usize,
+        end: usize,
+        shape: Vec<usize>,
+        dtype: DType,
+        bytes: usize,
+    },
+}
+
+/// `` at `a.b`: `` before a message about a place in the pickled tree (nothing at the root).
+fn at_prefix(at: &[String]) -> String {
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!("at `{}`: ", at.join("."))
+    }
 }
 
 impl ConvertError {
@@ -94,7 +157,9 @@ impl ConvertError {
             | ConvertError::Zip { path, .. }
             | ConvertError::Pickle { path, .. }
             | ConvertError::Torch { path, .. }
-            | ConvertError::Safetensors { path, .. } => path,
+            | ConvertError::TorchView { path, .. }
+            | ConvertError::Safetensors { path, .. }
+            | ConvertError::SafetensorsTensor { path, .. } => path,
         }
     }
 }

@@ -3,19 +3,19 @@
 //! checkpoint follows its own naming can write a `--map` in one try. Nothing is written.
 
 use crate::parts::{NameMapping, Role};
-use crate::pipeline::{load_parts, recognise_and_lower, Options};
+use crate::pipeline::{load_parts, recognise_and_lower, Options, PipelineError};
 use serde_json::json;
 
 /// The report: every input tensor, the model recognised (or why not), the rules that matched
 /// nothing.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Explanation {
     /// Every input tensor and whether the lowered model reads it (`None`: ignored, in no part;
     /// BatchNorm's `num_batches_tracked`, which inference never needs, counts as used).
     pub names: Vec<(NameMapping, Option<bool>)>,
     /// The recognised model family (`wrn-40-2`, `resnet18`, ...), or why recognition or lowering
     /// failed.
-    pub model: Result<String, String>,
+    pub model: Result<String, PipelineError>,
     pub unused_rules: Vec<String>,
 }
 
@@ -33,7 +33,7 @@ authors' two files; docs/CHECKPOINTS.md):
 /// Reads and splits the inputs with the rules, then recognises and lowers the model as
 /// `convert` would. Errors only when the inputs cannot be read or renamed at all; a model that
 /// does not lower is reported in [`Explanation::model`].
-pub fn explain(opts: &Options) -> Result<Explanation, String> {
+pub fn explain(opts: &Options) -> Result<Explanation, PipelineError> {
     let loaded = load_parts(opts, true, &|_| {})?;
     let model = recognise_and_lower(opts, &loaded.parts, &|_| {}).map(|r| r.enc.family());
     let parts = &loaded.parts;
@@ -150,7 +150,7 @@ impl Explanation {
         json!({
             "names": names,
             "model": self.model.as_ref().ok(),
-            "error": self.model.as_ref().err(),
+            "error": self.model.as_ref().err().map(|e| e.to_string()),
             "unused_rules": self.unused_rules,
         })
     }

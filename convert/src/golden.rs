@@ -12,10 +12,55 @@ use hood_runtime::reference::ReferenceExecutor;
 use hood_runtime::rng::Lcg;
 use hood_runtime::tolerance;
 use hood_runtime::weights::Weights;
+use hood_runtime::HoodError;
 use std::sync::Arc;
 use std::time::Instant;
 
 pub const GOLDEN_N: usize = 4;
+
+/// A `--golden-on` value other than `cpu` or `reference`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}': expected cpu or reference")]
+pub struct UnknownGoldenOn(pub String);
+
+/// Why the golden batch could not be computed or checked; no file is written.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    /// A golden run on the plain-loop reference ([`GoldenOn::Reference`]) failed.
+    #[error("golden run (reference): {0}")]
+    Reference(#[source] HoodError),
+    /// A golden run on the fast CPU backend failed (packing or running).
+    #[error("golden run (cpu): {0}")]
+    Cpu(#[source] HoodError),
+    /// The reference run of the first image, which checks the fast backend, failed.
+    #[error("golden check (reference): {0}")]
+    CheckRun(#[source] HoodError),
+    #[error("golden check: cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("golden check (reference): the thread panicked")]
+    Panicked,
+    #[error("golden check: empty outputs")]
+    Empty,
+    #[error(
+        "golden check: the fast CPU backend and the plain-loop reference disagree on this model \
+         ({0}); no file written. Convert with `--golden-on reference` to compute the golden batch \
+         on the reference alone, and please report the model's architecture"
+    )]
+    Disagree(Disagreement),
+}
+
+/// How the fast backend's first golden image differs from the reference's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Disagreement {
+    #[error("non-finite output")]
+    NonFinite,
+    #[error("max |Δlogit| {dlogit:.3e} > {bound:.3e}")]
+    Logit { dlogit: f32, bound: f32 },
+    #[error("class {fast} vs {reference}")]
+    Class { fast: i32, reference: i32 },
+    #[error("|Δscore| {dscore:.3e} > {limit:.0e}")]
+    Score { dscore: f32, limit: f32 },
+}
 
 /// `[GOLDEN_N, 3, s, s]` values in [-1, 1].
 pub fn golden_input(s: usize) -> Vec<f32> {
@@ -77,12 +122,12 @@ pub enum GoldenOn {
 }
 
 impl std::str::FromStr for GoldenOn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownGoldenOn;
+    fn from_str(s: &str) -> Result<Self, UnknownGoldenOn> {
         match s {
             "cpu" => Ok(GoldenOn::Cpu),
             "reference" => Ok(GoldenOn::Reference),
-            other => Err(format!("'{other}': expected cpu or reference")),
+            other => Err(UnknownGoldenOn(other.to_string())),
         }
     }
 }
@@ -117,14 +162,14 @@ pub fn compute(
     input: &[f32],
     threads: usize,
     on: GoldenOn,
-) -> Result<GoldenRuns, String> {
+) -> Result<GoldenRuns, GoldenError> {
     let n = GOLDEN_N;
     match on {
         GoldenOn::Reference => {
-            let run = |w: Arc<Weights>| -> Result<Outputs, String> {
+            let run = |w: Arc<Weights>| -> Result<Outputs, GoldenError> {
                 let out = ReferenceExecutor::with_shared(graph, w, threads)
                     .run(input, n, false)
-                    .map_err(|e| format!("golden run (reference): {e}"))?;
+                    .map_err(GoldenError::Reference)?;
                 Ok(out.into())
             };
             let full = f32w.map(|w| run(Arc::new(w))).transpose()?;
@@ -148,14 +193,14 @@ pub fn compute(
                         let t = Instant::now();
                         let out = run_chunk(&graph, &stored, &first, 1, false)
                             .map(Outputs::from)
-                            .map_err(|e| format!("golden check (reference): {e}"));
+                            .map_err(GoldenError::CheckRun);
                         log::info!(
                             "golden: 1 image on the reference in {:.2} s",
                             t.elapsed().as_secs_f64()
                         );
                         out
                     })
-                    .map_err(|e| format!("golden check: cannot start a thread: {e}"))?
+                    .map_err(GoldenError::Thread)?
             };
             // On an error here the reference thread is left to finish on its own.
             let full = f32w
@@ -187,13 +232,11 @@ fn run_fast(
     make: impl FnOnce() -> hood_runtime::Result<CpuExecutor>,
     input: &[f32],
     what: &str,
-) -> Result<Outputs, String> {
+) -> Result<Outputs, GoldenError> {
     let t = Instant::now();
-    let mut ex = make().map_err(|e| format!("golden run (cpu): {e}"))?;
+    let mut ex = make().map_err(GoldenError::Cpu)?;
     let packed = t.elapsed().as_secs_f64();
-    let out = ex
-        .run(input, GOLDEN_N, false)
-        .map_err(|e| format!("golden run (cpu): {e}"))?;
+    let out = ex.run(input, GOLDEN_N, false).map_err(GoldenError::Cpu)?;
     log::info!(
         "golden: {GOLDEN_N} images on the fast CPU backend, {what} weights, in {:.2} s \
          ({packed:.2} s packing)",
@@ -206,18 +249,16 @@ fn run_fast(
 /// (the caller writes the file meanwhile and keeps it only if [`Check::finish`] passes).
 pub enum Check {
     Done(String),
-    Running(std::thread::JoinHandle<Result<Outputs, String>>),
+    Running(std::thread::JoinHandle<Result<Outputs, GoldenError>>),
 }
 
 impl Check {
     /// Waits for the reference and compares ([`check_first_image`]); the one-line description.
-    pub fn finish(self, gold: &Outputs) -> Result<String, String> {
+    pub fn finish(self, gold: &Outputs) -> Result<String, GoldenError> {
         match self {
             Check::Done(s) => Ok(s),
             Check::Running(h) => {
-                let reference = h.join().unwrap_or_else(|_| {
-                    Err("golden check (reference): the thread panicked".into())
-                })?;
+                let reference = h.join().unwrap_or(Err(GoldenError::Panicked))?;
                 check_first_image(gold, &reference)
             }
         }
@@ -228,35 +269,32 @@ impl Check {
 /// `CPU_MODEL_LOGIT` (relative to the image's largest |logit|), the same class unless the
 /// reference's top two logits are within twice that bound, and (same class) the score within
 /// `CPU_MODEL_SCORE`. Returns a one-line description of the check.
-pub fn check_first_image(fast: &Outputs, reference: &Outputs) -> Result<String, String> {
+pub fn check_first_image(fast: &Outputs, reference: &Outputs) -> Result<String, GoldenError> {
     let k = reference.logits.len();
     if k == 0 || fast.logits.len() < k || fast.scores.is_empty() || reference.scores.is_empty() {
-        return Err("golden check: empty outputs".into());
+        return Err(GoldenError::Empty);
     }
     let (got, want) = (&fast.logits[..k], &reference.logits[..k]);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let bound = tolerance::CPU_MODEL_LOGIT.abs + tolerance::CPU_MODEL_LOGIT.rel * scale;
     let dlogit = max_dev(got, want);
     let finite = got.iter().chain(&fast.scores).all(|v| v.is_finite());
-    let disagree = |what: String| {
-        Err(format!(
-            "golden check: the fast CPU backend and the plain-loop reference disagree on this \
-             model ({what}); no file written. Convert with `--golden-on reference` to compute the \
-             golden batch on the reference alone, and please report the model's architecture"
-        ))
-    };
+    let disagree = |what: Disagreement| Err(GoldenError::Disagree(what));
     if !finite {
-        return disagree("non-finite output".into());
+        return disagree(Disagreement::NonFinite);
     }
     if dlogit > bound {
-        return disagree(format!("max |Δlogit| {dlogit:.3e} > {bound:.3e}"));
+        return disagree(Disagreement::Logit { dlogit, bound });
     }
     let (fc, rc) = (fast.classes[0], reference.classes[0]);
     if fc != rc {
         let mut sorted = want.to_vec();
         sorted.sort_by(|x, y| y.total_cmp(x));
         if sorted.len() < 2 || sorted[0] - sorted[1] > 2.0 * bound {
-            return disagree(format!("class {fc} vs {rc}"));
+            return disagree(Disagreement::Class {
+                fast: fc,
+                reference: rc,
+            });
         }
         return Ok(format!(
             "image 1 on the reference: |Δlogit| {dlogit:.1e}; class {fc} vs {rc} on a near-tie, \
@@ -265,10 +303,10 @@ pub fn check_first_image(fast: &Outputs, reference: &Outputs) -> Result<String, 
     }
     let dscore = (fast.scores[0] - reference.scores[0]).abs();
     if dscore > tolerance::CPU_MODEL_SCORE {
-        return disagree(format!(
-            "|Δscore| {dscore:.3e} > {:.0e}",
-            tolerance::CPU_MODEL_SCORE
-        ));
+        return disagree(Disagreement::Score {
+            dscore,
+            limit: tolerance::CPU_MODEL_SCORE,
+        });
     }
     Ok(format!(
         "image 1 of {GOLDEN_N} re-run on the plain-loop reference: |Δscore| {dscore:.1e}, \
@@ -301,17 +339,18 @@ mod tests {
         let reference = out(&[1.0, 5.0, -2.0], 1, 0.25);
         let ok = check_first_image(&out(&[1.0, 5.0001, -2.0], 1, 0.25 + 5e-5), &reference);
         assert!(ok.unwrap().contains("same class"));
-        let logit = check_first_image(&out(&[1.0, 5.1, -2.0], 1, 0.25), &reference).unwrap_err();
+        let fails = |fast: &Outputs| check_first_image(fast, &reference).unwrap_err().to_string();
+        let logit = fails(&out(&[1.0, 5.1, -2.0], 1, 0.25));
         assert!(
             logit.contains("Δlogit") && logit.contains("--golden-on reference"),
             "{logit}"
         );
-        let score = check_first_image(&out(&[1.0, 5.0, -2.0], 1, 0.26), &reference).unwrap_err();
+        let score = fails(&out(&[1.0, 5.0, -2.0], 1, 0.26));
         assert!(score.contains("Δscore"), "{score}");
-        let nan = check_first_image(&out(&[1.0, 5.0, -2.0], 1, f32::NAN), &reference).unwrap_err();
+        let nan = fails(&out(&[1.0, 5.0, -2.0], 1, f32::NAN));
         assert!(nan.contains("non-finite"), "{nan}");
         // A class flip is only accepted where the reference's top two logits nearly tie.
-        let clear = check_first_image(&out(&[1.0, 5.0, -2.0], 0, 0.25), &reference).unwrap_err();
+        let clear = fails(&out(&[1.0, 5.0, -2.0], 0, 0.25));
         assert!(clear.contains("class 0 vs 1"), "{clear}");
         let tied = out(&[5.0, 5.0005, -2.0], 1, 0.25);
         let flip = check_first_image(&out(&[5.0, 5.0005, -2.0], 0, 0.9), &tied).unwrap();

@@ -6,7 +6,8 @@
 
 use crate::arch::{Block, Decoder, Encoder};
 use crate::parts::StateDict;
-use hood_runtime::graph::{Graph, GraphBuilder, GraphOutputs, ValueId};
+use crate::tensor::DType as SourceDType;
+use hood_runtime::graph::{Graph, GraphBuilder, GraphError, GraphOutputs, ValueId};
 use hood_runtime::ops::{
     Activation, ChannelAffine, ClassLinear, Conv2d, ConvTranspose2d, FeatureAdd, Linear, Op,
     Prologue,
@@ -14,7 +15,94 @@ use hood_runtime::ops::{
 use hood_runtime::tensor::DType;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::rc::Rc;
+
+/// Why the recognised parts cannot be lowered to a graph. Messages about one tensor name its file.
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    #[error("{}: missing tensor '{name}'", file.display())]
+    MissingTensor { file: PathBuf, name: String },
+    #[error("{}: tensor '{name}' has shape {shape:?}, expected {expected:?}", file.display())]
+    TensorShape {
+        file: PathBuf,
+        name: String,
+        shape: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{}: tensor '{name}' is {dtype}, expected floating point", file.display())]
+    NotFloat {
+        file: PathBuf,
+        name: String,
+        dtype: SourceDType,
+    },
+    /// Channel `index` of BatchNorm `prefix` has a negative running variance.
+    #[error("{}: {prefix}.running_var[{index}] = {value} is negative", file.display())]
+    NegativeVariance {
+        file: PathBuf,
+        prefix: String,
+        index: usize,
+        value: f32,
+    },
+    #[error("{}: {conv}.weight has shape {shape:?}, expected [Cout, Cin, k, k]", file.display())]
+    ConvShape {
+        file: PathBuf,
+        conv: String,
+        shape: Vec<usize>,
+    },
+    #[error("{}: {conv}.weight is not square: {shape:?}", file.display())]
+    NotSquare {
+        file: PathBuf,
+        conv: String,
+        shape: Vec<usize>,
+    },
+    #[error("{}: linear.weight has shape {shape:?}, expected [classes, z]", file.display())]
+    HeadShape { file: PathBuf, shape: Vec<usize> },
+    /// The head's input width differs from the encoder's feature count `z`.
+    #[error(
+        "{}: head linear.weight expects z of {head_z} features, the encoder ({family}) gives {z}",
+        file.display()
+    )]
+    HeadWidth {
+        file: PathBuf,
+        head_z: usize,
+        family: String,
+        z: usize,
+    },
+    #[error(
+        "{}: decoder fc1 takes {fc1_in} inputs, expected z ({z}) + classes ({classes}) = {}",
+        file.display(),
+        z + classes
+    )]
+    Fc1Inputs {
+        file: PathBuf,
+        fc1_in: usize,
+        z: usize,
+        classes: usize,
+    },
+    #[error("normalisation max ({max}) must be greater than min ({min})")]
+    NormRange { min: f64, max: f64 },
+    /// The graph builder refused an op (shapes that do not fit).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The op adding a forwarded feature after decoder block `block` does not fit (the graph
+    /// error comes first in the message, so it is not also given as the source).
+    #[error("{graph} (forwarded feature for fw_layers = {fw_layers} after decoder block {block})")]
+    ForwardedFeature {
+        graph: GraphError,
+        fw_layers: usize,
+        block: usize,
+    },
+    #[error("fw_layers = {fw_layers} needs more decoder blocks than the {blocks} found")]
+    TooFewBlocks { fw_layers: usize, blocks: usize },
+    #[error(
+        "the decoder produces {shape:?}, the input is {size}×{size}: the decoder does not fit \
+         this classifier / input size"
+    )]
+    DecoderSize { shape: Vec<usize>, size: usize },
+    #[error("internal: tensor table still shared")]
+    TableShared,
+}
 
 /// BatchNorm eps (PyTorch's default, used by the authors).
 pub const BN_EPS: f64 = 1e-5;
@@ -43,36 +131,39 @@ struct Lower<'a> {
     sd: &'a StateDict,
 }
 
-fn get<'s>(sd: &'s StateDict, name: &str, want: Option<&[usize]>) -> Result<&'s [f32], String> {
-    let t = sd
-        .take(name)
-        .ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))?;
+fn get<'s>(sd: &'s StateDict, name: &str, want: Option<&[usize]>) -> Result<&'s [f32], LowerError> {
+    let t = sd.take(name).ok_or_else(|| LowerError::MissingTensor {
+        file: sd.file.clone(),
+        name: name.to_string(),
+    })?;
     if let Some(w) = want {
         if t.shape != w {
-            return Err(format!(
-                "{}: tensor '{name}' has shape {:?}, expected {w:?}",
-                sd.file.display(),
-                t.shape
-            ));
+            return Err(LowerError::TensorShape {
+                file: sd.file.clone(),
+                name: name.to_string(),
+                shape: t.shape.clone(),
+                expected: w.to_vec(),
+            });
         }
     }
-    t.f32s().ok_or_else(|| {
-        format!(
-            "{}: tensor '{name}' is {}, expected floating point",
-            sd.file.display(),
-            t.dtype
-        )
+    t.f32s().ok_or_else(|| LowerError::NotFloat {
+        file: sd.file.clone(),
+        name: name.to_string(),
+        dtype: t.dtype,
     })
 }
 
-fn shape_of(sd: &StateDict, name: &str) -> Result<Vec<usize>, String> {
+fn shape_of(sd: &StateDict, name: &str) -> Result<Vec<usize>, LowerError> {
     sd.take(name)
         .map(|t| t.shape.clone())
-        .ok_or_else(|| format!("{}: missing tensor '{name}'", sd.file.display()))
+        .ok_or_else(|| LowerError::MissingTensor {
+            file: sd.file.clone(),
+            name: name.to_string(),
+        })
 }
 
 /// BatchNorm (eval) as per-channel `(scale, shift)`: `y = x·scale + shift`.
-fn bn(sd: &StateDict, prefix: &str, c: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+fn bn(sd: &StateDict, prefix: &str, c: usize) -> Result<(Vec<f64>, Vec<f64>), LowerError> {
     let mean = get(sd, &format!("{prefix}.running_mean"), Some(&[c]))?;
     let var = get(sd, &format!("{prefix}.running_var"), Some(&[c]))?;
     let w = match sd.tensors.get(&format!("{prefix}.weight")) {
@@ -87,11 +178,12 @@ fn bn(sd: &StateDict, prefix: &str, c: usize) -> Result<(Vec<f64>, Vec<f64>), St
     let mut shift = Vec::with_capacity(c);
     for i in 0..c {
         if var[i] < 0.0 {
-            return Err(format!(
-                "{}: {prefix}.running_var[{i}] = {} is negative",
-                sd.file.display(),
-                var[i]
-            ));
+            return Err(LowerError::NegativeVariance {
+                file: sd.file.clone(),
+                prefix: prefix.to_string(),
+                index: i,
+                value: var[i],
+            });
         }
         let s = w.map_or(1.0, |w| w[i] as f64) / (var[i] as f64 + BN_EPS).sqrt();
         scale.push(s);
@@ -106,8 +198,8 @@ impl<'a> Lower<'a> {
         name.to_string()
     }
 
-    fn add(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, String> {
-        self.b.add1(name, op, ins)
+    fn add(&mut self, name: &str, op: Op, ins: &[ValueId]) -> Result<ValueId, LowerError> {
+        Ok(self.b.add1(name, op, ins)?)
     }
 
     /// `conv` (+ optional BN after it) with optional residual / ReLU / pre-activation prologue.
@@ -122,20 +214,22 @@ impl<'a> Lower<'a> {
         prologue_bn: Option<&str>,
         residual: Option<ValueId>,
         relu: bool,
-    ) -> Result<ValueId, String> {
+    ) -> Result<ValueId, LowerError> {
         let sd = self.sd;
         let s = shape_of(sd, &format!("{conv}.weight"))?;
         let [cout, cin, k, k2] = s[..] else {
-            return Err(format!(
-                "{}: {conv}.weight has shape {s:?}, expected [Cout, Cin, k, k]",
-                sd.file.display()
-            ));
+            return Err(LowerError::ConvShape {
+                file: sd.file.clone(),
+                conv: conv.to_string(),
+                shape: s,
+            });
         };
         if k != k2 {
-            return Err(format!(
-                "{}: {conv}.weight is not square: {s:?}",
-                sd.file.display()
-            ));
+            return Err(LowerError::NotSquare {
+                file: sd.file.clone(),
+                conv: conv.to_string(),
+                shape: s,
+            });
         }
         let w = get(sd, &format!("{conv}.weight"), None)?;
         let bias: Option<&[f32]> = match sd.tensors.get(&format!("{conv}.bias")) {
@@ -198,7 +292,7 @@ fn resnet_encoder(
     block: Block,
     blocks: &[usize],
     maxpool: bool,
-) -> Result<(ValueId, Vec<ValueId>), String> {
+) -> Result<(ValueId, Vec<ValueId>), LowerError> {
     let x = l.b.input();
     let mut h = l.conv("enc.conv1", x, "conv1", Some("bn1"), 1, None, None, true)?;
     if maxpool {
@@ -290,7 +384,7 @@ fn resnet_encoder(
     Ok((z, feats))
 }
 
-fn wrn_encoder(l: &mut Lower, n: usize) -> Result<(ValueId, Vec<ValueId>), String> {
+fn wrn_encoder(l: &mut Lower, n: usize) -> Result<(ValueId, Vec<ValueId>), LowerError> {
     let x = l.b.input();
     let mut h = l.conv("enc.conv1", x, "conv1", None, 1, None, None, false)?;
     let mut layer_outs = Vec::new();
@@ -361,7 +455,7 @@ fn wrn_encoder(l: &mut Lower, n: usize) -> Result<(ValueId, Vec<ValueId>), Strin
 }
 
 /// Builds the whole HEAT graph.
-pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
+pub fn lower(inp: &Inputs) -> Result<Lowered, LowerError> {
     let (esd, enc) = inp.encoder;
     let (dsd, dec) = inp.decoder;
     let t: Shapes = Rc::default();
@@ -385,17 +479,18 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     l.sd = inp.head;
     let hs = shape_of(inp.head, "linear.weight")?;
     let [classes, zin] = hs[..] else {
-        return Err(format!(
-            "{}: linear.weight has shape {hs:?}, expected [classes, z]",
-            inp.head.file.display()
-        ));
+        return Err(LowerError::HeadShape {
+            file: inp.head.file.clone(),
+            shape: hs,
+        });
     };
     if zin != zdim {
-        return Err(format!(
-            "{}: head linear.weight expects z of {zin} features, the encoder ({}) gives {zdim}",
-            inp.head.file.display(),
-            enc.family()
-        ));
+        return Err(LowerError::HeadWidth {
+            file: inp.head.file.clone(),
+            head_z: zin,
+            family: enc.family(),
+            z: zdim,
+        });
     }
     let lin = Linear {
         cin: zdim,
@@ -418,19 +513,19 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     // Decoder: fc1 over cat(z', one_hot) with z' = z·a + c, a = 1/(max−min), c = −min·a.
     l.sd = dsd;
     if dec.fc1_in != zdim + classes {
-        return Err(format!(
-            "{}: decoder fc1 takes {} inputs, expected z ({zdim}) + classes ({classes}) = {}",
-            dsd.file.display(),
-            dec.fc1_in,
-            zdim + classes
-        ));
+        return Err(LowerError::Fc1Inputs {
+            file: dsd.file.clone(),
+            fc1_in: dec.fc1_in,
+            z: zdim,
+            classes,
+        });
     }
     let range = inp.norm_max - inp.norm_min;
     if !(range.is_finite() && range > 0.0) {
-        return Err(format!(
-            "normalisation max ({}) must be greater than min ({})",
-            inp.norm_max, inp.norm_min
-        ));
+        return Err(LowerError::NormRange {
+            min: inp.norm_min,
+            max: inp.norm_max,
+        });
     }
     let (a, c) = (1.0 / range, -inp.norm_min / range);
     let w = get(dsd, "fc1.weight", None)?;
@@ -492,12 +587,12 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
         });
         let mut ins = vec![h];
         ins.extend(feat);
-        h = l.add(&format!("dec.{blk}"), op, &ins).map_err(|e| {
-            format!(
-                "{e} (forwarded feature for fw_layers = {} after decoder block {})",
-                inp.fw_layers,
-                i + 1
-            )
+        h = l.b.add1(&format!("dec.{blk}"), op, &ins).map_err(|graph| {
+            LowerError::ForwardedFeature {
+                graph,
+                fw_layers: inp.fw_layers,
+                block: i + 1,
+            }
         })?;
         cin = cout;
     }
@@ -507,11 +602,10 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
             .filter(|&&x| x <= dec.filters.len())
             .count()
     {
-        return Err(format!(
-            "fw_layers = {} needs more decoder blocks than the {} found",
-            inp.fw_layers,
-            dec.filters.len()
-        ));
+        return Err(LowerError::TooFewBlocks {
+            fw_layers: inp.fw_layers,
+            blocks: dec.filters.len(),
+        });
     }
     let fname = format!("{}.0.weight", dec.final_block);
     let wl = get(dsd, &fname, Some(&[cin, 3, 1, 1]))?;
@@ -532,10 +626,10 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     });
     let hmap = l.add("dec.h", last, &[h])?;
     if l.b.value(hmap).shape[1..] != [s, s] {
-        return Err(format!(
-            "the decoder produces {:?}, the input is {s}×{s}: the decoder does not fit this classifier / input size",
-            l.b.value(hmap).shape
-        ));
+        return Err(LowerError::DecoderSize {
+            shape: l.b.value(hmap).shape.clone(),
+            size: s,
+        });
     }
     let outs = l.b.add("score", Op::HeatScore, &[hmap])?;
     let graph = l.b.finish(GraphOutputs {
@@ -547,6 +641,6 @@ pub fn lower(inp: &Inputs) -> Result<Lowered, String> {
     drop(t);
     let tensors = Rc::try_unwrap(l.t)
         .map(|c| c.into_inner())
-        .map_err(|_| "internal: tensor table still shared".to_string())?;
+        .map_err(|_| LowerError::TableShared)?;
     Ok(Lowered { graph, tensors })
 }

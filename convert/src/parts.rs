@@ -7,11 +7,77 @@
 //! `norm_min`/`norm_max` or `min`/`max`, `fw_layers`).
 
 use crate::checkpoint::{Checkpoint, Key, Value};
-use crate::rename::Renamer;
+use crate::rename::{RenameError, Renamer};
 use crate::tensor::Tensor;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Why the inputs cannot be split into parts. Messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    #[error("{}: fw_layers = {value} is not an integer in 1..=4", file.display())]
+    FwLayers { file: PathBuf, value: f64 },
+    #[error("{}: normalisation scalar '{key}' is {value}", file.display())]
+    NonFiniteScalar {
+        file: PathBuf,
+        key: String,
+        value: f64,
+    },
+    /// Two inputs give different values for one normalisation scalar.
+    #[error(
+        "{}: normalisation '{key}' = {value} disagrees with {previous} from {}",
+        file.display(),
+        previous_file.display()
+    )]
+    ScalarDisagrees {
+        file: PathBuf,
+        key: String,
+        value: f64,
+        previous: f64,
+        previous_file: PathBuf,
+    },
+    #[error(
+        "two {}s: one in {} and one in {}; give exactly one",
+        part.name(),
+        first.display(),
+        second.display()
+    )]
+    TwoParts {
+        part: Part,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{}: tensor '{name}' appears twice in the {}", file.display(), part.name())]
+    DuplicateTensor {
+        file: PathBuf,
+        name: String,
+        part: Part,
+    },
+    #[error(
+        "{}: no decoder snapshot for epoch {epoch}; the file has epochs {epochs:?}",
+        file.display()
+    )]
+    NoEpoch {
+        file: PathBuf,
+        epoch: i64,
+        epochs: Vec<i64>,
+    },
+    /// A file none of whose tensor names was recognised (`examples`: the first few names).
+    #[error(
+        "{}: no HEAT classifier or decoder tensors recognised (found e.g. {}); \
+         `convert --explain-names` shows what each name was taken for, and \
+         `--rename FROM=TO` / `--map FILE` rewrite name prefixes",
+        file.display(),
+        examples.join(", ")
+    )]
+    Unrecognised {
+        file: PathBuf,
+        examples: Vec<String>,
+    },
+    #[error(transparent)]
+    Rename(#[from] RenameError),
+}
 
 /// A state dict of one part: names relative to the part (`layer1.0.conv1.weight`).
 #[derive(Debug, Clone, Default)]
@@ -167,16 +233,16 @@ impl Parts {
         }
     }
 
-    fn set_scalar(&mut self, key: &str, v: f64, file: &Path) -> Result<(), String> {
+    fn set_scalar(&mut self, key: &str, v: f64, file: &Path) -> Result<(), PartsError> {
         let slot = match key {
             "norm_min" | "min" => &mut self.norm_min,
             "norm_max" | "max" => &mut self.norm_max,
             "fw_layers" => {
                 if v.fract() != 0.0 || !(1.0..=4.0).contains(&v) {
-                    return Err(format!(
-                        "{}: fw_layers = {v} is not an integer in 1..=4",
-                        file.display()
-                    ));
+                    return Err(PartsError::FwLayers {
+                        file: file.to_path_buf(),
+                        value: v,
+                    });
                 }
                 self.fw_layers = Some((v as i64, format!("{}", file.display())));
                 return Ok(());
@@ -184,19 +250,21 @@ impl Parts {
             _ => return Ok(()),
         };
         if !v.is_finite() {
-            return Err(format!(
-                "{}: normalisation scalar '{key}' is {v}",
-                file.display()
-            ));
+            return Err(PartsError::NonFiniteScalar {
+                file: file.to_path_buf(),
+                key: key.to_string(),
+                value: v,
+            });
         }
         if let Some((old, f)) = slot {
             if *old != v {
-                return Err(format!(
-                    "{}: normalisation '{key}' = {v} disagrees with {} from {}",
-                    file.display(),
-                    old,
-                    f.display()
-                ));
+                return Err(PartsError::ScalarDisagrees {
+                    file: file.to_path_buf(),
+                    key: key.to_string(),
+                    value: v,
+                    previous: *old,
+                    previous_file: f.clone(),
+                });
             }
         }
         *slot = Some((v, file.to_path_buf()));
@@ -209,16 +277,15 @@ impl Parts {
         part: Part,
         tensors: Vec<(String, Tensor)>,
         orig: Vec<Origin>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PartsError> {
         let slot = self.part_mut(part);
         if let Some(existing) = slot {
             if existing.file != file {
-                return Err(format!(
-                    "two {}s: one in {} and one in {}; give exactly one",
-                    part.name(),
-                    existing.file.display(),
-                    file.display()
-                ));
+                return Err(PartsError::TwoParts {
+                    part,
+                    first: existing.file.clone(),
+                    second: file.to_path_buf(),
+                });
             }
         }
         let sd = slot.get_or_insert_with(|| StateDict {
@@ -228,11 +295,11 @@ impl Parts {
         let mut mapped = Vec::new();
         for ((name, t), o) in tensors.into_iter().zip(orig) {
             if sd.tensors.insert(name.clone(), t).is_some() {
-                return Err(format!(
-                    "{}: tensor '{name}' appears twice in the {}",
-                    file.display(),
-                    part.name()
-                ));
+                return Err(PartsError::DuplicateTensor {
+                    file: file.to_path_buf(),
+                    name,
+                    part,
+                });
             }
             mapped.push(NameMapping {
                 file: file.to_path_buf(),
@@ -255,7 +322,7 @@ impl Parts {
         ck: &Checkpoint,
         epoch: Option<i64>,
         renamer: &mut Renamer,
-    ) -> Result<(), String> {
+    ) -> Result<(), PartsError> {
         let file = ck.path.clone();
         // The authors' decoder file: top-level int keys holding {'generator': sd}.
         let epochs: Vec<i64> = ck
@@ -268,11 +335,11 @@ impl Parts {
             let pick = match epoch {
                 Some(e) if epochs.contains(&e) => e,
                 Some(e) => {
-                    return Err(format!(
-                        "{}: no decoder snapshot for epoch {e}; the file has epochs {:?}",
-                        file.display(),
-                        epochs
-                    ))
+                    return Err(PartsError::NoEpoch {
+                        file,
+                        epoch: e,
+                        epochs,
+                    })
                 }
                 None => *epochs.iter().max().unwrap_or(&0),
             };
@@ -363,14 +430,10 @@ impl Parts {
             });
         }
         if by_part.is_empty() && !unknown.is_empty() && !self.list_unrecognised {
-            let shown: Vec<&str> = unknown.iter().take(6).map(|s| s.0.as_str()).collect();
-            return Err(format!(
-                "{}: no HEAT classifier or decoder tensors recognised (found e.g. {}); \
-                 `convert --explain-names` shows what each name was taken for, and \
-                 `--rename FROM=TO` / `--map FILE` rewrite name prefixes",
-                file.display(),
-                shown.join(", ")
-            ));
+            return Err(PartsError::Unrecognised {
+                file,
+                examples: unknown.iter().take(6).map(|s| s.0.clone()).collect(),
+            });
         }
         if !unknown.is_empty() && !self.list_unrecognised {
             let shown: Vec<&str> = unknown.iter().take(4).map(|s| s.0.as_str()).collect();

@@ -22,6 +22,8 @@ use std::collections::HashMap;
 
 mod numpy;
 
+pub use numpy::NumpyError;
+
 /// A pickled value, inert.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -101,8 +103,8 @@ pub enum PickleError {
     },
     /// An allow-listed global used in a way the interpreter does not read (e.g. a numpy array
     /// with elements, a structured numpy dtype).
-    #[error("unsupported pickle content at byte {pos}: {msg}; nothing was executed")]
-    Unsupported { pos: usize, msg: String },
+    #[error("unsupported pickle content at byte {pos}: {content}; nothing was executed")]
+    Unsupported { pos: usize, content: NumpyError },
 }
 
 /// Names torch pickles as `torch.<dtype>` (for `_rebuild_tensor_v3`); supported or not, they are
@@ -252,10 +254,10 @@ impl<'a> Machine<'a> {
             msg: msg.into(),
         })
     }
-    fn unsupported(&self, msg: String) -> PickleError {
+    fn unsupported(&self, content: NumpyError) -> PickleError {
         PickleError::Unsupported {
             pos: self.op_pos,
-            msg,
+            content,
         }
     }
     /// The module and name if `id` is a global that [`numpy`] interprets.
@@ -602,9 +604,7 @@ impl<'a> Machine<'a> {
                         return self.bad("NEWOBJ on something that is not a class");
                     }
                     if let Some((module, name)) = self.numpy_global(class) {
-                        return Err(self.unsupported(format!(
-                            "NEWOBJ of {module}.{name} (only numpy scalars are read)"
-                        )));
+                        return Err(self.unsupported(NumpyError::NewObject { module, name }));
                     }
                     self.push(Node::Object {
                         class,

@@ -2,20 +2,105 @@
 //! → optional TPR calibration on ID images → write (temporary file + rename, so a failure leaves
 //! no output file).
 
-use crate::arch::{self, ArchHint};
+use crate::arch::{self, ArchError, ArchHint};
 use crate::checkpoint;
-use crate::golden::{self, GoldenOn, GoldenRuns, GOLDEN_N};
-use crate::lower::{self, Inputs};
-use crate::parts::{AuthorsConfig, NameMapping, Parts};
-use crate::precision::{self, CastReport};
+use crate::error::ConvertError;
+use crate::golden::{self, GoldenError, GoldenOn, GoldenRuns, GOLDEN_N};
+use crate::lower::{self, Inputs, LowerError};
+use crate::parts::{AuthorsConfig, NameMapping, Parts, PartsError};
+use crate::precision::{self, CastReport, PrecisionError};
 use crate::rename::{Renamer, Rule};
 use hood_runtime::meta::*;
 use hood_runtime::tensor::HostTensor;
 use hood_runtime::weights::Weights;
+use hood_runtime::HoodError;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Why a conversion (or `--explain-names`' reading of the inputs) failed; no file is written.
+/// The steps' own errors pass through unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no input checkpoints given")]
+    NoInputs,
+    /// An input checkpoint or the classes file cannot be read, or the output cannot be renamed
+    /// into place.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Checkpoint(#[from] ConvertError),
+    #[error("{}: hashing failed", path.display())]
+    Hashing { path: PathBuf },
+    #[error(transparent)]
+    Parts(#[from] PartsError),
+    /// No input holds part `what` (`hint`: which file to add).
+    #[error("no {what} found in {}; {hint}", list(files))]
+    MissingPart {
+        what: &'static str,
+        hint: &'static str,
+        files: Vec<PathBuf>,
+    },
+    #[error("--epoch given, but no input has the authors' epoch-keyed decoder layout")]
+    EpochWithoutSnapshots,
+    /// `fw_layers` (from a checkpoint, a config.txt, the flag or the default: `from`) is not in
+    /// 1..=4.
+    #[error("fw_layers {value} out of range 1..=4 (from {from})")]
+    FwLayers { value: u32, from: String },
+    /// Normalisation scalar `what` (`min` or `max`) is in no input and was not given.
+    #[error(
+        "normalisation {what} not found in {} (key '{what}' / 'norm_{what}'); give --norm-{what}",
+        list(files)
+    )]
+    NoNormalisation {
+        what: &'static str,
+        files: Vec<PathBuf>,
+    },
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    #[error(transparent)]
+    Lower(#[from] LowerError),
+    #[error(transparent)]
+    Precision(#[from] PrecisionError),
+    #[error(transparent)]
+    Golden(#[from] GoldenError),
+    #[error(
+        "{}: {names} class names, the model's head has {classes} classes",
+        path.display()
+    )]
+    ClassNames {
+        path: PathBuf,
+        names: usize,
+        classes: usize,
+    },
+    #[error("internal: stored tensor '{0}' lost")]
+    LostTensor(String),
+    #[error("metadata: {0}")]
+    Metadata(#[source] MetaError),
+    /// Encoding, reading back or staging the model failed.
+    #[error(transparent)]
+    Model(#[from] HoodError),
+    #[error("--calibrate {}: {source}", dir.display())]
+    Calibrate {
+        dir: PathBuf,
+        #[source]
+        source: HoodError,
+    },
+}
+
+/// `a.pt, b.pt`: the input files, for messages.
+fn list(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -102,19 +187,22 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_classes(path: &Path, count: usize) -> Result<Vec<String>, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let names: Vec<String> = text
         .lines()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
     if names.len() != count {
-        return Err(format!(
-            "{}: {} class names, the model's head has {count} classes",
-            path.display(),
-            names.len()
-        ));
+        return Err(PipelineError::ClassNames {
+            path: path.to_path_buf(),
+            names: names.len(),
+            classes: count,
+        });
     }
     Ok(names)
 }
@@ -133,9 +221,9 @@ pub(crate) fn load_parts(
     opts: &Options,
     explaining: bool,
     progress: &dyn Fn(&str),
-) -> Result<Loaded, String> {
+) -> Result<Loaded, PipelineError> {
     if opts.inputs.is_empty() {
-        return Err("no input checkpoints given".into());
+        return Err(PipelineError::NoInputs);
     }
     let mut renamer = Renamer::new(opts.renames.clone());
     let mut parts = Parts {
@@ -145,7 +233,10 @@ pub(crate) fn load_parts(
     let mut sources = Vec::new();
     let mut input_bytes = 0u64;
     for p in &opts.inputs {
-        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let bytes = std::fs::read(p).map_err(|source| PipelineError::Io {
+            path: p.clone(),
+            source,
+        })?;
         progress(&format!(
             "reading {} ({:.1} MB)",
             p.display(),
@@ -158,8 +249,8 @@ pub(crate) fn load_parts(
             let ck = checkpoint::load_bytes(p, &bytes);
             (ck, hash.join())
         });
-        let ck = ck.map_err(|e| e.to_string())?;
-        let sha256 = sha256.map_err(|_| format!("{}: hashing failed", p.display()))?;
+        let ck = ck?;
+        let sha256 = sha256.map_err(|_| PipelineError::Hashing { path: p.clone() })?;
         sources.push(SourceFile {
             name: p
                 .file_name()
@@ -201,14 +292,13 @@ pub(crate) fn recognise_and_lower(
     opts: &Options,
     parts: &Parts,
     progress: &dyn Fn(&str),
-) -> Result<Recognised, String> {
-    let files: Vec<String> = opts
-        .inputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let missing =
-        |what: &str, hint: &str| format!("no {what} found in {}; {hint}", files.join(", "));
+) -> Result<Recognised, PipelineError> {
+    let files = &opts.inputs;
+    let missing = |what, hint| PipelineError::MissingPart {
+        what,
+        hint,
+        files: files.clone(),
+    };
     let enc_sd = parts
         .encoder
         .as_ref()
@@ -224,9 +314,7 @@ pub(crate) fn recognise_and_lower(
         .as_ref()
         .ok_or_else(|| missing("decoder", "give the decoder checkpoint too"))?;
     if opts.epoch.is_some() && parts.epoch.is_none() {
-        return Err(
-            "--epoch given, but no input has the authors' epoch-keyed decoder layout".into(),
-        );
+        return Err(PipelineError::EpochWithoutSnapshots);
     }
 
     // The authors' config.txt beside the decoder file, read once.
@@ -251,15 +339,14 @@ pub(crate) fn recognise_and_lower(
         }
     }
     if !(1..=4).contains(&fw_layers) {
-        return Err(format!(
-            "fw_layers {fw_layers} out of range 1..=4 (from {fw_from})"
-        ));
+        return Err(PipelineError::FwLayers {
+            value: fw_layers,
+            from: fw_from,
+        });
     }
-    let no_norm = |what: &str| {
-        format!(
-            "normalisation {what} not found in {} (key '{what}' / 'norm_{what}'); give --norm-{what}",
-            files.join(", ")
-        )
+    let no_norm = |what| PipelineError::NoNormalisation {
+        what,
+        files: files.clone(),
     };
     let norm_min = parts
         .norm_min
@@ -311,8 +398,8 @@ pub(crate) fn recognise_and_lower(
 /// The converter's front end on one checkpoint already in memory — read, split into parts,
 /// recognise, lower — with nothing written; the recognised family on success. For the fuzzers
 /// (`fuzz/`): everything a checkpoint file controls before the golden run.
-pub fn front_end(path: &Path, bytes: &[u8]) -> Result<String, String> {
-    let ck = checkpoint::load_bytes(path, bytes).map_err(|e| e.to_string())?;
+pub fn front_end(path: &Path, bytes: &[u8]) -> Result<String, PipelineError> {
+    let ck = checkpoint::load_bytes(path, bytes)?;
     let mut parts = Parts::default();
     parts.add(&ck, None, &mut Renamer::default())?;
     let opts = Options {
@@ -322,7 +409,7 @@ pub fn front_end(path: &Path, bytes: &[u8]) -> Result<String, String> {
     Ok(recognise_and_lower(&opts, &parts, &|_| {})?.enc.family())
 }
 
-pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, String> {
+pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, PipelineError> {
     let t0 = Instant::now();
     let Loaded {
         mut parts,
@@ -396,9 +483,9 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
         .map(|(n, shape)| {
             let t = stored_weights.host_tensor(&n, shape);
             t.map(|t| (n.clone(), t))
-                .ok_or_else(|| format!("internal: stored tensor '{n}' lost"))
+                .ok_or_else(|| PipelineError::LostTensor(n.clone()))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, PipelineError>>()?;
     drop(stored_weights);
     let parameters = tensors.iter().map(|(_, t)| t.len()).sum();
     let golden_names = Golden::standard();
@@ -451,20 +538,21 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
             version: env!("CARGO_PKG_VERSION").into(),
         },
     };
-    meta.validate().map_err(|e| format!("metadata: {e}"))?;
+    meta.validate().map_err(PipelineError::Metadata)?;
     // Calibration scores the model exactly as it will be written (encoded and read back), before
     // anything is written: a failure leaves no output file.
     let threshold = match &opts.calibrate {
         None => None,
         Some(c) => {
             progress(&format!("calibrating on {}", c.dir.display()));
-            let bytes =
-                hood_runtime::format::encode(&meta, &graph, &tensors).map_err(|e| e.to_string())?;
-            let model =
-                hood_runtime::Model::from_bytes(bytes, &opts.output).map_err(|e| e.to_string())?;
+            let bytes = hood_runtime::format::encode(&meta, &graph, &tensors)?;
+            let model = hood_runtime::Model::from_bytes(bytes, &opts.output)?;
             let (t, _) =
                 hood_runtime::calibrate::calibrate_folder_cpu(&model, &c.dir, c.tpr, opts.threads)
-                    .map_err(|e| format!("--calibrate {}: {e}", c.dir.display()))?;
+                    .map_err(|source| PipelineError::Calibrate {
+                        dir: c.dir.clone(),
+                        source,
+                    })?;
             let summary = CalibrationSummary {
                 value: t.value,
                 tpr: c.tpr,
@@ -478,14 +566,14 @@ pub fn convert(opts: &Options, progress: &dyn Fn(&str)) -> Result<Summary, Strin
     progress(&format!("writing {}", opts.output.display()));
     // Written and synced while the reference check may still run; renamed into place only
     // once it has passed (a failed check removes the temporary file).
-    let staged = hood_runtime::format::stage_model(&opts.output, &meta, &graph, &tensors)
-        .map_err(|e| e.to_string())?;
+    let staged = hood_runtime::format::stage_model(&opts.output, &meta, &graph, &tensors)?;
     drop(tensors);
     let golden_check = check.finish(&gold)?;
     log::info!("golden check: {golden_check}");
-    staged
-        .commit()
-        .map_err(|e| format!("{}: {e}", opts.output.display()))?;
+    staged.commit().map_err(|source| PipelineError::Io {
+        path: opts.output.clone(),
+        source,
+    })?;
     let output_bytes = std::fs::metadata(&opts.output)
         .map(|m| m.len())
         .unwrap_or(0);

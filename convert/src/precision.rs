@@ -6,6 +6,26 @@ use half::f16;
 use hood_runtime::tensor::HostTensor;
 use std::collections::BTreeMap;
 
+/// A weight that cannot be stored: value `value` at `index` of tensor `name`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PrecisionError {
+    #[error("weight '{name}' has a non-finite value ({value}) at index {index}")]
+    NonFinite {
+        name: String,
+        value: f32,
+        index: usize,
+    },
+    #[error(
+        "weight '{name}' value {value} at index {index} does not fit fp16 (max 65504); convert \
+         with --fp32"
+    )]
+    Fp16Range {
+        name: String,
+        value: f32,
+        index: usize,
+    },
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CastReport {
     pub tensors: usize,
@@ -20,7 +40,7 @@ pub struct CastReport {
 pub fn cast(
     tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     fp32: bool,
-) -> Result<(Vec<(String, HostTensor)>, CastReport), String> {
+) -> Result<(Vec<(String, HostTensor)>, CastReport), PrecisionError> {
     let mut out = Vec::with_capacity(tensors.len());
     let mut rep = CastReport::default();
     let limit = if fp32 { f32::MAX } else { f16::MAX.to_f32() };
@@ -29,16 +49,18 @@ pub fn cast(
         // runs on failure. `x.abs() <= limit` is false for NaN and ±inf.
         if !v.iter().fold(true, |ok, x| ok & (x.abs() <= limit)) {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(format!(
-                    "weight '{name}' has a non-finite value ({}) at index {i}",
-                    v[i]
-                ));
+                return Err(PrecisionError::NonFinite {
+                    name: name.clone(),
+                    value: v[i],
+                    index: i,
+                });
             }
             let i = v.iter().position(|x| x.abs() > limit).unwrap_or(0);
-            return Err(format!(
-                "weight '{name}' value {} at index {i} does not fit fp16 (max 65504); convert with --fp32",
-                v[i]
-            ));
+            return Err(PrecisionError::Fp16Range {
+                name: name.clone(),
+                value: v[i],
+                index: i,
+            });
         }
         rep.tensors += 1;
         rep.elements += v.len();
@@ -73,10 +95,10 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!((r.subnormal, r.flushed), (1, 1));
         m.insert("big".to_string(), (vec![1], vec![70000.0]));
-        let e = cast(&m, false).unwrap_err();
+        let e = cast(&m, false).unwrap_err().to_string();
         assert!(e.contains("'big'") && e.contains("fp16"), "{e}");
         assert!(cast(&m, true).is_ok());
         m.insert("nan".to_string(), (vec![1], vec![f32::NAN]));
-        assert!(cast(&m, true).unwrap_err().contains("'nan'"));
+        assert!(cast(&m, true).unwrap_err().to_string().contains("'nan'"));
     }
 }

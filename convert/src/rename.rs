@@ -9,7 +9,62 @@
 //! two names of one file rewritten to the same name is an error.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a rule, a `--map` file or the renaming of one file's names failed. Messages name where
+/// the rule was given (`--rename #2`, `names.map:7`) or the file whose names collided.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    #[error("{origin}: '{text}' is not a FROM=TO rule")]
+    NotARule { origin: String, text: String },
+    #[error("{origin}: '{text}' has an empty FROM")]
+    EmptyFrom { origin: String, text: String },
+    /// `side` (FROM or TO) of rule `text` has whitespace or a second `=`.
+    #[error("{origin}: '{side}' in '{text}' contains whitespace or '='; names never do")]
+    BadName {
+        origin: String,
+        side: String,
+        text: String,
+    },
+    #[error("--map {}: cannot read: {source}", path.display())]
+    ReadMap {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Two names of `file` become the same name `name`.
+    #[error(
+        "{}: {first} and {second} both become '{name}'; make the rules more specific",
+        file.display()
+    )]
+    Collision {
+        file: PathBuf,
+        first: Renaming,
+        second: Renaming,
+        name: String,
+    },
+}
+
+/// A name as read and the rule that rewrote it, if one did (for [`RenameError::Collision`]):
+/// `'a.w' (by a.=c. from --rename #1)` or `'c.w' (not renamed)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renaming {
+    pub original: String,
+    pub rule: Option<Rule>,
+}
+
+impl std::fmt::Display for Renaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(rule) => write!(
+                f,
+                "'{}' (by {}={} from {})",
+                self.original, rule.from, rule.to, rule.origin
+            ),
+            None => write!(f, "'{}' (not renamed)", self.original),
+        }
+    }
+}
 
 /// One rewrite rule and where it was given (`--rename #2`, `names.map:7`), for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,21 +77,27 @@ pub struct Rule {
 impl Rule {
     /// Parses `FROM=TO` (`FROM` non-empty, no whitespace inside either side; `TO` may be empty,
     /// which strips the prefix).
-    pub fn parse(text: &str, origin: &str) -> Result<Rule, String> {
-        let (from, to) = text
-            .split_once('=')
-            .ok_or_else(|| format!("{origin}: '{text}' is not a FROM=TO rule"))?;
+    pub fn parse(text: &str, origin: &str) -> Result<Rule, RenameError> {
+        let (from, to) = text.split_once('=').ok_or_else(|| RenameError::NotARule {
+            origin: origin.to_string(),
+            text: text.to_string(),
+        })?;
         let (from, to) = (from.trim(), to.trim());
         if from.is_empty() {
-            return Err(format!("{origin}: '{text}' has an empty FROM"));
+            return Err(RenameError::EmptyFrom {
+                origin: origin.to_string(),
+                text: text.to_string(),
+            });
         }
         if let Some(bad) = [from, to]
             .iter()
             .find(|s| s.contains(char::is_whitespace) || s.contains('='))
         {
-            return Err(format!(
-                "{origin}: '{bad}' in '{text}' contains whitespace or '='; names never do"
-            ));
+            return Err(RenameError::BadName {
+                origin: origin.to_string(),
+                side: bad.to_string(),
+                text: text.to_string(),
+            });
         }
         Ok(Rule {
             from: from.to_string(),
@@ -48,14 +109,16 @@ impl Rule {
 
 /// The rules of a `--map` file: one `FROM=TO` per line; `#` starts a comment (names never
 /// contain `#`); blank lines are skipped. Errors name the file and the line.
-pub fn read_map(path: &Path) -> Result<Vec<Rule>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--map {}: cannot read: {e}", path.display()))?;
+pub fn read_map(path: &Path) -> Result<Vec<Rule>, RenameError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RenameError::ReadMap {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_map(&text, &path.display().to_string())
 }
 
 /// [`read_map`] on text already read; `name` is used in messages.
-pub fn parse_map(text: &str, name: &str) -> Result<Vec<Rule>, String> {
+pub fn parse_map(text: &str, name: &str) -> Result<Vec<Rule>, RenameError> {
     let mut rules = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let body = line.split('#').next().unwrap_or("").trim();
@@ -113,25 +176,25 @@ impl Renamer {
     }
 
     /// Renames every name of one file; an error if two names end up equal.
-    pub fn apply_all(&mut self, file: &Path, names: &[String]) -> Result<Vec<Renamed>, String> {
+    pub fn apply_all(
+        &mut self,
+        file: &Path,
+        names: &[String],
+    ) -> Result<Vec<Renamed>, RenameError> {
         let out: Vec<Renamed> = names.iter().map(|n| self.apply(n)).collect();
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, r) in out.iter().enumerate() {
             if let Some(&j) = seen.get(r.name.as_str()) {
-                let how = |k: usize| match out[k].rule.and_then(|x| self.rules.get(x)) {
-                    Some(rule) => format!(
-                        "'{}' (by {}={} from {})",
-                        names[k], rule.from, rule.to, rule.origin
-                    ),
-                    None => format!("'{}' (not renamed)", names[k]),
+                let how = |k: usize| Renaming {
+                    original: names[k].clone(),
+                    rule: out[k].rule.and_then(|x| self.rules.get(x)).cloned(),
                 };
-                return Err(format!(
-                    "{}: {} and {} both become '{}'; make the rules more specific",
-                    file.display(),
-                    how(j),
-                    how(i),
-                    r.name
-                ));
+                return Err(RenameError::Collision {
+                    file: file.to_path_buf(),
+                    first: how(j),
+                    second: how(i),
+                    name: r.name.clone(),
+                });
             }
             seen.insert(&r.name, i);
         }
@@ -212,28 +275,31 @@ mod tests {
     fn collisions_are_errors_naming_both() {
         let mut r = rules(&["a.=c.", "b.=c."]);
         let names = vec!["a.w".to_string(), "b.w".to_string()];
-        let e = r.apply_all(Path::new("m.pt"), &names).unwrap_err();
+        let e = r
+            .apply_all(Path::new("m.pt"), &names)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("m.pt: 'a.w'"), "{e}");
         assert!(e.contains("'b.w'") && e.contains("'c.w'"), "{e}");
         // Onto a name that was not renamed.
         let mut r = rules(&["old.=new."]);
         let names = vec!["new.w".to_string(), "old.w".to_string()];
-        let e = r.apply_all(Path::new("m.pt"), &names).unwrap_err();
+        let e = r
+            .apply_all(Path::new("m.pt"), &names)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'new.w' (not renamed)"), "{e}");
     }
 
     #[test]
     fn bad_rules_and_map_lines_name_their_origin() {
-        assert!(Rule::parse("noequals", "--rename #1")
-            .unwrap_err()
-            .contains("--rename #1"));
-        assert!(Rule::parse("=x", "o").unwrap_err().contains("empty FROM"));
-        assert!(Rule::parse("a b=c", "o")
-            .unwrap_err()
-            .contains("whitespace"));
-        assert!(Rule::parse("a=b=c", "o").unwrap_err().contains("'='"));
+        let e = |text: &str, origin: &str| Rule::parse(text, origin).unwrap_err().to_string();
+        assert!(e("noequals", "--rename #1").contains("--rename #1"));
+        assert!(e("=x", "o").contains("empty FROM"));
+        assert!(e("a b=c", "o").contains("whitespace"));
+        assert!(e("a=b=c", "o").contains("'='"));
         let text = "# names of my trainer\n\nbackbone.=encoder.   # the body\n  fc.=classifier.linear.\nbad line\n";
-        let e = parse_map(text, "names.map").unwrap_err();
+        let e = parse_map(text, "names.map").unwrap_err().to_string();
         assert!(e.starts_with("names.map:5:"), "{e}");
         let ok = parse_map(&text.replace("bad line", ""), "names.map").unwrap();
         assert_eq!(ok.len(), 2);

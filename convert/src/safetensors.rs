@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::checkpoint::{Key, Value};
-use crate::error::{ConvertError, Result};
+use crate::error::{ConvertError, Result, SlotError};
 use crate::tensor::{self, checked_numel, DType, Tensor};
 
 /// Largest header accepted (the reference implementation uses the same 100 MB limit).
@@ -51,7 +51,13 @@ pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Value> {
         if name == "__metadata__" {
             continue;
         }
-        slots.push(slot(name, info).map_err(|m| fail(format!("tensor '{name}': {m}")))?);
+        slots.push(
+            slot(name, info).map_err(|source| ConvertError::SafetensorsTensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                source,
+            })?,
+        );
     }
 
     // Ranges sorted by start must tile the buffer exactly.
@@ -93,44 +99,47 @@ pub(crate) fn read(path: &Path, bytes: &[u8]) -> Result<Value> {
     Ok(Value::Dict(out))
 }
 
-fn slot(name: &str, info: &serde_json::Value) -> Result<Slot, String> {
+fn slot(name: &str, info: &serde_json::Value) -> Result<Slot, SlotError> {
     let dtype_name = info
         .get("dtype")
         .and_then(|d| d.as_str())
-        .ok_or("missing \"dtype\"")?;
+        .ok_or(SlotError::MissingDtype)?;
     let dtype = DType::from_safetensors(dtype_name)
-        .ok_or_else(|| format!("unsupported dtype {dtype_name}"))?;
+        .ok_or_else(|| SlotError::UnsupportedDtype(dtype_name.to_string()))?;
     let shape = info
         .get("shape")
         .and_then(|s| s.as_array())
-        .ok_or("missing \"shape\"")?
+        .ok_or(SlotError::MissingShape)?
         .iter()
         .map(|d| {
             d.as_u64()
                 .and_then(|d| usize::try_from(d).ok())
-                .ok_or("shape entries must be non-negative ints")
+                .ok_or(SlotError::ShapeEntries)
         })
         .collect::<Result<Vec<usize>, _>>()?;
     let offsets = info
         .get("data_offsets")
         .and_then(|o| o.as_array())
         .filter(|o| o.len() == 2)
-        .ok_or("\"data_offsets\" must be [begin, end]")?;
+        .ok_or(SlotError::DataOffsets)?;
     let off = |i: usize| {
         offsets[i]
             .as_u64()
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or("offsets must be non-negative ints")
+            .ok_or(SlotError::Offsets)
     };
     let (begin, end) = (off(0)?, off(1)?);
     let bytes = checked_numel(&shape)
         .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or("shape overflows")?;
+        .ok_or(SlotError::ShapeOverflow)?;
     if end < begin || end - begin != bytes {
-        return Err(format!(
-            "data_offsets [{begin}, {end}) span {} bytes but shape {shape:?} of {dtype} needs {bytes}",
-            end.wrapping_sub(begin) as isize
-        ));
+        return Err(SlotError::Span {
+            begin,
+            end,
+            shape,
+            dtype,
+            bytes,
+        });
     }
     Ok(Slot {
         name: name.to_string(),

@@ -248,6 +248,45 @@ pub(crate) fn decode(bytes: &[u8], dtype: DType, big_endian: bool) -> TensorData
     }
 }
 
+/// Why a tensor view `(offset, size, stride)` cannot be read from its storage ([`gather`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatherError {
+    #[error("size {size:?} and stride {stride:?} have different ranks")]
+    Ranks {
+        size: Vec<usize>,
+        stride: Vec<usize>,
+    },
+    #[error("size {0:?} overflows")]
+    SizeOverflow(Vec<usize>),
+    /// A copy of more elements than the file can plausibly hold (`max`).
+    #[error(
+        "size {size:?} has {numel} elements, more than the {max} this file can plausibly hold"
+    )]
+    TooLarge {
+        size: Vec<usize>,
+        numel: usize,
+        max: usize,
+    },
+    /// The highest index overflows (`stride` as used: 0 for dimensions of size 1).
+    #[error("view offset {offset}, size {size:?}, stride {stride:?} overflows")]
+    IndexOverflow {
+        offset: usize,
+        size: Vec<usize>,
+        stride: Vec<usize>,
+    },
+    #[error(
+        "view (offset {offset}, size {size:?}, stride {stride:?}) reaches element {last} but \
+         the storage holds only {len}"
+    )]
+    OutOfStorage {
+        offset: usize,
+        size: Vec<usize>,
+        stride: Vec<usize>,
+        last: usize,
+        len: usize,
+    },
+}
+
 /// Number of elements of a shape, `None` on overflow.
 pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
@@ -262,19 +301,22 @@ pub(crate) fn gather(
     size: &[usize],
     stride: &[usize],
     max_numel: usize,
-) -> Result<TensorData, String> {
+) -> Result<TensorData, GatherError> {
     if size.len() != stride.len() {
-        return Err(format!(
-            "size {size:?} and stride {stride:?} have different ranks"
-        ));
+        return Err(GatherError::Ranks {
+            size: size.to_vec(),
+            stride: stride.to_vec(),
+        });
     }
-    let numel = checked_numel(size).ok_or_else(|| format!("size {size:?} overflows"))?;
+    let numel = checked_numel(size).ok_or_else(|| GatherError::SizeOverflow(size.to_vec()))?;
     // A contiguous view shares the storage (it cannot hold more than the storage does, which
     // the bounds check below ensures); only a copy counts against `max_numel`.
     if numel > max_numel && !(is_contiguous(size, stride) && numel <= storage.len()) {
-        return Err(format!(
-            "size {size:?} has {numel} elements, more than the {max_numel} this file can plausibly hold"
-        ));
+        return Err(GatherError::TooLarge {
+            size: size.to_vec(),
+            numel,
+            max: max_numel,
+        });
     }
     if numel == 0 {
         return Ok(match storage {
@@ -294,16 +336,20 @@ pub(crate) fn gather(
         last = (n - 1)
             .checked_mul(s)
             .and_then(|v| v.checked_add(last))
-            .ok_or_else(|| {
-                format!("view offset {offset}, size {size:?}, stride {stride:?} overflows")
+            .ok_or_else(|| GatherError::IndexOverflow {
+                offset,
+                size: size.to_vec(),
+                stride: stride.clone(),
             })?;
     }
     if last >= storage.len() {
-        return Err(format!(
-            "view (offset {offset}, size {size:?}, stride {stride:?}) reaches element {last} \
-             but the storage holds only {}",
-            storage.len()
-        ));
+        return Err(GatherError::OutOfStorage {
+            offset,
+            size: size.to_vec(),
+            stride,
+            last,
+            len: storage.len(),
+        });
     }
     Ok(match storage {
         TensorData::F32(v) => TensorData::F32(gather_slice(v, offset, size, &stride, numel)),
@@ -387,13 +433,16 @@ mod tests {
         // Out of range.
         assert!(gather(&s, 1, &[2, 3], &[3, 1], 100)
             .unwrap_err()
+            .to_string()
             .contains("reaches element 6"));
         // Too many elements.
         assert!(gather(&s, 0, &[1000, 1000], &[0, 0], 100)
             .unwrap_err()
+            .to_string()
             .contains("more than"));
         assert!(gather(&s, 0, &[usize::MAX, 3], &[0, 0], 100)
             .unwrap_err()
+            .to_string()
             .contains("overflows"));
         // A contiguous view shares the storage, so the copy budget does not limit it (the
         // storage bounds it); a copy of the same size is refused.
@@ -401,12 +450,14 @@ mod tests {
         assert!(shares_buffer(&v, &s));
         assert!(gather(&s, 0, &[3, 2], &[1, 3], 4)
             .unwrap_err()
+            .to_string()
             .contains("more than"));
         // Size-1 dimensions may carry any stride.
         let g = gather(&s, 1, &[1, 2, 1], &[usize::MAX, 2, usize::MAX / 2], 100).unwrap();
         assert_eq!(g, TensorData::F32(vec![1., 3.].into()));
         assert!(gather(&s, 1, &[2, 2], &[usize::MAX, 1], 100)
             .unwrap_err()
+            .to_string()
             .contains("overflows"));
     }
 

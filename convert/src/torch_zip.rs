@@ -253,7 +253,14 @@ impl<'a, 'z> Rebuilder<'a, 'z> {
         let max = self.elements_left;
         let view = match tensor::gather(data, offset, &size, &stride, max) {
             Ok(d) => d,
-            Err(e) => return self.fail(format!("tensor on storage '{}': {e}", storage.key)),
+            Err(source) => {
+                return Err(ConvertError::TorchView {
+                    path: self.path.to_path_buf(),
+                    at: self.at.clone(),
+                    storage: storage.key,
+                    source,
+                })
+            }
         };
         // Views sharing a storage cost no memory; copies count against the budget.
         if !tensor::shares_buffer(&view, data) {

@@ -256,7 +256,7 @@ fn epoch_flag_picks_an_older_snapshot() {
         epoch: Some(12345),
         ..Default::default()
     };
-    let e = convert(&missing, &|_| {}).unwrap_err();
+    let e = convert(&missing, &|_| {}).unwrap_err().to_string();
     assert!(e.contains("12345") && e.contains("epochs"), "{e}");
     assert!(!tmp.path().join("none.hood").exists());
 }

@@ -341,7 +341,11 @@ impl Options {
     }
 
     pub fn backend(&self) -> Result<Backend, String> {
-        self.backend.as_deref().unwrap_or("auto").parse()
+        self.backend
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(|e: hood_runtime::detector::UnknownBackend| e.to_string())
     }
 
     /// `--threads` / `threads = N`: a positive integer, or `None` (`HOOD_CPU_THREADS`, else all

@@ -14,6 +14,7 @@
 use crate::backend::{BatchOutputs, Executor};
 use crate::cpu::CpuExecutor;
 use crate::error::{HoodError, Result};
+use crate::format::ModelError;
 use crate::meta::Metadata;
 use crate::model::Model;
 use crate::preprocess::{self, Prepared};
@@ -36,17 +37,21 @@ pub enum Backend {
     Auto,
 }
 
+/// A backend name that is none of cpu, reference, vulkan, auto (or their aliases); holds the
+/// name lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend '{0}' (expected cpu, reference, vulkan or auto)")]
+pub struct UnknownBackend(pub String);
+
 impl std::str::FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownBackend> {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(Backend::Cpu),
             "reference" | "ref" => Ok(Backend::Reference),
             "vulkan" | "vk" | "gpu" => Ok(Backend::Vulkan),
             "auto" => Ok(Backend::Auto),
-            other => Err(format!(
-                "unknown backend '{other}' (expected cpu, reference, vulkan or auto)"
-            )),
+            other => Err(UnknownBackend(other.to_string())),
         }
     }
 }
@@ -132,30 +137,45 @@ fn make_executor(
     }
 }
 
+/// Why `--backend auto` runs on the fast CPU backend instead of Vulkan (logged, not an error of
+/// the detector).
+#[derive(Debug, thiserror::Error)]
+enum NoGpu {
+    #[cfg(feature = "vulkan")]
+    #[error("no usable Vulkan device ({0})")]
+    NoDevice(#[source] HoodError),
+    #[cfg(feature = "vulkan")]
+    #[error("the Vulkan device {0} is a CPU implementation")]
+    CpuDevice(String),
+    #[cfg(feature = "vulkan")]
+    #[error("the Vulkan backend failed on the GPU ({0})")]
+    Failed(#[source] HoodError),
+    #[cfg(not(feature = "vulkan"))]
+    #[error("this build of hood has no Vulkan support")]
+    NotBuilt,
+}
+
 /// `--backend auto`'s Vulkan executor: only on a GPU, never on a CPU implementation such as
 /// lavapipe (slower than the fast CPU backend); the error says why there is none.
 #[cfg(feature = "vulkan")]
-fn auto_vulkan(model: &Model) -> std::result::Result<Box<dyn Executor>, String> {
+fn auto_vulkan(model: &Model) -> std::result::Result<Box<dyn Executor>, NoGpu> {
     use crate::vulkan::{device::VkContext, VkOptions, VulkanExecutor};
     let opts = VkOptions::from_env();
-    let ctx = VkContext::new(&opts).map_err(|e| format!("no usable Vulkan device ({e})"))?;
+    let ctx = VkContext::new(&opts).map_err(NoGpu::NoDevice)?;
     if ctx.cpu_device {
-        return Err(format!(
-            "the Vulkan device {} is a CPU implementation",
-            ctx.description
-        ));
+        return Err(NoGpu::CpuDevice(ctx.description.clone()));
     }
     log::info!("auto: Vulkan on the GPU {}", ctx.description);
     let ctx = Some(std::sync::Arc::new(ctx));
     match VulkanExecutor::with_context(ctx, &model.graph, &model.host_tensors(), &opts) {
         Ok(e) => Ok(Box::new(e)),
-        Err(e) => Err(format!("the Vulkan backend failed on the GPU ({e})")),
+        Err(e) => Err(NoGpu::Failed(e)),
     }
 }
 
 #[cfg(not(feature = "vulkan"))]
-fn auto_vulkan(_model: &Model) -> std::result::Result<Box<dyn Executor>, String> {
-    Err("this build of hood has no Vulkan support".into())
+fn auto_vulkan(_model: &Model) -> std::result::Result<Box<dyn Executor>, NoGpu> {
+    Err(NoGpu::NotBuilt)
 }
 
 #[cfg(feature = "vulkan")]
@@ -193,12 +213,12 @@ impl Detector {
             Some(g) => {
                 let get = |n: &str| {
                     model.tensor(n).ok_or_else(|| {
-                        HoodError::format(model.path(), format!("golden tensor '{n}' missing"))
+                        HoodError::format(model.path(), ModelError::GoldenTensor(n.to_string()))
                     })
                 };
                 let classes = get(&g.classes)?
                     .to_i32()
-                    .ok_or_else(|| HoodError::format(model.path(), "golden classes must be i32"))?;
+                    .ok_or_else(|| HoodError::format(model.path(), ModelError::GoldenClasses))?;
                 Some(GoldenBatch {
                     input: get(&g.input)?.to_f32(),
                     logits: get(&g.logits)?.to_f32(),

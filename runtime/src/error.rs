@@ -1,5 +1,7 @@
 //! Errors of the runtime library. Every variant carries enough context to print one clear line.
 
+use crate::format::FormatError;
+use crate::graph::GraphError;
 use std::path::PathBuf;
 
 /// Result alias used across the runtime.
@@ -14,10 +16,19 @@ pub enum HoodError {
         #[source]
         source: std::io::Error,
     },
-    /// The bytes of a `.hood` file are not a valid model (bad magic, truncated, checksum, ...).
-    #[error("{path}: {msg}")]
-    Format { path: PathBuf, msg: String },
-    /// The op graph is inconsistent (shapes, references, attributes).
+    /// The bytes of a `.hood` file are not a valid model (bad magic, truncated, checksum, ...),
+    /// or a model cannot be written as one.
+    #[error("{path}: {source}")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    /// The op graph given to a backend fails [`crate::graph::Graph::validate`] (shapes,
+    /// references, attributes).
+    #[error("invalid graph: {0}")]
+    InvalidGraph(#[from] GraphError),
+    /// A backend found the op graph inconsistent while preparing or running it.
     #[error("invalid graph: {0}")]
     Graph(String),
     /// An input image or tensor does not fit the model.
@@ -35,10 +46,10 @@ impl HoodError {
             source,
         }
     }
-    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+    pub fn format(path: impl Into<PathBuf>, source: impl Into<FormatError>) -> Self {
         HoodError::Format {
             path: path.into(),
-            msg: msg.into(),
+            source: source.into(),
         }
     }
     pub fn graph(msg: impl Into<String>) -> Self {

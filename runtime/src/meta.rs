@@ -123,56 +123,78 @@ pub struct Converter {
     pub version: String,
 }
 
+/// Why a model's metadata is not valid ([`Metadata::validate`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetaError {
+    #[error("input size {height}x{width} out of range 1..=4096")]
+    InputSize { height: u32, width: u32 },
+    #[error("input channels {0} out of range 1..=4")]
+    Channels(u32),
+    #[error("mean/std have {mean}/{std} entries, input has {channels} channels")]
+    MeanStdLength {
+        mean: usize,
+        std: usize,
+        channels: u32,
+    },
+    #[error("mean must be finite and std finite and > 0")]
+    MeanStdValue,
+    #[error("class count {0} out of range")]
+    ClassCount(u32),
+    #[error("{names} class names for {count} classes")]
+    ClassNames { names: usize, count: u32 },
+    #[error("fw_layers {0} out of range 1..=4")]
+    FwLayers(u32),
+    #[error("unknown score definition '{0}'")]
+    ScoreDefinition(String),
+    #[error("threshold is not finite")]
+    Threshold,
+}
+
 impl Metadata {
     /// Checks the fields that do not depend on the graph.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MetaError> {
         let i = &self.input;
         if i.height == 0 || i.width == 0 || i.height > 4096 || i.width > 4096 {
-            return Err(format!(
-                "input size {}x{} out of range 1..=4096",
-                i.height, i.width
-            ));
+            return Err(MetaError::InputSize {
+                height: i.height,
+                width: i.width,
+            });
         }
         if i.channels == 0 || i.channels > 4 {
-            return Err(format!("input channels {} out of range 1..=4", i.channels));
+            return Err(MetaError::Channels(i.channels));
         }
         if i.mean.len() != i.channels as usize || i.std.len() != i.channels as usize {
-            return Err(format!(
-                "mean/std have {}/{} entries, input has {} channels",
-                i.mean.len(),
-                i.std.len(),
-                i.channels
-            ));
+            return Err(MetaError::MeanStdLength {
+                mean: i.mean.len(),
+                std: i.std.len(),
+                channels: i.channels,
+            });
         }
         if i.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
             || i.mean.iter().any(|m| !m.is_finite())
         {
-            return Err("mean must be finite and std finite and > 0".into());
+            return Err(MetaError::MeanStdValue);
         }
         if self.classes.count == 0 || self.classes.count > 1_000_000 {
-            return Err(format!("class count {} out of range", self.classes.count));
+            return Err(MetaError::ClassCount(self.classes.count));
         }
         if let Some(n) = &self.classes.names {
             if n.len() != self.classes.count as usize {
-                return Err(format!(
-                    "{} class names for {} classes",
-                    n.len(),
-                    self.classes.count
-                ));
+                return Err(MetaError::ClassNames {
+                    names: n.len(),
+                    count: self.classes.count,
+                });
             }
         }
         if !(1..=4).contains(&self.fw_layers) {
-            return Err(format!("fw_layers {} out of range 1..=4", self.fw_layers));
+            return Err(MetaError::FwLayers(self.fw_layers));
         }
         if self.score.definition != SCORE_MEAN_HW_MAX_C_ABS {
-            return Err(format!(
-                "unknown score definition '{}'",
-                self.score.definition
-            ));
+            return Err(MetaError::ScoreDefinition(self.score.definition.clone()));
         }
         if let Some(t) = &self.threshold {
             if !t.value.is_finite() {
-                return Err("threshold is not finite".into());
+                return Err(MetaError::Threshold);
             }
         }
         Ok(())

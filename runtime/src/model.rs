@@ -4,7 +4,7 @@
 
 use crate::error::{HoodError, Result};
 use crate::format::layout::MAX_FILE_SIZE;
-use crate::format::{read, TensorEntry};
+use crate::format::{read, FormatError, TensorEntry};
 use crate::graph::Graph;
 use crate::meta::Metadata;
 use crate::tensor::{HostTensor, TensorView};
@@ -70,8 +70,10 @@ impl Model {
             return Err(HoodError::io(path, e));
         }
         if md.len() > MAX_FILE_SIZE {
-            let msg = format!("file is {} bytes, larger than the 4 GiB limit", md.len());
-            return Err(HoodError::format(path, msg));
+            return Err(HoodError::format(
+                path,
+                FormatError::TooLarge { len: md.len() },
+            ));
         }
         if md.len() == 0 {
             // Mapping an empty file is an error on some platforms; the parser words it better.
@@ -97,8 +99,10 @@ impl Model {
             return Err(HoodError::io(path, e));
         }
         if md.len() > MAX_FILE_SIZE {
-            let msg = format!("file is {} bytes, larger than the 4 GiB limit", md.len());
-            return Err(HoodError::format(path, msg));
+            return Err(HoodError::format(
+                path,
+                FormatError::TooLarge { len: md.len() },
+            ));
         }
         let bytes = std::fs::read(path).map_err(|e| HoodError::io(path, e))?;
         Model::from_storage(Storage::Owned(bytes), path.to_path_buf())

@@ -26,6 +26,23 @@ use serde::{Deserialize, Serialize};
 /// Name of a tensor in the model's tensor table.
 pub type TensorRef = String;
 
+/// Why a node's op id and `attrs` object do not make an op ([`Op::from_id_attrs`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("unknown op id {0}")]
+    UnknownId(u16),
+    /// The `attrs` object does not deserialise into the op's attribute struct.
+    #[error("op {op}: bad attributes: {source}")]
+    BadAttributes {
+        op: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A unit op (argmax, pooling, heat score) with a non-empty `attrs` object.
+    #[error("op {op}: takes no attributes")]
+    TakesNoAttributes { op: &'static str },
+}
+
 /// Stable op ids. Never renumber; append only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -292,20 +309,22 @@ impl Op {
     }
 
     /// Rebuilds an op from its stable id and `attrs` object.
-    pub fn from_id_attrs(id: u16, attrs: serde_json::Value) -> Result<Op, String> {
-        let kind = OpKind::from_id(id).ok_or_else(|| format!("unknown op id {id}"))?;
+    pub fn from_id_attrs(id: u16, attrs: serde_json::Value) -> Result<Op, OpError> {
+        let kind = OpKind::from_id(id).ok_or(OpError::UnknownId(id))?;
         fn de<T: serde::de::DeserializeOwned>(
             kind: OpKind,
             v: serde_json::Value,
-        ) -> Result<T, String> {
-            serde_json::from_value(v)
-                .map_err(|e| format!("op {}: bad attributes: {e}", kind.name()))
+        ) -> Result<T, OpError> {
+            serde_json::from_value(v).map_err(|source| OpError::BadAttributes {
+                op: kind.name(),
+                source,
+            })
         }
-        let unit = |v: &serde_json::Value| -> Result<(), String> {
+        let unit = |v: &serde_json::Value| -> Result<(), OpError> {
             match v {
                 serde_json::Value::Object(m) if m.is_empty() => Ok(()),
                 serde_json::Value::Null => Ok(()),
-                _ => Err(format!("op {}: takes no attributes", kind.name())),
+                _ => Err(OpError::TakesNoAttributes { op: kind.name() }),
             }
         };
         Ok(match kind {

@@ -22,10 +22,15 @@ pub fn resolve(requested: Option<usize>) -> usize {
     requested.map_or_else(default_threads, |t| t.max(1))
 }
 
+/// A `--threads` value (or `HOOD_CPU_THREADS`) that is not a positive integer; holds it as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a positive integer, got '{0}'")]
+pub struct NotPositive(pub String);
+
 /// Parses a `--threads` value: a positive integer (the error says what was given).
-pub fn parse_positive(s: &str) -> Result<usize, String> {
+pub fn parse_positive(s: &str) -> Result<usize, NotPositive> {
     match s.trim().parse::<usize>() {
         Ok(t) if t > 0 => Ok(t),
-        _ => Err(format!("expected a positive integer, got '{s}'")),
+        _ => Err(NotPositive(s.to_string())),
     }
 }

@@ -269,7 +269,7 @@ fn build(case: &Case) -> Result<Built, String> {
     let lookup = |name: &str| shapes.get(name).map(|s| (DType::F16, s.clone()));
     for (i, cn) in case.nodes.iter().enumerate() {
         let ctx = |m: String| format!("node {i} ({}): {m}", cn.op);
-        let op = Op::from_id_attrs(cn.id, cn.attrs.clone()).map_err(ctx)?;
+        let op = Op::from_id_attrs(cn.id, cn.attrs.clone()).map_err(|e| ctx(e.to_string()))?;
         if op.kind().name() != cn.op {
             return Err(ctx(format!("id {} is '{}'", cn.id, op.kind().name())));
         }
@@ -294,7 +294,7 @@ fn build(case: &Case) -> Result<Built, String> {
             return Err(ctx("wrong number of inputs or outputs".into()));
         }
         let ins: Vec<&ValueInfo> = in_ids.iter().map(|&v| &values[v]).collect();
-        let outs = infer(&op, &ins, &lookup).map_err(ctx)?;
+        let outs = infer(&op, &ins, &lookup).map_err(|e| ctx(e.to_string()))?;
         let mut out_ids = Vec::new();
         for (j, ((dtype, shape), name)) in outs.into_iter().zip(&cn.outputs).enumerate() {
             let shape = match cn.reshape.as_ref().and_then(|r| r.get(j)) {

@@ -66,7 +66,7 @@ fn errors_are_values() {
     let e = VulkanExecutor::with_options(&graph, &missing.0, &VkOptions::default())
         .err()
         .expect("must fail");
-    assert!(matches!(e, HoodError::Graph(_)), "{e}");
+    assert!(matches!(e, HoodError::InvalidGraph(_)), "{e}");
     // A device selector that matches nothing.
     std::env::set_var("HOOD_VULKAN_DEVICE", "no-such-gpu-xyz");
     let e = VulkanExecutor::with_options(&graph, &t.0, &VkOptions::default())

@@ -22,6 +22,87 @@
 
 use super::{Id, Node};
 
+/// A numpy or `_codecs` global used in a way the interpreter does not read
+/// ([`super::PickleError::Unsupported`] adds the byte position). `found` fields describe the
+/// pickled value that was there instead (`a tuple`, `bytes`, ...).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NumpyError {
+    #[error("{module}.{name} called without an argument tuple")]
+    NoArguments { module: String, name: String },
+    #[error("_codecs.encode is only read as encode(str, 'latin1')")]
+    EncodeArguments,
+    #[error(
+        "_codecs.encode with encoding {0:?}: only 'latin1' (how pickle protocol 2 stores bytes) \
+         is read"
+    )]
+    Encoding(String),
+    /// A character above U+00FF in a string `_codecs.encode` should turn into latin-1 bytes.
+    #[error(
+        "_codecs.encode(.., 'latin1') of a string with U+{0:04X}, which latin-1 cannot encode"
+    )]
+    NotLatin1(u32),
+    #[error(
+        "numpy.dtype({code:?}) is not supported: only the scalar dtypes {} are read",
+        CODES.join(" ")
+    )]
+    Dtype { code: String },
+    /// A dtype code outside [`CODES`] reaching the scalar decoder (unreachable: `numpy.dtype`
+    /// refuses those first).
+    #[error("numpy dtype {code} is not supported")]
+    ScalarDtype { code: String },
+    #[error("numpy.dtype is only read as dtype(str, bool, bool)")]
+    DtypeArguments,
+    #[error("numpy scalar of dtype {code} with {found} instead of its raw bytes")]
+    ScalarData { code: String, found: &'static str },
+    #[error("{module}.scalar is only read as scalar(numpy.dtype, bytes)")]
+    ScalarArguments { module: String },
+    #[error("{module}._reconstruct is only read as _reconstruct(numpy.ndarray, shape, typecode)")]
+    ReconstructArguments { module: String },
+    #[error(
+        "calling {module}.{name} is not supported (only numpy scalars and 0-d arrays are read)"
+    )]
+    Call { module: String, name: String },
+    #[error("NEWOBJ of {module}.{name} (only numpy scalars are read)")]
+    NewObject { module: String, name: String },
+    #[error("BUILD of a numpy value with {found} instead of a state tuple")]
+    BuildState { found: &'static str },
+    #[error(
+        "numpy dtype {code} with a state of {items} items; expected (version, byteorder, \
+         subarray, names, fields, elsize, alignment, flags)"
+    )]
+    DtypeState { code: String, items: usize },
+    #[error(
+        "numpy dtype {code} with sub-array or named fields (a structured dtype) is not supported"
+    )]
+    Structured { code: String },
+    #[error("numpy dtype {code} with byte order {order:?}; expected '<', '>', '|' or '='")]
+    ByteOrder { code: String, order: String },
+    #[error("numpy dtype {code} with {found} as its byte order; expected '<', '>', '|' or '='")]
+    ByteOrderType { code: String, found: &'static str },
+    #[error(
+        "numpy array ({module}._reconstruct) with a state that is not (version, shape, dtype, \
+         is_fortran, data) for a supported dtype"
+    )]
+    ArrayState { module: String },
+    /// An array with elements (`dims`: its shape, `?` for a non-int dimension).
+    #[error(
+        "numpy array of shape ({}) is not supported: only 0-d arrays (scalars) are read; store \
+         tensors as torch tensors",
+        dims.join(", ")
+    )]
+    ArrayShape { dims: Vec<String> },
+    #[error("0-d numpy array of dtype {code} with {found} instead of its raw bytes")]
+    ArrayData { code: String, found: &'static str },
+    #[error("BUILD on a value that is not a numpy dtype or array")]
+    BuildTarget,
+    #[error("numpy scalar of dtype {code} with {len} bytes of data instead of {size}")]
+    ScalarSize {
+        code: String,
+        len: usize,
+        size: usize,
+    },
+}
+
 /// The numpy / codecs globals the allow-list admits (only interpreted as described above).
 pub(super) fn is_allowed(module: &str, name: &str) -> bool {
     matches!(
@@ -57,9 +138,17 @@ fn code_size(code: &str) -> usize {
 }
 
 /// The result of REDUCE `module.name(*args)` for an allowed numpy / codecs global.
-pub(super) fn reduce(nodes: &[Node], module: &str, name: &str, args: Id) -> Result<Node, String> {
+pub(super) fn reduce(
+    nodes: &[Node],
+    module: &str,
+    name: &str,
+    args: Id,
+) -> Result<Node, NumpyError> {
     let Node::Tuple(items) = &nodes[args] else {
-        return Err(format!("{module}.{name} called without an argument tuple"));
+        return Err(NumpyError::NoArguments {
+            module: module.to_string(),
+            name: name.to_string(),
+        });
     };
     let arg = |i: usize| &nodes[items[i]];
     match (module, name) {
@@ -69,27 +158,18 @@ pub(super) fn reduce(nodes: &[Node], module: &str, name: &str, args: Id) -> Resu
                 items.get(1).map(|&i| &nodes[i]),
                 items.len(),
             ) else {
-                return Err("_codecs.encode is only read as encode(str, 'latin1')".into());
+                return Err(NumpyError::EncodeArguments);
             };
             if !(encoding.eq_ignore_ascii_case("latin1")
                 || encoding.eq_ignore_ascii_case("latin-1"))
             {
-                return Err(format!(
-                    "_codecs.encode with encoding {encoding:?}: only 'latin1' (how pickle protocol 2 \
-                     stores bytes) is read"
-                ));
+                return Err(NumpyError::Encoding(encoding.clone()));
             }
             let mut bytes = Vec::with_capacity(text.len());
             for c in text.chars() {
                 match u8::try_from(u32::from(c)) {
                     Ok(b) => bytes.push(b),
-                    Err(_) => {
-                        return Err(format!(
-                            "_codecs.encode(.., 'latin1') of a string with U+{:04X}, which latin-1 \
-                             cannot encode",
-                            u32::from(c)
-                        ))
-                    }
+                    Err(_) => return Err(NumpyError::NotLatin1(u32::from(c))),
                 }
             }
             Ok(Node::Bytes(bytes))
@@ -106,26 +186,23 @@ pub(super) fn reduce(nodes: &[Node], module: &str, name: &str, args: Id) -> Resu
                             order: NATIVE,
                         })
                     } else {
-                        Err(format!(
-                            "numpy.dtype({code:?}) is not supported: only the scalar dtypes {} are read",
-                            CODES.join(" ")
-                        ))
+                        Err(NumpyError::Dtype { code: code.clone() })
                     }
                 }
-                _ => Err("numpy.dtype is only read as dtype(str, bool, bool)".into()),
+                _ => Err(NumpyError::DtypeArguments),
             }
         }
         (_, "scalar") => match (items.len(), items.first().map(|&i| &nodes[i])) {
             (2, Some(Node::NpDtype { code, order })) => match arg(1) {
                 Node::Bytes(b) => scalar(code, *order, b),
-                other => Err(format!(
-                    "numpy scalar of dtype {code} with {} instead of its raw bytes",
-                    describe(other)
-                )),
+                other => Err(NumpyError::ScalarData {
+                    code: code.clone(),
+                    found: describe(other),
+                }),
             },
-            _ => Err(format!(
-                "{module}.scalar is only read as scalar(numpy.dtype, bytes)"
-            )),
+            _ => Err(NumpyError::ScalarArguments {
+                module: module.to_string(),
+            }),
         },
         (_, "_reconstruct") => match items.first().map(|&i| &nodes[i]) {
             Some(Node::Global { module: m, name: n })
@@ -135,55 +212,52 @@ pub(super) fn reduce(nodes: &[Node], module: &str, name: &str, args: Id) -> Resu
                     module: module.to_string(),
                 })
             }
-            _ => Err(format!(
-                "{module}._reconstruct is only read as _reconstruct(numpy.ndarray, shape, typecode)"
-            )),
+            _ => Err(NumpyError::ReconstructArguments {
+                module: module.to_string(),
+            }),
         },
-        _ => Err(format!(
-            "calling {module}.{name} is not supported (only numpy scalars and 0-d arrays are read)"
-        )),
+        _ => Err(NumpyError::Call {
+            module: module.to_string(),
+            name: name.to_string(),
+        }),
     }
 }
 
 /// The node a BUILD with `state` turns the numpy placeholder `target` into.
-pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, String> {
+pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, NumpyError> {
     let Node::Tuple(items) = &nodes[state] else {
-        return Err(format!(
-            "BUILD of a numpy value with {} instead of a state tuple",
-            describe(&nodes[state])
-        ));
+        return Err(NumpyError::BuildState {
+            found: describe(&nodes[state]),
+        });
     };
     let items: Vec<&Node> = items.iter().map(|&i| &nodes[i]).collect();
     match &nodes[target] {
         // (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
         Node::NpDtype { code, .. } => {
             if !(8..=9).contains(&items.len()) || !matches!(items[0], Node::Int(_)) {
-                return Err(format!(
-                    "numpy dtype {code} with a state of {} items; expected (version, byteorder, \
-                     subarray, names, fields, elsize, alignment, flags)",
-                    items.len()
-                ));
+                return Err(NumpyError::DtypeState {
+                    code: code.clone(),
+                    items: items.len(),
+                });
             }
             if !items[2..5].iter().all(|n| matches!(n, Node::None)) {
-                return Err(format!(
-                    "numpy dtype {code} with sub-array or named fields (a structured dtype) is not \
-                     supported"
-                ));
+                return Err(NumpyError::Structured { code: code.clone() });
             }
             let order = match items[1] {
                 Node::Str(s) if matches!(s.as_str(), "<" | ">" | "|" | "=") => {
                     s.chars().next().unwrap_or(NATIVE)
                 }
                 Node::Str(s) => {
-                    return Err(format!(
-                        "numpy dtype {code} with byte order {s:?}; expected '<', '>', '|' or '='"
-                    ))
+                    return Err(NumpyError::ByteOrder {
+                        code: code.clone(),
+                        order: s.clone(),
+                    })
                 }
                 other => {
-                    return Err(format!(
-                    "numpy dtype {code} with {} as its byte order; expected '<', '>', '|' or '='",
-                    describe(other)
-                ))
+                    return Err(NumpyError::ByteOrderType {
+                        code: code.clone(),
+                        found: describe(other),
+                    })
                 }
             };
             Ok(Node::NpDtype {
@@ -195,10 +269,9 @@ pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, Strin
         Node::NpArray { module } => {
             let [_, Node::Tuple(shape), Node::NpDtype { code, order }, _, data] = items.as_slice()
             else {
-                return Err(format!(
-                    "numpy array ({module}._reconstruct) with a state that is not (version, shape, \
-                     dtype, is_fortran, data) for a supported dtype"
-                ));
+                return Err(NumpyError::ArrayState {
+                    module: module.clone(),
+                });
             };
             if !shape.is_empty() {
                 let dims: Vec<String> = shape
@@ -208,32 +281,29 @@ pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, Strin
                         _ => "?".into(),
                     })
                     .collect();
-                return Err(format!(
-                    "numpy array of shape ({}) is not supported: only 0-d arrays (scalars) are read; \
-                     store tensors as torch tensors",
-                    dims.join(", ")
-                ));
+                return Err(NumpyError::ArrayShape { dims });
             }
             match data {
                 Node::Bytes(b) => scalar(code, *order, b),
-                other => Err(format!(
-                    "0-d numpy array of dtype {code} with {} instead of its raw bytes",
-                    describe(other)
-                )),
+                other => Err(NumpyError::ArrayData {
+                    code: code.clone(),
+                    found: describe(other),
+                }),
             }
         }
-        _ => Err("BUILD on a value that is not a numpy dtype or array".into()),
+        _ => Err(NumpyError::BuildTarget),
     }
 }
 
 /// A scalar of dtype `code` (one of [`CODES`]) from exactly its raw bytes.
-fn scalar(code: &str, order: char, raw: &[u8]) -> Result<Node, String> {
+fn scalar(code: &str, order: char, raw: &[u8]) -> Result<Node, NumpyError> {
     let size = code_size(code);
     if raw.len() != size {
-        return Err(format!(
-            "numpy scalar of dtype {code} with {} bytes of data instead of {size}",
-            raw.len()
-        ));
+        return Err(NumpyError::ScalarSize {
+            code: code.to_string(),
+            len: raw.len(),
+            size,
+        });
     }
     let mut le = [0u8; 8];
     le[..size].copy_from_slice(raw);
@@ -250,7 +320,11 @@ fn scalar(code: &str, order: char, raw: &[u8]) -> Result<Node, String> {
         "i8" | "i4" | "i2" | "i1" => Node::Int(signed(8 * size as u32)),
         "u1" => Node::Int(u as i64),
         "b1" => Node::Bool(u != 0),
-        _ => return Err(format!("numpy dtype {code} is not supported")),
+        _ => {
+            return Err(NumpyError::ScalarDtype {
+                code: code.to_string(),
+            })
+        }
     })
 }
 

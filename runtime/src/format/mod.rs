@@ -9,10 +9,14 @@
 //! The writer runs the same model-level checks as the reader ([`check_model`]), so a file it
 //! writes always loads.
 
+pub mod error;
 pub mod layout;
 pub mod read;
 pub mod write;
 
+pub use error::{
+    EncodeError, FormatError, ModelError, SectionProblem, TensorEntryProblem, TensorProblem,
+};
 pub use layout::{SectionKind, TensorEntry, MAGIC, MAX_FILE_SIZE, VERSION_MAJOR, VERSION_MINOR};
 pub use write::{encode, stage_model, write_model, StagedFile};
 
@@ -30,32 +34,36 @@ pub fn check_model(
     meta: &Metadata,
     graph: &Graph,
     tensor: &TensorLookup<'_>,
-) -> Result<(), String> {
-    meta.validate().map_err(|e| format!("metadata: {e}"))?;
-    graph.validate(tensor).map_err(|e| format!("graph: {e}"))?;
+) -> Result<(), ModelError> {
+    meta.validate().map_err(ModelError::Metadata)?;
+    graph.validate(tensor).map_err(ModelError::Graph)?;
     let i = &meta.input;
     let (c, h, w) = (i.channels as usize, i.height as usize, i.width as usize);
     let input = graph
         .values
         .get(graph.input)
-        .ok_or_else(|| format!("graph: input value {} does not exist", graph.input))?;
+        .ok_or(ModelError::NoInput(graph.input))?;
     if input.dtype != ValueType::F32 || input.shape != [c, h, w] {
-        return Err(format!(
-            "graph input '{}' is {:?} {:?}, metadata says f32 [{c}, {h}, {w}]",
-            input.name, input.dtype, input.shape
-        ));
+        return Err(ModelError::InputShape {
+            name: input.name.clone(),
+            dtype: input.dtype,
+            shape: input.shape.clone(),
+            channels: c,
+            height: h,
+            width: w,
+        });
     }
     let classes = meta.classes.count as usize;
     let logits = graph
         .values
         .get(graph.outputs.logits)
-        .ok_or_else(|| "graph: logits output does not exist".to_string())?;
+        .ok_or(ModelError::NoLogits)?;
     if logits.numel() != classes {
-        return Err(format!(
-            "logits '{}' have {} elements, metadata says {classes} classes",
-            logits.name,
-            logits.numel()
-        ));
+        return Err(ModelError::LogitCount {
+            name: logits.name.clone(),
+            elements: logits.numel(),
+            classes,
+        });
     }
     if let Some(g) = &meta.golden {
         let mut n = None;
@@ -65,29 +73,28 @@ pub fn check_model(
             ("classes", &g.classes, DType::I32, vec![]),
             ("scores", &g.scores, DType::F32, vec![]),
         ] {
-            let (dt, shape) = tensor(name).ok_or_else(|| {
-                format!("golden {role} tensor '{name}' is not in the tensor table")
+            let (dt, shape) = tensor(name).ok_or_else(|| ModelError::GoldenMissing {
+                role,
+                name: name.clone(),
             })?;
-            let want = |n: &str| {
-                let dims: Vec<String> = rest.iter().map(|d| d.to_string()).collect();
-                let tail = if dims.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {}", dims.join(", "))
-                };
-                format!(
-                    "golden {role} tensor '{name}' is {} {shape:?}, expected {} [{n}{tail}]",
-                    dt.name(),
-                    dtype.name()
-                )
-            };
             let ok_shape = shape.len() == rest.len() + 1 && shape[1..] == rest[..];
+            let wrong = |batch: Option<usize>, shape: Vec<usize>, rest: Vec<usize>| {
+                ModelError::GoldenShape {
+                    role,
+                    name: name.clone(),
+                    dtype: dt,
+                    shape,
+                    expected: dtype,
+                    batch,
+                    rest,
+                }
+            };
             if dt != dtype || !ok_shape || shape[0] == 0 {
-                return Err(want("n"));
+                return Err(wrong(None, shape, rest));
             }
             match n {
                 None => n = Some(shape[0]),
-                Some(n0) if n0 != shape[0] => return Err(want(&n0.to_string())),
+                Some(n0) if n0 != shape[0] => return Err(wrong(Some(n0), shape, rest)),
                 Some(_) => {}
             }
         }

@@ -3,6 +3,7 @@
 //! from a length it has not first bounded by the input size.
 
 use super::check_model;
+use super::error::{FormatError, SectionProblem, TensorEntryProblem};
 use super::layout::*;
 use crate::error::{HoodError, Result};
 use crate::graph::Graph;
@@ -24,28 +25,20 @@ pub struct Parsed {
 
 /// Parses and checks a whole `.hood` file. `path` only names the file in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Parsed> {
-    parse_bytes(bytes).map_err(|msg| HoodError::format(path, msg))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    parse_bytes(bytes).map_err(|e| HoodError::format(path, e))
 }
 
 /// Checks that `bytes[range]` is all zero (padding).
-fn zero(bytes: &[u8], from: usize, to: usize, what: &str) -> Result<(), String> {
+fn zero(bytes: &[u8], from: usize, to: usize, what: &'static str) -> Result<(), FormatError> {
     let gap = bytes
         .get(from..to)
-        .ok_or_else(|| format!("{what}: range {from}..{to} out of bounds"))?;
+        .ok_or(FormatError::PaddingBounds { what, from, to })?;
     match gap.iter().position(|&b| b != 0) {
         None => Ok(()),
-        Some(i) => Err(format!(
-            "{what}: non-zero padding byte at offset {}",
-            from + i
-        )),
+        Some(i) => Err(FormatError::Padding {
+            what,
+            offset: from + i,
+        }),
     }
 }
 
@@ -55,37 +48,30 @@ struct Header {
     section_count: u32,
 }
 
-fn parse_header(bytes: &[u8]) -> Result<Header, String> {
+fn parse_header(bytes: &[u8]) -> Result<Header, FormatError> {
     let len = bytes.len();
     if len == 0 {
-        return Err("empty file (0 bytes): not a .hood file".into());
+        return Err(FormatError::Empty);
     }
     let m = len.min(MAGIC.len());
     if bytes.get(..m) != MAGIC.get(..m) {
-        return Err(format!(
-            "not a .hood file (wrong magic: starts with {}, expected {})",
-            hex(bytes.get(..m).unwrap_or_default()),
-            hex(&MAGIC)
-        ));
+        return Err(FormatError::Magic {
+            found: bytes.get(..m).unwrap_or_default().to_vec(),
+        });
     }
     if len < HEADER_SIZE {
-        return Err(format!(
-            "truncated: {len} bytes, shorter than the {HEADER_SIZE}-byte header"
-        ));
+        return Err(FormatError::ShorterThanHeader { len });
     }
     if len as u64 > MAX_FILE_SIZE {
-        return Err(format!("file is {len} bytes, larger than the 4 GiB limit"));
+        return Err(FormatError::TooLarge { len: len as u64 });
     }
-    let short = || "truncated header".to_string();
+    let short = || FormatError::TruncatedHeader;
     let mut c = Cursor::new(bytes);
     c.take(MAGIC.len()).ok_or_else(short)?;
     let major = c.u16().ok_or_else(short)?;
     let minor = c.u16().ok_or_else(short)?;
     if major != VERSION_MAJOR {
-        return Err(format!(
-            "unsupported format version {major}.{minor}; this reader supports version \
-             {VERSION_MAJOR}.x (up to {VERSION_MAJOR}.{VERSION_MINOR})"
-        ));
+        return Err(FormatError::Version { major, minor });
     }
     let header_size = c.u32().ok_or_else(short)?;
     let file_size = c.u64().ok_or_else(short)?;
@@ -94,38 +80,31 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     let table_offset = c.u64().ok_or_else(short)?;
     let reserved = c.take(24).ok_or_else(short)?;
     if header_size as usize != HEADER_SIZE {
-        return Err(format!(
-            "header size field is {header_size}, must be {HEADER_SIZE}"
-        ));
+        return Err(FormatError::HeaderSize(header_size));
     }
     if flags != 0 {
-        return Err(format!(
-            "header flags are 0x{flags:08x}, must be 0 in version 1"
-        ));
+        return Err(FormatError::Flags(flags));
     }
     if table_offset != HEADER_SIZE as u64 {
-        return Err(format!(
-            "section table offset is {table_offset}, must be {HEADER_SIZE}"
-        ));
+        return Err(FormatError::TableOffset(table_offset));
     }
     if reserved.iter().any(|&b| b != 0) {
-        return Err("reserved header bytes 40..64 are not zero".into());
+        return Err(FormatError::ReservedHeader);
     }
     if (len as u64) < file_size {
-        return Err(format!(
-            "truncated: file has {len} bytes, its header says {file_size}"
-        ));
+        return Err(FormatError::Truncated {
+            len,
+            declared: file_size,
+        });
     }
     if len as u64 > file_size {
-        return Err(format!(
-            "trailing bytes: file has {len} bytes, its header says {file_size} ({} extra)",
-            len as u64 - file_size
-        ));
+        return Err(FormatError::Trailing {
+            len,
+            declared: file_size,
+        });
     }
     if len < HEADER_SIZE + TRAILER_SIZE {
-        return Err(format!(
-            "truncated: {len} bytes, no room for the checksum trailer"
-        ));
+        return Err(FormatError::NoTrailer { len });
     }
     Ok(Header {
         major,
@@ -134,46 +113,50 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     })
 }
 
-fn check_crc(bytes: &[u8]) -> Result<(), String> {
+fn check_crc(bytes: &[u8]) -> Result<(), FormatError> {
     let body_len = bytes.len().saturating_sub(TRAILER_SIZE);
     let (body, trailer) = bytes.split_at(body_len);
-    let stored = u32::from_le_bytes(trailer.try_into().map_err(|_| "truncated trailer")?);
+    let stored = u32::from_le_bytes(
+        trailer
+            .try_into()
+            .map_err(|_| FormatError::TruncatedTrailer)?,
+    );
     let computed = crc32fast::hash(body);
     if stored != computed {
-        return Err(format!(
-            "corrupted: checksum mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})"
-        ));
+        return Err(FormatError::Checksum { stored, computed });
     }
     Ok(())
 }
 
 /// Reads and checks the section table; returns the known sections by kind.
-fn parse_sections(bytes: &[u8], h: &Header) -> Result<HashMap<SectionKind, SectionEntry>, String> {
+fn parse_sections(
+    bytes: &[u8],
+    h: &Header,
+) -> Result<HashMap<SectionKind, SectionEntry>, FormatError> {
     let body_end = bytes.len() - TRAILER_SIZE; // parse_header checked len ≥ 68
     let count = h.section_count as usize;
     if count > MAX_SECTIONS {
-        return Err(format!(
-            "section count {count} exceeds the limit of {MAX_SECTIONS}"
-        ));
+        return Err(FormatError::SectionCount(count));
     }
     let table_end = HEADER_SIZE + count * SECTION_ENTRY_SIZE;
     if table_end > body_end {
-        return Err(format!(
-            "truncated: section table of {count} entries ends at {table_end}, the file body at \
-             {body_end}"
-        ));
+        return Err(FormatError::SectionTableTruncated {
+            count,
+            table_end,
+            body_end,
+        });
     }
     let mut c = Cursor::new(
         bytes
             .get(HEADER_SIZE..table_end)
-            .ok_or("section table out of bounds")?,
+            .ok_or(FormatError::SectionTableBounds)?,
     );
     let mut all: Vec<SectionEntry> = Vec::with_capacity(count);
     let mut known = HashMap::new();
     // Files of a later minor version may hold optional kinds this reader does not know.
     let future = h.minor > VERSION_MINOR;
     for i in 0..count {
-        let short = || format!("section table entry {i} is truncated");
+        let short = || FormatError::SectionEntryTruncated(i);
         let kind = c.u32().ok_or_else(short)?;
         let reserved0 = c.u32().ok_or_else(short)?;
         let offset = c.u64().ok_or_else(short)?;
@@ -184,27 +167,29 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<HashMap<SectionKind, Secti
             offset,
             length,
         };
-        let name = SectionKind::from_code(kind)
-            .map_or_else(|| format!("kind {kind}"), |k| k.name().into());
-        let ctx = |m: String| format!("section {i} ({name}): {m}");
+        let ctx = |problem: SectionProblem| FormatError::Section {
+            index: i,
+            kind,
+            problem,
+        };
         if reserved0 != 0 || reserved1 != 0 {
-            return Err(ctx("reserved fields are not zero".into()));
+            return Err(ctx(SectionProblem::ReservedFields));
         }
         match SectionKind::from_code(kind) {
             Some(k) => {
                 if known.insert(k, e).is_some() {
-                    return Err(ctx("duplicate section kind".into()));
+                    return Err(ctx(SectionProblem::Duplicate));
                 }
             }
             None if !future => {
-                return Err(ctx(format!(
-                    "unknown section kind in a version {}.{} file (known kinds are 1-4)",
-                    h.major, h.minor
-                )));
+                return Err(ctx(SectionProblem::UnknownKind {
+                    major: h.major,
+                    minor: h.minor,
+                }));
             }
             None => {
                 if all.iter().any(|o| o.kind == kind) {
-                    return Err(ctx("duplicate section kind".into()));
+                    return Err(ctx(SectionProblem::Duplicate));
                 }
             }
         }
@@ -212,26 +197,30 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<HashMap<SectionKind, Secti
             .checked_add(length)
             .filter(|&end| end <= body_end as u64);
         if offset < table_end as u64 || end.is_none() {
-            return Err(ctx(format!(
-                "bytes {offset}..+{length} are outside {table_end}..{body_end} (between the section \
-                 table and the checksum)"
-            )));
+            return Err(ctx(SectionProblem::Bounds {
+                offset,
+                length,
+                table_end,
+                body_end,
+            }));
         }
         if offset % SECTION_ALIGN as u64 != 0 {
-            return Err(ctx(format!(
-                "offset {offset} is not a multiple of {SECTION_ALIGN}"
-            )));
+            return Err(ctx(SectionProblem::Alignment {
+                offset,
+                align: SECTION_ALIGN,
+            }));
         }
         if kind == SectionKind::TensorData.code() && offset % TENSOR_ALIGN as u64 != 0 {
-            return Err(ctx(format!(
-                "offset {offset} is not a multiple of {TENSOR_ALIGN}"
-            )));
+            return Err(ctx(SectionProblem::Alignment {
+                offset,
+                align: TENSOR_ALIGN,
+            }));
         }
         all.push(e);
     }
     for k in SectionKind::ALL {
         if !known.contains_key(&k) {
-            return Err(format!("missing section {} (kind {})", k.name(), k.code()));
+            return Err(FormatError::MissingSection(k));
         }
     }
     // Overlap and padding: walk the sections in file order. Offsets fit in usize (≤ len).
@@ -240,10 +229,10 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<HashMap<SectionKind, Secti
     for e in &all {
         let (off, end) = (e.offset as usize, (e.offset + e.length) as usize);
         if off < pos {
-            return Err(format!(
-                "section kind {} at {off} overlaps the previous section",
-                e.kind
-            ));
+            return Err(FormatError::SectionOverlap {
+                kind: e.kind,
+                offset: off,
+            });
         }
         zero(bytes, pos, off, "padding before a section")?;
         pos = end;
@@ -252,25 +241,24 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<HashMap<SectionKind, Secti
     Ok(known)
 }
 
-fn section<'a>(bytes: &'a [u8], s: &SectionEntry) -> Result<&'a [u8], String> {
+fn section<'a>(bytes: &'a [u8], s: &SectionEntry) -> Result<&'a [u8], FormatError> {
     let start = s.offset as usize;
     let end = start
         .checked_add(s.length as usize)
-        .ok_or("section length overflows")?;
+        .ok_or(FormatError::SectionLengthOverflow)?;
     bytes
         .get(start..end)
-        .ok_or_else(|| format!("section kind {} out of bounds", s.kind))
+        .ok_or(FormatError::SectionBounds(s.kind))
 }
 
-fn json_text(bytes: &[u8], kind: SectionKind) -> Result<&[u8], String> {
+fn json_text(bytes: &[u8], kind: SectionKind) -> Result<&[u8], FormatError> {
     if bytes.len() > MAX_JSON_BYTES {
-        return Err(format!(
-            "{} section is {} bytes, more than the limit of {MAX_JSON_BYTES}",
-            kind.name(),
-            bytes.len()
-        ));
+        return Err(FormatError::JsonTooLong {
+            kind,
+            len: bytes.len(),
+        });
     }
-    std::str::from_utf8(bytes).map_err(|e| format!("{} section is not UTF-8: {e}", kind.name()))?;
+    std::str::from_utf8(bytes).map_err(|source| FormatError::JsonUtf8 { kind, source })?;
     Ok(bytes)
 }
 
@@ -279,76 +267,83 @@ fn parse_tensor_table(
     table: &[u8],
     data_offset: usize,
     data_len: usize,
-) -> Result<Vec<TensorEntry>, String> {
+) -> Result<Vec<TensorEntry>, FormatError> {
     let mut c = Cursor::new(table);
-    let count = c
-        .u32()
-        .ok_or("TENSOR_TABLE is shorter than its 4-byte count")? as usize;
+    let count = c.u32().ok_or(FormatError::TensorCountMissing)? as usize;
     let fit = (table.len() - 4) / MIN_TENSOR_ENTRY;
     if count > MAX_TENSORS || count > fit {
-        return Err(format!(
-            "tensor count {count} is impossible: the limit is {MAX_TENSORS} and a TENSOR_TABLE of \
-             {} bytes holds at most {fit}",
-            table.len()
-        ));
+        return Err(FormatError::TensorCount {
+            count,
+            table_len: table.len(),
+            fit,
+        });
     }
     let mut out: Vec<TensorEntry> = Vec::with_capacity(count);
     let mut names: HashSet<String> = HashSet::with_capacity(count);
     for i in 0..count {
-        let short = || format!("tensor table truncated in entry {i}");
+        let short = || FormatError::TensorEntryTruncated(i);
         let name_len = c.u16().ok_or_else(short)? as usize;
         if name_len == 0 || name_len > MAX_NAME_LEN {
-            return Err(format!(
-                "tensor {i}: name length {name_len} out of range 1..={MAX_NAME_LEN}"
-            ));
+            return Err(FormatError::TensorNameLength {
+                index: i,
+                len: name_len,
+            });
         }
         let name = std::str::from_utf8(c.take(name_len).ok_or_else(short)?)
-            .map_err(|e| format!("tensor {i}: name is not UTF-8: {e}"))?
+            .map_err(|source| FormatError::TensorNameUtf8 { index: i, source })?
             .to_string();
-        let ctx = |m: String| format!("tensor {i} '{name}': {m}");
+        let ctx = |problem: TensorEntryProblem| FormatError::TensorEntry {
+            index: i,
+            name: name.clone(),
+            problem,
+        };
         let code = c.u8().ok_or_else(short)?;
-        let dtype = DType::from_code(code).ok_or_else(|| {
-            ctx(format!(
-                "unknown dtype code {code} (1 = f16, 2 = f32, 3 = i32)"
-            ))
-        })?;
+        let dtype = DType::from_code(code).ok_or_else(|| ctx(TensorEntryProblem::DType(code)))?;
         let rank = c.u8().ok_or_else(short)? as usize;
         if rank > MAX_RANK {
-            return Err(ctx(format!("rank {rank} out of range 0..={MAX_RANK}")));
+            return Err(ctx(TensorEntryProblem::Rank(rank)));
         }
         let mut shape = Vec::with_capacity(rank);
         for _ in 0..rank {
             let d = c.u32().ok_or_else(short)?;
             if d == 0 {
-                return Err(ctx("has a zero dimension".into()));
+                return Err(ctx(TensorEntryProblem::ZeroDimension));
             }
-            shape.push(usize::try_from(d).map_err(|_| ctx(format!("dimension {d} too large")))?);
+            shape.push(
+                usize::try_from(d).map_err(|_| ctx(TensorEntryProblem::DimensionTooLarge(d)))?,
+            );
         }
         let offset = c.u64().ok_or_else(short)?;
         let nbytes = c.u64().ok_or_else(short)?;
-        let expected = checked_nbytes(&shape, dtype)
-            .ok_or_else(|| ctx(format!("size of {} {shape:?} overflows", dtype.name())))?;
+        let expected = checked_nbytes(&shape, dtype).ok_or_else(|| {
+            ctx(TensorEntryProblem::SizeOverflow {
+                dtype,
+                shape: shape.clone(),
+            })
+        })?;
         if nbytes != expected as u64 {
-            return Err(ctx(format!(
-                "nbytes {nbytes} does not match {} {shape:?} ({expected} bytes)",
-                dtype.name()
-            )));
+            return Err(ctx(TensorEntryProblem::NBytes {
+                nbytes,
+                dtype,
+                shape,
+                expected,
+            }));
         }
         if offset % TENSOR_ALIGN as u64 != 0 {
-            return Err(ctx(format!(
-                "offset {offset} is not a multiple of {TENSOR_ALIGN}"
-            )));
+            return Err(ctx(TensorEntryProblem::Alignment(offset)));
         }
         if offset
             .checked_add(nbytes)
             .is_none_or(|end| end > data_len as u64)
         {
-            return Err(ctx(format!(
-                "bytes {offset}..+{nbytes} are outside TENSOR_DATA ({data_len} bytes)"
-            )));
+            return Err(ctx(TensorEntryProblem::Bounds {
+                offset,
+                nbytes,
+                data_len,
+            }));
         }
         if !names.insert(name.clone()) {
-            return Err(ctx("duplicate tensor name".into()));
+            return Err(ctx(TensorEntryProblem::DuplicateName));
         }
         let (offset, nbytes) = (offset as usize, nbytes as usize); // both ≤ data_len
         out.push(TensorEntry {
@@ -360,10 +355,10 @@ fn parse_tensor_table(
         });
     }
     if c.remaining() != 0 {
-        return Err(format!(
-            "TENSOR_TABLE has {} trailing bytes after its {count} entries",
-            c.remaining()
-        ));
+        return Err(FormatError::TensorTableTrailing {
+            extra: c.remaining(),
+            count,
+        });
     }
     Ok(out)
 }
@@ -373,18 +368,17 @@ fn check_tensor_data(
     bytes: &[u8],
     tensors: &[TensorEntry],
     data: &SectionEntry,
-) -> Result<(), String> {
+) -> Result<(), FormatError> {
     let mut order: Vec<&TensorEntry> = tensors.iter().collect();
     order.sort_by_key(|t| (t.offset, t.nbytes));
     let mut pos = data.offset as usize;
     let mut prev: Option<&str> = None;
     for t in order {
         if t.offset < pos {
-            return Err(format!(
-                "tensor '{}' overlaps tensor '{}'",
-                t.name,
-                prev.unwrap_or("(none)")
-            ));
+            return Err(FormatError::TensorOverlap {
+                name: t.name.clone(),
+                previous: prev.map(str::to_string),
+            });
         }
         zero(bytes, pos, t.offset, "TENSOR_DATA")?;
         pos = t.offset + t.nbytes;
@@ -398,24 +392,20 @@ fn check_tensor_data(
     )
 }
 
-fn parse_bytes(bytes: &[u8]) -> Result<Parsed, String> {
+/// [`parse`] without the file name: the writer reads its own output back with it.
+pub(super) fn parse_bytes(bytes: &[u8]) -> Result<Parsed, FormatError> {
     let header = parse_header(bytes)?;
     check_crc(bytes)?;
     let sections = parse_sections(bytes, &header)?;
-    let get = |k: SectionKind| {
-        sections
-            .get(&k)
-            .ok_or_else(|| format!("missing section {}", k.name()))
-    };
+    let get = |k: SectionKind| sections.get(&k).ok_or(FormatError::MissingSection(k));
 
     let meta_bytes = json_text(section(bytes, get(SectionKind::Meta)?)?, SectionKind::Meta)?;
-    let meta: Metadata = serde_json::from_slice(meta_bytes)
-        .map_err(|e| format!("META section: invalid JSON: {e}"))?;
+    let meta: Metadata = serde_json::from_slice(meta_bytes).map_err(FormatError::MetaJson)?;
     let graph_bytes = json_text(
         section(bytes, get(SectionKind::Graph)?)?,
         SectionKind::Graph,
     )?;
-    let graph = Graph::from_json(graph_bytes).map_err(|e| format!("GRAPH section: {e}"))?;
+    let graph = Graph::from_json(graph_bytes).map_err(FormatError::GraphSection)?;
 
     let data = *get(SectionKind::TensorData)?;
     let table = section(bytes, get(SectionKind::TensorTable)?)?;

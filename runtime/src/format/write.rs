@@ -2,6 +2,7 @@
 //! (docs/FORMAT.md §3) and writes it atomically.
 
 use super::check_model;
+use super::error::{EncodeError, FormatError, TensorProblem};
 use super::layout::*;
 pub use crate::atomic::StagedFile;
 use crate::error::{HoodError, Result};
@@ -15,7 +16,7 @@ use std::path::Path;
 /// the graph against the tensors, and the model-level checks of the reader — so the result always
 /// loads. Errors are `HoodError::Format` with the path `<encode>`.
 pub fn encode(meta: &Metadata, graph: &Graph, tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
-    encode_bytes(meta, graph, tensors).map_err(|m| HoodError::format("<encode>", m))
+    encode_bytes(meta, graph, tensors).map_err(|e| HoodError::format("<encode>", e))
 }
 
 /// Writes a model to `path` atomically: a temporary file in the same directory, fsync, rename.
@@ -40,42 +41,36 @@ pub fn stage_model(
     graph: &Graph,
     tensors: &[(String, HostTensor)],
 ) -> Result<StagedFile> {
-    let bytes = encode_bytes(meta, graph, tensors).map_err(|m| HoodError::format(path, m))?;
+    let bytes = encode_bytes(meta, graph, tensors).map_err(|e| HoodError::format(path, e))?;
     if path.file_name().is_none() {
-        return Err(HoodError::format(path, "output path has no file name"));
+        return Err(HoodError::format(path, EncodeError::NoFileName));
     }
     crate::atomic::stage(path, &bytes).map_err(|e| HoodError::io(path, e))
 }
 
 /// Checks one tensor as the reader will (FORMAT.md §2); returns its byte size.
-fn check_tensor(name: &str, t: &HostTensor) -> Result<usize, String> {
+fn check_tensor(name: &str, t: &HostTensor) -> Result<usize, EncodeError> {
+    let bad = |problem: TensorProblem| EncodeError::Tensor {
+        name: name.to_string(),
+        problem,
+    };
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "tensor '{name}': name is {} bytes, must be 1..={MAX_NAME_LEN}",
-            name.len()
-        ));
+        return Err(bad(TensorProblem::NameLength(name.len())));
     }
     if t.shape.len() > MAX_RANK {
-        return Err(format!(
-            "tensor '{name}': rank {} exceeds {MAX_RANK}",
-            t.shape.len()
-        ));
+        return Err(bad(TensorProblem::Rank(t.shape.len())));
     }
     if t.shape.iter().any(|&d| d == 0 || u32::try_from(d).is_err()) {
-        return Err(format!(
-            "tensor '{name}': dims {:?} must be 1..=2^32-1",
-            t.shape
-        ));
+        return Err(bad(TensorProblem::Dims(t.shape.clone())));
     }
     let nbytes = checked_nbytes(&t.shape, t.dtype())
-        .ok_or_else(|| format!("tensor '{name}': size of {:?} overflows", t.shape))?;
+        .ok_or_else(|| bad(TensorProblem::SizeOverflow(t.shape.clone())))?;
     if t.len() * t.dtype().size() != nbytes {
-        return Err(format!(
-            "tensor '{name}': shape {:?} needs {} values, it has {}",
-            t.shape,
-            nbytes / t.dtype().size(),
-            t.len()
-        ));
+        return Err(bad(TensorProblem::Values {
+            shape: t.shape.clone(),
+            needs: nbytes / t.dtype().size(),
+            has: t.len(),
+        }));
     }
     Ok(nbytes)
 }
@@ -94,12 +89,9 @@ fn encode_bytes(
     meta: &Metadata,
     graph: &Graph,
     tensors: &[(String, HostTensor)],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, FormatError> {
     if tensors.len() > MAX_TENSORS {
-        return Err(format!(
-            "{} tensors, the limit is {MAX_TENSORS}",
-            tensors.len()
-        ));
+        return Err(EncodeError::TooManyTensors(tensors.len()).into());
     }
     let mut sizes = Vec::with_capacity(tensors.len());
     let mut index: HashMap<&str, (DType, Vec<usize>)> = HashMap::with_capacity(tensors.len());
@@ -109,25 +101,23 @@ fn encode_bytes(
             .insert(name.as_str(), (t.dtype(), t.shape.clone()))
             .is_some()
         {
-            return Err(format!("tensor '{name}' appears twice"));
+            return Err(EncodeError::DuplicateTensor(name.clone()).into());
         }
     }
     check_model(meta, graph, &|n: &str| index.get(n).cloned())?;
 
-    let meta_json = serde_json::to_vec(meta).map_err(|e| format!("metadata to JSON: {e}"))?;
-    let graph_json =
-        serde_json::to_vec(&graph.to_json()).map_err(|e| format!("graph to JSON: {e}"))?;
+    let to_json =
+        |what: &'static str| move |source: serde_json::Error| EncodeError::ToJson { what, source };
+    let meta_json = serde_json::to_vec(meta).map_err(to_json("metadata"))?;
+    let graph_json = serde_json::to_vec(&graph.to_json()).map_err(to_json("graph"))?;
     for (what, j) in [("META", &meta_json), ("GRAPH", &graph_json)] {
         if j.len() > MAX_JSON_BYTES {
-            return Err(format!(
-                "{what} JSON is {} bytes, the limit is {MAX_JSON_BYTES}",
-                j.len()
-            ));
+            return Err(EncodeError::JsonTooLong { what, len: j.len() }.into());
         }
     }
 
     // Tensor table and the tensors' offsets inside TENSOR_DATA, in the caller's order.
-    let overflow = || "model too large".to_string();
+    let overflow = || EncodeError::Overflow;
     let mut table = Vec::new();
     put_u32(&mut table, tensors.len() as u32);
     let mut data_len = 0usize;
@@ -158,9 +148,7 @@ fn encode_bytes(
         .and_then(|n| n.checked_add(TRAILER_SIZE))
         .ok_or_else(overflow)?;
     if file_size as u64 > MAX_FILE_SIZE {
-        return Err(format!(
-            "the file would be {file_size} bytes, more than the 4 GiB limit"
-        ));
+        return Err(EncodeError::FileTooLarge(file_size).into());
     }
 
     let mut out = Vec::with_capacity(file_size);
@@ -204,9 +192,6 @@ fn encode_bytes(
     debug_assert_eq!(out.len(), file_size);
     // Read the result back: catches what validation cannot see, e.g. a non-finite attribute
     // that JSON turns into `null`. Costs one parse, far less than the caller's I/O.
-    super::read::parse(&out, Path::new("<encode>")).map_err(|e| match e {
-        HoodError::Format { msg, .. } => format!("the encoded model does not read back: {msg}"),
-        e => format!("the encoded model does not read back: {e}"),
-    })?;
+    super::read::parse_bytes(&out).map_err(|e| EncodeError::ReadBack(Box::new(e)))?;
     Ok(out)
 }

@@ -267,7 +267,7 @@ impl VulkanExecutor {
                 .find(|(k, _)| k == n)
                 .map(|(_, t)| (t.dtype(), t.shape.clone()))
         };
-        graph.validate(lookup).map_err(HoodError::graph)?;
+        graph.validate(lookup)?;
         // HOOD_VK_NO_FUSION: the fused prologues / epilogues as separate ops (unfuse.rs).
         let unfused;
         let (graph, consts): (&Graph, &[(String, HostTensor)]) = if opts.no_fusion {
