@@ -56,6 +56,13 @@ pub enum Value {
     },
     /// The argument of BINPERSID (for torch: `('storage', StorageClass, key, location, numel)`).
     PersistentId(Box<Value>),
+    /// A numpy array with elements, read as data ([`parse_with_arrays`] only): its dtype code
+    /// (`u1`, `i8`, `f4`, ...), shape, and elements in C order as little-endian bytes.
+    Array {
+        dtype: String,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    },
 }
 
 impl Value {
@@ -82,6 +89,7 @@ impl Value {
             Value::Reduce { func, .. } => format!("call of {}", func.kind()),
             Value::Object { class, .. } => format!("object of {}", class.kind()),
             Value::PersistentId(_) => "persistent id".into(),
+            Value::Array { dtype, shape, .. } => format!("numpy {dtype} array of shape {shape:?}"),
         }
     }
 }
@@ -176,9 +184,16 @@ pub fn is_allowed_global(module: &str, name: &str) -> bool {
     }
 }
 
-/// Parses one pickle (up to its STOP opcode) into an inert value tree.
+/// Parses one pickle (up to its STOP opcode) into an inert value tree. numpy arrays with
+/// elements are refused (checkpoints store tensors as torch tensors).
 pub fn parse(data: &[u8]) -> Result<Value, PickleError> {
-    Machine::new(data).run()
+    Machine::new(data, false).run()
+}
+
+/// [`parse`], but numpy arrays of the plain numeric dtypes become [`Value::Array`] (for data
+/// sets pickled with numpy, such as CIFAR-10's python batches). Still nothing is executed.
+pub fn parse_with_arrays(data: &[u8]) -> Result<Value, PickleError> {
+    Machine::new(data, true).run()
 }
 
 type Id = usize;
@@ -214,9 +229,16 @@ enum Node {
         code: String,
         order: char,
     },
-    /// `<module>._reconstruct(numpy.ndarray, ..)` awaiting the BUILD that makes it a scalar.
+    /// `<module>._reconstruct(numpy.ndarray, ..)` awaiting the BUILD that makes it a scalar
+    /// (or, with arrays allowed, an [`Node::NpData`]).
     NpArray {
         module: String,
+    },
+    /// A numpy array with elements: dtype code, shape, little-endian C-order bytes.
+    NpData {
+        code: String,
+        shape: Vec<usize>,
+        data: Vec<u8>,
     },
 }
 
@@ -233,11 +255,14 @@ struct Machine<'a> {
     /// Stack lengths at each MARK.
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
+    /// numpy arrays with elements are read as data ([`parse_with_arrays`]).
+    arrays: bool,
 }
 
 impl<'a> Machine<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    fn new(data: &'a [u8], arrays: bool) -> Self {
         Machine {
+            arrays,
             data,
             pos: 0,
             op_pos: 0,
@@ -558,6 +583,21 @@ impl<'a> Machine<'a> {
                     let v = self.bytes(n)?;
                     self.push(v);
                 }
+                // SHORT_BINSTRING / BINSTRING: a Python 2 `str`, read as bytes (as Python 3's
+                // `pickle.load(f, encoding="bytes")` does).
+                b'U' => {
+                    let n = self.u8()? as u64;
+                    let v = self.bytes(n)?;
+                    self.push(v);
+                }
+                b'T' => {
+                    let n = self.u32()?;
+                    if n > i32::MAX as u32 {
+                        return self.bad("BINSTRING with a negative length");
+                    }
+                    let v = self.bytes(n as u64)?;
+                    self.push(v);
+                }
                 0x8e => {
                     let n = self.u64()?;
                     let v = self.bytes(n)?;
@@ -617,7 +657,7 @@ impl<'a> Machine<'a> {
                     let obj = self.top()?;
                     if numpy::is_buildable(&self.nodes[obj]) {
                         // Replaced in place: memo references see the completed value.
-                        self.nodes[obj] = numpy::build(&self.nodes, obj, state)
+                        self.nodes[obj] = numpy::build(&self.nodes, obj, state, self.arrays)
                             .map_err(|m| self.unsupported(m))?;
                         continue;
                     }
@@ -742,6 +782,14 @@ impl<'a> Machine<'a> {
                 }),
                 args: Box::new(Value::Tuple(vec![Value::Str(format!("{order}{code}"))])),
             },
+            Node::NpData { code, shape, data } => {
+                *budget = budget.saturating_sub(data.len());
+                Value::Array {
+                    dtype: code.clone(),
+                    shape: shape.clone(),
+                    data: data.clone(),
+                }
+            }
             Node::NpArray { module } => Value::Reduce {
                 func: Box::new(Value::Global {
                     module: module.clone(),
@@ -836,5 +884,55 @@ mod tests {
         for n in 0..p.len() {
             assert!(parse(&p[..n]).is_err());
         }
+    }
+
+    /// A CIFAR-10 python batch in miniature, opcode for opcode as Python 2's cPickle writes the
+    /// real ones (protocol 2, `str` as SHORT_BINSTRING / BINSTRING, the array's data as one
+    /// string): `{'data': uint8 array [2, 3], 'labels': [1, 0]}`.
+    fn python2_batch(data: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x02}q\x01(U\x04dataq\x02cnumpy.core.multiarray\n_reconstruct\nq\x03\
+cnumpy\nndarray\nq\x04K\x00\x85q\x05U\x01bq\x06\x87q\x07Rq\x08(K\x01K\x02K\x03\x86q\x09\
+cnumpy\ndtype\nq\x0aU\x02u1q\x0bK\x00K\x01\x87q\x0cRq\x0d(K\x03U\x01|q\x0eNNNJ\xff\xff\xff\xff\
+J\xff\xff\xff\xffK\x00tq\x0fb\x89T"
+            .to_vec();
+        p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        p.extend_from_slice(data);
+        p.extend_from_slice(b"q\x10tq\x11bU\x06labelsq\x12]q\x13(K\x01K\x00eu.");
+        p
+    }
+
+    #[test]
+    fn numpy_arrays_are_data_only_when_asked_for() {
+        let p = python2_batch(&[1, 2, 3, 4, 5, 6]);
+        let v = parse_with_arrays(&p).unwrap();
+        assert_eq!(
+            v,
+            Value::Dict(vec![
+                (
+                    Value::Bytes(b"data".to_vec()),
+                    Value::Array {
+                        dtype: "u1".into(),
+                        shape: vec![2, 3],
+                        data: vec![1, 2, 3, 4, 5, 6],
+                    }
+                ),
+                (
+                    Value::Bytes(b"labels".to_vec()),
+                    Value::List(vec![Value::Int(1), Value::Int(0)])
+                ),
+            ])
+        );
+        // The converter's reader still refuses arrays with elements.
+        let e = parse(&p).unwrap_err();
+        assert!(
+            e.to_string().contains("shape (2, 3) is not supported"),
+            "{e}"
+        );
+        // Data that does not fill the shape is an error, not a short array.
+        let e = parse_with_arrays(&python2_batch(&[1, 2, 3, 4, 5])).unwrap_err();
+        assert!(
+            e.to_string().contains("5 bytes of data instead of 6"),
+            "{e}"
+        );
     }
 }

@@ -157,7 +157,7 @@ impl<'a, 'z> Rebuilder<'a, 'z> {
                 (Some((m, _)), None) if m.starts_with("__torch__") => Value::Dict(Vec::new()),
                 _ => return self.fail(format!("unsupported {} in data.pkl", v.kind())),
             },
-            P::Global { .. } | P::PersistentId(_) => {
+            P::Global { .. } | P::PersistentId(_) | P::Array { .. } => {
                 return self.fail(format!(
                     "unexpected {} where a value was expected",
                     v.kind()

@@ -93,6 +93,20 @@ pub enum NumpyError {
     ArrayShape { dims: Vec<String> },
     #[error("0-d numpy array of dtype {code} with {found} instead of its raw bytes")]
     ArrayData { code: String, found: &'static str },
+    /// An array (arrays allowed) whose raw bytes do not match its shape and dtype.
+    #[error(
+        "numpy array of dtype {code} and shape ({}) with {len} bytes of data instead of {want}",
+        dims.join(", ")
+    )]
+    ArraySize {
+        code: String,
+        dims: Vec<String>,
+        len: usize,
+        want: u128,
+    },
+    /// An array (arrays allowed) stored in Fortran order.
+    #[error("numpy array in Fortran order is not supported (store it in C order)")]
+    Fortran,
     #[error("BUILD on a value that is not a numpy dtype or array")]
     BuildTarget,
     #[error("numpy scalar of dtype {code} with {len} bytes of data instead of {size}")]
@@ -178,15 +192,17 @@ pub(super) fn reduce(
             let flags_ok = items[1.min(items.len())..]
                 .iter()
                 .all(|&i| matches!(nodes[i], Node::Bool(_) | Node::Int(0 | 1)));
-            match items.first().map(|&i| &nodes[i]) {
-                Some(Node::Str(code)) if items.len() <= 3 && flags_ok => {
-                    if CODES.contains(&code.as_str()) {
+            match items.first().and_then(|&i| text(&nodes[i])) {
+                Some(code) if items.len() <= 3 && flags_ok => {
+                    if CODES.contains(&code) {
                         Ok(Node::NpDtype {
-                            code: code.clone(),
+                            code: code.to_string(),
                             order: NATIVE,
                         })
                     } else {
-                        Err(NumpyError::Dtype { code: code.clone() })
+                        Err(NumpyError::Dtype {
+                            code: code.to_string(),
+                        })
                     }
                 }
                 _ => Err(NumpyError::DtypeArguments),
@@ -223,8 +239,23 @@ pub(super) fn reduce(
     }
 }
 
-/// The node a BUILD with `state` turns the numpy placeholder `target` into.
-pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, NumpyError> {
+/// A string argument: a `str`, or a Python 2 `str` read as ASCII bytes.
+fn text(node: &Node) -> Option<&str> {
+    match node {
+        Node::Str(s) => Some(s),
+        Node::Bytes(b) => std::str::from_utf8(b).ok().filter(|s| s.is_ascii()),
+        _ => None,
+    }
+}
+
+/// The node a BUILD with `state` turns the numpy placeholder `target` into; with `arrays`, an
+/// array with elements becomes [`Node::NpData`] instead of an error.
+pub(super) fn build(
+    nodes: &[Node],
+    target: Id,
+    state: Id,
+    arrays: bool,
+) -> Result<Node, NumpyError> {
     let Node::Tuple(items) = &nodes[state] else {
         return Err(NumpyError::BuildState {
             found: describe(&nodes[state]),
@@ -243,17 +274,17 @@ pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, Numpy
             if !items[2..5].iter().all(|n| matches!(n, Node::None)) {
                 return Err(NumpyError::Structured { code: code.clone() });
             }
-            let order = match items[1] {
-                Node::Str(s) if matches!(s.as_str(), "<" | ">" | "|" | "=") => {
+            let order = match (items[1], text(items[1])) {
+                (_, Some(s)) if matches!(s, "<" | ">" | "|" | "=") => {
                     s.chars().next().unwrap_or(NATIVE)
                 }
-                Node::Str(s) => {
+                (_, Some(s)) => {
                     return Err(NumpyError::ByteOrder {
                         code: code.clone(),
-                        order: s.clone(),
+                        order: s.to_string(),
                     })
                 }
-                other => {
+                (other, None) => {
                     return Err(NumpyError::ByteOrderType {
                         code: code.clone(),
                         found: describe(other),
@@ -281,7 +312,10 @@ pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, Numpy
                         _ => "?".into(),
                     })
                     .collect();
-                return Err(NumpyError::ArrayShape { dims });
+                if !arrays {
+                    return Err(NumpyError::ArrayShape { dims });
+                }
+                return array(code, *order, shape, dims, items[3], data, nodes);
             }
             match data {
                 Node::Bytes(b) => scalar(code, *order, b),
@@ -293,6 +327,57 @@ pub(super) fn build(nodes: &[Node], target: Id, state: Id) -> Result<Node, Numpy
         }
         _ => Err(NumpyError::BuildTarget),
     }
+}
+
+/// An array with elements (`shape`: the ids of its dimensions, `dims` them as text) of dtype
+/// `code` from its raw bytes, checked against its shape and turned little-endian.
+fn array(
+    code: &str,
+    order: char,
+    shape: &[Id],
+    dims: Vec<String>,
+    fortran: &Node,
+    data: &Node,
+    nodes: &[Node],
+) -> Result<Node, NumpyError> {
+    if !matches!(fortran, Node::Bool(false) | Node::Int(0)) {
+        return Err(NumpyError::Fortran);
+    }
+    let Node::Bytes(raw) = data else {
+        return Err(NumpyError::ArrayData {
+            code: code.to_string(),
+            found: describe(data),
+        });
+    };
+    let size = code_size(code);
+    let mut extents = Vec::with_capacity(shape.len());
+    let mut want: u128 = size as u128;
+    for &i in shape {
+        match &nodes[i] {
+            Node::Int(d) if *d >= 0 => {
+                extents.push(*d as usize);
+                want = want.saturating_mul(*d as u128);
+            }
+            _ => want = u128::MAX,
+        }
+    }
+    if want != raw.len() as u128 {
+        return Err(NumpyError::ArraySize {
+            code: code.to_string(),
+            dims,
+            len: raw.len(),
+            want,
+        });
+    }
+    let mut data = raw.clone();
+    if order == '>' && size > 1 {
+        data.chunks_exact_mut(size).for_each(|c| c.reverse());
+    }
+    Ok(Node::NpData {
+        code: code.to_string(),
+        shape: extents,
+        data,
+    })
 }
 
 /// A scalar of dtype `code` (one of [`CODES`]) from exactly its raw bytes.
@@ -343,7 +428,7 @@ fn describe(node: &Node) -> &'static str {
         Node::Reduce { .. } | Node::Object { .. } => "an object",
         Node::PersistentId(_) => "a persistent id",
         Node::NpDtype { .. } => "a numpy dtype",
-        Node::NpArray { .. } => "a numpy array",
+        Node::NpArray { .. } | Node::NpData { .. } => "a numpy array",
     }
 }
 
