@@ -96,6 +96,19 @@ done
   -r tools/train/requirements.txt
 "$venv/bin/python" tools/train/test_heat_data.py > "$work/heat_data_tests.txt"
 tail -n 1 "$work/heat_data_tests.txt"
+# 5a. The tch trainer on CIFAR-10's python batches (a cifar-10-batches-py folder as --id-train
+#     and --id-test): the synthetic folders written in that format hold the same images in the
+#     same order, so the run must give exactly the scores of the folder run of step 4 (wrn).
+"$venv/bin/python" tools/train/to_cifar_batches.py --train "$work/data/train" \
+  --test "$work/data/test" --out "$work/cifar"
+"$trainer" train --preset smoke --arch wrn --id-train "$work/cifar" --id-test "$work/cifar" \
+  --ood-train "$work/data/ood" --out "$work/wrn-cifar" --threads 2 | tail -n 1
+"$trainer" predict --model "$work/wrn-cifar/heat.ot" --out "$work/wrn-cifar/tch.csv" "${images[@]}"
+cmp "$work/wrn/tch.csv" "$work/wrn-cifar/tch.csv"
+echo "tch trainer: CIFAR-10 python batches train the same model as the image folders"
+LIBTORCH_USE_PYTORCH=1 PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$tch_target" \
+  cargo test --release -q --manifest-path tools/tch-train/Cargo.toml
+stamp "tch trainer on CIFAR batches done"
 py="$work/python-trainer"
 "$venv/bin/python" tools/train/train_heat.py --id-train "$work/data/train" \
   --ood-train "$work/data/ood" --work "$py/work" --out "$py/run" --preset cpu-small \

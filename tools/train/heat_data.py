@@ -237,6 +237,34 @@ def write_pngs(u8, labels, classes, out):
         Image.fromarray(img).save(os.path.join(d, f"{i:05d}.png"))
 
 
+def write_cifar_batches(train_u8, train_y, test_u8, test_y, classes, out):
+    """Writes uint8 N×32×32×3 images as CIFAR-10's python batches in `out` (the official layout:
+    protocol-2 pickles of dicts with bytes keys, `data` N×3072 planar uint8, `labels` a list of
+    int; the training images split over the five data batches in order)."""
+    os.makedirs(out, exist_ok=True)
+
+    def dump(name, obj):
+        tmp = os.path.join(out, f".{name}.partial")
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(out, name))
+
+    def batch(label, u8, y):
+        planar = np.ascontiguousarray(np.asarray(u8, dtype=np.uint8).transpose(0, 3, 1, 2))
+        return {b"batch_label": label.encode(), b"labels": [int(v) for v in y],
+                b"data": planar.reshape(len(planar), 3072),
+                b"filenames": [f"{i:05d}.png".encode() for i in range(len(planar))]}
+
+    dump("batches.meta", {b"label_names": [c.encode() for c in classes],
+                          b"num_cases_per_batch": -(-len(train_u8) // 5), b"num_vis": 3072})
+    parts = np.array_split(np.arange(len(train_u8)), 5)
+    for i, (name, idx) in enumerate(zip(CIFAR_TRAIN_BATCHES, parts)):
+        dump(name, batch(f"training batch {i + 1} of 5", train_u8[idx], np.asarray(train_y)[idx]))
+    dump("test_batch", batch("testing batch 1 of 1", test_u8, test_y))
+
+
 def split_val_labels(labels, per_class):
     """Indices (train, val) of a user's ID training images in listing order: the last `per_class`
     of each class are held out, but never more than a fifth of a class (small data sets keep

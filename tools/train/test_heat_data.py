@@ -90,6 +90,13 @@ def main():
         D.write_pngs(u8t, [0, 2, 2, 1], cls, out)
         back = np.asarray(Image.open(os.path.join(out, "bird", "00001.png")))
         check(np.array_equal(back, u8t[2]), "written as lossless PNGs, numbered per class")
+        again = os.path.join(tmp, "again")
+        D.write_cifar_batches(u8, y, u8t, [0, 2, 2, 1], cls, again)
+        u8a, ya, clsa = D.cifar_batches(again, "train")
+        u8ta, yta, _ = D.cifar_batches(again, "test")
+        check(np.array_equal(u8a, u8) and list(ya) == list(y) and clsa == cls
+              and np.array_equal(u8ta, u8t) and list(yta) == [0, 2, 2, 1],
+              "write_cifar_batches writes what cifar_batches reads")
 
         # A pickle that names any other global is refused, not run.
         evil = os.path.join(tmp, "evil")

@@ -3,9 +3,11 @@
 //! See README.md.
 
 mod atomic;
+mod cifar;
 mod data;
 mod models;
 mod predict;
+mod sets;
 mod synth;
 mod train;
 

@@ -1,6 +1,7 @@
 //! `tch-train train`: the HEAT recipe of tools/train/train_heat.py on tch.
 //!
-//! 1. Classifier on the ID training folders minus the last `--val-per-class` files of each class:
+//! 1. Classifier on the ID training set (an image folder per class, or CIFAR-10's python
+//!    batches: sets.rs) minus the last `--val-per-class` images of each class:
 //!    SGD (momentum 0.9, Nesterov, weight decay 5e-4 on weights only), linear warm-up then
 //!    cosine decay per step, random crop (zero padding 4) + horizontal flip.
 //! 2. Feature min / max over the ID training features (eval mode); min clamped to ≤ 0.
@@ -14,6 +15,7 @@
 //!    networks), OUT/classes.txt, OUT/train_log.json, OUT/val/<class>/ (the held-out files).
 
 use crate::data::{self, augment, to_input};
+use crate::sets::{self, random_subset};
 use crate::models::{self, layers, Arch, Classifier, Decoder, ModelSpec};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -43,10 +45,12 @@ pub enum DeviceArg {
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// ID training images, one sub-folder per class (class = sorted folder names).
+    /// ID training images: one sub-folder per class (class = sorted folder names), or
+    /// CIFAR-10's python batches (the unpacked cifar-10-batches-py folder).
     #[arg(long)]
     pub id_train: PathBuf,
-    /// ID test images, same class sub-folders (accuracy only).
+    /// ID test images, same class sub-folders, or CIFAR-10's python batches (test_batch)
+    /// (accuracy only).
     #[arg(long)]
     pub id_test: PathBuf,
     /// OOD training images (any folder, searched recursively).
@@ -206,18 +210,6 @@ fn log(t0: Instant, msg: impl AsRef<str>) {
     println!("[{:7.1} s] {}", t0.elapsed().as_secs_f64(), msg.as_ref());
 }
 
-/// `n` of `0..len` drawn without replacement by the global generator, sorted (a fixed subset).
-fn random_subset(len: usize, n: usize) -> Vec<usize> {
-    let perm = Tensor::randperm(len as i64, (Kind::Int64, Device::Cpu));
-    let mut idx: Vec<usize> = Vec::<i64>::try_from(perm.narrow(0, 0, n.min(len) as i64))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| i as usize)
-        .collect();
-    idx.sort();
-    idx
-}
-
 pub fn run(a: &TrainArgs) -> Result<()> {
     let t0 = Instant::now();
     let st = Settings::from_args(a)?;
@@ -243,29 +235,17 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     log(t0, format!("tch {TCH_VERSION}, libtorch {TORCH_VERSION}, device {device:?}, {threads} threads, settings {st:?}"));
 
     // Data: ID train minus the held-out split, OOD train, ID test.
-    let classes = data::class_names(&a.id_train)?;
-    let by_class = data::labelled_images(&a.id_train, &classes)?;
-    let (mut tr_paths, mut tr_y, mut val) = (Vec::new(), Vec::new(), Vec::new());
-    for (c, files) in by_class.iter().enumerate() {
-        let cut = files.len().saturating_sub(st.val_per_class);
-        for p in &files[..cut] {
-            tr_paths.push(p.clone());
-            tr_y.push(c as i64);
-        }
-        val.extend(files[cut..].iter().map(|p| (p.clone(), c)));
-    }
-    if let Some(n) = st.limit_id {
-        let keep = random_subset(tr_paths.len(), n);
-        tr_paths = keep.iter().map(|&i| tr_paths[i].clone()).collect();
-        tr_y = keep.iter().map(|&i| tr_y[i]).collect();
-    }
-    if tr_paths.is_empty() {
-        bail!(
-            "{}: no ID training images left after holding out {} per class",
-            a.id_train.display(),
-            st.val_per_class
-        );
-    }
+    let size = st.input_size;
+    let id = sets::load(&sets::Source {
+        id_train: &a.id_train,
+        id_test: &a.id_test,
+        out: &a.out,
+        val_per_class: st.val_per_class,
+        limit_id: st.limit_id,
+        size,
+        threads,
+    })?;
+    let classes = id.classes.clone();
     let mut ood_paths = data::images_under(&a.ood_train)?;
     if let Some(n) = st.limit_ood {
         ood_paths = random_subset(ood_paths.len(), n)
@@ -273,40 +253,25 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             .map(|i| ood_paths[i].clone())
             .collect();
     }
-    let test = data::labelled_images(&a.id_test, &classes)?;
-    let test_paths: Vec<PathBuf> = test.iter().flatten().cloned().collect();
-    let test_y: Vec<i64> = test
-        .iter()
-        .enumerate()
-        .flat_map(|(c, f)| vec![c as i64; f.len()])
-        .collect();
-    if test_paths.is_empty() {
-        bail!("{}: no test images", a.id_test.display());
-    }
-    let size = st.input_size;
-    let x_id = data::load_u8(&tr_paths, size, threads)?;
-    let y_id = Tensor::from_slice(&tr_y);
+    let x_id = id.x_train;
+    let y_id = Tensor::from_slice(&id.y_train);
     let x_ood = data::load_u8(&ood_paths, size, threads)?;
-    let x_test = data::load_u8(&test_paths, size, threads)?;
-    let x_val = data::load_u8(
-        &val.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
-        size,
-        threads,
-    )?;
-    let y_val = Tensor::from_slice(&val.iter().map(|&(_, c)| c as i64).collect::<Vec<_>>());
+    let x_test = id.x_test;
+    let test_y = id.y_test;
+    let x_val = id.x_val;
+    let n_val = id.y_val.len();
+    let y_val = Tensor::from_slice(&id.y_val);
     let t_load = t0.elapsed().as_secs_f64();
     log(
         t0,
         format!(
-            "data: {} classes, {} ID train, {} ID val (held out), {} OOD train, {} ID test",
+            "data: {} classes, {} ID train, {n_val} ID val (held out), {} OOD train, {} ID test",
             classes.len(),
-            tr_paths.len(),
-            val.len(),
+            id.y_train.len(),
             ood_paths.len(),
-            test_paths.len()
+            test_y.len()
         ),
     );
-    copy_val(&a.out, &a.id_train, &classes, &val)?;
 
     let spec = ModelSpec {
         arch: st.arch,
@@ -335,7 +300,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let (f_id, p_id) = features(&clf, &x_id, device);
     let train_acc = accuracy(&p_id, &y_id);
     let (_, p_val) = features(&clf, &x_val, device);
-    let val_acc = if val.is_empty() {
+    let val_acc = if n_val == 0 {
         f64::NAN
     } else {
         accuracy(&p_val, &y_val)
@@ -389,7 +354,7 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let t_test = t.elapsed().as_secs_f64();
     log(
         t0,
-        format!("test accuracy {test_acc:.4} on {} images", test_paths.len()),
+        format!("test accuracy {test_acc:.4} on {} images", test_y.len()),
     );
 
     // 5. Outputs.
@@ -409,8 +374,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         "threads": threads,
         "data": {
             "id_train": a.id_train, "id_test": a.id_test, "ood_train": a.ood_train,
-            "n_id_train": tr_paths.len(), "n_val": val.len(), "n_ood_train": ood_paths.len(),
-            "n_ood_with_prototype": n_proto, "n_test": test_paths.len(),
+            "n_id_train": id.y_train.len(), "n_val": n_val, "n_ood_train": ood_paths.len(),
+            "n_ood_with_prototype": n_proto, "n_test": test_y.len(),
         },
         "train_acc": train_acc,
         "val_acc": if val_acc.is_nan() { serde_json::Value::Null } else { json!(val_acc) },
@@ -433,32 +398,6 @@ pub fn run(a: &TrainArgs) -> Result<()> {
         t0,
         format!("done in {total:.0} s → {}", model_path.display()),
     );
-    Ok(())
-}
-
-/// Copies the held-out files into OUT/val/<class>/ (for `hood calibrate --id OUT/val`).
-fn copy_val(out: &Path, root: &Path, classes: &[String], val: &[(PathBuf, usize)]) -> Result<()> {
-    let dir = out.join("val");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("{}: cannot remove", dir.display()))?;
-    }
-    for (p, c) in val {
-        let class_root = root.join(&classes[*c]);
-        let rel = p.strip_prefix(&class_root).unwrap_or(p.as_path());
-        let rel = if rel.is_absolute() {
-            Path::new(rel.file_name().unwrap_or_default())
-        } else {
-            rel
-        };
-        let dst = dir.join(&classes[*c]).join(rel);
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("{}: cannot create", parent.display()))?;
-        }
-        std::fs::copy(p, &dst)
-            .with_context(|| format!("{}: cannot copy to {}", p.display(), dst.display()))?;
-    }
     Ok(())
 }
 
