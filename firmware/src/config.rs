@@ -47,7 +47,7 @@ pub enum ConfigError {
     File {
         path: PathBuf,
         #[source]
-        source: TomlError,
+        source: Box<TomlError>,
     },
     #[error(transparent)]
     Backend(#[from] UnknownBackend),
@@ -350,7 +350,12 @@ impl Options {
         };
         let file = match Options::from_toml(&text) {
             Ok(f) => f,
-            Err(source) => return Err(ConfigError::File { path, source }),
+            Err(e) => {
+                return Err(ConfigError::File {
+                    path,
+                    source: Box::new(e),
+                })
+            }
         };
         Ok(self.merge(file))
     }
