@@ -55,7 +55,7 @@ pub enum ConvertError {
         at: Vec<String>,
         storage: String,
         #[source]
-        source: GatherError,
+        source: Box<GatherError>,
     },
     /// The safetensors header or buffer is invalid.
     #[error("{}: safetensors: {msg}", path.display())]

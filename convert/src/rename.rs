@@ -39,8 +39,8 @@ pub enum RenameError {
     )]
     Collision {
         file: PathBuf,
-        first: Renaming,
-        second: Renaming,
+        first: Box<Renaming>,
+        second: Box<Renaming>,
         name: String,
     },
 }
@@ -185,9 +185,11 @@ impl Renamer {
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, r) in out.iter().enumerate() {
             if let Some(&j) = seen.get(r.name.as_str()) {
-                let how = |k: usize| Renaming {
-                    original: names[k].clone(),
-                    rule: out[k].rule.and_then(|x| self.rules.get(x)).cloned(),
+                let how = |k: usize| {
+                    Box::new(Renaming {
+                        original: names[k].clone(),
+                        rule: out[k].rule.and_then(|x| self.rules.get(x)).cloned(),
+                    })
                 };
                 return Err(RenameError::Collision {
                     file: file.to_path_buf(),

@@ -258,7 +258,7 @@ impl<'a, 'z> Rebuilder<'a, 'z> {
                     path: self.path.to_path_buf(),
                     at: self.at.clone(),
                     storage: storage.key,
-                    source,
+                    source: Box::new(source),
                 })
             }
         };

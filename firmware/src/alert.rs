@@ -2,12 +2,62 @@
 //! [`PinAlert`] adapts any embedded-hal 1.0 pin (GPIO character device on Linux, a mock in tests)
 //! and handles active-low wiring; [`LogPin`] is the pin for machines without one.
 
-use embedded_hal::digital::{Error as _, ErrorType, OutputPin};
+use embedded_hal::digital::{Error as _, ErrorKind, ErrorType, OutputPin};
+#[cfg(target_os = "linux")]
+use linux_embedded_hal::gpio_cdev;
+use std::path::PathBuf;
+
+/// An alert output that could not be driven: the output's name and what its pin reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pin}: cannot drive pin: {kind:?}")]
+pub struct PinError {
+    pub pin: String,
+    pub kind: ErrorKind,
+}
+
+/// What to check when the GPIO character device refuses hood-watch.
+const PERMISSION_HINT: &str =
+    "(is the user in the group that owns the chip? see firmware/README.md, GPIO permissions)";
+
+/// Why line `line` of GPIO chip `chip` cannot be opened as the alert output ([`open_gpio`]).
+#[derive(Debug, thiserror::Error)]
+pub enum GpioError {
+    #[cfg(target_os = "linux")]
+    #[error("{} line {line}: {source} {PERMISSION_HINT}", chip.display())]
+    Chip {
+        chip: PathBuf,
+        line: u32,
+        #[source]
+        source: gpio_cdev::Error,
+    },
+    #[cfg(target_os = "linux")]
+    #[error("{} line {line}: {source}", chip.display())]
+    Line {
+        chip: PathBuf,
+        line: u32,
+        #[source]
+        source: gpio_cdev::Error,
+    },
+    #[cfg(target_os = "linux")]
+    #[error(
+        "{} line {line}: cannot request as output: {source} {PERMISSION_HINT}",
+        chip.display()
+    )]
+    Request {
+        chip: PathBuf,
+        line: u32,
+        #[source]
+        source: gpio_cdev::Error,
+    },
+    #[cfg(not(target_os = "linux"))]
+    #[error("{}: GPIO character devices exist only on Linux", chip.display())]
+    NotLinux { chip: PathBuf },
+}
 
 /// What the daemon drives. Object-safe so the daemon does not care which pin it has.
 pub trait AlertOutput {
     /// Drives the output active (`true`) or inactive.
-    fn set_active(&mut self, active: bool) -> Result<(), String>;
+    fn set_active(&mut self, active: bool) -> Result<(), PinError>;
     /// The last state driven (`None` before the first call).
     fn state(&self) -> Option<bool>;
     fn describe(&self) -> String;
@@ -38,13 +88,16 @@ impl<P: OutputPin> PinAlert<P> {
 }
 
 impl<P: OutputPin> AlertOutput for PinAlert<P> {
-    fn set_active(&mut self, active: bool) -> Result<(), String> {
+    fn set_active(&mut self, active: bool) -> Result<(), PinError> {
         let r = if active != self.active_low {
             self.pin.set_high()
         } else {
             self.pin.set_low()
         };
-        r.map_err(|e| format!("{}: cannot drive pin: {:?}", self.name, e.kind()))?;
+        r.map_err(|e| PinError {
+            pin: self.name.clone(),
+            kind: e.kind(),
+        })?;
         self.state = Some(active);
         Ok(())
     }
@@ -101,18 +154,33 @@ pub fn open_gpio(
     chip: &std::path::Path,
     line: u32,
     active_low: bool,
-) -> Result<PinAlert<linux_embedded_hal::CdevPin>, String> {
-    use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
-    let what = format!("{} line {line}", chip.display());
-    let hint =
-        "(is the user in the group that owns the chip? see firmware/README.md, GPIO permissions)";
-    let mut c = Chip::new(chip).map_err(|e| format!("{what}: {e} {hint}"))?;
-    let l = c.get_line(line).map_err(|e| format!("{what}: {e}"))?;
+) -> Result<PinAlert<linux_embedded_hal::CdevPin>, GpioError> {
+    use gpio_cdev::{Chip, LineRequestFlags};
+    let chip_path = || chip.to_path_buf();
+    let mut c = Chip::new(chip).map_err(|source| GpioError::Chip {
+        chip: chip_path(),
+        line,
+        source,
+    })?;
+    let l = c.get_line(line).map_err(|source| GpioError::Line {
+        chip: chip_path(),
+        line,
+        source,
+    })?;
     let inactive_level = u8::from(active_low);
     let handle = l
         .request(LineRequestFlags::OUTPUT, inactive_level, "hood-watch")
-        .map_err(|e| format!("{what}: cannot request as output: {e} {hint}"))?;
-    let pin = linux_embedded_hal::CdevPin::new(handle).map_err(|e| format!("{what}: {e}"))?;
+        .map_err(|source| GpioError::Request {
+            chip: chip_path(),
+            line,
+            source,
+        })?;
+    let pin = linux_embedded_hal::CdevPin::new(handle).map_err(|source| GpioError::Line {
+        chip: chip_path(),
+        line,
+        source,
+    })?;
+    let what = format!("{} line {line}", chip.display());
     Ok(PinAlert::new(pin, active_low, format!("gpio {what}")))
 }
 
@@ -121,11 +189,10 @@ pub fn open_gpio(
     chip: &std::path::Path,
     _line: u32,
     _active_low: bool,
-) -> Result<PinAlert<LogPin>, String> {
-    Err(format!(
-        "{}: GPIO character devices exist only on Linux",
-        chip.display()
-    ))
+) -> Result<PinAlert<LogPin>, GpioError> {
+    Err(GpioError::NotLinux {
+        chip: chip.to_path_buf(),
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +216,8 @@ mod tests {
             false,
         )
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("/dev/gpiochip-does-not-exist"), "{e}");
     }
 }

@@ -4,34 +4,152 @@
 //! refuses to start (a detector without a threshold would never alert). The bundled model
 //! ([`crate::bundled`]) carries its calibrated threshold like any other.
 
-use crate::alert::{AlertOutput, LogPin, PinAlert};
+use crate::alert::{AlertOutput, GpioError, LogPin, PinAlert};
 use crate::bundled;
-use crate::config::Options;
+use crate::config::{ConfigError, Options};
 use crate::daemon::{detector_factory, Backoff, Watch};
 use crate::events::{EventLog, OverlayWriter};
+use crate::http::HttpError;
+use crate::lane::CameraNameError;
+use crate::reload::ReloadError;
 use crate::source::{FileSource, FileSpec, FrameSource, MemorySource};
 use crate::stats::StatsFile;
-use hood_runtime::Model;
+use crate::stream_spec::StreamSpecError;
+use hood_runtime::{HoodError, Model};
 use serde_json::json;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Default pacing of the bundled feed, so a person can follow it.
 pub const BUNDLED_FPS: f32 = 10.0;
 
-fn open_source(o: &Options) -> Result<Option<Box<dyn FrameSource>>, String> {
+/// Why hood-watch refuses to start: bad options, a model that does not load or fails its
+/// self-test, no threshold, a source, pin or output that cannot be opened. One line each.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// More than one of `--input`, `--camera`, `--source` (flags and the config file together).
+    #[error("{} are all given (flags and --config together); keep one source", given.join(" and "))]
+    Sources { given: Vec<&'static str> },
+    #[error(transparent)]
+    StreamSpec(#[from] StreamSpecError),
+    #[cfg(feature = "v4l2")]
+    #[error(transparent)]
+    PixelFormat(#[from] crate::camera::UnknownPixelFormat),
+    #[cfg(not(feature = "v4l2"))]
+    #[error(
+        "--camera {}: this build has no V4L2 support; rebuild with `cargo build --release -p \
+         hood-firmware --features v4l2` (needs libclang at build time)",
+        device.display()
+    )]
+    NoV4l2 { device: PathBuf },
+    #[cfg(feature = "gstreamer")]
+    #[error("--width and --height: give both (positive), or neither")]
+    Size,
+    #[cfg(feature = "gstreamer")]
+    #[error(transparent)]
+    Gstreamer(#[from] crate::gst_source::GstError),
+    /// `--source` in a build without GStreamer (`source`: what was asked for).
+    #[cfg(not(feature = "gstreamer"))]
+    #[error(
+        "--source ({source_name}): this build has no GStreamer support; rebuild with `cargo build \
+         --release -p hood-firmware --features gstreamer` (needs libgstreamer1.0-dev and \
+         libgstreamer-plugins-base1.0-dev)"
+    )]
+    NoGstreamer { source_name: String },
+    #[cfg(feature = "mqtt")]
+    #[error(transparent)]
+    Mqtt(#[from] crate::mqtt::MqttError),
+    #[cfg(not(feature = "mqtt"))]
+    #[error(
+        "--mqtt {url}: this build has no MQTT support; rebuild with `cargo build --release -p \
+         hood-firmware --features mqtt`"
+    )]
+    NoMqtt { url: String },
+    #[error(transparent)]
+    Gpio(#[from] GpioError),
+    #[error("--gpio-chip and --gpio-line go together")]
+    GpioPair,
+    #[error("cannot load the model: {0}")]
+    Model(#[source] HoodError),
+    #[error("the bundled model is broken: {0}")]
+    BundledModel(#[source] HoodError),
+    #[error("cannot create the detector: {0}")]
+    Detector(#[source] HoodError),
+    #[error(
+        "model self-test cannot run ({0}); refusing to start. Re-convert the model with a golden \
+         self-test vector"
+    )]
+    SelftestRun(#[source] HoodError),
+    #[error(
+        "model self-test FAILED on backend {backend} ({images} images: max score deviation \
+         {max_score_dev:.3e}, max logit deviation {max_logit_dev:.3e}, {class_mismatches} class \
+         mismatches); refusing to start"
+    )]
+    SelftestFailed {
+        backend: &'static str,
+        images: usize,
+        max_score_dev: f32,
+        max_logit_dev: f32,
+        class_mismatches: usize,
+    },
+    /// The bundled model carries no threshold and none was given (`model`: its name).
+    #[error(
+        "the bundled model {} has no calibrated threshold (this build bundled an uncalibrated \
+         model; see firmware/src/bundled.rs); pass --threshold T or --model FILE",
+        model.display()
+    )]
+    BundledThreshold { model: PathBuf },
+    #[error(
+        "the model {} has no calibrated threshold and no --threshold was given; refusing to start \
+         (a detector without a threshold never alerts)",
+        model.display()
+    )]
+    NoThreshold { model: PathBuf },
+    #[error("threshold {0} is not a finite number")]
+    Threshold(f32),
+    /// A top-level key (`input`, `camera`, `gpio-line`, ...) set beside `[[camera]]` tables.
+    #[error("`{0}` is set beside [[camera]] tables; set it inside each [[camera]] instead")]
+    BesideCameras(&'static str),
+    /// `[[camera]]` table `number` (1-based) has no name.
+    #[error("[[camera]] number {0} has no `name`")]
+    UnnamedCamera(usize),
+    #[error(transparent)]
+    CameraName(#[from] CameraNameError),
+    #[error("two [[camera]] tables are named {0:?}")]
+    DuplicateCamera(String),
+    #[error("[[camera]] {0:?}: give exactly one of `input`, `device` or `source`")]
+    CameraSources(String),
+    #[error("overlays {}: {source}", dir.display())]
+    Overlays {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("event log {}: {source}", path.display())]
+    EventLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
+}
+
+fn open_source(o: &Options) -> Result<Option<Box<dyn FrameSource>>, StartError> {
     // The command line cannot combine them (clap), but a flag and a config-file key can.
     let given = [
         ("--input", o.input.is_some()),
         ("--camera", o.camera.is_some()),
         ("--source", o.source.is_some()),
     ];
-    let set: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+    let set: Vec<&'static str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
     if set.len() > 1 {
-        return Err(format!(
-            "{} are all given (flags and --config together); keep one source",
-            set.join(" and ")
-        ));
+        return Err(StartError::Sources { given: set });
     }
     if let Some(dev) = &o.camera {
         return open_camera(o, dev).map(Some);
@@ -45,7 +163,7 @@ fn open_source(o: &Options) -> Result<Option<Box<dyn FrameSource>>, String> {
 }
 
 #[cfg(feature = "v4l2")]
-fn open_camera(o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, String> {
+fn open_camera(o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, StartError> {
     use crate::camera::{CameraConfig, CameraSource};
     let cfg = CameraConfig {
         device: dev.to_path_buf(),
@@ -58,22 +176,21 @@ fn open_camera(o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource
 }
 
 #[cfg(not(feature = "v4l2"))]
-fn open_camera(_o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, String> {
-    Err(format!(
-        "--camera {}: this build has no V4L2 support; rebuild with `cargo build --release -p hood-firmware --features v4l2` (needs libclang at build time)",
-        dev.display()
-    ))
+fn open_camera(_o: &Options, dev: &std::path::Path) -> Result<Box<dyn FrameSource>, StartError> {
+    Err(StartError::NoV4l2 {
+        device: dev.to_path_buf(),
+    })
 }
 
 #[cfg(feature = "gstreamer")]
 fn open_stream(
     o: &Options,
     spec: crate::stream_spec::StreamSpec,
-) -> Result<Box<dyn FrameSource>, String> {
+) -> Result<Box<dyn FrameSource>, StartError> {
     let size = match (o.width, o.height) {
         (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
         (None, None) => None,
-        _ => return Err("--width and --height: give both (positive), or neither".into()),
+        _ => return Err(StartError::Size),
     };
     Ok(Box::new(crate::gst_source::GstSource::open(
         spec, size, o.looping,
@@ -84,11 +201,10 @@ fn open_stream(
 fn open_stream(
     _o: &Options,
     spec: crate::stream_spec::StreamSpec,
-) -> Result<Box<dyn FrameSource>, String> {
-    Err(format!(
-        "--source ({}): this build has no GStreamer support; rebuild with `cargo build --release -p hood-firmware --features gstreamer` (needs libgstreamer1.0-dev and libgstreamer-plugins-base1.0-dev)",
-        spec.describe()
-    ))
+) -> Result<Box<dyn FrameSource>, StartError> {
+    Err(StartError::NoGstreamer {
+        source_name: spec.describe(),
+    })
 }
 
 #[cfg(feature = "mqtt")]
@@ -111,7 +227,7 @@ impl crate::daemon::Notify for crate::mqtt::Mqtt {
 fn open_notify(
     o: &Options,
     cameras: &[String],
-) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+) -> Result<Vec<Box<dyn crate::daemon::Notify>>, StartError> {
     let Some(url) = &o.mqtt else {
         return Ok(Vec::new());
     };
@@ -133,16 +249,14 @@ fn open_notify(
 fn open_notify(
     o: &Options,
     _cameras: &[String],
-) -> Result<Vec<Box<dyn crate::daemon::Notify>>, String> {
+) -> Result<Vec<Box<dyn crate::daemon::Notify>>, StartError> {
     match &o.mqtt {
-        Some(url) => Err(format!(
-            "--mqtt {url}: this build has no MQTT support; rebuild with `cargo build --release -p hood-firmware --features mqtt`"
-        )),
+        Some(url) => Err(StartError::NoMqtt { url: url.clone() }),
         None => Ok(Vec::new()),
     }
 }
 
-fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
+fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, StartError> {
     match (&o.gpio_chip, o.gpio_line) {
         (Some(chip), Some(line)) => {
             Ok(Box::new(crate::alert::open_gpio(chip, line, o.active_low)?))
@@ -152,7 +266,7 @@ fn open_pin(o: &Options) -> Result<Box<dyn AlertOutput>, String> {
             o.active_low,
             "log-only pin",
         ))),
-        _ => Err("--gpio-chip and --gpio-line go together".into()),
+        _ => Err(StartError::GpioPair),
     }
 }
 
@@ -167,37 +281,34 @@ pub struct Opened {
 
 /// Loads the model (`--model`, else the bundled one), creates the detector on the asked backend
 /// and runs its golden self-test; any failure is one clear line.
-pub fn open_detector(o: &Options) -> Result<Opened, String> {
+pub fn open_detector(o: &Options) -> Result<Opened, StartError> {
     let backend = o.backend()?;
     let threads = o.threads()?;
     let (model, bundled_model) = match &o.model {
         Some(p) => (
             // Read, not mapped: the daemon never depends on the file after loading (reload.rs).
-            Model::read(p).map_err(|e| format!("cannot load the model: {e}"))?,
+            Model::read(p).map_err(StartError::Model)?,
             false,
         ),
         None => (
             Model::from_bytes(bundled::DEMO_MODEL.to_vec(), bundled::DEMO_MODEL_NAME)
-                .map_err(|e| format!("the bundled model is broken: {e}"))?,
+                .map_err(StartError::BundledModel)?,
             true,
         ),
     };
     let model = Arc::new(model);
     let mut factory = detector_factory(model.clone(), threads);
-    let mut engine = factory(backend).map_err(|e| format!("cannot create the detector: {e}"))?;
+    let mut engine = factory(backend).map_err(StartError::Detector)?;
 
-    let st = engine
-        .selftest()
-        .map_err(|e| format!("model self-test cannot run ({e}); refusing to start. Re-convert the model with a golden self-test vector"))?;
+    let st = engine.selftest().map_err(StartError::SelftestRun)?;
     if !st.passed {
-        return Err(format!(
-            "model self-test FAILED on backend {} ({} images: max score deviation {:.3e}, max logit deviation {:.3e}, {} class mismatches); refusing to start",
-            engine.backend_name(),
-            st.images,
-            st.max_score_dev,
-            st.max_logit_dev,
-            st.class_mismatches
-        ));
+        return Err(StartError::SelftestFailed {
+            backend: engine.backend_name(),
+            images: st.images,
+            max_score_dev: st.max_score_dev,
+            max_logit_dev: st.max_logit_dev,
+            class_mismatches: st.class_mismatches,
+        });
     }
     crate::say!(
         "self-test passed on {} ({} images)",
@@ -214,7 +325,7 @@ pub fn open_detector(o: &Options) -> Result<Opened, String> {
 
 /// A source from one spec, as `--input` or `--source` would open it: `rtsp://`, `gst:` and
 /// paths that are not a folder, a glob or an image go to GStreamer; the rest are image files.
-pub fn open_spec(o: &Options, spec: &str) -> Result<Box<dyn FrameSource>, String> {
+pub fn open_spec(o: &Options, spec: &str) -> Result<Box<dyn FrameSource>, StartError> {
     let stream = crate::stream_spec::StreamSpec::parse(spec)?;
     let image_like = matches!(stream, crate::stream_spec::StreamSpec::File(_)) && {
         let p = std::path::Path::new(spec);
@@ -239,32 +350,30 @@ fn resolve_threshold(
     o: &Options,
     model: &Model,
     bundled_model: bool,
-) -> Result<(f32, &'static str), String> {
+) -> Result<(f32, &'static str), StartError> {
     let (t, kind) = match (o.threshold, model.meta.threshold.as_ref()) {
         (Some(t), _) => (t, "option"),
         (None, Some(t)) => (t.value, "model"),
         (None, None) if bundled_model => {
-            return Err(format!(
-                "the bundled model {} has no calibrated threshold (this build bundled an uncalibrated model; see firmware/src/bundled.rs); pass --threshold T or --model FILE",
-                model.path().display()
-            ))
+            return Err(StartError::BundledThreshold {
+                model: model.path().to_path_buf(),
+            })
         }
         (None, None) => {
-            return Err(format!(
-                "the model {} has no calibrated threshold and no --threshold was given; refusing to start (a detector without a threshold never alerts)",
-                model.path().display()
-            ))
+            return Err(StartError::NoThreshold {
+                model: model.path().to_path_buf(),
+            })
         }
     };
     if !t.is_finite() {
-        return Err(format!("threshold {t} is not a finite number"));
+        return Err(StartError::Threshold(t));
     }
     Ok((t, kind))
 }
 
 /// The options of each camera: the flags' one camera, or one per `[[camera]]` table (checked:
 /// unique names, one source each, no top-level source or alert line beside them).
-fn camera_options(o: &Options) -> Result<Vec<Options>, String> {
+fn camera_options(o: &Options) -> Result<Vec<Options>, StartError> {
     if o.cameras.is_empty() {
         return Ok(vec![o.clone()]);
     }
@@ -277,30 +386,23 @@ fn camera_options(o: &Options) -> Result<Vec<Options>, String> {
         ("name", o.name.is_some()),
     ] {
         if set {
-            return Err(format!(
-                "`{flag}` is set beside [[camera]] tables; set it inside each [[camera]] instead"
-            ));
+            return Err(StartError::BesideCameras(flag));
         }
     }
     let mut names = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for (i, t) in o.cameras.iter().enumerate() {
-        let name = t
-            .name
-            .clone()
-            .ok_or_else(|| format!("[[camera]] number {} has no `name`", i + 1))?;
+        let name = t.name.clone().ok_or(StartError::UnnamedCamera(i + 1))?;
         crate::lane::check_name(&name)?;
         if !names.insert(name.clone()) {
-            return Err(format!("two [[camera]] tables are named {name:?}"));
+            return Err(StartError::DuplicateCamera(name));
         }
         let n = [t.input.is_some(), t.device.is_some(), t.source.is_some()]
             .iter()
             .filter(|b| **b)
             .count();
         if n != 1 {
-            return Err(format!(
-                "[[camera]] {name:?}: give exactly one of `input`, `device` or `source`"
-            ));
+            return Err(StartError::CameraSources(name));
         }
         out.push(t.options(o));
     }
@@ -308,7 +410,7 @@ fn camera_options(o: &Options) -> Result<Vec<Options>, String> {
 }
 
 /// Builds the daemon from options. Errors are one clear line; the caller refuses to start.
-pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
+pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, StartError> {
     let backend = o.backend()?;
     let per_camera = camera_options(o)?;
     let multi = per_camera.len() > 1 || !o.cameras.is_empty();
@@ -354,8 +456,12 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
             o.overlays_dir()
         };
         let overlays =
-            OverlayWriter::with_limits(dir.clone(), overlay_interval, o.overlay_limits())
-                .map_err(|e| format!("overlays {}: {e}", dir.display()))?;
+            OverlayWriter::with_limits(dir.clone(), overlay_interval, o.overlay_limits()).map_err(
+                |source| StartError::Overlays {
+                    dir: dir.clone(),
+                    source,
+                },
+            )?;
         let lane = crate::lane::Lane::new(
             &name,
             source,
@@ -395,8 +501,12 @@ pub fn build(o: &Options, stop: Arc<AtomicBool>) -> Result<Watch, String> {
     let names: Vec<String> = lanes.iter().map(|l| l.name.clone()).collect();
     let notify = open_notify(o, &names)?;
     let events_path = o.events_path();
-    let events = EventLog::with_limits(&events_path, o.log_limits())
-        .map_err(|e| format!("event log {}: {e}", events_path.display()))?;
+    let events = EventLog::with_limits(&events_path, o.log_limits()).map_err(|source| {
+        StartError::EventLog {
+            path: events_path.clone(),
+            source,
+        }
+    })?;
     crate::say!(
         "hood-watch: events -> {} | overlays of alerting frames -> {}{}",
         events_path.display(),

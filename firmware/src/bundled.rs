@@ -107,16 +107,34 @@ pub fn feed() -> Vec<(String, Arc<[u8]>, Segment)> {
         .collect()
 }
 
+/// Why the bundled frames could not be scored.
+#[derive(Debug, thiserror::Error)]
+pub enum BundledError {
+    /// Bundled frame `name` does not decode (a broken build).
+    #[error("bundled {name}: {source}")]
+    Decode {
+        name: String,
+        #[source]
+        source: hood_runtime::DecodeError,
+    },
+    #[error(transparent)]
+    Detector(#[from] hood_runtime::HoodError),
+}
+
 /// Scores of the distinct bundled ID and OOD frames with `engine`.
-pub fn segment_scores(engine: &mut dyn Engine) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let mut score = |frames: &[(&str, &[u8])]| -> Result<Vec<f32>, String> {
+pub fn segment_scores(engine: &mut dyn Engine) -> Result<(Vec<f32>, Vec<f32>), BundledError> {
+    let mut score = |frames: &[(&str, &[u8])]| -> Result<Vec<f32>, BundledError> {
         frames
             .iter()
             .map(|(n, b)| {
-                let img = hood_runtime::decode::decode_image(b)
-                    .map_err(|e| format!("bundled {n}: {e}"))?;
-                let p = engine.prepare(&img, n).map_err(|e| e.to_string())?;
-                Ok(engine.detect(&p.tensor).map_err(|e| e.to_string())?.score)
+                let img = hood_runtime::decode::decode_image(b).map_err(|source| {
+                    BundledError::Decode {
+                        name: n.to_string(),
+                        source,
+                    }
+                })?;
+                let p = engine.prepare(&img, n)?;
+                Ok(engine.detect(&p.tensor)?.score)
             })
             .collect()
     };

@@ -17,15 +17,18 @@ pub enum PixelFormat {
     Yuyv,
 }
 
+/// A `--pixel-format` value other than mjpeg or yuyv (lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pixel format '{0}' (expected mjpeg or yuyv)")]
+pub struct UnknownPixelFormat(pub String);
+
 impl std::str::FromStr for PixelFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPixelFormat;
+    fn from_str(s: &str) -> Result<Self, UnknownPixelFormat> {
         match s.to_ascii_lowercase().as_str() {
             "mjpeg" | "mjpg" => Ok(PixelFormat::Mjpeg),
             "yuyv" | "yuy2" => Ok(PixelFormat::Yuyv),
-            o => Err(format!(
-                "unknown pixel format '{o}' (expected mjpeg or yuyv)"
-            )),
+            o => Err(UnknownPixelFormat(o.to_string())),
         }
     }
 }
@@ -178,7 +181,7 @@ mod tests {
         ] {
             assert_eq!(s.parse::<PixelFormat>().unwrap(), f);
         }
-        let e = "h264".parse::<PixelFormat>().unwrap_err();
+        let e = "h264".parse::<PixelFormat>().unwrap_err().to_string();
         assert!(e.contains("h264") && e.contains("mjpeg or yuyv"), "{e}");
     }
 

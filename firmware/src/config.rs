@@ -2,8 +2,10 @@
 //! without the dashes: `gpio-line = 17`). A flag on the command line wins over the file; a boolean
 //! flag can only switch its option on.
 
-use crate::decision::Debounce;
+use crate::decision::{Debounce, DebounceError};
+use crate::tiling::TilingError;
 use clap::Parser;
+use hood_runtime::detector::UnknownBackend;
 use hood_runtime::Backend;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -29,6 +31,51 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     };
     format!("{} (features: {features})", env!("CARGO_PKG_VERSION"))
 });
+
+/// Why the options (flags and config file) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--config` file is not a valid config.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<TomlError>,
+    },
+    #[error(transparent)]
+    Backend(#[from] UnknownBackend),
+    #[error("--threads must be a positive integer, not 0")]
+    ZeroThreads,
+    #[error(transparent)]
+    Debounce(#[from] DebounceError),
+    /// `--{option}` is negative, not finite or too large.
+    #[error("--{option} must be a non-negative number of seconds, not {value}")]
+    Seconds { option: &'static str, value: f64 },
+    /// `--roi` or `--tiles` does not parse.
+    #[error(transparent)]
+    Region(#[from] TilingError),
+}
+
+/// Why a config file's text is not valid TOML or not valid options ([`Options::from_toml`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TomlError {
+    #[error("{}", .0.to_string().trim())]
+    Options(#[source] toml::de::Error),
+    /// `[[camera]]` table `number` (1-based) is not a valid camera table.
+    #[error("[[camera]] number {number}: {}", source.to_string().trim())]
+    Camera {
+        number: usize,
+        #[source]
+        source: toml::de::Error,
+    },
+}
 
 /// Command-line flags and TOML keys.
 #[derive(Parser, Debug, Clone, Default, Deserialize)]
@@ -288,26 +335,35 @@ macro_rules! merge_opts {
 
 impl Options {
     /// Options from the command line, merged over `--config`'s file.
-    pub fn load() -> Result<Options, String> {
+    pub fn load() -> Result<Options, ConfigError> {
         Options::parse().with_config_file()
     }
 
     /// Merges the `--config` file (if any) under these options.
-    pub fn with_config_file(self) -> Result<Options, String> {
+    pub fn with_config_file(self) -> Result<Options, ConfigError> {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file = Options::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let file = match Options::from_toml(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(ConfigError::File {
+                    path,
+                    source: Box::new(e),
+                })
+            }
+        };
         Ok(self.merge(file))
     }
 
     /// The options of a TOML config file's text (keys spelt like the flags), with its
     /// `[[camera]]` tables.
-    pub fn from_toml(text: &str) -> Result<Options, String> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    pub fn from_toml(text: &str) -> Result<Options, TomlError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(TomlError::Options)?;
         let tables = match table.get("camera") {
             Some(toml::Value::Array(a)) => {
                 let a = a.clone();
@@ -318,10 +374,11 @@ impl Options {
         };
         let mut o: Options = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+            .map_err(TomlError::Options)?;
         for (i, t) in tables.into_iter().enumerate() {
-            let c: CameraTable = t.try_into().map_err(|e: toml::de::Error| {
-                format!("[[camera]] number {}: {}", i + 1, e.to_string().trim())
+            let c: CameraTable = t.try_into().map_err(|source| TomlError::Camera {
+                number: i + 1,
+                source,
             })?;
             o.cameras.push(c);
         }
@@ -340,24 +397,20 @@ impl Options {
             flag: looping, active_low, print_frames)
     }
 
-    pub fn backend(&self) -> Result<Backend, String> {
-        self.backend
-            .as_deref()
-            .unwrap_or("auto")
-            .parse()
-            .map_err(|e: hood_runtime::detector::UnknownBackend| e.to_string())
+    pub fn backend(&self) -> Result<Backend, ConfigError> {
+        Ok(self.backend.as_deref().unwrap_or("auto").parse()?)
     }
 
     /// `--threads` / `threads = N`: a positive integer, or `None` (`HOOD_CPU_THREADS`, else all
     /// cores).
-    pub fn threads(&self) -> Result<Option<usize>, String> {
+    pub fn threads(&self) -> Result<Option<usize>, ConfigError> {
         match self.threads {
-            Some(0) => Err("--threads must be a positive integer, not 0".into()),
+            Some(0) => Err(ConfigError::ZeroThreads),
             t => Ok(t),
         }
     }
 
-    pub fn debounce(&self) -> Result<Debounce, String> {
+    pub fn debounce(&self) -> Result<Debounce, ConfigError> {
         let d = Debounce::default();
         let d = Debounce {
             k: self.alert_k.unwrap_or(d.k),
@@ -386,12 +439,12 @@ impl Options {
             .unwrap_or_else(|| self.out_dir().join("overlays"))
     }
 
-    pub fn overlay_interval(&self) -> Result<Duration, String> {
+    pub fn overlay_interval(&self) -> Result<Duration, ConfigError> {
         secs(self.overlay_interval.unwrap_or(1.0), "overlay-interval")
     }
 
     /// `--roi` and `--tiles`.
-    pub fn region(&self) -> Result<crate::tiling::Region, String> {
+    pub fn region(&self) -> Result<crate::tiling::Region, ConfigError> {
         Ok(crate::tiling::Region {
             roi: self.roi.as_deref().map(str::parse).transpose()?,
             grid: self
@@ -423,20 +476,19 @@ impl Options {
         }
     }
 
-    pub fn health_interval(&self) -> Result<Duration, String> {
+    pub fn health_interval(&self) -> Result<Duration, ConfigError> {
         secs(self.health_interval.unwrap_or(10.0), "health-interval")
     }
 
     /// `--source-timeout`: `None` when 0 (watchdog off).
-    pub fn source_timeout(&self) -> Result<Option<Duration>, String> {
+    pub fn source_timeout(&self) -> Result<Option<Duration>, ConfigError> {
         let d = secs(self.source_timeout.unwrap_or(60.0), "source-timeout")?;
         Ok((!d.is_zero()).then_some(d))
     }
 }
 
-fn secs(v: f64, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(v)
-        .map_err(|_| format!("--{what} must be a non-negative number of seconds, not {v}"))
+fn secs(v: f64, option: &'static str) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(v).map_err(|_| ConfigError::Seconds { option, value: v })
 }
 
 #[cfg(test)]
@@ -461,7 +513,7 @@ mod tests {
         assert_eq!(o.gpio_line, Some(17));
         assert!(o.active_low && o.looping);
         assert_eq!(o.debounce().unwrap(), Debounce { k: 2, n: 5, m: 5 });
-        assert_eq!(o.threads(), Ok(Some(3)));
+        assert_eq!(o.threads().ok(), Some(Some(3)));
     }
 
     #[test]
@@ -499,7 +551,7 @@ mod tests {
             config: Some(cfg),
             ..Options::default()
         };
-        let e = o.with_config_file().unwrap_err();
+        let e = o.with_config_file().unwrap_err().to_string();
         assert!(e.contains("treshold"), "{e}");
         let o = Options {
             alert_k: Some(9),
@@ -518,7 +570,7 @@ mod tests {
             assert!(e.is_err(), "--threads {bad} accepted");
         }
         let t: Options = toml::from_str("threads = 0\n").unwrap();
-        assert!(t.threads().unwrap_err().contains("positive"));
+        assert!(t.threads().unwrap_err().to_string().contains("positive"));
         assert!(toml::from_str::<Options>("threads = -1\n").is_err());
     }
 }

@@ -20,6 +20,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Why the loop could not start (errors while it runs are handled, logged and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// An alert output (`pin`: its description) cannot be driven inactive at start.
+    #[error("alert output {pin}: {source}")]
+    AlertOutput {
+        pin: String,
+        #[source]
+        source: crate::alert::PinError,
+    },
+    #[error("cannot start a source thread: {0}")]
+    SourceThread(#[source] std::io::Error),
+}
+
 /// What the loop needs of a detector ([`Detector`] with heatmaps on, or a test double).
 pub trait Engine {
     fn backend_name(&self) -> &'static str;
@@ -302,7 +316,7 @@ impl Watch {
                 self.event(
                     None,
                     "model_rejected",
-                    json!({"model": path, "reason": why, "error": e}),
+                    json!({"model": path, "reason": why, "error": e.to_string()}),
                 );
             }
         }
@@ -426,7 +440,7 @@ impl Watch {
                 &frame.label,
             ) {
                 Ok(b) => ready.push((li, this, frame, b)),
-                Err(e) => self.dropped(li, this, &frame.label, &e, true),
+                Err(e) => self.dropped(li, this, &frame.label, &e.to_string(), true),
             }
         }
         if ready.is_empty() {
@@ -739,11 +753,14 @@ impl Watch {
 
     /// Runs until every feed ended, `max_frames` frames were scored, or the stop flag is raised.
     /// Pins are driven inactive at start and at the end; the event log is closed at the end.
-    pub fn run(mut self) -> Result<Summary, String> {
+    pub fn run(mut self) -> Result<Summary, WatchError> {
         for l in &mut self.lanes {
             l.pin
                 .set_active(false)
-                .map_err(|e| format!("alert output {}: {e}", l.pin.describe()))?;
+                .map_err(|source| WatchError::AlertOutput {
+                    pin: l.pin.describe(),
+                    source,
+                })?;
         }
         let mut start = if self.multi() {
             json!({"cameras": self.lanes.iter().map(Lane::describe).collect::<Vec<_>>()})
@@ -770,7 +787,8 @@ impl Watch {
             .iter_mut()
             .filter_map(|l| l.source.take())
             .collect();
-        let mut readers = Readers::start(sources, self.backoff, self.stop.clone())?;
+        let mut readers = Readers::start(sources, self.backoff, self.stop.clone())
+            .map_err(WatchError::SourceThread)?;
         let mut next_due = Instant::now();
         let mut last_health = Instant::now();
         let mut det_failures: u32 = 0;

@@ -23,16 +23,25 @@ impl Default for Debounce {
     }
 }
 
+/// Debouncing parameters that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DebounceError {
+    #[error("need 1 <= k <= n for 'alert when k of the last n frames are OOD' (k = {k}, n = {n})")]
+    Window { k: usize, n: usize },
+    #[error("clear-after (m) must be at least 1")]
+    ClearAfter,
+}
+
 impl Debounce {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DebounceError> {
         if self.n == 0 || self.k == 0 || self.k > self.n {
-            return Err(format!(
-                "need 1 <= k <= n for 'alert when k of the last n frames are OOD' (k = {}, n = {})",
-                self.k, self.n
-            ));
+            return Err(DebounceError::Window {
+                k: self.k,
+                n: self.n,
+            });
         }
         if self.m == 0 {
-            return Err("clear-after (m) must be at least 1".into());
+            return Err(DebounceError::ClearAfter);
         }
         Ok(())
     }

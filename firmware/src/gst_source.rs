@@ -17,6 +17,7 @@ use crate::stream_spec::{redact_password, tail, unpad_rgb, StreamSpec, SINK_NAME
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -138,6 +139,29 @@ fn bus_error(bus: &gst::Bus) -> Option<String> {
         .and_then(|m| error_text(&m))
 }
 
+/// Why a GStreamer source cannot be opened at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum GstError {
+    #[error("cannot initialise GStreamer: {0}")]
+    Init(#[source] gst::glib::Error),
+    #[error("--source {}: no such video file", .0.display())]
+    NoFile(PathBuf),
+    /// A `gst:` pipeline description that does not parse.
+    #[error("--source gst:{pipeline}: {source}")]
+    Pipeline {
+        pipeline: String,
+        #[source]
+        source: gst::glib::Error,
+    },
+    /// A video file that cannot be played (`spec`: the source's description).
+    #[error("--source {spec}: {source}")]
+    Start {
+        spec: String,
+        #[source]
+        source: SourceError,
+    },
+}
+
 impl GstSource {
     /// Checks what can be checked at start-up — GStreamer present, the file there, a pipeline
     /// description that parses — and returns an error for those. A live source that cannot be
@@ -146,17 +170,21 @@ impl GstSource {
         spec: StreamSpec,
         size: Option<(u32, u32)>,
         looping: bool,
-    ) -> Result<GstSource, String> {
-        gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))?;
+    ) -> Result<GstSource, GstError> {
+        gst::init().map_err(GstError::Init)?;
         if let StreamSpec::File(p) = &spec {
             if !p.is_file() {
-                return Err(format!("--source {}: no such video file", p.display()));
+                return Err(GstError::NoFile(p.clone()));
             }
         }
         if let StreamSpec::Pipeline(p) = &spec {
             // Parse once now so a typo is a start-up error, not a retry loop.
-            gst::parse::launch(&format!("{p} ! {}", tail(size)))
-                .map_err(|e| format!("--source gst:{p}: {e}"))?;
+            gst::parse::launch(&format!("{p} ! {}", tail(size))).map_err(|source| {
+                GstError::Pipeline {
+                    pipeline: p.clone(),
+                    source,
+                }
+            })?;
         }
         let live = spec.known_live().unwrap_or(false);
         let mut s = GstSource {
@@ -174,7 +202,12 @@ impl GstSource {
             Err(e) if s.live || matches!(s.spec, StreamSpec::Pipeline(_)) => {
                 log::warn!("{}: {e}; will keep retrying", s.spec.describe());
             }
-            Err(e) => return Err(format!("--source {}: {e}", s.spec.describe())),
+            Err(source) => {
+                return Err(GstError::Start {
+                    spec: s.spec.describe(),
+                    source,
+                })
+            }
         }
         Ok(s)
     }
@@ -307,7 +340,7 @@ impl GstSource {
             .ok_or_else(|| bad("a sample without a buffer".into()))?;
         let pts = buf.pts().map(|t| Duration::from_nanos(t.nseconds()));
         let map = buf.map_readable().map_err(|e| bad(e.to_string()))?;
-        let data = unpad_rgb(w, h, map.as_slice()).map_err(bad)?;
+        let data = unpad_rgb(w, h, map.as_slice()).map_err(|e| bad(e.to_string()))?;
         self.seq += 1;
         let name = match &self.spec {
             StreamSpec::Rtsp(u) => redact_password(u),

@@ -36,32 +36,75 @@ pub const MAX_HEAD: usize = 8192;
 
 const PAGE: &str = include_str!("page.html");
 
+/// Why the endpoint cannot start: a bad `--http` address, token file, or socket.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("--http {spec}: {source} (expected PORT, HOST:PORT or [IPv6]:PORT)")]
+    Resolve {
+        spec: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--http {spec}: no address (expected PORT, HOST:PORT or [IPv6]:PORT)")]
+    NoAddress { spec: String },
+    #[error("--http-token-file {}: {source}", path.display())]
+    TokenRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--http-token-file {}: the file is empty", path.display())]
+    TokenEmpty { path: std::path::PathBuf },
+    #[error("--http-token-file {}: the token has spaces or control characters", path.display())]
+    TokenCharacters { path: std::path::PathBuf },
+    #[error("--http {addr}: cannot listen: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--http {addr}: {source}")]
+    LocalAddr {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--http: cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// `PORT` (on 127.0.0.1), `HOST:PORT` or `[IPv6]:PORT`.
-pub fn parse_addr(spec: &str) -> Result<SocketAddr, String> {
-    let bad = |why: &str| format!("--http {spec}: {why} (expected PORT, HOST:PORT or [IPv6]:PORT)");
+pub fn parse_addr(spec: &str) -> Result<SocketAddr, HttpError> {
     if let Ok(port) = spec.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
-    let mut addrs = spec.to_socket_addrs().map_err(|e| bad(&e.to_string()))?;
-    addrs.next().ok_or_else(|| bad("no address"))
+    let mut addrs = spec
+        .to_socket_addrs()
+        .map_err(|source| HttpError::Resolve {
+            spec: spec.to_string(),
+            source,
+        })?;
+    addrs.next().ok_or_else(|| HttpError::NoAddress {
+        spec: spec.to_string(),
+    })
 }
 
 /// Reads the token file: its first line, trimmed; an empty token is an error.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--http-token-file {}: {e}", path.display()))?;
+pub fn read_token(path: &std::path::Path) -> Result<String, HttpError> {
+    let text = std::fs::read_to_string(path).map_err(|source| HttpError::TokenRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let t = text.lines().next().unwrap_or("").trim().to_string();
     if t.is_empty() {
-        return Err(format!(
-            "--http-token-file {}: the file is empty",
-            path.display()
-        ));
+        return Err(HttpError::TokenEmpty {
+            path: path.to_path_buf(),
+        });
     }
     if t.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(format!(
-            "--http-token-file {}: the token has spaces or control characters",
-            path.display()
-        ));
+        return Err(HttpError::TokenCharacters {
+            path: path.to_path_buf(),
+        });
     }
     Ok(t)
 }
@@ -79,12 +122,12 @@ impl HttpServer {
         addr: SocketAddr,
         token: Option<String>,
         board: Arc<Board>,
-    ) -> Result<HttpServer, String> {
+    ) -> Result<HttpServer, HttpError> {
         let listener =
-            TcpListener::bind(addr).map_err(|e| format!("--http {addr}: cannot listen: {e}"))?;
+            TcpListener::bind(addr).map_err(|source| HttpError::Listen { addr, source })?;
         let addr = listener
             .local_addr()
-            .map_err(|e| format!("--http {addr}: {e}"))?;
+            .map_err(|source| HttpError::LocalAddr { addr, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel::<TcpStream>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
@@ -94,7 +137,7 @@ impl HttpServer {
             std::thread::Builder::new()
                 .name(format!("http-{i}"))
                 .spawn(move || worker(&rx, &board, token.as_deref()))
-                .map_err(|e| format!("--http: cannot start a thread: {e}"))?;
+                .map_err(HttpError::Thread)?;
         }
         let stop2 = stop.clone();
         let accept = std::thread::Builder::new()
@@ -128,7 +171,7 @@ impl HttpServer {
                     }
                 }
             })
-            .map_err(|e| format!("--http: cannot start a thread: {e}"))?;
+            .map_err(HttpError::Thread)?;
         Ok(HttpServer {
             addr,
             stop,
@@ -439,6 +482,7 @@ mod tests {
         assert_eq!(parse_addr("[::1]:9000").unwrap().to_string(), "[::1]:9000");
         assert!(parse_addr("nonsense")
             .unwrap_err()
+            .to_string()
             .contains("--http nonsense"));
         assert!(parse_addr("70000").is_err());
     }

@@ -74,9 +74,14 @@ impl Lane {
     }
 }
 
+/// A camera name that [`check_name`] refuses (the name as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("camera name {0:?}: use 1 to 64 letters, digits, '_' or '-'")]
+pub struct CameraNameError(pub String);
+
 /// A camera name usable as an MQTT topic level, a metrics label and a folder name: 1–64 of
 /// `A–Z a–z 0–9 _ -`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), CameraNameError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -85,9 +90,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "camera name {name:?}: use 1 to 64 letters, digits, '_' or '-'"
-        ))
+        Err(CameraNameError(name.to_string()))
     }
 }
 

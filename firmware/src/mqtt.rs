@@ -44,32 +44,78 @@ pub struct MqttConfig {
     pub ca: Option<PathBuf>,
 }
 
+/// Why the MQTT options do not work (checked before the connection thread starts).
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("--mqtt {url}: {problem} (expected mqtt://host[:port] or mqtts://host[:port])")]
+    Url { url: String, problem: UrlProblem },
+    #[error("--mqtt-prefix '{0}': empty, or has a wildcard (+ #)")]
+    Prefix(String),
+    #[error("--mqtt-password-file {}: {source}", path.display())]
+    PasswordFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--mqtt-password-file needs --mqtt-username")]
+    PasswordWithoutUser,
+    #[error(
+        "--mqtt {url}: mqtts:// needs --mqtt-ca FILE (PEM; the system bundle is \
+         /etc/ssl/certs/ca-certificates.crt)"
+    )]
+    NoCa { url: String },
+    #[error("--mqtt-ca {}: {source}", path.display())]
+    CaRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--mqtt-ca {}: no PEM certificate in it", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("MQTT thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// What is wrong with an `--mqtt` URL ([`MqttError::Url`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    #[error("unknown scheme")]
+    Scheme,
+    #[error("put the user in --mqtt-username and the password in --mqtt-password-file")]
+    Credentials,
+    #[error("no host, or a path")]
+    HostOrPath,
+    #[error("bad port")]
+    Port,
+    #[error("no host")]
+    NoHost,
+}
+
 /// `mqtt://host[:port]` → (tls, host, port).
-pub fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
-    let bad = |why: &str| {
-        format!("--mqtt {url}: {why} (expected mqtt://host[:port] or mqtts://host[:port])")
+pub fn parse_url(url: &str) -> Result<(bool, String, u16), MqttError> {
+    let bad = |problem: UrlProblem| MqttError::Url {
+        url: url.to_string(),
+        problem,
     };
     let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
         (false, r)
     } else if let Some(r) = url.strip_prefix("mqtts://") {
         (true, r)
     } else {
-        return Err(bad("unknown scheme"));
+        return Err(bad(UrlProblem::Scheme));
     };
     let rest = rest.trim_end_matches('/');
     if rest.contains('@') {
-        return Err(bad(
-            "put the user in --mqtt-username and the password in --mqtt-password-file",
-        ));
+        return Err(bad(UrlProblem::Credentials));
     }
     if rest.is_empty() || rest.contains('/') {
-        return Err(bad("no host, or a path"));
+        return Err(bad(UrlProblem::HostOrPath));
     }
     let default = if tls { 8883 } else { 1883 };
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
             h.to_string(),
-            p.parse::<u16>().map_err(|_| bad("bad port"))?,
+            p.parse::<u16>().map_err(|_| bad(UrlProblem::Port))?,
         ),
         _ => (rest.to_string(), default),
     };
@@ -78,7 +124,7 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
         .trim_end_matches(']')
         .to_string();
     if host.is_empty() {
-        return Err(bad("no host"));
+        return Err(bad(UrlProblem::NoHost));
     }
     Ok((tls, host, port))
 }
@@ -204,23 +250,23 @@ pub struct Mqtt {
     describe: String,
 }
 
-fn read_secret(path: &std::path::Path) -> Result<String, String> {
+fn read_secret(path: &std::path::Path) -> Result<String, MqttError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-        .map_err(|e| format!("--mqtt-password-file {}: {e}", path.display()))
+        .map_err(|source| MqttError::PasswordFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl Mqtt {
     /// Checks the options and starts the connection thread. An unreachable broker is not an
     /// error: hood keeps trying, and the outbox keeps the messages.
-    pub fn start(cfg: &MqttConfig) -> Result<Mqtt, String> {
+    pub fn start(cfg: &MqttConfig) -> Result<Mqtt, MqttError> {
         let (tls, host, port) = parse_url(&cfg.url)?;
         let prefix = cfg.prefix.trim_end_matches('/').to_string();
         if prefix.is_empty() || prefix.contains(['+', '#']) {
-            return Err(format!(
-                "--mqtt-prefix '{}': empty, or has a wildcard (+ #)",
-                cfg.prefix
-            ));
+            return Err(MqttError::Prefix(cfg.prefix.clone()));
         }
         let client_id = format!("hood-watch-{}", topic_level(&prefix.replace('/', "-")));
         let mut opts = MqttOptions::new(client_id, host.clone(), port);
@@ -239,22 +285,21 @@ impl Mqtt {
             (Some(u), None) => {
                 opts.set_credentials(u.clone(), String::new());
             }
-            (None, Some(_)) => return Err("--mqtt-password-file needs --mqtt-username".into()),
+            (None, Some(_)) => return Err(MqttError::PasswordWithoutUser),
             (None, None) => {}
         }
         if tls {
             let Some(ca) = &cfg.ca else {
-                return Err(format!(
-                    "--mqtt {}: mqtts:// needs --mqtt-ca FILE (PEM; the system bundle is /etc/ssl/certs/ca-certificates.crt)",
-                    cfg.url
-                ));
+                return Err(MqttError::NoCa {
+                    url: cfg.url.clone(),
+                });
             };
-            let pem = std::fs::read(ca).map_err(|e| format!("--mqtt-ca {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|source| MqttError::CaRead {
+                path: ca.clone(),
+                source,
+            })?;
             if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(format!(
-                    "--mqtt-ca {}: no PEM certificate in it",
-                    ca.display()
-                ));
+                return Err(MqttError::NoCertificate { path: ca.clone() });
             }
             // rustls needs a process-wide crypto provider; an error means one is installed.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -284,7 +329,7 @@ impl Mqtt {
             std::thread::Builder::new()
                 .name("hood-mqtt".into())
                 .spawn(move || drive(connection, client, &shared, &prefix))
-                .map_err(|e| format!("MQTT thread: {e}"))?
+                .map_err(MqttError::Thread)?
         };
         let m = Mqtt {
             shared,

@@ -48,12 +48,12 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) {
 }
 
 impl Readers {
-    /// Starts one thread per source (index = lane).
+    /// Starts one thread per source (index = lane); the error is the failed thread spawn.
     pub fn start(
         sources: Vec<Box<dyn FrameSource>>,
         backoff: Backoff,
         stop: Arc<AtomicBool>,
-    ) -> Result<Readers, String> {
+    ) -> std::io::Result<Readers> {
         let (tx, replies) = channel();
         let mut ask = Vec::new();
         let mut live = Vec::new();
@@ -90,8 +90,7 @@ impl Readers {
                             }
                         }
                     }
-                })
-                .map_err(|e| format!("cannot start a source thread: {e}"))?;
+                })?;
             ask.push(Some(atx));
         }
         let n = ask.len();

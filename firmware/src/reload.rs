@@ -9,7 +9,7 @@
 //! its copy completes (it changes again). Signatures are not checked (see firmware/README.md).
 
 use crate::daemon::{detector_factory, Engine, EngineFactory};
-use hood_runtime::{Backend, Model};
+use hood_runtime::{Backend, HoodError, Model};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,30 @@ fn file_id(path: &Path) -> Option<FileId> {
         len: md.len(),
         mtime: md.modified().ok(),
     })
+}
+
+/// Why a model reload was refused (the running model stays), or why reloads cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot install the SIGHUP handler: {0}")]
+    Sighup(#[source] std::io::Error),
+    /// The file cannot be read or is not a valid model.
+    #[error(transparent)]
+    Model(HoodError),
+    #[error("cannot create the detector: {0}")]
+    Detector(#[source] HoodError),
+    #[error("self-test cannot run: {0}")]
+    SelftestRun(#[source] HoodError),
+    #[error(
+        "self-test FAILED on {backend} ({images} images: max score deviation {max_score_dev:.3e}, \
+         {class_mismatches} class mismatches)"
+    )]
+    SelftestFailed {
+        backend: &'static str,
+        images: usize,
+        max_score_dev: f32,
+        class_mismatches: usize,
+    },
 }
 
 /// A new model, checked and ready to switch to.
@@ -68,10 +92,10 @@ impl ModelReload {
     }
 
     /// Installs the SIGHUP handler (raising the returned flag).
-    pub fn sighup() -> Result<Arc<AtomicBool>, String> {
+    pub fn sighup() -> Result<Arc<AtomicBool>, ReloadError> {
         let hup = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
-            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+            .map_err(ReloadError::Sighup)?;
         Ok(hup)
     }
 
@@ -99,22 +123,18 @@ impl ModelReload {
     }
 
     /// Reads, checks and self-tests the model on `backend`.
-    pub fn load(&self, backend: Backend) -> Result<Loaded, String> {
-        let model = Arc::new(Model::read(&self.path).map_err(|e| e.to_string())?);
+    pub fn load(&self, backend: Backend) -> Result<Loaded, ReloadError> {
+        let model = Arc::new(Model::read(&self.path).map_err(ReloadError::Model)?);
         let mut factory = detector_factory(model.clone(), self.threads);
-        let mut engine =
-            factory(backend).map_err(|e| format!("cannot create the detector: {e}"))?;
-        let st = engine
-            .selftest()
-            .map_err(|e| format!("self-test cannot run: {e}"))?;
+        let mut engine = factory(backend).map_err(ReloadError::Detector)?;
+        let st = engine.selftest().map_err(ReloadError::SelftestRun)?;
         if !st.passed {
-            return Err(format!(
-                "self-test FAILED on {} ({} images: max score deviation {:.3e}, {} class mismatches)",
-                engine.backend_name(),
-                st.images,
-                st.max_score_dev,
-                st.class_mismatches
-            ));
+            return Err(ReloadError::SelftestFailed {
+                backend: engine.backend_name(),
+                images: st.images,
+                max_score_dev: st.max_score_dev,
+                class_mismatches: st.class_mismatches,
+            });
         }
         Ok(Loaded {
             model,

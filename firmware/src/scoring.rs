@@ -3,10 +3,22 @@
 //! threshold is measured exactly the way frames are later judged.
 
 use crate::daemon::Engine;
-use crate::source::{decode, FrameData};
-use crate::tiling::Region;
+use crate::source::{decode, FrameData, FrameError};
+use crate::tiling::{Region, TilingError};
 use hood_runtime::preprocess::Prepared;
-use hood_runtime::Detection;
+use hood_runtime::{Detection, HoodError};
+
+/// Why a frame cannot be scored (it is skipped): undecodable data, a ROI outside the frame, an
+/// image the detector's preprocessing refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("cannot decode: {0}")]
+    Decode(#[source] FrameError),
+    #[error(transparent)]
+    Region(#[from] TilingError),
+    #[error(transparent)]
+    Preprocess(#[from] HoodError),
+}
 
 /// A frame's tiles (one, without `--tiles`), preprocessed.
 pub struct Batch {
@@ -40,8 +52,8 @@ pub fn prepare_frame(
     region: &Region,
     data: &FrameData,
     label: &str,
-) -> Result<Batch, String> {
-    let img = decode(data).map_err(|e| format!("cannot decode: {e}"))?;
+) -> Result<Batch, PrepareError> {
+    let img = decode(data).map_err(PrepareError::Decode)?;
     let tiles = region.split(&img)?;
     let n = tiles.len();
     let prepared = tiles
@@ -53,9 +65,9 @@ pub fn prepare_frame(
             } else {
                 format!("{label} tile {i}")
             };
-            engine.prepare(t, &what).map_err(|e| e.to_string())
+            engine.prepare(t, &what)
         })
-        .collect::<Result<Vec<Prepared>, String>>()?;
+        .collect::<Result<Vec<Prepared>, HoodError>>()?;
     let joined = (n > 1).then(|| {
         prepared
             .iter()

@@ -6,10 +6,12 @@
 //! with `--config FILE` it writes `threshold = …` into that file (comments and other keys kept;
 //! temp file + fsync + rename), else it prints the line to add.
 
-use crate::app::{open_detector, open_spec, Opened};
-use crate::config::Options;
+use crate::app::{open_detector, open_spec, Opened, StartError};
+use crate::config::{ConfigError, Options};
 use crate::scoring::{prepare_frame, worst};
-use std::path::Path;
+use crate::source::SourceError;
+use hood_runtime::HoodError;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -67,19 +69,63 @@ impl Calibration {
     }
 }
 
+/// Why `--calibrate-from` found no threshold or could not write it.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    #[error("--calibrate-from SOURCE is needed")]
+    NoSource,
+    #[error("--frames must be at least 1")]
+    NoFrames,
+    #[error("--tpr {0}: must be inside (0, 1), e.g. 0.95")]
+    Tpr(f64),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The model, the detector or the source cannot be opened.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The source failed while reading (`source_name`: its description).
+    #[error("calibration source {source_name}: {source}")]
+    Source {
+        source_name: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("detector: {0}")]
+    Detector(#[source] HoodError),
+    #[error("detector: {detections} detections for {tiles} tiles")]
+    DetectionCount { detections: usize, tiles: usize },
+    #[error("--calibrate-from {source_name}: no frame could be scored ({skipped} skipped)")]
+    NothingScored { source_name: String, skipped: u64 },
+    #[error(transparent)]
+    Threshold(HoodError),
+    /// The config file cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), source.to_string().trim())]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml_edit::TomlError,
+    },
+}
+
 /// Scores frames of `--calibrate-from` and computes the threshold (does not write it).
-pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, String> {
+pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, CalibrationError> {
     let spec = o
         .calibrate_from
         .as_deref()
-        .ok_or("--calibrate-from SOURCE is needed")?;
+        .ok_or(CalibrationError::NoSource)?;
     let want = o.frames.unwrap_or(DEFAULT_FRAMES);
     if want == 0 {
-        return Err("--frames must be at least 1".into());
+        return Err(CalibrationError::NoFrames);
     }
     let tpr = o.tpr.unwrap_or(DEFAULT_TPR);
     if !(tpr > 0.0 && tpr < 1.0) {
-        return Err(format!("--tpr {tpr}: must be inside (0, 1), e.g. 0.95"));
+        return Err(CalibrationError::Tpr(tpr));
     }
     let region = o.region()?;
     let Opened {
@@ -93,7 +139,12 @@ pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, String> 
         let frame = match source.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(format!("calibration source {desc}: {e}")),
+            Err(source) => {
+                return Err(CalibrationError::Source {
+                    source_name: desc,
+                    source,
+                })
+            }
         };
         let batch = match prepare_frame(engine.as_ref(), &region, &frame.data, &frame.label) {
             Ok(b) => b,
@@ -105,20 +156,20 @@ pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, String> 
         };
         let dets = engine
             .detect_batch(batch.tensor(), batch.len())
-            .map_err(|e| format!("detector: {e}"))?;
+            .map_err(CalibrationError::Detector)?;
         if dets.len() != batch.len() {
-            return Err(format!(
-                "detector: {} detections for {} tiles",
-                dets.len(),
-                batch.len()
-            ));
+            return Err(CalibrationError::DetectionCount {
+                detections: dets.len(),
+                tiles: batch.len(),
+            });
         }
         scores.push(dets[worst(&dets)].score);
     }
     if scores.is_empty() {
-        return Err(format!(
-            "--calibrate-from {desc}: no frame could be scored ({skipped} skipped)"
-        ));
+        return Err(CalibrationError::NothingScored {
+            source_name: desc,
+            skipped,
+        });
     }
     if scores.len() < want {
         log::warn!(
@@ -133,8 +184,8 @@ pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, String> 
         );
     }
     let data = format!("{} frames of {desc}", scores.len());
-    let threshold =
-        hood_runtime::calibrate::tpr_threshold(&scores, tpr, data).map_err(|e| e.to_string())?;
+    let threshold = hood_runtime::calibrate::tpr_threshold(&scores, tpr, data)
+        .map_err(CalibrationError::Threshold)?;
     Ok(Calibration {
         threshold,
         scores,
@@ -146,11 +197,18 @@ pub fn calibrate(o: &Options, stop: &AtomicBool) -> Result<Calibration, String> 
 
 /// Sets `threshold = value` at the top of the TOML file `path` with a comment saying where it
 /// came from; every other line is kept. Atomic: temp file + fsync + rename.
-pub fn write_threshold(path: &Path, c: &Calibration) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        format!("{}: {}", path.display(), e.to_string().trim())
-    })?;
+pub fn write_threshold(path: &Path, c: &Calibration) -> Result<(), CalibrationError> {
+    let io = |source| CalibrationError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|source: toml_edit::TomlError| CalibrationError::Toml {
+                path: path.to_path_buf(),
+                source,
+            })?;
     let v = c.threshold.value;
     // The shortest decimal that reads back as the same f32.
     let shortest: f64 = format!("{v}").parse().unwrap_or(f64::from(v));
@@ -178,12 +236,11 @@ pub fn write_threshold(path: &Path, c: &Calibration) -> Result<(), String> {
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    hood_runtime::atomic::write_file(path, out.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    hood_runtime::atomic::write_file(path, out.as_bytes()).map_err(io)
 }
 
 /// `--calibrate-from`: calibrate, print the summary, write the config if one was given.
-pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<(), String> {
+pub fn run(o: &Options, stop: Arc<AtomicBool>) -> Result<(), CalibrationError> {
     let c = calibrate(o, &stop)?;
     crate::say!("{}", c.describe());
     match &o.config {

@@ -14,6 +14,38 @@ use std::sync::Arc;
 #[error("{0}")]
 pub struct SourceError(pub String);
 
+/// Why a raw frame cannot be turned into an image ([`decode`]): the frame is skipped and
+/// counted, the source carries on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("empty frame")]
+    Empty,
+    /// Encoded bytes (PNG / JPEG / BMP / an MJPEG frame) that do not decode.
+    #[error(transparent)]
+    Decode(#[from] hood_runtime::DecodeError),
+    #[error("RGB frame of {len} bytes is not {width}x{height}x3")]
+    RgbLength { len: usize, width: u32, height: u32 },
+    #[error("bad RGB frame size {width}x{height}")]
+    RgbSize { width: u32, height: u32 },
+    /// A padded RGB buffer (GStreamer) shorter than its rows need.
+    #[error("short RGB frame: {len} bytes, {width}x{height} needs {need}")]
+    RgbShort {
+        len: usize,
+        width: u32,
+        height: u32,
+        need: usize,
+    },
+    #[error("bad YUYV frame size {width}x{height}")]
+    YuyvSize { width: u32, height: u32 },
+    #[error("short YUYV frame: {len} bytes, {width}x{height} needs {need}")]
+    YuyvShort {
+        len: usize,
+        width: u32,
+        height: u32,
+        need: usize,
+    },
+}
+
 /// Pixel data as captured.
 #[derive(Debug, Clone)]
 pub enum FrameData {
@@ -67,14 +99,14 @@ pub trait FrameSource: Send {
 }
 
 /// Decodes a raw frame. Errors are one line.
-pub fn decode(data: &FrameData) -> Result<DynamicImage, String> {
+pub fn decode(data: &FrameData) -> Result<DynamicImage, FrameError> {
     match data {
         FrameData::Encoded(bytes) => {
             if bytes.is_empty() {
-                return Err("empty frame".into());
+                return Err(FrameError::Empty);
             }
             // JPEG (files, MJPEG cameras) through libjpeg-turbo: the pixels PIL gives.
-            hood_runtime::decode::decode_image(bytes).map_err(|e| e.to_string())
+            Ok(hood_runtime::decode::decode_image(bytes)?)
         }
         FrameData::Yuyv {
             width,
@@ -87,26 +119,27 @@ pub fn decode(data: &FrameData) -> Result<DynamicImage, String> {
             data,
         } => RgbImage::from_raw(*width, *height, data.clone())
             .map(DynamicImage::ImageRgb8)
-            .ok_or_else(|| {
-                format!(
-                    "RGB frame of {} bytes is not {width}x{height}x3",
-                    data.len()
-                )
+            .ok_or(FrameError::RgbLength {
+                len: data.len(),
+                width: *width,
+                height: *height,
             }),
     }
 }
 
 /// YUYV 4:2:2 → RGB with BT.601 limited-range coefficients (what UVC webcams send).
-pub fn yuyv_to_rgb(width: u32, height: u32, data: &[u8]) -> Result<RgbImage, String> {
+pub fn yuyv_to_rgb(width: u32, height: u32, data: &[u8]) -> Result<RgbImage, FrameError> {
     if width == 0 || height == 0 || width & 1 == 1 {
-        return Err(format!("bad YUYV frame size {width}x{height}"));
+        return Err(FrameError::YuyvSize { width, height });
     }
     let need = width as usize * height as usize * 2;
     if data.len() < need {
-        return Err(format!(
-            "short YUYV frame: {} bytes, {width}x{height} needs {need}",
-            data.len()
-        ));
+        return Err(FrameError::YuyvShort {
+            len: data.len(),
+            width,
+            height,
+            need,
+        });
     }
     let mut out = RgbImage::new(width, height);
     let px = |y: u8, u: u8, v: u8| {

@@ -10,7 +10,22 @@
 //!
 //! hood appends [`tail`]: RGB conversion, optional scaling, and the `appsink` it reads.
 
+use crate::source::FrameError;
 use std::path::PathBuf;
+
+/// A `--source` value that names no source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamSpecError {
+    #[error("--source: empty")]
+    Empty,
+    #[error("--source gst: needs a pipeline description after 'gst:'")]
+    NoPipeline,
+    /// A `gst:` pipeline that ends in hood's own sink (the pipeline as given).
+    #[error(
+        "--source gst:{0}: leave the sink out; hood appends its own `appsink name={SINK_NAME}`"
+    )]
+    SinkGiven(String),
+}
 
 /// A parsed `--source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +39,10 @@ pub enum StreamSpec {
 pub const SINK_NAME: &str = "hood_sink";
 
 impl StreamSpec {
-    pub fn parse(s: &str) -> Result<StreamSpec, String> {
+    pub fn parse(s: &str) -> Result<StreamSpec, StreamSpecError> {
         let t = s.trim();
         if t.is_empty() {
-            return Err("--source: empty".into());
+            return Err(StreamSpecError::Empty);
         }
         let lower = t.to_ascii_lowercase();
         if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
@@ -36,12 +51,10 @@ impl StreamSpec {
         if let Some(p) = t.strip_prefix("gst:") {
             let p = p.trim();
             if p.is_empty() {
-                return Err("--source gst: needs a pipeline description after 'gst:'".into());
+                return Err(StreamSpecError::NoPipeline);
             }
             if p.contains(SINK_NAME) {
-                return Err(format!(
-                    "--source gst:{p}: leave the sink out; hood appends its own `appsink name={SINK_NAME}`"
-                ));
+                return Err(StreamSpecError::SinkGiven(p.to_string()));
             }
             return Ok(StreamSpec::Pipeline(
                 p.trim_end_matches('!').trim().to_string(),
@@ -105,18 +118,20 @@ pub fn rgb_stride(width: u32) -> usize {
 }
 
 /// A tightly packed RGB copy of a GStreamer RGB buffer (`stride` bytes per row).
-pub fn unpad_rgb(width: u32, height: u32, data: &[u8]) -> Result<Vec<u8>, String> {
+pub fn unpad_rgb(width: u32, height: u32, data: &[u8]) -> Result<Vec<u8>, FrameError> {
     let (w, h) = (width as usize, height as usize);
     let stride = rgb_stride(width);
     if w == 0 || h == 0 {
-        return Err(format!("bad RGB frame size {width}x{height}"));
+        return Err(FrameError::RgbSize { width, height });
     }
     let need = stride * (h - 1) + w * 3;
     if data.len() < need {
-        return Err(format!(
-            "short RGB frame: {} bytes, {width}x{height} needs {need}",
-            data.len()
-        ));
+        return Err(FrameError::RgbShort {
+            len: data.len(),
+            width,
+            height,
+            need,
+        });
     }
     if stride == w * 3 {
         return Ok(data[..w * h * 3].to_vec());
@@ -152,7 +167,9 @@ mod tests {
         );
         assert!(StreamSpec::parse("  ").is_err());
         assert!(StreamSpec::parse("gst:").is_err());
-        let e = StreamSpec::parse("gst:videotestsrc ! appsink name=hood_sink").unwrap_err();
+        let e = StreamSpec::parse("gst:videotestsrc ! appsink name=hood_sink")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("leave the sink out"), "{e}");
     }
 

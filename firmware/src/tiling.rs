@@ -11,6 +11,34 @@
 
 use image::{DynamicImage, RgbImage};
 
+/// A `--roi` or `--tiles` value that does not parse, or a region that does not fit a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TilingError {
+    /// The `--roi` value as given.
+    #[error("--roi {0}: expected X,Y,W,H in pixels (W and H positive)")]
+    Roi(String),
+    /// The `--tiles` value as given.
+    #[error("--tiles {0}: expected COLSxROWS, e.g. 3x2 (at most {MAX_TILES} tiles)")]
+    Grid(String),
+    #[error(
+        "ROI {},{},{},{} lies outside the {width}×{height} frame",
+        roi.x,
+        roi.y,
+        roi.w,
+        roi.h
+    )]
+    OutsideFrame { roi: Roi, width: u32, height: u32 },
+    /// The ROI, clipped to the frame (`width × height`), has fewer pixels than tiles across or
+    /// down.
+    #[error("ROI {width}×{height} is too small for {cols}×{rows} tiles")]
+    TooSmall {
+        width: u32,
+        height: u32,
+        cols: u32,
+        rows: u32,
+    },
+}
+
 /// A crop rectangle in source-frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roi {
@@ -21,9 +49,9 @@ pub struct Roi {
 }
 
 impl std::str::FromStr for Roi {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Roi, String> {
-        let bad = || format!("--roi {s}: expected X,Y,W,H in pixels (W and H positive)");
+    type Err = TilingError;
+    fn from_str(s: &str) -> Result<Roi, TilingError> {
+        let bad = || TilingError::Roi(s.to_string());
         let v: Vec<u32> = s
             .split(',')
             .map(|p| p.trim().parse::<u32>())
@@ -53,10 +81,9 @@ impl Default for Grid {
 }
 
 impl std::str::FromStr for Grid {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Grid, String> {
-        let bad =
-            || format!("--tiles {s}: expected COLSxROWS, e.g. 3x2 (at most {MAX_TILES} tiles)");
+    type Err = TilingError;
+    fn from_str(s: &str) -> Result<Grid, TilingError> {
+        let bad = || TilingError::Grid(s.to_string());
         let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
         let (cols, rows) = (
             c.trim().parse::<u32>().map_err(|_| bad())?,
@@ -90,17 +117,18 @@ impl Region {
 
     /// The ROI within a `w × h` frame: clipped to it; an error when nothing of it is inside or a
     /// tile would be empty.
-    pub fn rect(&self, w: u32, h: u32) -> Result<Roi, String> {
+    pub fn rect(&self, w: u32, h: u32) -> Result<Roi, TilingError> {
         let r = self.roi.unwrap_or(Roi { x: 0, y: 0, w, h });
         let (x1, y1) = (
             r.x.saturating_add(r.w).min(w),
             r.y.saturating_add(r.h).min(h),
         );
         if r.x >= x1 || r.y >= y1 {
-            return Err(format!(
-                "ROI {},{},{},{} lies outside the {w}×{h} frame",
-                r.x, r.y, r.w, r.h
-            ));
+            return Err(TilingError::OutsideFrame {
+                roi: r,
+                width: w,
+                height: h,
+            });
         }
         let clipped = Roi {
             x: r.x,
@@ -109,17 +137,19 @@ impl Region {
             h: y1 - r.y,
         };
         if clipped.w < self.grid.cols || clipped.h < self.grid.rows {
-            return Err(format!(
-                "ROI {}×{} is too small for {}×{} tiles",
-                clipped.w, clipped.h, self.grid.cols, self.grid.rows
-            ));
+            return Err(TilingError::TooSmall {
+                width: clipped.w,
+                height: clipped.h,
+                cols: self.grid.cols,
+                rows: self.grid.rows,
+            });
         }
         Ok(clipped)
     }
 
     /// The tiles of a frame, row by row. Tile edges are spread evenly (`x + i·w / cols`), so
     /// the tiles cover the ROI exactly.
-    pub fn split(&self, img: &DynamicImage) -> Result<Vec<DynamicImage>, String> {
+    pub fn split(&self, img: &DynamicImage) -> Result<Vec<DynamicImage>, TilingError> {
         let r = self.rect(img.width(), img.height())?;
         if self.is_whole() {
             return Ok(vec![img.clone()]);
@@ -176,13 +206,22 @@ mod tests {
             })
         );
         for bad in ["1,2,3", "1,2,0,4", "a,b,c,d", "-1,0,4,4", "1,2,3,4,5"] {
-            assert!(bad.parse::<Roi>().unwrap_err().contains("--roi"), "{bad}");
+            assert!(
+                bad.parse::<Roi>()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--roi"),
+                "{bad}"
+            );
         }
         assert_eq!("3x2".parse::<Grid>(), Ok(Grid { cols: 3, rows: 2 }));
         assert_eq!("16X9".parse::<Grid>(), Ok(Grid { cols: 16, rows: 9 }));
         for bad in ["3", "0x2", "x", "20x20", "3x-1"] {
             assert!(
-                bad.parse::<Grid>().unwrap_err().contains("--tiles"),
+                bad.parse::<Grid>()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--tiles"),
                 "{bad}"
             );
         }
@@ -232,6 +271,7 @@ mod tests {
         assert!(out
             .split(&img)
             .unwrap_err()
+            .to_string()
             .contains("outside the 100×50 frame"));
         let tiny = Region {
             roi: Some(Roi {
@@ -242,7 +282,11 @@ mod tests {
             }),
             grid: Grid { cols: 3, rows: 1 },
         };
-        assert!(tiny.split(&img).unwrap_err().contains("too small"));
+        assert!(tiny
+            .split(&img)
+            .unwrap_err()
+            .to_string()
+            .contains("too small"));
     }
 
     #[test]

@@ -119,7 +119,11 @@ fn pin_errors_are_reported_not_fatal() {
     let mut check = pin.clone();
     let mut out = PinAlert::new(pin, false, "mock");
     assert!(out.set_active(false).is_ok());
-    assert!(out.set_active(true).unwrap_err().contains("mock"));
+    assert!(out
+        .set_active(true)
+        .unwrap_err()
+        .to_string()
+        .contains("mock"));
     assert_eq!(out.state(), Some(false));
     out.set_active(false).unwrap();
     check.done();

@@ -274,7 +274,7 @@ fn refuses_to_start_without_a_threshold() {
         out: Some(dir.path().join("o")),
         ..Options::default()
     };
-    let e = app::build(&o, Arc::default()).err().unwrap();
+    let e = app::build(&o, Arc::default()).err().unwrap().to_string();
     assert!(
         e.contains("no calibrated threshold") && e.contains("refusing to start"),
         "{e}"
@@ -303,7 +303,7 @@ fn refuses_to_start_when_the_self_test_fails() {
         out: Some(dir.path().join("o")),
         ..Options::default()
     };
-    let e = app::build(&o, Arc::default()).err().unwrap();
+    let e = app::build(&o, Arc::default()).err().unwrap().to_string();
     assert!(
         e.contains("self-test FAILED") && e.contains("refusing to start"),
         "{e}"

@@ -44,7 +44,7 @@ impl FrameSource for Hanging {
 struct Recorder(Arc<Mutex<Vec<bool>>>);
 
 impl AlertOutput for Recorder {
-    fn set_active(&mut self, active: bool) -> Result<(), String> {
+    fn set_active(&mut self, active: bool) -> Result<(), hood_firmware::alert::PinError> {
         self.0.lock().unwrap().push(active);
         Ok(())
     }

@@ -22,12 +22,12 @@ pub enum HoodError {
     Format {
         path: PathBuf,
         #[source]
-        source: FormatError,
+        source: Box<FormatError>,
     },
     /// The op graph given to a backend fails [`crate::graph::Graph::validate`] (shapes,
     /// references, attributes).
     #[error("invalid graph: {0}")]
-    InvalidGraph(#[from] GraphError),
+    InvalidGraph(#[source] Box<GraphError>),
     /// A backend found the op graph inconsistent while preparing or running it.
     #[error("invalid graph: {0}")]
     Graph(String),
@@ -49,7 +49,7 @@ impl HoodError {
     pub fn format(path: impl Into<PathBuf>, source: impl Into<FormatError>) -> Self {
         HoodError::Format {
             path: path.into(),
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
     pub fn graph(msg: impl Into<String>) -> Self {
@@ -60,6 +60,12 @@ impl HoodError {
             what: what.into(),
             msg: msg.into(),
         }
+    }
+}
+
+impl From<GraphError> for HoodError {
+    fn from(e: GraphError) -> Self {
+        HoodError::InvalidGraph(Box::new(e))
     }
 }
 

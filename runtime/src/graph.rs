@@ -58,7 +58,7 @@ pub enum GraphError {
         index: usize,
         op: &'static str,
         #[source]
-        source: NodeError,
+        source: Box<NodeError>,
     },
     #[error("output {what} (value {id}) is never computed")]
     NeverComputed { what: &'static str, id: ValueId },
@@ -83,7 +83,7 @@ pub enum GraphError {
     Builder {
         name: String,
         #[source]
-        source: ShapeError,
+        source: Box<ShapeError>,
     },
     /// [`GraphBuilder::reshape`] to a different element count.
     #[error("cannot reshape '{name}' {from:?} to {to:?}")]
@@ -373,7 +373,7 @@ impl Graph {
             let ctx = |e: NodeError| GraphError::Node {
                 index: i,
                 op: node.op.kind().name(),
-                source: e,
+                source: Box::new(e),
             };
             if node.inputs.len() != node.op.num_inputs()
                 || node.outputs.len() != node.op.num_outputs()
@@ -700,9 +700,9 @@ impl<'t> GraphBuilder<'t> {
         }
         let ins: Vec<&ValueInfo> = inputs.iter().map(|&v| &self.values[v]).collect();
         let lookup = |n: &str| (self.tensor)(n);
-        let outs = infer(&op, &ins, &lookup).map_err(|source| GraphError::Builder {
+        let outs = infer(&op, &ins, &lookup).map_err(|e| GraphError::Builder {
             name: name.to_string(),
-            source,
+            source: Box::new(e),
         })?;
         let mut ids = Vec::new();
         for (i, (dtype, shape)) in outs.into_iter().enumerate() {

@@ -146,7 +146,7 @@ pub enum FormatError {
 
     /// The sections are well formed but the model does not hold together.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     /// The writer refused the model.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -316,6 +316,12 @@ pub enum TensorProblem {
         needs: usize,
         has: usize,
     },
+}
+
+impl From<ModelError> for FormatError {
+    fn from(e: ModelError) -> Self {
+        FormatError::Model(Box::new(e))
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
