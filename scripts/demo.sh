@@ -21,12 +21,12 @@ if [ -z "$vulkan" ]; then
 fi
 if [ "$vulkan" = 1 ]; then
   echo "demo: building with the Vulkan backend (HOOD_DEMO_VULKAN=0 for a CPU-only build)"
-  features=(--features hood-runtime/vulkan,hood-firmware/vulkan)
+  features=(--features hood-cli/vulkan,hood-firmware/vulkan)
 else
   echo "demo: no GPU device node found: CPU-only build (HOOD_DEMO_VULKAN=1 builds the Vulkan backend)"
   features=(--no-default-features)
 fi
-cargo build --release -q -p hood-runtime --bin hood -p hood-firmware --bin hood-watch "${features[@]}"
+cargo build --release -q -p hood-cli --bin hood -p hood-firmware --bin hood-watch "${features[@]}"
 bin="${CARGO_TARGET_DIR:-target}/release/hood"
 model=models/heat-wrn40-2-cifar10.hood
 "$bin" info "$model" | sed -n 1,12p     # sed reads it all: no broken pipe

@@ -10,7 +10,7 @@ source scripts/setup.sh
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 t0=$SECONDS
-for crate in runtime convert firmware; do
+for crate in cli convert firmware; do
   cargo install -q --locked --debug --path "$crate" --root "$root"
 done
 bin="$root/bin"

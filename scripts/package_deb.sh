@@ -15,7 +15,7 @@
 #
 # BIN_DIR holds `hood`, `convert` and `hood-watch`, e.g. from (Vulkan, USB cameras, GStreamer
 # sources and MQTT in the daemon):
-#   cargo build --profile dist -p hood-runtime --bin hood
+#   cargo build --profile dist -p hood-cli --bin hood
 #   cargo build --profile dist -p hood-convert --bin convert
 #   cargo build --profile dist -p hood-firmware --bin hood-watch --features vulkan,v4l2,gstreamer,mqtt
 # (BIN_DIR = target/dist). On a Jetson or another arm64 board, run the same on the board: the

@@ -102,7 +102,7 @@ struct Args {
     verbose: bool,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
-    completions: Option<hood_runtime::cli_docs::Shell>,
+    completions: Option<hood_cli::cli_docs::Shell>,
     /// Write the man page convert.1 into DIR and exit.
     #[arg(long, value_name = "DIR", exclusive = true)]
     man_pages: Option<PathBuf>,
@@ -193,7 +193,7 @@ fn cli_docs(a: &Args) -> Option<ExitCode> {
     use clap::CommandFactory;
     use std::io::Write;
     if let Some(shell) = a.completions {
-        let script = hood_runtime::cli_docs::completions(&Args::command(), shell);
+        let script = hood_cli::cli_docs::completions(&Args::command(), shell);
         return Some(match std::io::stdout().write_all(&script) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -204,7 +204,7 @@ fn cli_docs(a: &Args) -> Option<ExitCode> {
     }
     let dir = a.man_pages.as_ref()?;
     Some(
-        match hood_runtime::cli_docs::write_man_pages(&Args::command(), dir) {
+        match hood_cli::cli_docs::write_man_pages(&Args::command(), dir) {
             Ok(pages) => {
                 for p in pages {
                     println!("{}", p.display());

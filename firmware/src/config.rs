@@ -261,7 +261,7 @@ pub struct Options {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     #[serde(skip)]
-    pub completions: Option<hood_runtime::cli_docs::Shell>,
+    pub completions: Option<hood_cli::cli_docs::Shell>,
     /// Write the man page hood-watch.1 into DIR and exit.
     #[arg(long, value_name = "DIR", exclusive = true)]
     #[serde(skip)]

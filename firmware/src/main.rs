@@ -28,7 +28,7 @@ fn main() {
         use clap::CommandFactory;
         use std::io::Write;
         let cmd = hood_firmware::config::Options::command();
-        let script = hood_runtime::cli_docs::completions(&cmd, shell);
+        let script = hood_cli::cli_docs::completions(&cmd, shell);
         if let Err(e) = std::io::stdout().write_all(&script) {
             eprintln!("hood-watch: {e}");
             std::process::exit(2);
@@ -38,7 +38,7 @@ fn main() {
     if let Some(dir) = &opts.man_pages {
         use clap::CommandFactory;
         let cmd = hood_firmware::config::Options::command();
-        match hood_runtime::cli_docs::write_man_pages(&cmd, dir) {
+        match hood_cli::cli_docs::write_man_pages(&cmd, dir) {
             Ok(pages) => pages.iter().for_each(|p| println!("{}", p.display())),
             Err(e) => {
                 eprintln!("hood-watch: {}: {e}", dir.display());

@@ -19,7 +19,6 @@
 pub mod atomic;
 pub mod backend;
 pub mod calibrate;
-pub mod cli_docs;
 pub mod cpu;
 pub mod decode;
 pub mod detector;

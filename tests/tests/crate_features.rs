@@ -1,7 +1,8 @@
 //! Crate boundaries, read from `cargo tree`: only the Vulkan feature brings in vulkano and the
 //! shader compiler (shaderc, built from source: most of a cold build). `convert` never needs
 //! them; `hood-watch` and the runtime need them only with `--features vulkan`, and there the
-//! feature must really bring them in (a feature that does nothing is a lie in the docs).
+//! feature must really bring them in (a feature that does nothing is a lie in the docs). And the
+//! library carries no command-line dependencies: those are hood-cli's (the `hood` program).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -68,5 +69,33 @@ fn only_the_vulkan_feature_brings_in_vulkano_and_shaderc() {
         gpu,
         ["vulkano", "vulkano-shaders", "shaderc", "shaderc-sys"],
         "hood-firmware --features vulkan"
+    );
+}
+
+#[test]
+fn the_library_has_no_command_line_dependencies() {
+    let deps = normal_deps("hood-runtime", &[]);
+    assert!(
+        deps.iter().any(|d| d == "half"),
+        "cargo tree lists no half: {deps:?}"
+    );
+    let cli: Vec<&String> = deps
+        .iter()
+        .filter(|d| {
+            [
+                "clap",
+                "clap_complete",
+                "clap_mangen",
+                "env_logger",
+                "anyhow",
+            ]
+            .contains(&d.as_str())
+        })
+        .collect();
+    assert!(cli.is_empty(), "hood-runtime pulls in {cli:?}");
+    let deps = normal_deps("hood-cli", &[]);
+    assert!(
+        deps.iter().any(|d| d == "clap_mangen"),
+        "hood-cli: {deps:?}"
     );
 }

@@ -36,7 +36,7 @@ skipped), ncnn and PyTorch, and the largest |score difference| to hood cpu is pr
 Usage (repository root; a venv with tools/train/requirements.txt plus `pip install ncnn pnnx`,
 and GNU time at /usr/bin/time):
 
-    cargo build --release -p hood-runtime --no-default-features --bin hood   # CPU-only hood
+    cargo build --release -p hood-cli --no-default-features --bin hood   # CPU-only hood
     cargo build --release -p hood-convert   # pulls hood-runtime's default vulkan feature (shaderc)
     $VENV/bin/python tools/bench/ncnn_peer.py --hood target/release/hood \
         --convert target/release/convert [--rounds 3] [--iters 10] [--ref-iters 1] \

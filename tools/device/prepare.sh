@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 T=${CARGO_TARGET_DIR:-target}
 features=hood-runtime/vulkan,hood-tests/vulkan
-cargo build -p hood-runtime -p hood-convert --bins --features hood-runtime/vulkan
+cargo build -p hood-cli -p hood-convert --bins --features hood-runtime/vulkan
 # The test executables, from cargo's own list (names carry a hash).
 tests=$(cargo test -p hood-runtime -p hood-tests --features "$features" --no-run \
         --message-format=json 2>/dev/null | python3 -c '

@@ -81,7 +81,7 @@ enum Cmd {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
-        shell: hood_runtime::cli_docs::Shell,
+        shell: hood_cli::cli_docs::Shell,
     },
     /// Write man pages (hood.1 and hood-<command>.1) into DIR.
     ManPages {
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             use std::io::Write;
-            let script = hood_runtime::cli_docs::completions(&Cli::command(), shell);
+            let script = hood_cli::cli_docs::completions(&Cli::command(), shell);
             std::io::stdout()
                 .write_all(&script)
                 .map(|()| ExitCode::SUCCESS)
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
         }
         Cmd::ManPages { dir } => {
             use clap::CommandFactory;
-            hood_runtime::cli_docs::write_man_pages(&Cli::command(), &dir)
+            hood_cli::cli_docs::write_man_pages(&Cli::command(), &dir)
                 .map(|pages| {
                     for p in pages {
                         println!("{}", p.display());

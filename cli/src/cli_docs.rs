@@ -37,7 +37,7 @@ pub fn write_man_pages(cmd: &Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let mut roff = Vec::new();
         clap_mangen::Man::new(page).render(&mut roff)?;
         let path = dir.join(format!("{name}.1"));
-        crate::atomic::write_file(&path, &roff)?;
+        hood_runtime::atomic::write_file(&path, &roff)?;
         written.push(path);
     }
     Ok(written)
