@@ -1,6 +1,6 @@
-//! The one seeded pseudo-random generator of the workspace: test cases and their weights, the
-//! demo model's weights, `convert`'s golden images. A 64-bit linear congruential generator with
-//! Knuth's MMIX constants: tiny, the same on every machine, and not for anything that needs real
+//! The one seeded pseudo-random generator of hood: test cases and their weights, the demo
+//! model's weights, `convert`'s golden images, tools/tch-train's synthetic data set. A 64-bit
+//! linear congruential generator with Knuth's MMIX constants: tiny, the same on every machine, and not for anything that needs real
 //! randomness. Each reader of its state is named after the range it gives, so a stream that a
 //! bundled file or fixture was made from can be reproduced exactly ([`Lcg::from_state`]).
 
@@ -55,6 +55,11 @@ impl Lcg {
         ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// Uniform in `[0, 1)` from the top 24 bits of the next state.
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
     /// `n` values uniform in `[-scale, scale)` ([`Lcg::uniform`]).
     pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform() * scale).collect()
@@ -105,6 +110,8 @@ mod tests {
             let r = g.range(3, 7);
             assert!((3..=7).contains(&r));
             assert!(g.below(10) < 10);
+            let u = g.unit();
+            assert!((0.0..1.0).contains(&u));
         }
         let (mut a, mut b) = (Lcg::new(9), Lcg::new(9));
         for _ in 0..5 {

@@ -3,6 +3,7 @@
 //! DIR/train/<class>/ and DIR/test/<class>/, OOD noise textures in DIR/ood/.
 
 use anyhow::{bail, Context, Result};
+use hood_runtime::rng::Lcg;
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 
@@ -20,23 +21,6 @@ pub struct SynthArgs {
     pub ood: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-}
-
-/// SplitMix64: a small, seedable generator, so the data set is the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 const SIZE: u32 = 32;
@@ -61,12 +45,12 @@ fn to_u8(v: f32) -> u8 {
 
 /// Class `c` of `n`: a shape (disc, square or stripes, by c mod 3) in the class hue on a dark
 /// gradient, random position and size, plus pixel noise.
-fn id_image(rng: &mut Rng, c: usize, n: usize) -> RgbImage {
-    let fg = hue(c as f32 / n as f32 + (rng.f() - 0.5) * 0.05);
+fn id_image(rng: &mut Lcg, c: usize, n: usize) -> RgbImage {
+    let fg = hue(c as f32 / n as f32 + (rng.unit() - 0.5) * 0.05);
     let bg = hue(c as f32 / n as f32 + 0.5);
-    let (cx, cy) = (8.0 + rng.f() * 16.0, 8.0 + rng.f() * 16.0);
-    let r = 5.0 + rng.f() * 5.0;
-    let period = 4.0 + rng.f() * 3.0;
+    let (cx, cy) = (8.0 + rng.unit() * 16.0, 8.0 + rng.unit() * 16.0);
+    let r = 5.0 + rng.unit() * 5.0;
+    let period = 4.0 + rng.unit() * 3.0;
     RgbImage::from_fn(SIZE, SIZE, |x, y| {
         let (xf, yf) = (x as f32, y as f32);
         let inside = match c % 3 {
@@ -75,7 +59,7 @@ fn id_image(rng: &mut Rng, c: usize, n: usize) -> RgbImage {
             _ => ((yf + cx) / period).floor() as i32 % 2 == 0,
         };
         let g = 0.15 + 0.2 * yf / SIZE as f32;
-        let noise = (rng.f() - 0.5) * 0.12;
+        let noise = (rng.unit() - 0.5) * 0.12;
         let px: [u8; 3] = std::array::from_fn(|k| {
             let v = if inside { fg[k] * 0.85 } else { bg[k] * g };
             to_u8(v + noise)
@@ -85,14 +69,14 @@ fn id_image(rng: &mut Rng, c: usize, n: usize) -> RgbImage {
 }
 
 /// An OOD texture: per-pixel colour noise over a coarse random grid of colours.
-fn ood_image(rng: &mut Rng) -> RgbImage {
-    let cell = [2u32, 4, 8][(rng.next() % 3) as usize];
+fn ood_image(rng: &mut Lcg) -> RgbImage {
+    let cell = [2u32, 4, 8][rng.below(3) as usize];
     let grid: Vec<[f32; 3]> = (0..(SIZE / cell) * (SIZE / cell))
-        .map(|_| [rng.f(), rng.f(), rng.f()])
+        .map(|_| [rng.unit(), rng.unit(), rng.unit()])
         .collect();
     RgbImage::from_fn(SIZE, SIZE, |x, y| {
         let g = grid[((y / cell) * (SIZE / cell) + x / cell) as usize];
-        Rgb(std::array::from_fn(|k| to_u8(g[k] * 0.7 + rng.f() * 0.3)))
+        Rgb(std::array::from_fn(|k| to_u8(g[k] * 0.7 + rng.unit() * 0.3)))
     })
 }
 
@@ -111,7 +95,7 @@ pub fn run(a: &SynthArgs) -> Result<()> {
     if a.classes < 2 || a.per_class == 0 || a.ood == 0 {
         bail!("need --classes ≥ 2, --per-class ≥ 1 and --ood ≥ 1");
     }
-    let mut rng = Rng(a.seed);
+    let mut rng = Lcg::new(a.seed);
     let n_test = (a.per_class / 4).max(4);
     for c in 0..a.classes {
         let name = format!("class{c}");
