@@ -1,8 +1,9 @@
 //! The one seeded pseudo-random generator of hood: test cases and their weights, the demo
 //! model's weights, `convert`'s golden images, tools/tch-train's synthetic data set. A 64-bit
 //! linear congruential generator with Knuth's MMIX constants: tiny, the same on every machine,
-//! and not for anything that needs real randomness. Each reader of its state is named after the range it gives, so a stream that a
-//! bundled file or fixture was made from can be reproduced exactly ([`Lcg::from_state`]).
+//! and not for anything that needs real randomness. Each reader of its state is named after the
+//! range it gives, so a stream that a bundled file or fixture was made from can be reproduced
+//! exactly ([`Lcg::from_state`]).
 
 /// Knuth's MMIX multiplier and increment.
 const MUL: u64 = 6364136223846793005;
