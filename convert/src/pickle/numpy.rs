@@ -95,15 +95,9 @@ pub enum NumpyError {
     ArrayData { code: String, found: &'static str },
     /// An array (arrays allowed) whose raw bytes do not match its shape and dtype.
     #[error(
-        "numpy array of dtype {code} and shape ({}) with {len} bytes of data instead of {want}",
-        dims.join(", ")
+        "numpy array of dtype {code} with {len} bytes of data instead of {want} for its shape"
     )]
-    ArraySize {
-        code: String,
-        dims: Vec<String>,
-        len: usize,
-        want: u128,
-    },
+    ArraySize { code: String, len: usize, want: u64 },
     /// An array (arrays allowed) stored in Fortran order.
     #[error("numpy array in Fortran order is not supported (store it in C order)")]
     Fortran,
@@ -305,6 +299,9 @@ pub(super) fn build(
                 });
             };
             if !shape.is_empty() {
+                if arrays {
+                    return array(code, *order, shape, items[3], data, nodes);
+                }
                 let dims: Vec<String> = shape
                     .iter()
                     .map(|&i| match &nodes[i] {
@@ -312,10 +309,7 @@ pub(super) fn build(
                         _ => "?".into(),
                     })
                     .collect();
-                if !arrays {
-                    return Err(NumpyError::ArrayShape { dims });
-                }
-                return array(code, *order, shape, dims, items[3], data, nodes);
+                return Err(NumpyError::ArrayShape { dims });
             }
             match data {
                 Node::Bytes(b) => scalar(code, *order, b),
@@ -329,13 +323,12 @@ pub(super) fn build(
     }
 }
 
-/// An array with elements (`shape`: the ids of its dimensions, `dims` them as text) of dtype
+/// An array with elements (`shape`: the ids of its dimensions) of dtype
 /// `code` from its raw bytes, checked against its shape and turned little-endian.
 fn array(
     code: &str,
     order: char,
     shape: &[Id],
-    dims: Vec<String>,
     fortran: &Node,
     data: &Node,
     nodes: &[Node],
@@ -351,20 +344,19 @@ fn array(
     };
     let size = code_size(code);
     let mut extents = Vec::with_capacity(shape.len());
-    let mut want: u128 = size as u128;
+    let mut want = size as u64;
     for &i in shape {
         match &nodes[i] {
             Node::Int(d) if *d >= 0 => {
                 extents.push(*d as usize);
-                want = want.saturating_mul(*d as u128);
+                want = want.saturating_mul(*d as u64);
             }
-            _ => want = u128::MAX,
+            _ => want = u64::MAX,
         }
     }
-    if want != raw.len() as u128 {
+    if want != raw.len() as u64 {
         return Err(NumpyError::ArraySize {
             code: code.to_string(),
-            dims,
             len: raw.len(),
             want,
         });
