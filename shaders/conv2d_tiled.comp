@@ -115,8 +115,8 @@ void gemm_chunk(uint k0) {
     }
     uint tap = k0 / p.cin;
     chunk_c0 = k0 % p.cin;
-    int iy = col_iy0 + int(tap % ks);
-    int ix = col_ix0 + int(tap / ks);
+    int iy = col_iy0 + int(tap / ks);
+    int ix = col_ix0 + int(tap % ks);
     chunk_in = col_ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
     chunk_at = chunk_in ? ((col_img * p.cin + chunk_c0) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
     chunk_step = p.h * p.w;
