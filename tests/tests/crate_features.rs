@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The normal (non-dev, non-build) dependencies of `package` with `features`, one name per line.
-fn normal_deps(package: &str, features: &[&str]) -> Vec<String> {
+/// The normal (non-dev, non-build) dependencies of `package`, with `feature` on, by name.
+fn normal_deps(package: &str, feature: Option<&str>) -> Vec<String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args = vec![
@@ -21,9 +21,8 @@ fn normal_deps(package: &str, features: &[&str]) -> Vec<String> {
         "--prefix",
         "none",
     ];
-    if !features.is_empty() {
-        args.push("--features");
-        args.push(features[0]);
+    if let Some(f) = feature {
+        args.extend(["--features", f]);
     }
     let out = Command::new(&cargo)
         .args(&args)
@@ -52,7 +51,7 @@ fn has_gpu_stack(deps: &[String]) -> Vec<&str> {
 #[test]
 fn only_the_vulkan_feature_brings_in_vulkano_and_shaderc() {
     for package in ["hood-convert", "hood-firmware"] {
-        let deps = normal_deps(package, &[]);
+        let deps = normal_deps(package, None);
         assert!(
             deps.iter().any(|d| d == "hood-runtime"),
             "{package}: cargo tree lists no hood-runtime: {deps:?}"
@@ -63,7 +62,7 @@ fn only_the_vulkan_feature_brings_in_vulkano_and_shaderc() {
             "{package} without features pulls in {gpu:?}"
         );
     }
-    let with_vulkan = normal_deps("hood-firmware", &["vulkan"]);
+    let with_vulkan = normal_deps("hood-firmware", Some("vulkan"));
     let gpu = has_gpu_stack(&with_vulkan);
     assert_eq!(
         gpu,
@@ -74,7 +73,7 @@ fn only_the_vulkan_feature_brings_in_vulkano_and_shaderc() {
 
 #[test]
 fn the_library_has_no_command_line_dependencies() {
-    let deps = normal_deps("hood-runtime", &[]);
+    let deps = normal_deps("hood-runtime", None);
     assert!(
         deps.iter().any(|d| d == "half"),
         "cargo tree lists no half: {deps:?}"
@@ -93,7 +92,7 @@ fn the_library_has_no_command_line_dependencies() {
         })
         .collect();
     assert!(cli.is_empty(), "hood-runtime pulls in {cli:?}");
-    let deps = normal_deps("hood-cli", &[]);
+    let deps = normal_deps("hood-cli", None);
     assert!(
         deps.iter().any(|d| d == "clap_mangen"),
         "hood-cli: {deps:?}"
