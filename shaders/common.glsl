@@ -15,6 +15,13 @@
 #define STORE_T float
 #endif
 
+// Values of the storage type per 16-byte vector (uvec4 loads of a storage buffer).
+#ifdef HOOD_FP16
+#define VEC16_LEN 8u
+#else
+#define VEC16_LEN 4u
+#endif
+
 // `MATH_T`: the arithmetic type of the add and max-pool kernels. float16_t only in the
 // third variant, HOOD_FP16_MATH (fp16 storage and the device feature shaderFloat16;
 // runtime/src/vulkan/pipelines.rs), where it is safe: an fp16 add (IEEE, correctly rounded)
@@ -39,6 +46,14 @@ uint flat_id() {
     return (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * HOOD_LOCAL_SIZE
         + gl_LocalInvocationID.x;
 }
+
+// Activation layouts of the tiled conv kernels (push constant `packing`; the host's plan,
+// runtime/src/vulkan/plan.rs `packed_values`): a set bit means that buffer holds its values
+// channel-packed, NHWC ([n][h][w][c]), else NCHW. Only the tiled kernels are handed set bits.
+#define LAYOUT_X 1u    // the input
+#define LAYOUT_X2 2u   // a joined shortcut's input
+#define LAYOUT_SIDE 4u // the residual (Conv2d) or the forwarded feature (ConvTranspose2d)
+#define LAYOUT_Y 8u    // the output
 
 // Activation codes, shared with `ops::Activation` through pipelines.rs.
 #define ACT_NONE 0u

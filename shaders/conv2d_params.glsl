@@ -36,6 +36,8 @@ layout(push_constant) uniform Conv2dParams {
     uint stride2;
     uint has_prologue2;
     uint prologue2_relu;
+    // LAYOUT_* bits (common.glsl): which buffers are channel-packed (tiled kernel only).
+    uint packing;
 } p;
 
 // The joined shortcut's prologue of its input channel c2.
@@ -51,6 +53,9 @@ float shortcut_prologue(float v, uint c2) {
 
 // The joined shortcut's input value of channel c2 for output pixel (oy, ox) of image b.
 float shortcut_value(uint b, uint c2, uint oy, uint ox) {
-    uint at = ((b * p.cin2 + c2) * p.h2 + oy * p.stride2) * p.w2 + ox * p.stride2;
+    uint iy = oy * p.stride2;
+    uint ix = ox * p.stride2;
+    uint at = (p.packing & LAYOUT_X2) != 0u ? ((b * p.h2 + iy) * p.w2 + ix) * p.cin2 + c2
+                                           : ((b * p.cin2 + c2) * p.h2 + iy) * p.w2 + ix;
     return shortcut_prologue(float(x2[at]), c2);
 }

@@ -16,6 +16,11 @@
 // checks the padding once per column and chunk, and each gathered value is one add away.
 // The joined shortcut's cin2 steps follow in both orders.
 //
+// Layouts (push constant `packing`, LAYOUT_* in common.glsl; the host's plan decides them per
+// value, runtime/src/vulkan/plan.rs): x, x2, the residual and y are each NCHW or channel-packed
+// NHWC. With x packed, a tap-major chunk's 16 channels lie next to each other, and the
+// pipelined loop loads them as 16-byte vectors (`chunk_vec`, `gemm_b_vec`).
+//
 // Workgroup grid: x = ceil(n*oh*ow / TN), y = ceil(cout / TM), z = S, the K splits
 // (runtime/src/vulkan/conv2d.rs and tiles.rs). The prologue stays in the B gather.
 #include "common.glsl"
@@ -34,6 +39,10 @@ layout(set = 0, binding = 10) coherent buffer Part { float part[]; };
 layout(set = 0, binding = 11) coherent buffer Counter { uint counter[]; };
 
 #include "conv2d_params.glsl"
+
+// x and x2 again, as 16-byte vectors (the packed tap-major gather).
+layout(set = 0, binding = 0) readonly buffer X4 { uvec4 x4[]; };
+layout(set = 0, binding = 7) readonly buffer X2v { uvec4 x2v[]; };
 
 // Specialisations (runtime/src/vulkan/kernels.rs, `ConvSpec`): kernel size and stride as
 // specialization constants, so the driver's compiler sees constant loop bounds and divisors
@@ -55,9 +64,11 @@ int col_iy0;
 int col_ix0;
 // Tap-major gather (pipelined loop, cin a multiple of TK): the current chunk's first step and
 // channel, whether it reads the joined shortcut's input, whether its tap is inside the input
-// for this column, and the index of its first value (the next channels are `chunk_step`
-// apart).
+// for this column, the index of its first value (the next channels are `chunk_step` apart:
+// 1 when packed), and whether its values are read as 16-byte vectors (packed, and for the
+// shortcut's chunks cin2 a multiple of the vector length).
 bool tap_major;
+bool chunk_vec;
 uint chunk_k0;
 uint chunk_c0;
 bool chunk_shortcut;
@@ -76,11 +87,25 @@ float prologue(float v, uint ci) {
     return v;
 }
 
-// The epilogue: bias, residual add, ReLU, stored in the storage type.
-void store_out(uint o, float acc, float bv) {
+// Index of value (img, c, pixel q of the output plane) in an output-shaped buffer whose
+// layout bit is `bit`.
+uint out_at(uint bit, uint img, uint c, uint q) {
+    return (p.packing & bit) != 0u ? (img * plane + q) * p.cout + c
+                                  : (img * p.cout + c) * plane + q;
+}
+
+// Index of x[img, ci, iy, ix] in x's layout.
+uint x_at(uint img, uint ci, uint iy, uint ix) {
+    return (p.packing & LAYOUT_X) != 0u ? ((img * p.h + iy) * p.w + ix) * p.cin + ci
+                                      : ((img * p.cin + ci) * p.h + iy) * p.w + ix;
+}
+
+// The epilogue of output (column g, channel co) at o: bias, residual add, ReLU, stored in the
+// storage type.
+void store_out(uint g, uint co, uint o, float acc, float bv) {
     float v = acc + bv;
     if (p.has_residual != 0u) {
-        v += float(residual[o]);
+        v += float(residual[out_at(LAYOUT_SIDE, g / plane, co, g % plane)]);
     }
     if (p.relu != 0u) {
         v = max(v, 0.0);
@@ -100,6 +125,7 @@ void gemm_column(uint g) {
 }
 
 void gemm_chunk(uint k0) {
+    chunk_vec = false;
     if (!tap_major) {
         return;
     }
@@ -108,9 +134,13 @@ void gemm_chunk(uint k0) {
     if (chunk_shortcut) {
         chunk_c0 = k0 - K1;
         chunk_in = col_ok;
-        chunk_at = ((col_img * p.cin2 + chunk_c0) * p.h2 + col_oy * p.stride2) * p.w2
-            + col_ox * p.stride2;
-        chunk_step = p.h2 * p.w2;
+        uint iy = col_oy * p.stride2;
+        uint ix = col_ox * p.stride2;
+        bool packed = (p.packing & LAYOUT_X2) != 0u;
+        chunk_at = packed ? ((col_img * p.h2 + iy) * p.w2 + ix) * p.cin2 + chunk_c0
+                          : ((col_img * p.cin2 + chunk_c0) * p.h2 + iy) * p.w2 + ix;
+        chunk_step = packed ? 1u : p.h2 * p.w2;
+        chunk_vec = packed && p.cin2 % VEC16_LEN == 0u;
         return;
     }
     uint tap = k0 / p.cin;
@@ -118,8 +148,32 @@ void gemm_chunk(uint k0) {
     int iy = col_iy0 + int(tap / ks);
     int ix = col_ix0 + int(tap % ks);
     chunk_in = col_ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
-    chunk_at = chunk_in ? ((col_img * p.cin + chunk_c0) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
-    chunk_step = p.h * p.w;
+    chunk_at = chunk_in ? x_at(col_img, chunk_c0, uint(iy), uint(ix)) : 0u;
+    bool packed = (p.packing & LAYOUT_X) != 0u;
+    chunk_step = packed ? 1u : p.h * p.w;
+    chunk_vec = packed;
+}
+
+// The packed chunk's raw values of rows c .. c + VEC16_LEN - 1 (c a multiple of VEC16_LEN,
+// chunk_k0 + c < K), as one 16-byte load; zeros where the tap is in the padding.
+uvec4 gemm_b_vec(uint c) {
+    if (!chunk_in) {
+        return uvec4(0u);
+    }
+    uint at = (chunk_at + c) / VEC16_LEN;
+    return chunk_shortcut ? x2v[at] : x4[at];
+}
+
+// Chunk row c's B value from its raw stored value v (from gemm_b_vec): the prologue, 0 in
+// the padding.
+float gemm_b_value(uint c, float v) {
+    if (!chunk_in) {
+        return 0.0;
+    }
+    if (chunk_shortcut) {
+        return shortcut_prologue(v, chunk_c0 + c);
+    }
+    return prologue(v, chunk_c0 + c);
 }
 
 float gemm_b(uint gk) {
@@ -144,7 +198,7 @@ float gemm_b(uint gk) {
     int iy = col_iy0 + int(r / ks);
     int ix = col_ix0 + int(r % ks);
     if (iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
-        return prologue(float(x[((col_img * p.cin + ci) * p.h + uint(iy)) * p.w + uint(ix)]), ci);
+        return prologue(float(x[x_at(col_img, ci, uint(iy), uint(ix))]), ci);
     }
     return 0.0;
 }
@@ -154,7 +208,7 @@ uint gemm_a_row(uint gk) {
 }
 
 uint gemm_out(uint g, uint co) {
-    return ((g / plane) * p.cout + co) * plane + g % plane;
+    return out_at(LAYOUT_Y, g / plane, co, g % plane);
 }
 
 #include "tiled_gemm.glsl"

@@ -30,6 +30,7 @@ layout(push_constant) uniform ConvTranspose2dParams {
     uint has_add;
     float add_scale;
     float add_shift;
+    uint packing; // LAYOUT_* bits (common.glsl; tiled kernel only)
 } p;
 
 void main() {

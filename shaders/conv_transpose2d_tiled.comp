@@ -20,6 +20,9 @@
 // z = s^2 * S (runtime/src/vulkan/conv_transpose2d.rs). The GEMM core, tiles and register
 // blocking are tiled_gemm.glsl's, shared with conv2d_tiled.comp.
 //
+// Layouts as in conv2d_tiled.comp (push constant `packing`): x, the forwarded feature and y
+// each NCHW or channel-packed NHWC; a packed tap-major chunk is read as 16-byte vectors.
+//
 // Split-K as in conv2d_tiled.comp: with S = gl_NumWorkGroups.z / s^2 > 1, z = class * S + split,
 // each split reduces its range of whole K chunks and stores raw fp32 sums to
 // part[split * n*cout*oh*ow + o]; the last split of a tile to finish adds them in order and
@@ -27,6 +30,7 @@
 #include "common.glsl"
 
 layout(set = 0, binding = 0) readonly buffer X { STORE_T x[]; };
+layout(set = 0, binding = 0) readonly buffer X4 { uvec4 x4[]; }; // the same, as 16-byte vectors
 layout(set = 0, binding = 1) readonly buffer W { STORE_T wt[]; };
 layout(set = 0, binding = 1) readonly buffer W4 { uvec4 wt4[]; }; // the same, as 16-byte vectors
 layout(set = 0, binding = 2) readonly buffer Bias { STORE_T bias[]; };
@@ -54,6 +58,7 @@ layout(push_constant) uniform ConvTranspose2dParams {
     uint has_add;
     float add_scale;
     float add_shift;
+    uint packing; // LAYOUT_* bits (common.glsl; tiled kernel only)
 } p;
 
 // gemm_out's "no pixel" (tiled_gemm.glsl): a class's last row / column may lie outside.
@@ -79,18 +84,37 @@ int col_iy0;
 int col_ix0;
 uint col_xbase;
 // Tap-major gather (pipelined loop, cin a multiple of TK): the chunk's first step, whether its
-// tap is inside the input for this column and the index of its first value (channels are
-// h * w apart).
+// tap is inside the input for this column, the index of its first value (channels are
+// `chunk_step` apart: h * w, or 1 when x is packed) and whether it is read as 16-byte
+// vectors (x packed).
 bool tap_major;
+bool x_packed;
 uint chunk_k0;
 bool chunk_in;
 uint chunk_at;
+uint chunk_step;
+bool chunk_vec;
 
-// The epilogue: bias, activation, then the forwarded feature's add, in the storage type.
-void store_out(uint o, float acc, float bv) {
+// Index of output pixel (oy, ox) of image img, channel c, in an output-shaped buffer whose
+// layout bit is `bit`.
+uint out_at(uint bit, uint img, uint c, uint oy, uint ox) {
+    return (p.packing & bit) != 0u ? ((img * p.oh + oy) * p.ow + ox) * p.cout + c
+                                  : ((img * p.cout + c) * p.oh + oy) * p.ow + ox;
+}
+
+// Index of x[img, ci, iy, ix] relative to the image's first value, in x's layout.
+uint x_off(uint ci, uint iy, uint ix) {
+    return x_packed ? (iy * p.w + ix) * p.cin + ci : (ci * p.h + iy) * p.w + ix;
+}
+
+// The epilogue of output (column g, channel co) at o: bias, activation, then the forwarded
+// feature's add, in the storage type.
+void store_out(uint g, uint co, uint o, float acc, float bv) {
     float v = activate(acc + bv, p.act);
     if (p.has_add != 0u) {
-        v += float(feature[o]) * p.add_scale + p.add_shift;
+        uint q = g % qplane;
+        uint f = out_at(LAYOUT_SIDE, g / qplane, co, py + s * (q / qw), px + s * (q % qw));
+        v += float(feature[f]) * p.add_scale + p.add_shift;
     }
     y[o] = STORE_T(v);
 }
@@ -107,6 +131,7 @@ void gemm_column(uint g) {
 }
 
 void gemm_chunk(uint k0) {
+    chunk_vec = false;
     if (!tap_major) {
         return;
     }
@@ -115,12 +140,25 @@ void gemm_chunk(uint k0) {
     int iy = col_iy0 - int(tap / T);
     int ix = col_ix0 - int(tap % T);
     chunk_in = col_ok && iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w);
-    chunk_at = chunk_in ? col_xbase + ((k0 % p.cin) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
+    chunk_at = chunk_in ? col_xbase + x_off(k0 % p.cin, uint(iy), uint(ix)) : 0u;
+    chunk_step = x_packed ? 1u : p.h * p.w;
+    chunk_vec = x_packed;
+}
+
+// The packed chunk's raw values of rows c .. c + VEC16_LEN - 1 (c a multiple of VEC16_LEN),
+// as one 16-byte load; zeros outside the input.
+uvec4 gemm_b_vec(uint c) {
+    return chunk_in ? x4[(chunk_at + c) / VEC16_LEN] : uvec4(0u);
+}
+
+// Chunk row c's B value from its raw stored value v (0 outside the input).
+float gemm_b_value(uint c, float v) {
+    return chunk_in ? v : 0.0;
 }
 
 float gemm_b(uint gk) {
     if (tap_major) {
-        return chunk_in ? float(x[chunk_at + (gk - chunk_k0) * p.h * p.w]) : 0.0;
+        return chunk_in ? float(x[chunk_at + (gk - chunk_k0) * chunk_step]) : 0.0;
     }
     if (!col_ok) {
         return 0.0;
@@ -130,7 +168,7 @@ float gemm_b(uint gk) {
     int iy = col_iy0 - int(r / T);
     int ix = col_ix0 - int(r % T);
     if (iy >= 0 && iy < int(p.h) && ix >= 0 && ix < int(p.w)) {
-        return float(x[col_xbase + (ci * p.h + uint(iy)) * p.w + uint(ix)]);
+        return float(x[col_xbase + x_off(ci, uint(iy), uint(ix))]);
     }
     return 0.0;
 }
@@ -147,7 +185,7 @@ uint gemm_out(uint g, uint co) {
     if (oy >= p.oh || ox >= p.ow) {
         return GEMM_NO_PIXEL;
     }
-    return (img * p.cout + co) * plane + oy * p.ow + ox;
+    return out_at(LAYOUT_Y, img, co, oy, ox);
 }
 
 #include "tiled_gemm.glsl"
@@ -169,6 +207,7 @@ void main() {
     qplane = qh * qw;
     plane = p.oh * p.ow;
     tap_major = PIPELINED != 0u && p.cin % TK == 0u;
+    x_packed = (p.packing & LAYOUT_X) != 0u;
     tiled_gemm(p.cin * tt, p.n * qplane, nsplit, gl_WorkGroupID.z % nsplit, cls,
                p.n * p.cout * plane);
 }

@@ -20,7 +20,9 @@
 //   vector width; and the including kernel may gather B "tap-major": with cin a multiple of TK
 //   the host orders K as (tap, channel) (tiles.rs `tap_major`), so a chunk is 16 channels of
 //   one tap and `gemm_chunk` does the tap's index arithmetic and bounds check once per
-//   (pixel, chunk) instead of per element.
+//   (pixel, chunk) instead of per element. Where the kernel's input is channel-packed (NHWC)
+//   such a chunk's B values are contiguous and come as 16-byte vectors too (`chunk_vec`).
+//   Each invocation loads a run of consecutive rows of its B column.
 // The summation order of an output is kk ascending in both (so split-K and the tile
 // configurations do not change results within one loop).
 //
@@ -37,14 +39,22 @@
 //   void gemm_column(uint g)         set up this invocation's B column g (called once; g may
 //                                    be >= npix: then gemm_b must give 0);
 //   void gemm_chunk(uint k0)         set up the gather of the chunk starting at k0 (pipelined
-//                                    loop only; called before that chunk's gemm_b calls);
+//                                    loop only; called before that chunk's gemm_b calls), and
+//                                    set `bool chunk_vec`: whether its rows are read as vectors;
+//   uvec4 gemm_b_vec(uint c)         with chunk_vec: the raw stored values of chunk rows
+//                                    c .. c + VEC16_LEN - 1 of the column, one 16-byte load;
+//   float gemm_b_value(uint c, float v)  with chunk_vec: row c's B value from raw value v
+//                                    (called after the next barrier, before the next
+//                                    gemm_chunk: the chunk's state is still set);
 //   float gemm_b(uint gk)            B[gk, that column], for gk < K;
 //   uint gemm_a_row(uint gk)         index in `wt` of A[0, gk] (the weights are stored K-major
 //                                    by the host, [K][cout] per tile layer: tiles.rs), so
 //                                    A[co, gk] = wt[gemm_a_row(gk) + co];
-//   uint gemm_out(uint g, uint co)   NCHW output index of channel co at column g < npix,
+//   uint gemm_out(uint g, uint co)   index in y (its layout: NCHW or NHWC) of channel co at
+//                                    column g < npix (also the split-K partials' index),
 //                                    or GEMM_NO_PIXEL where that pixel is outside the output;
-//   void store_out(uint o, float acc, float bv)   the epilogue of acc + bias bv at o.
+//   void store_out(uint g, uint co, uint o, float acc, float bv)   the epilogue of acc + bias
+//                                    bv of channel co at column g, stored at o.
 
 // The tile configuration, as specialization constants (runtime/src/vulkan/kernels.rs,
 // `TileConfig`): GEMM_THREADS invocations per workgroup (id 2, the workgroup size), and two
@@ -81,16 +91,24 @@ vec4 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, 
 
 // The pipelined loop's register stage: A as 16-byte vectors of A_VE weights (at most AV_MAX
 // per invocation, the narrow tile being the tallest), B as single values (at most B_MAX, the
-// wide tile being the widest).
-#ifdef HOOD_FP16
-#define A_VE 8u
-#else
-#define A_VE 4u
-#endif
+// wide tile being the widest) or, from a packed input, as 16-byte vectors of raw values (at
+// most BV_MAX).
+#define A_VE VEC16_LEN
 const uint AV_MAX = TK * TM_NARROW / (A_VE * GEMM_THREADS);
 const uint B_MAX = TK * TN_WIDE / GEMM_THREADS;
+const uint BV_MAX = (B_MAX + VEC16_LEN - 1u) / VEC16_LEN;
 uvec4 ra[AV_MAX];
 float rb[B_MAX];
+uvec4 rbv[BV_MAX];
+
+// Element e of a 16-byte vector of stored values.
+float vec16_elem(uvec4 v, uint e) {
+#ifdef HOOD_FP16
+    return unpackHalf2x16(v[e >> 1u])[e & 1u];
+#else
+    return uintBitsToFloat(v[e]);
+#endif
+}
 
 float gemm_a(uint gk, uint co) {
     return float(wt[gemm_a_row(gk) + co]);
@@ -161,22 +179,51 @@ void store_a(uint TM, uint av) {
     }
 }
 
-// Pipelined loop: chunk k0's B values of this invocation's column into registers (rows
-// brow, brow + GEMM_THREADS / TN, ...; bn of them).
-void load_b(uint k0, uint K, uint TN, uint brow, uint bn) {
+// Pipelined loop: chunk k0's B values of this invocation's column into registers, rows
+// brow * bn .. brow * bn + bn - 1: as 16-byte vectors of raw values where the chunk allows
+// (chunk_vec) and bn is a multiple of the vector length, else value by value.
+bool b_vectors(uint bn) {
+    return chunk_vec && bn % VEC16_LEN == 0u;
+}
+
+void load_b(uint k0, uint K, uint brow, uint bn) {
     gemm_chunk(k0);
+    uint r0 = brow * bn;
+    if (b_vectors(bn)) {
+        for (uint i = 0u; i < BV_MAX; ++i) {
+            if (i < bn / VEC16_LEN) {
+                uint c = r0 + i * VEC16_LEN;
+                rbv[i] = k0 + c < K ? gemm_b_vec(c) : uvec4(0u);
+            }
+        }
+        return;
+    }
     for (uint i = 0u; i < B_MAX; ++i) {
         if (i < bn) {
-            uint gk = k0 + brow + i * (GEMM_THREADS / TN);
+            uint gk = k0 + r0 + i;
             rb[i] = gk < K ? gemm_b(gk) : 0.0;
         }
     }
 }
 
-void store_b(uint TN, uint brow, uint bcol, uint bn) {
+void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn) {
+    uint r0 = brow * bn;
+    if (b_vectors(bn)) {
+        for (uint i = 0u; i < BV_MAX; ++i) {
+            if (i < bn / VEC16_LEN) {
+                for (uint e = 0u; e < VEC16_LEN; ++e) {
+                    uint c = r0 + i * VEC16_LEN + e;
+                    uint at = c * TN + bcol;
+                    Bs[at >> 2u][at & 3u] =
+                        k0 + c < K ? gemm_b_value(c, vec16_elem(rbv[i], e)) : 0.0;
+                }
+            }
+        }
+        return;
+    }
     for (uint i = 0u; i < B_MAX; ++i) {
         if (i < bn) {
-            uint at = (brow + i * (GEMM_THREADS / TN)) * TN + bcol;
+            uint at = (r0 + i) * TN + bcol;
             Bs[at >> 2u][at & 3u] = rb[i];
         }
     }
@@ -198,7 +245,9 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     // The one B column this invocation gathers (TN divides GEMM_THREADS, so it is the same
     // column for every chunk).
     uint bcol = tid % TN;
-    uint brow = tid / TN; // first B row it loads, then every GEMM_THREADS / TN rows
+    // Which rows: the plain loop every GEMM_THREADS / TN rows from brow, the pipelined loop
+    // bn consecutive rows from brow * bn.
+    uint brow = tid / TN;
     gemm_column(n0 + bcol);
 
     c00 = vec4(0.0); c01 = vec4(0.0); c10 = vec4(0.0); c11 = vec4(0.0);
@@ -220,7 +269,7 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
             if (a_vec) {
                 load_a(kbeg, K, m0, TM, av);
             }
-            load_b(kbeg, K, TN, brow, bn);
+            load_b(kbeg, K, brow, bn);
         }
         for (uint k0 = kbeg; k0 < kend; k0 += TK) {
             if (a_vec) {
@@ -228,14 +277,14 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
             } else {
                 gather_a(k0, K, m0, TM);
             }
-            store_b(TN, brow, bcol, bn);
+            store_b(k0, K, TN, brow, bcol, bn);
             barrier();
             uint k1 = k0 + TK;
             if (k1 < kend) {
                 if (a_vec) {
                     load_a(k1, K, m0, TM, av);
                 }
-                load_b(k1, K, TN, brow, bn);
+                load_b(k1, K, brow, bn);
             }
             multiply_chunk(TM, TN, tx, ty);
             barrier();
@@ -286,7 +335,7 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
                 part[split * part_stride + o] = acc;
                 continue;
             }
-            store_out(o, acc, bv);
+            store_out(g, co, o, acc, bv);
         }
     }
     if (nsplit == 1u) {
@@ -329,7 +378,7 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
             for (uint z = 0u; z < nsplit; ++z) {
                 acc += part[z * part_stride + o];
             }
-            store_out(o, acc, bv);
+            store_out(g, co, o, acc, bv);
         }
     }
 }

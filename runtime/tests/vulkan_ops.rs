@@ -159,7 +159,7 @@ fn conv2d_case_with(
     }
     let wr = t.rand(&mut r, "wr", vec![cout, cin, k, k], a);
     let residual = op.residual.then_some(wr);
-    let (graph, out) = conv2d_graph(&t, [cin, h, w], op, residual);
+    let (graph, out) = conv2d_graph(&mut t, [cin, h, w], op, residual, false);
     Case {
         graph,
         tensors: t,
@@ -198,7 +198,7 @@ fn conv_transpose2d_case_with(seed: u64, cin: (usize, usize), max_cout: usize) -
     };
     let wf = t.rand(&mut r, "wf", vec![cin, cout, k, k], a);
     let feature = op.add.is_some().then_some(wf);
-    let (graph, out) = conv_transpose2d_graph(&t, [cin, h, w], op, feature);
+    let (graph, out) = conv_transpose2d_graph(&mut t, [cin, h, w], op, feature, false);
     Case {
         graph,
         tensors: t,

@@ -2,7 +2,8 @@
 //! reference (`reference::execute`) on proptest-generated shapes, attributes, weights and inputs,
 //! in both storage variants (fp16, fp32) and with every kernel switch: the generic kernel, the
 //! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits
-//! (small and large tiles);
+//! (small and large tiles); half the cases put the op between two identity 1×1 convs, so the
+//! tiled kernels read and write channel-packed (NHWC) values (`VkOptions::nchw` off);
 //! also a conv with a 1×1 shortcut joined into it (fused.rs), on every one of those kernels.
 //! Tolerances: `tolerance::VK_OP_FP32` / `VK_OP_FP16`.
 //!
@@ -87,6 +88,9 @@ struct ConvCase {
     residual: bool,
     relu: bool,
     split_k: u32,
+    /// Identity 1×1 convs before and after the op (`vulkan_common::build_wrapped`): its
+    /// input, residual and output are then channel-packed on the tiled kernels.
+    wrap: bool,
     vals: Vec<i8>,
 }
 
@@ -116,6 +120,8 @@ struct DeconvCase {
     /// `Some((scale, shift))` quantised: `feature·scale + shift` added after the activation.
     add: Option<(i8, i8)>,
     split_k: u32,
+    /// As [`ConvCase::wrap`].
+    wrap: bool,
     vals: Vec<i8>,
 }
 
@@ -161,7 +167,7 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
         proptest::option::of(any::<bool>()),
         any::<bool>(),
         any::<bool>(),
-        2u32..=5,
+        (2u32..=5, any::<bool>()),
     );
     let shape_flags = (shape, flags).prop_filter(
         "kernel larger than the padded input",
@@ -170,7 +176,10 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
     // Values last: proptest shrinks the shape and flags first, then the values.
     (shape_flags, vec(q(), CONV_VALS)).prop_map(
         |(
-            ((batch, cin, cout, k, stride, pad, h, w), (bias, prologue, residual, relu, split_k)),
+            (
+                (batch, cin, cout, k, stride, pad, h, w),
+                (bias, prologue, residual, relu, (split_k, wrap)),
+            ),
             vals,
         )| {
             let mut c = ConvCase {
@@ -187,6 +196,7 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
                 residual,
                 relu,
                 split_k,
+                wrap,
                 vals: Vec::new(),
             };
             c.vals = vals[..c.numel()].to_vec();
@@ -218,11 +228,11 @@ fn deconv_case() -> impl Strategy<Value = DeconvCase> {
             Just(Activation::Tanh)
         ],
         proptest::option::of((q(), q())),
-        2u32..=5,
+        (2u32..=5, any::<bool>()),
     );
     // Values last: proptest shrinks the shape and flags first, then the values.
     (shape, flags, vec(q(), DECONV_VALS)).prop_map(
-        |((batch, cin, cout, (k, stride, pad), h, w), (bias, act, add, split_k), vals)| {
+        |((batch, cin, cout, (k, stride, pad), h, w), (bias, act, add, (split_k, wrap)), vals)| {
             let mut c = DeconvCase {
                 batch,
                 cin,
@@ -236,6 +246,7 @@ fn deconv_case() -> impl Strategy<Value = DeconvCase> {
                 act,
                 add,
                 split_k,
+                wrap,
                 vals: Vec::new(),
             };
             c.vals = vals[..c.numel()].to_vec();
@@ -257,6 +268,8 @@ struct Built {
     k_len: usize,
     /// 1×1 shortcut convs the executor must join into the conv that adds them (fused.rs).
     joins: u32,
+    /// The op sits between identity convs (values the tiled kernels store packed).
+    wrap: bool,
 }
 
 fn conv_graph(c: &ConvCase) -> Built {
@@ -285,7 +298,7 @@ fn conv_graph(c: &ConvCase) -> Built {
     }
     let wr = c.residual.then(|| v.tensor(&mut t, "wr", wshape, a));
     let input = v.take(c.batch * c.cin * c.h * c.w, 2.0);
-    let (graph, out) = conv2d_graph(&t, [c.cin, c.h, c.w], op, wr);
+    let (graph, out) = conv2d_graph(&mut t, [c.cin, c.h, c.w], op, wr, c.wrap);
     Built {
         graph,
         tensors: t,
@@ -296,6 +309,7 @@ fn conv_graph(c: &ConvCase) -> Built {
         k_len: c.cin * c.k * c.k,
         // The residual producer is a joinable shortcut when it is 1×1 and unpadded.
         joins: (c.residual && c.k == 1 && c.pad == 0) as u32,
+        wrap: c.wrap,
     }
 }
 
@@ -321,7 +335,7 @@ fn deconv_graph(c: &DeconvCase) -> Built {
     };
     let wf = c.add.map(|_| v.tensor(&mut t, "wf", wshape, a));
     let input = v.take(c.batch * c.cin * c.h * c.w, 2.0);
-    let (graph, out) = conv_transpose2d_graph(&t, [c.cin, c.h, c.w], op, wf);
+    let (graph, out) = conv_transpose2d_graph(&mut t, [c.cin, c.h, c.w], op, wf, c.wrap);
     Built {
         graph,
         tensors: t,
@@ -331,6 +345,7 @@ fn deconv_graph(c: &DeconvCase) -> Built {
         split_k: c.split_k,
         k_len: c.cin * c.k.div_ceil(c.stride).pow(2),
         joins: 0,
+        wrap: c.wrap,
     }
 }
 
@@ -355,6 +370,8 @@ struct JoinCase {
     relu: bool,
     shortcut_first: bool,
     split_k: u32,
+    /// As [`ConvCase::wrap`] (packed x and x2 unless the max pool reads x).
+    wrap: bool,
     vals: Vec<i8>,
 }
 
@@ -389,12 +406,18 @@ fn join_case() -> impl Strategy<Value = JoinCase> {
         (any::<bool>(), proptest::option::of(any::<bool>())),
         any::<bool>(),
         any::<bool>(),
-        2u32..=5,
+        (2u32..=5, any::<bool>()),
     );
     (shape, flags, vec(q(), JOIN_VALS)).prop_map(
         |(
             (batch, cin, cout, k, stride2, oh, ow),
-            ((bias, prologue), (shortcut_bias, shortcut_prologue), relu, shortcut_first, split_k),
+            (
+                (bias, prologue),
+                (shortcut_bias, shortcut_prologue),
+                relu,
+                shortcut_first,
+                (split_k, wrap),
+            ),
             vals,
         )| {
             let mut c = JoinCase {
@@ -412,6 +435,7 @@ fn join_case() -> impl Strategy<Value = JoinCase> {
                 relu,
                 shortcut_first,
                 split_k,
+                wrap,
                 vals: Vec::new(),
             };
             c.vals = vals[..c.numel()].to_vec();
@@ -464,26 +488,24 @@ fn join_graph(c: &JoinCase) -> Built {
     };
     let (h, w) = (c.oh * c.stride2, c.ow * c.stride2);
     let input = v.take(c.batch * c.cin * h * w, 2.0);
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new([c.cin, h, w], &lookup);
-    let x = g.input();
-    let add_shortcut = |g: &mut GraphBuilder| {
-        g.add1("shortcut", Op::Conv2d(shortcut.clone()), &[x])
-            .expect("shortcut")
-    };
-    let mut sc = c.shortcut_first.then(|| add_shortcut(&mut g));
-    let y = if c.stride2 == 2 {
-        g.add1("pool", Op::MaxPool2x2, &[x]).expect("pool")
-    } else {
-        x
-    };
-    let sc = match sc.take() {
-        Some(v) => v,
-        None => add_shortcut(&mut g),
-    };
-    let out = g.add1("conv", Op::Conv2d(conv), &[y, sc]).expect("conv");
-    let graph = finish(g, out);
-    drop(lookup);
+    let wrap = wrappers(&mut t, c.wrap, c.cin, c.cout);
+    let (graph, out) = build_wrapped(&t, [c.cin, h, w], wrap, |g, x| {
+        let add_shortcut = |g: &mut GraphBuilder| {
+            g.add1("shortcut", Op::Conv2d(shortcut.clone()), &[x])
+                .expect("shortcut")
+        };
+        let mut sc = c.shortcut_first.then(|| add_shortcut(g));
+        let y = if c.stride2 == 2 {
+            g.add1("pool", Op::MaxPool2x2, &[x]).expect("pool")
+        } else {
+            x
+        };
+        let sc = match sc.take() {
+            Some(v) => v,
+            None => add_shortcut(g),
+        };
+        g.add1("conv", Op::Conv2d(conv), &[y, sc]).expect("conv")
+    });
     Built {
         graph,
         tensors: t,
@@ -493,13 +515,15 @@ fn join_graph(c: &JoinCase) -> Built {
         split_k: c.split_k,
         k_len: c.cin * c.k * c.k + c.cin,
         joins: 1,
+        wrap: c.wrap,
     }
 }
 
 /// The kernel paths every case runs on, per storage variant: generic kernel; tiled GEMM without
-/// split-K; tiled GEMM with `split_k` splits forced (capped by the op's K chunks), with the
-/// small and the large tile configuration, and with the plain loop; the device's default (the
-/// register-broadcast kernels on lavapipe).
+/// split-K, all values NCHW (`HOOD_VK_NCHW`); tiled GEMM with `split_k` splits forced (capped by
+/// the op's K chunks), with the small and the large tile configuration, and with the plain
+/// loop (these three with channel-packed values where the case wraps its op); the device's
+/// default (the register-broadcast kernels on lavapipe).
 fn variants(split_k: u32) -> Vec<VkOptions> {
     let mut all = Vec::new();
     for fp16 in [true, false] {
@@ -518,6 +542,7 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
         all.push(VkOptions {
             no_split_k: true,
             no_bcast: true,
+            nchw: true,
             ..base.clone()
         });
         all.push(VkOptions {
@@ -589,6 +614,17 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
             "{}: shortcut joins",
             what
         );
+        // A wrapped op's output is read only by the identity conv after it: on the tiled
+        // kernels it is stored packed unless HOOD_VK_NCHW (so is a residual or feature that
+        // only the op reads, wrapped or not). Other kernels never see a packed value.
+        let kernels = ex.conv_kernels();
+        let packed = kernels.packed_values;
+        if kernels.tiled_conv && kernels.tiled_deconv && !opts.nchw && b.wrap {
+            prop_assert!(packed > 0, "{}: no packed values", what);
+        }
+        if !(kernels.tiled_conv || kernels.tiled_deconv) || opts.nchw {
+            prop_assert_eq!(packed, 0, "{}: packed values", what);
+        }
         // A forced split always splits a reduction of more than one 16-wide K chunk.
         if opts.split_k.is_some() && !opts.no_split_k && b.k_len > 16 {
             prop_assert!(ex.split_k_scratch_bytes() > 0, "{}: did not split", what);
@@ -661,6 +697,7 @@ fn regression_deconv_k4_s2_p1_on_1x1() {
         act: Activation::Tanh,
         add: Some((12, -8)),
         split_k: 5,
+        wrap: true,
         vals: Vec::new(),
     };
     c.vals = (0..c.numel()).map(|i| (i % 33) as i8 - QUANT).collect();
@@ -685,8 +722,56 @@ fn regression_conv_k3_s2_p1_on_1x1() {
         residual: true,
         relu: false,
         split_k: 2,
+        wrap: true,
         vals: Vec::new(),
     };
     c.vals = (0..c.numel()).map(|i| (i % 33) as i8 - QUANT).collect();
+    check(&conv_graph(&c)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Pinned: the channel-packed tap-major gather with 16-byte loads in both parts of a joined
+/// GEMM (cin = cin2 = 16, the shortcut at stride 1 reading the packed x, both with prologues),
+/// and a packed residual (ConvCase: cin 32, split-K forced); 72 and 84 pixels, so the small
+/// configuration's wide tile, whose 16 rows per invocation take 16-byte loads in fp16 too.
+#[test]
+fn regression_packed_tap_major_vectors() {
+    let mut j = JoinCase {
+        batch: 2,
+        cin: 16,
+        cout: 24,
+        k: 3,
+        stride2: 1,
+        oh: 6,
+        ow: 6,
+        bias: true,
+        prologue: Some(true),
+        shortcut_bias: true,
+        shortcut_prologue: Some(false),
+        relu: true,
+        shortcut_first: false,
+        split_k: 3,
+        wrap: true,
+        vals: Vec::new(),
+    };
+    j.vals = (0..j.numel()).map(|i| (i % 29) as i8 - 14).collect();
+    check(&join_graph(&j)).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = ConvCase {
+        batch: 2,
+        cin: 32,
+        cout: 16,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        h: 7,
+        w: 6,
+        bias: true,
+        prologue: Some(true),
+        residual: true,
+        relu: true,
+        split_k: 4,
+        wrap: true,
+        vals: Vec::new(),
+    };
+    c.vals = (0..c.numel()).map(|i| (i % 31) as i8 - 15).collect();
     check(&conv_graph(&c)).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -145,12 +145,18 @@ fn split_k_forced_matches_the_cpu_reference() {
     };
     models_match_the_cpu_reference(&opts, "split-K", &|name, gpu| {
         assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+        assert!(
+            gpu.conv_kernels().packed_values > 0,
+            "{name}: no channel-packed activations"
+        );
     });
 }
 
 /// The tiled GEMMs' plain loop (`HOOD_VK_NO_PIPELINED_GEMM=1`, the loop before the pipelined
-/// one) with split-K forced: the same bounds. (The split-K test above runs the default, the
-/// pipelined loop, whose tap-major gather the 16-to-64-channel convs of both models take.)
+/// one) on NCHW values only (`HOOD_VK_NCHW=1`: the tiled kernels as they were before either)
+/// with split-K forced: the same bounds. (The split-K test above runs the default: the
+/// pipelined loop, whose tap-major gather the 16-to-64-channel convs of both models take, on
+/// channel-packed values.)
 #[cfg(feature = "vulkan")]
 #[test]
 fn plain_loop_matches_the_cpu_reference() {
@@ -160,10 +166,12 @@ fn plain_loop_matches_the_cpu_reference() {
         split_k: Some(3),
         no_bcast: true,
         no_pipelined_gemm: true,
+        nchw: true,
         ..VkOptions::default()
     };
     models_match_the_cpu_reference(&opts, "plain loop", &|name, gpu| {
         assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+        assert_eq!(gpu.conv_kernels().packed_values, 0, "{name}: packed values");
     });
 }
 

@@ -14,6 +14,9 @@ use vulkano::buffer::Subbuffer;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::pipeline::{ComputePipeline, Pipeline};
 
+/// A node's split-K buffers: its range of the partial sums and of the tile counters.
+pub(super) type SplitBuffers = (Subbuffer<[u8]>, Subbuffer<[u8]>);
+
 /// One prepared dispatch: records itself for a batch of `n` images.
 pub(super) type Step = Box<dyn Fn(&mut Builder, u32) -> Result<()> + Send + Sync>;
 
@@ -29,10 +32,11 @@ pub(super) struct Binder<'a> {
     pub max_batch: usize,
     /// Split-K policy of the tiled Conv2d.
     pub split_k: SplitK,
-    /// The split-K partial sums buffer, when some Conv2d splits.
-    pub(super) scratch: Option<Subbuffer<[u8]>>,
-    /// The split-K tile counters (u32, zero between dispatches), when some Conv2d splits.
-    pub(super) counters: Option<Subbuffer<[u8]>>,
+    /// Per node that ever splits K, its split-K partial sums and tile counters (u32, zero
+    /// between dispatches): ranges of buffers no other node uses (tiles.rs `SplitSlot`).
+    pub(super) split: &'a [Option<SplitBuffers>],
+    /// The plan's layout of every value (`true`: channel-packed NHWC; plan.rs).
+    pub(super) packed: &'a [bool],
 }
 
 impl Binder<'_> {
@@ -58,13 +62,18 @@ impl Binder<'_> {
     pub fn dummy(&self) -> Subbuffer<[u8]> {
         self.dummy.clone()
     }
-    /// The split-K scratch buffer (fp32 partial sums), if any Conv2d splits.
-    pub fn scratch(&self) -> Option<Subbuffer<[u8]>> {
-        self.scratch.clone()
+    /// Node `j`'s split-K partial sums and tile counters, if it ever splits.
+    pub fn split_slot(&self, j: usize) -> Option<SplitBuffers> {
+        self.split.get(j).cloned().flatten()
     }
-    /// The split-K tile counters, if any Conv2d splits.
-    pub fn counters(&self) -> Option<Subbuffer<[u8]>> {
-        self.counters.clone()
+    /// `bit` (a `LAYOUT_*` bit of the tiled kernels, [`super::kernels::layout`]) if value `id`
+    /// is stored channel-packed, else 0.
+    pub fn layout_bit(&self, id: ValueId, bit: u32) -> u32 {
+        if self.packed.get(id).copied().unwrap_or(false) {
+            bit
+        } else {
+            0
+        }
     }
     /// Per-image shape of value `id`.
     pub fn shape(&self, id: ValueId) -> &[usize] {

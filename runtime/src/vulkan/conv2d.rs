@@ -11,15 +11,15 @@
 //! workgroups than the device needs ([`super::device::VkContext::target_groups`]: the last
 //! ResNet stages and the small decoder blocks at small batches on a big GPU), the tiled kernel
 //! runs S workgroups per tile along z, each over one range of whole
-//! K chunks, writing fp32 partial sums to a scratch buffer shared by all convs (sized at
-//! construction for the largest batch); the last of a tile's S workgroups to finish (an atomic
+//! K chunks, writing fp32 partial sums to the node's own range of the scratch buffer (sized at
+//! construction for the largest batch; tiles.rs `SplitSlot`); the last of a tile's S workgroups to finish (an atomic
 //! counter per tile) adds the S partials in a fixed order and applies the epilogue, in the same
 //! dispatch. `HOOD_VK_NO_SPLIT_K=1` turns it off, `HOOD_VK_SPLIT_K=N` forces N splits.
 //!
 //! Which of the kernels a node runs is decided in plan.rs (`Kernel`), not here.
 
 use super::binder::{Binder, Step};
-use super::kernels::Kernel;
+use super::kernels::{layout, Kernel};
 use super::pipelines::params::Conv2dParams;
 use super::pipelines::{dispatch, groups_for};
 use super::tiles::{SplitK, TiledGemm};
@@ -28,18 +28,19 @@ use crate::graph::Node;
 use crate::ops::{Conv2d, OpKind};
 use vulkano::buffer::Subbuffer;
 
-/// The buffers a tiled kernel binds for split-K: the partial sums and the tile counters when
-/// the node ever splits (`true`), else its own output range twice (never touched then, and no
-/// extra buffer enters the automatic barriers).
+/// The buffers the tiled kernel of node `j` binds for split-K: its partial sums and tile
+/// counters when it ever splits (`true`), else its own output range twice (never touched
+/// then, and no extra buffer enters the automatic barriers).
 pub(super) fn split_buffers(
     bx: &Binder,
+    j: usize,
     gemm: &TiledGemm,
     split: SplitK,
     out: Subbuffer<[u8]>,
 ) -> (bool, Subbuffer<[u8]>, Subbuffer<[u8]>) {
     let ever = gemm.ever_splits(split, bx.max_batch, bx.max_groups());
-    match (bx.scratch(), bx.counters()) {
-        (Some(part), Some(counters)) if ever => (true, part, counters),
+    match bx.split_slot(j) {
+        Some((part, counters)) if ever => (true, part, counters),
         _ => (false, out.clone(), out),
     }
 }
@@ -62,10 +63,11 @@ pub(super) fn joined_bias_name(weight: &str) -> String {
     format!("{weight}#joined_bias")
 }
 
-/// The step of a Conv2d node on `kernel` (the plan's, plan.rs); with `shortcut`, the joined
+/// The step of Conv2d node `j` on `kernel` (the plan's, plan.rs); with `shortcut`, the joined
 /// dispatch of it and the 1×1 shortcut whose output it adds (no residual read then).
 pub(super) fn conv2d(
     bx: &Binder,
+    j: usize,
     a: &Conv2d,
     node: &Node,
     shortcut: Option<Shortcut>,
@@ -101,6 +103,20 @@ pub(super) fn conv2d(
         Some(s) => bx.chw(s.node.inputs[0]),
         None => (0, 1, 1),
     };
+    // Channel-packed buffers (plan.rs): only the tiled kernel is ever handed one.
+    let packing = bx.layout_bit(node.inputs[0], layout::X)
+        | shortcut.map_or(0, |s| bx.layout_bit(s.node.inputs[0], layout::X2))
+        | match (a.residual, shortcut) {
+            (true, None) => bx.layout_bit(node.inputs[1], layout::SIDE),
+            _ => 0,
+        }
+        | bx.layout_bit(node.outputs[0], layout::Y);
+    if packing != 0 && !kernel.tiled() {
+        return Err(super::vk_err(format!(
+            "conv2d on {} planned with channel-packed values",
+            kernel.name()
+        )));
+    }
     let (pscale, pshift, has_prologue, prologue_relu) = match &a.prologue {
         Some(p) => (bx.weight(&p.scale)?, bx.weight(&p.shift)?, 1, p.relu as u32),
         None => (bx.dummy(), bx.dummy(), 0, 0),
@@ -127,6 +143,7 @@ pub(super) fn conv2d(
         stride2: shortcut.map_or(1, |s| s.op.stride as u32),
         has_prologue2,
         prologue2_relu,
+        packing,
     };
     let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv2d dispatch of another op"))?;
@@ -170,7 +187,8 @@ pub(super) fn conv2d(
     let max_groups = bx.max_groups();
     let is_tiled = kernel.tiled();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
-    let (splits_ever, part, counters) = split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
+    let (splits_ever, part, counters) =
+        split_buffers(bx, j, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {
         buffers.push(part);
         buffers.push(counters);

@@ -9,7 +9,7 @@
 //! Which of the kernels a node runs is decided in plan.rs (`Kernel`), not here.
 
 use super::binder::{Binder, Step};
-use super::kernels::Kernel;
+use super::kernels::{layout, Kernel};
 use super::pipelines::params::ConvTranspose2dParams;
 use super::pipelines::{act_code, dispatch, groups_for};
 use super::tiles::{SplitK, TiledGemm};
@@ -18,9 +18,10 @@ use crate::graph::Node;
 use crate::ops::ConvTranspose2d;
 use crate::ops::OpKind;
 
-/// The step of a ConvTranspose2d node on `kernel` (the plan's, plan.rs).
+/// The step of ConvTranspose2d node `j` on `kernel` (the plan's, plan.rs).
 pub(super) fn conv_transpose2d(
     bx: &Binder,
+    j: usize,
     a: &ConvTranspose2d,
     node: &Node,
     kernel: Kernel,
@@ -33,6 +34,19 @@ pub(super) fn conv_transpose2d(
         None => (bx.dummy(), 0, 1.0, 0.0),
     };
     let act = act_code(a.act);
+    // Channel-packed buffers (plan.rs): only the tiled kernel is ever handed one.
+    let packing = bx.layout_bit(node.inputs[0], layout::X)
+        | match a.add {
+            Some(_) => bx.layout_bit(node.inputs[1], layout::SIDE),
+            None => 0,
+        }
+        | bx.layout_bit(node.outputs[0], layout::Y);
+    if packing != 0 && !kernel.tiled() {
+        return Err(super::vk_err(format!(
+            "conv_transpose2d on {} planned with channel-packed values",
+            kernel.name()
+        )));
+    }
     let base = ConvTranspose2dParams {
         n: 0,
         cin: a.cin as u32,
@@ -49,6 +63,7 @@ pub(super) fn conv_transpose2d(
         has_add,
         add_scale,
         add_shift,
+        packing,
     };
     let mut gemm = TiledGemm::of(&node.op, (cout, oh, ow))
         .ok_or_else(|| super::vk_err("conv_transpose2d dispatch of another op"))?;
@@ -90,7 +105,7 @@ pub(super) fn conv_transpose2d(
     let is_tiled = kernel.tiled();
     let split = if is_tiled { bx.split_k } else { SplitK::Off };
     let (splits_ever, part, counters) =
-        super::conv2d::split_buffers(bx, &gemm, split, bx.value(node.outputs[0])?);
+        super::conv2d::split_buffers(bx, j, &gemm, split, bx.value(node.outputs[0])?);
     if is_tiled {
         buffers.push(part);
         buffers.push(counters);

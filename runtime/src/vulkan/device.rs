@@ -223,10 +223,12 @@ impl VkContext {
             supported.shader_float16,
             if fp16_storage { "fp16" } else { "fp32" }
         );
+        // At least 16 bytes: the tiled kernels read channel-packed activations as 16-byte
+        // vectors from the start of their arena slot.
         let binding_align = props
             .min_storage_buffer_offset_alignment
             .as_devicesize()
-            .max(4);
+            .max(16);
         let g = props.max_compute_work_group_count;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let target_groups = target_groups(props.device_type, cores);

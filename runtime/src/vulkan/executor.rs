@@ -11,7 +11,7 @@
 //! (`HOOD_VK_NO_ZERO_COPY=1` restores them).
 
 use super::arena::{self, Live};
-use super::binder::{Binder, Step};
+use super::binder::{Binder, SplitBuffers, Step};
 use super::device::VkContext;
 use super::fused::{Fused, Kind};
 use super::pipelines::{Builder, ConvKernels, Pipelines};
@@ -341,12 +341,18 @@ impl VulkanExecutor {
         } else {
             super::fused::plan(graph, !opts.no_shortcut_join)
         };
-        // A joined shortcut adds its input channels to the block conv's reduction.
-        let extra_k = |j: usize| -> u32 {
-            runs.iter()
-                .filter(|f| f.at() == j)
-                .map(|f| f.extra_k(graph))
-                .sum()
+        // A joined shortcut adds its input channels to the block conv's reduction; a node
+        // recorded inside another's dispatch has none of its own.
+        let extra_k = |j: usize| -> Option<u32> {
+            if runs.iter().any(|f| f.contains(j) && f.at() != j) {
+                return None;
+            }
+            Some(
+                runs.iter()
+                    .filter(|f| f.at() == j)
+                    .map(|f| f.extra_k(graph))
+                    .sum(),
+            )
         };
         let split_sizes = super::tiles::split_sizes(
             graph,
@@ -356,12 +362,14 @@ impl VulkanExecutor {
             ctx.max_groups,
             &extra_k,
             families.tiles,
+            ctx.binding_align,
         );
         let scratch_bytes = split_sizes.scratch_bytes;
-        if scratch_bytes / 4 > u32::MAX as u64 {
+        if split_sizes.largest_slot / 4 > u32::MAX as u64 {
             return Err(vk_err(format!(
-                "split-K partial sums of {scratch_bytes} bytes do not fit 32-bit indexing; \
-                 lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1"
+                "split-K partial sums of {} bytes do not fit 32-bit indexing; \
+                 lower HOOD_VK_MAX_BATCH or set HOOD_VK_NO_SPLIT_K=1",
+                split_sizes.largest_slot
             )));
         }
         let plan = super::plan::plan(graph, families, runs, scratch_bytes > 0);
@@ -451,12 +459,12 @@ impl VulkanExecutor {
             "placeholder buffer",
         )?;
 
-        let (scratch, counters) = if scratch_bytes > 0 {
-            let entries = split_sizes.counter_entries;
+        // Each splitting node's own ranges of one partial-sums and one counter buffer.
+        let split_slots: Vec<Option<SplitBuffers>> = if scratch_bytes > 0 {
             let counters = device_buffer(
                 &ctx,
                 BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
-                entries.max(1) * 4,
+                split_sizes.counter_bytes,
                 "split-K tile counters",
             )?;
             zero_fill(&ctx, &counters)?;
@@ -466,9 +474,21 @@ impl VulkanExecutor {
                 scratch_bytes,
                 "split-K scratch",
             )?;
-            (Some(scratch), Some(counters))
+            let range = |b: &Subbuffer<[u8]>, at: u64, len: u64| b.clone().slice(at..at + len);
+            split_sizes
+                .slots
+                .iter()
+                .map(|s| {
+                    s.map(|s| {
+                        (
+                            range(&scratch, s.scratch_offset, s.scratch_bytes),
+                            range(&counters, s.counter_offset, s.counter_bytes),
+                        )
+                    })
+                })
+                .collect()
         } else {
-            (None, None)
+            vec![None; graph.nodes.len()]
         };
 
         let steps = {
@@ -481,8 +501,8 @@ impl VulkanExecutor {
                 dummy,
                 max_batch,
                 split_k,
-                scratch,
-                counters,
+                split: &split_slots,
+                packed: &plan.packed,
             };
             let mut steps: Vec<Step> = Vec::with_capacity(plan.dispatches.len());
             for d in &plan.dispatches {
@@ -492,9 +512,9 @@ impl VulkanExecutor {
                         Some(f) => super::fused::step(&bx, f, d.kernel),
                         None => Err(vk_err("fused run not planned")),
                     },
-                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, a, node, None, d.kernel),
+                    Op::Conv2d(a) => super::conv2d::conv2d(&bx, j, a, node, None, d.kernel),
                     Op::ConvTranspose2d(a) => {
-                        super::conv_transpose2d::conv_transpose2d(&bx, a, node, d.kernel)
+                        super::conv_transpose2d::conv_transpose2d(&bx, j, a, node, d.kernel)
                     }
                     Op::Linear(a) => super::linear::linear(&bx, a, node),
                     Op::ClassLinear(a) => super::linear::class_linear(&bx, a, node),

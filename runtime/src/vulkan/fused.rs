@@ -309,7 +309,14 @@ pub(super) fn step(bx: &Binder, f: &Fused, kernel: Kernel) -> Result<Step> {
                 op: s,
                 node: &bx.graph.nodes[f.first],
             };
-            super::conv2d::conv2d(bx, c, &bx.graph.nodes[f.last], Some(shortcut), kernel)
+            super::conv2d::conv2d(
+                bx,
+                f.last,
+                c,
+                &bx.graph.nodes[f.last],
+                Some(shortcut),
+                kernel,
+            )
         }
     }
 }

@@ -53,6 +53,24 @@ pub struct ConvKernels {
     pub tail: bool,
     /// 1×1 shortcut convs joined into their block's conv (fused.rs; no pipeline of its own).
     pub shortcut_joins: u32,
+    /// Activations stored channel-packed (NHWC) between tiled kernels (plan.rs,
+    /// `packed_values`; off with `HOOD_VK_NCHW=1`).
+    pub packed: bool,
+    /// How many values the plan stores packed.
+    pub packed_values: u32,
+}
+
+/// The tiled kernels' `packing` push constant: which of their buffers are channel-packed
+/// (NHWC), the `LAYOUT_*` bits of shaders/common.glsl.
+pub(super) mod layout {
+    /// The input.
+    pub const X: u32 = 1;
+    /// A joined shortcut's input.
+    pub const X2: u32 = 2;
+    /// The residual (Conv2d) or the forwarded feature (ConvTranspose2d).
+    pub const SIDE: u32 = 4;
+    /// The output.
+    pub const Y: u32 = 8;
 }
 
 /// K elements per chunk of the tiled GEMMs (`TK` in tiled_gemm.glsl).

@@ -58,6 +58,10 @@
 //!   chunk into shared memory, multiply, repeat) instead of the pipelined one (the next
 //!   chunk's loads in registers while the current one is multiplied, 16-byte weight loads,
 //!   the tap-major gather; shaders/tiled_gemm.glsl).
+//! * `HOOD_VK_NCHW=1` — keep every activation NCHW; by default a value that the tiled GEMM
+//!   kernels write and only they read is stored channel-packed, NHWC (plan.rs
+//!   `packed_values`), so a tap-major K chunk is 16 contiguous channels, read as 16-byte
+//!   vectors.
 //! * `HOOD_VK_NO_SHORTCUT_JOIN=1` — keep the other dispatch fusions but run 1×1 shortcut convs
 //!   as their own dispatch (their output stored and added as the residual).
 //! * `HOOD_VK_NO_PIPELINE_CACHE=1` — neither read nor write the persisted pipeline cache
@@ -144,6 +148,9 @@ pub struct VkOptions {
     /// The tiled GEMMs' plain loop instead of the pipelined one (`HOOD_VK_NO_PIPELINED_GEMM`;
     /// kernels.rs `TileConfig::pipelined`).
     pub no_pipelined_gemm: bool,
+    /// Keep every activation NCHW instead of channel-packing the values only the tiled
+    /// kernels touch (`HOOD_VK_NCHW`; plan.rs `packed_values`).
+    pub nchw: bool,
     /// Run 1×1 shortcut convs as their own dispatch instead of joined into the block's conv
     /// (fused.rs, `Kind::Shortcut`); the other dispatch fusions stay.
     pub no_shortcut_join: bool,
@@ -168,6 +175,7 @@ impl Default for VkOptions {
             no_shortcut_join: false,
             large_tiles: false,
             no_pipelined_gemm: false,
+            nchw: false,
             no_fp16_math: false,
             no_subgroup: false,
             no_specialised: false,
@@ -178,7 +186,7 @@ impl Default for VkOptions {
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_PIPELINED_GEMM`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_PIPELINED_GEMM`, `HOOD_VK_NCHW`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -204,6 +212,7 @@ impl VkOptions {
             no_shortcut_join: flag("HOOD_VK_NO_SHORTCUT_JOIN"),
             large_tiles: std::env::var("HOOD_VK_TILES").is_ok_and(|v| v.trim() == "large"),
             no_pipelined_gemm: flag("HOOD_VK_NO_PIPELINED_GEMM"),
+            nchw: flag("HOOD_VK_NCHW"),
             no_fp16_math: flag("HOOD_VK_NO_FP16_MATH"),
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),

@@ -9,6 +9,9 @@
 //!   tiled implicit GEMMs with split-K (tiles.rs); `HOOD_VK_NO_TILED_CONV` /
 //!   `HOOD_VK_NO_TILED_DECONV` select the generic one-invocation-per-output kernels.
 //! * Fused runs (fused.rs): the head, the tail and the shortcut joins, one dispatch each.
+//! * Activation layouts ([`packed_values`]): a value is stored channel-packed (NHWC) when the
+//!   tiled kernels write it and only tiled kernels read it (`HOOD_VK_NCHW=1`: never); every
+//!   other value, the graph's inputs and outputs among them, stays NCHW.
 //! * Per Conv2d its specialisation ([`ConvSpec`]: 3×3 / 1×1 at stride 1 / 2) and, for the
 //!   register-broadcast kernels, the channels per lane (`wide`: more than 64 outputs).
 //!
@@ -34,12 +37,13 @@ pub(super) struct NodePlan {
 }
 
 /// The plan of a graph: the kernel families, the fused runs, one [`NodePlan`] per dispatch
-/// in recording order.
+/// in recording order, the layout of every value (`packed[v]`: NHWC).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Plan {
     pub families: ConvKernels,
     pub runs: Vec<Fused>,
     pub dispatches: Vec<NodePlan>,
+    pub packed: Vec<bool>,
 }
 
 /// The conv kernel families for a device (`cpu_subgroup8`: a CPU implementation with 8-lane
@@ -63,6 +67,8 @@ pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
         head: false,
         tail: false,
         shortcut_joins: 0,
+        packed: !opts.nchw && !bcast,
+        packed_values: 0,
     }
 }
 
@@ -77,7 +83,7 @@ pub(super) fn plan(graph: &Graph, families: ConvKernels, runs: Vec<Fused>, split
         shortcut_joins: runs.iter().filter(|f| f.kind == Kind::Shortcut).count() as u32,
         ..families
     };
-    let mut dispatches = Vec::with_capacity(graph.nodes.len());
+    let mut dispatches: Vec<NodePlan> = Vec::with_capacity(graph.nodes.len());
     for (j, node) in graph.nodes.iter().enumerate() {
         let run = runs.iter().find(|f| f.contains(j)).copied();
         if run.is_some_and(|f| f.at() != j) {
@@ -101,11 +107,54 @@ pub(super) fn plan(graph: &Graph, families: ConvKernels, runs: Vec<Fused>, split
             gemm_k,
         });
     }
+    let packed = if families.packed {
+        packed_values(graph, &runs, &dispatches)
+    } else {
+        vec![false; graph.values.len()]
+    };
+    let families = ConvKernels {
+        packed_values: packed.iter().filter(|&&p| p).count() as u32,
+        ..families
+    };
     Plan {
         families,
         runs,
         dispatches,
+        packed,
     }
+}
+
+/// Which values are stored channel-packed (NHWC): those a tiled kernel writes and only tiled
+/// kernels read (as input, residual, forwarded feature or joined shortcut input), never the
+/// graph's input or outputs. Every other value is NCHW, so only the tiled kernels ever see a
+/// packed one.
+fn packed_values(graph: &Graph, runs: &[Fused], dispatches: &[NodePlan]) -> Vec<bool> {
+    // The kernel of the dispatch that does node j's work.
+    let kernel_of = |j: usize| {
+        let at = runs.iter().find(|f| f.contains(j)).map_or(j, |f| f.at());
+        dispatches.iter().find(|d| d.node == at).map(|d| d.kernel)
+    };
+    let tiled = |k: Option<Kernel>| k.is_some_and(|k| k.tiled());
+    let mut packed = vec![false; graph.values.len()];
+    for (j, node) in graph.nodes.iter().enumerate() {
+        if tiled(kernel_of(j)) {
+            for &o in &node.outputs {
+                packed[o] = true;
+            }
+        }
+    }
+    for (j, node) in graph.nodes.iter().enumerate() {
+        if !tiled(kernel_of(j)) {
+            for &i in &node.inputs {
+                packed[i] = false;
+            }
+        }
+    }
+    let o = &graph.outputs;
+    for v in [graph.input, o.logits, o.class, o.score, o.heatmap] {
+        packed[v] = false;
+    }
+    packed
 }
 
 /// The kernel of a node outside the head and tail runs.
@@ -186,6 +235,14 @@ impl Plan {
                     .first()
                     .map_or("?", |&o| graph.values[o].name.as_str());
                 let mut line = format!("node {:>3} {what} → {out}: {}", d.node, d.kernel.name());
+                let nhwc = |v: Option<&usize>| v.is_some_and(|&v| self.packed[v]);
+                match (nhwc(node.inputs.first()), nhwc(last.outputs.first())) {
+                    (false, false) => {}
+                    (i, o) => {
+                        let side = |p: bool| if p { "NHWC" } else { "NCHW" };
+                        line += &format!(", {} in, {} out", side(i), side(o));
+                    }
+                }
                 if let Some(k) = d.gemm_k {
                     line += &format!(", K {k}");
                 }

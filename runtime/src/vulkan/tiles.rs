@@ -149,34 +149,56 @@ impl TiledGemm {
     }
 }
 
-/// Sizes of the split-K buffers, from the nodes that split at some batch up to `max_batch`
-/// (tiled Conv2d under policy `conv`, tiled ConvTranspose2d under `deconv`); all 0 when
-/// nothing splits.
+/// One node's split-K scratch: byte ranges of the shared partial-sums and counter buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SplitSizes {
-    /// Bytes of the scratch buffer: the largest `S · n · cout · oh · ow` fp32 partials.
+pub(super) struct SplitSlot {
+    pub scratch_offset: u64,
+    /// Its largest `S · n · cout · oh · ow` fp32 partials over the batches it splits at.
     pub scratch_bytes: u64,
-    /// Entries of the tile counter buffer: the most tiles (workgroups of one split layer) of
-    /// any split. Nodes run one after another, so they share it; each leaves its counters at
-    /// zero.
-    pub counter_entries: u64,
+    pub counter_offset: u64,
+    /// 4 bytes per tile (workgroups of one split layer), the most over those batches; the
+    /// node leaves its counters at zero.
+    pub counter_bytes: u64,
+}
+
+/// The split-K buffers, from the nodes that split at some batch up to `max_batch` (tiled
+/// Conv2d under policy `conv`, tiled ConvTranspose2d under `deconv`): a range of each per
+/// such node (no two nodes share scratch, so independent convs never wait on each other's
+/// partials), each range starting at a multiple of the binding alignment. Totals 0 when
+/// nothing splits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SplitSizes {
+    /// Bytes of the partial-sums buffer, all slots.
+    pub scratch_bytes: u64,
+    /// Bytes of the tile counter buffer, all slots.
+    pub counter_bytes: u64,
+    /// The largest slot's partial sums (the kernels index them with 32 bits).
+    pub largest_slot: u64,
+    /// Per graph node, its slot if it ever splits.
+    pub slots: Vec<Option<SplitSlot>>,
 }
 
 /// `extra_k(j)`: reduction steps node `j` has beyond its own op's (a joined shortcut's,
-/// fused.rs); `tiles` the tiled kernels' tile configuration.
+/// fused.rs), `None` for a node recorded inside another's dispatch (no slot); `tiles` the
+/// tiled kernels' tile configuration; `align` the binding alignment.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn split_sizes(
     graph: &Graph,
     conv: SplitK,
     deconv: SplitK,
     max_batch: usize,
     max_groups: [u32; 2],
-    extra_k: &dyn Fn(usize) -> u32,
+    extra_k: &dyn Fn(usize) -> Option<u32>,
     tiles: TileConfig,
+    align: u64,
 ) -> SplitSizes {
-    let mut most = SplitSizes {
+    let mut sizes = SplitSizes {
         scratch_bytes: 0,
-        counter_entries: 0,
+        counter_bytes: 0,
+        largest_slot: 0,
+        slots: vec![None; graph.nodes.len()],
     };
+    let align = align.max(4);
     for (j, node) in graph.nodes.iter().enumerate() {
         let split = match node.op {
             Op::Conv2d(_) => conv,
@@ -191,22 +213,37 @@ pub(super) fn split_sizes(
         let Some(mut gemm) = TiledGemm::of(&node.op, (d(0), d(1), d(2))) else {
             continue;
         };
-        gemm.k += extra_k(j);
+        let Some(extra) = extra_k(j) else {
+            continue;
+        };
+        gemm.k += extra;
         gemm.tiles = tiles;
+        let (mut partials, mut counters) = (0u64, 0u64);
         for n in 1..=max_batch as u32 {
             let splits = gemm.splits(split, n, max_groups);
             if splits <= 1 {
                 continue;
             }
-            let partials = splits as u64 * n as u64 * gemm.out_numel * 4;
-            most.scratch_bytes = most.scratch_bytes.max(partials);
+            partials = partials.max(splits as u64 * n as u64 * gemm.out_numel * 4);
             if let Ok(g) = gemm.groups(n, max_groups) {
-                let tiles = g[0] as u64 * g[1] as u64 * g[2] as u64;
-                most.counter_entries = most.counter_entries.max(tiles);
+                counters = counters.max(g[0] as u64 * g[1] as u64 * g[2] as u64 * 4);
             }
         }
+        if partials == 0 {
+            continue;
+        }
+        let slot = SplitSlot {
+            scratch_offset: sizes.scratch_bytes,
+            scratch_bytes: partials,
+            counter_offset: sizes.counter_bytes,
+            counter_bytes: counters.max(4),
+        };
+        sizes.scratch_bytes += slot.scratch_bytes.next_multiple_of(align);
+        sizes.counter_bytes += slot.counter_bytes.next_multiple_of(align);
+        sizes.largest_slot = sizes.largest_slot.max(partials);
+        sizes.slots[j] = Some(slot);
     }
-    most
+    sizes
 }
 
 /// Workgroups of the tiled kernels with tile configuration `tiles`: x over the batch's output
@@ -400,6 +437,77 @@ mod tests {
         assert_eq!(tap_major_step(cin * taps + 3, cin, taps), cin * taps + 3);
         assert!(tap_major(32, TileConfig::SMALL) && tap_major(16, TileConfig::LARGE));
         assert!(!tap_major(24, TileConfig::SMALL) && !tap_major(16, TileConfig::SMALL.plain()));
+    }
+
+    /// Every node that splits gets its own aligned ranges of the partial-sums and counter
+    /// buffers, sized for its largest split, disjoint from the other nodes'; a node recorded
+    /// in another's dispatch gets none.
+    #[test]
+    fn split_slots_are_per_node_disjoint_and_aligned() {
+        use crate::graph::{GraphBuilder, GraphOutputs};
+        use crate::ops::Conv2d;
+        use crate::tensor::DType;
+        let conv = |w: &str, cin, cout| {
+            Op::Conv2d(Conv2d {
+                cin,
+                cout,
+                k: 3,
+                stride: 1,
+                pad: 1,
+                weight: w.into(),
+                bias: None,
+                prologue: None,
+                residual: false,
+                relu: true,
+            })
+        };
+        let mut g = GraphBuilder::new([32, 4, 4], |n: &str| match n {
+            "a" => Some((DType::F16, vec![64, 32, 3, 3])),
+            "b" => Some((DType::F16, vec![48, 64, 3, 3])),
+            "c" => Some((DType::F16, vec![32, 48, 3, 3])),
+            _ => None,
+        });
+        let x = g.input();
+        let a = g.add1("a", conv("a", 32, 64), &[x]).unwrap();
+        let b = g.add1("b", conv("b", 64, 48), &[a]).unwrap();
+        let c = g.add1("c", conv("c", 48, 32), &[b]).unwrap();
+        let graph = g.finish(GraphOutputs {
+            logits: c,
+            class: c,
+            score: c,
+            heatmap: c,
+        });
+        let align = 256;
+        let sizes = split_sizes(
+            &graph,
+            SplitK::Forced(3),
+            SplitK::Off,
+            4,
+            [65535, 65535],
+            &|j| (j != 1).then_some(0),
+            TileConfig::SMALL,
+            align,
+        );
+        let slots: Vec<SplitSlot> = sizes.slots.iter().flatten().copied().collect();
+        assert_eq!(sizes.slots.len(), 3);
+        assert!(
+            sizes.slots[1].is_none(),
+            "node 1 has no dispatch of its own"
+        );
+        assert_eq!(slots.len(), 2);
+        for (i, s) in slots.iter().enumerate() {
+            assert_eq!(s.scratch_offset % align, 0);
+            assert_eq!(s.counter_offset % align, 0);
+            assert!(s.scratch_offset + s.scratch_bytes <= sizes.scratch_bytes);
+            assert!(s.counter_offset + s.counter_bytes <= sizes.counter_bytes);
+            for t in &slots[i + 1..] {
+                assert!(s.scratch_offset + s.scratch_bytes <= t.scratch_offset);
+                assert!(s.counter_offset + s.counter_bytes <= t.counter_offset);
+            }
+        }
+        // Node 0: 3 splits of 64 channels × 16 pixels at batch 4 (its largest), fp32.
+        assert_eq!(slots[0].scratch_bytes, 3 * 4 * 64 * 16 * 4);
+        assert_eq!(sizes.largest_slot, slots[0].scratch_bytes);
     }
 
     #[test]

@@ -62,67 +62,121 @@ pub fn finish(mut g: GraphBuilder<'_>, logits: ValueId) -> Graph {
     })
 }
 
-/// A graph of one conv2d `op` on input `[cin, h, w]` (value under test: its output). With
-/// `residual` (a weight tensor name), a second conv of the same geometry (no bias, prologue or
-/// ReLU) computes the residual that `op` adds.
-pub fn conv2d_graph(
+/// Adds a 1×1 identity conv of `c` channels (exact in every storage type) named `name`.
+fn identity(t: &mut Tensors, name: &str, c: usize) -> Conv2d {
+    let w: Vec<f32> = (0..c * c)
+        .map(|i| if i / c == i % c { 1.0 } else { 0.0 })
+        .collect();
+    t.0.push((
+        name.to_string(),
+        HostTensor::f16_from_f32(vec![c, c, 1, 1], &w),
+    ));
+    Conv2d {
+        cin: c,
+        cout: c,
+        k: 1,
+        stride: 1,
+        pad: 0,
+        weight: name.to_string(),
+        bias: None,
+        prologue: None,
+        residual: false,
+        relu: false,
+    }
+}
+
+/// With `wrap`, the identity convs [`build_wrapped`] puts around the op under test: on
+/// `cin` channels before it and `cout` after it.
+pub fn wrappers(t: &mut Tensors, wrap: bool, cin: usize, cout: usize) -> Option<(Conv2d, Conv2d)> {
+    wrap.then(|| (identity(t, "#id_in", cin), identity(t, "#id_out", cout)))
+}
+
+/// Builds `body` on the graph input, or with `wrappers`, between two identity 1×1 convs: the
+/// op under test then reads and writes values that no host reads, which the tiled kernels
+/// store channel-packed (NHWC; the Vulkan plan's `packed_values`), not only the graph's NCHW
+/// input and output. Returns the graph and the value under test (the last conv's output).
+pub fn build_wrapped(
     t: &Tensors,
     input: [usize; 3],
-    op: Conv2d,
-    residual: Option<String>,
+    wrappers: Option<(Conv2d, Conv2d)>,
+    body: impl FnOnce(&mut GraphBuilder, ValueId) -> ValueId,
 ) -> (Graph, ValueId) {
     let lookup = t.lookup();
     let mut g = GraphBuilder::new(input, &lookup);
     let x = g.input();
-    let out = if let Some(weight) = residual {
-        let res_op = Conv2d {
-            weight,
-            bias: None,
-            prologue: None,
-            residual: false,
-            relu: false,
-            ..op.clone()
-        };
-        let res = g
-            .add1("res", Op::Conv2d(res_op), &[x])
-            .expect("residual conv");
-        g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
-    } else {
-        g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
+    let out = match wrappers {
+        Some((pre, post)) => {
+            let x = g.add1("id_in", Op::Conv2d(pre), &[x]).expect("identity in");
+            let y = body(&mut g, x);
+            g.add1("id_out", Op::Conv2d(post), &[y])
+                .expect("identity out")
+        }
+        None => body(&mut g, x),
     };
     (finish(g, out), out)
 }
 
+/// A graph of one conv2d `op` on input `[cin, h, w]` (value under test: its output). With
+/// `residual` (a weight tensor name), a second conv of the same geometry (no bias, prologue or
+/// ReLU) computes the residual that `op` adds. `wrap`: see [`build_wrapped`].
+pub fn conv2d_graph(
+    t: &mut Tensors,
+    input: [usize; 3],
+    op: Conv2d,
+    residual: Option<String>,
+    wrap: bool,
+) -> (Graph, ValueId) {
+    let w = wrappers(t, wrap, op.cin, op.cout);
+    build_wrapped(t, input, w, |g, x| {
+        if let Some(weight) = residual {
+            let res_op = Conv2d {
+                weight,
+                bias: None,
+                prologue: None,
+                residual: false,
+                relu: false,
+                ..op.clone()
+            };
+            let res = g
+                .add1("res", Op::Conv2d(res_op), &[x])
+                .expect("residual conv");
+            g.add1("conv", Op::Conv2d(op), &[x, res]).expect("conv")
+        } else {
+            g.add1("conv", Op::Conv2d(op), &[x]).expect("conv")
+        }
+    })
+}
+
 /// A graph of one conv_transpose2d `op` on input `[cin, h, w]`. With `feature` (a weight tensor
 /// name), a second transposed conv of the same geometry (no bias, no activation) computes the
-/// forwarded feature that `op` adds.
+/// forwarded feature that `op` adds. `wrap`: see [`build_wrapped`].
 pub fn conv_transpose2d_graph(
-    t: &Tensors,
+    t: &mut Tensors,
     input: [usize; 3],
     op: ConvTranspose2d,
     feature: Option<String>,
+    wrap: bool,
 ) -> (Graph, ValueId) {
-    let lookup = t.lookup();
-    let mut g = GraphBuilder::new(input, &lookup);
-    let x = g.input();
-    let out = if let Some(weight) = feature {
-        let f_op = ConvTranspose2d {
-            weight,
-            bias: None,
-            act: Activation::None,
-            add: None,
-            ..op.clone()
-        };
-        let f = g
-            .add1("feature", Op::ConvTranspose2d(f_op), &[x])
-            .expect("feature deconv");
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
-            .expect("deconv")
-    } else {
-        g.add1("deconv", Op::ConvTranspose2d(op), &[x])
-            .expect("deconv")
-    };
-    (finish(g, out), out)
+    let w = wrappers(t, wrap, op.cin, op.cout);
+    build_wrapped(t, input, w, |g, x| {
+        if let Some(weight) = feature {
+            let f_op = ConvTranspose2d {
+                weight,
+                bias: None,
+                act: Activation::None,
+                add: None,
+                ..op.clone()
+            };
+            let f = g
+                .add1("feature", Op::ConvTranspose2d(f_op), &[x])
+                .expect("feature deconv");
+            g.add1("deconv", Op::ConvTranspose2d(op), &[x, f])
+                .expect("deconv")
+        } else {
+            g.add1("deconv", Op::ConvTranspose2d(op), &[x])
+                .expect("deconv")
+        }
+    })
 }
 
 /// Builds an executor; `None` (test skipped) when the machine has no Vulkan device.
