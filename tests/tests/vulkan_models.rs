@@ -388,7 +388,9 @@ fn resnet18_runs_in_at_most_24_dispatches() {
 
 /// The large tile configuration (`HOOD_VK_TILES=large`: 256 invocations, 128 × 128 tiles)
 /// computes every output with the same summation order as the small one, so on every fixture
-/// the outputs are bit-identical, with and without forced split-K, at batch 1 and 5.
+/// the outputs are bit-identical, with and without forced split-K, at batch 1 and 5. So are
+/// channel-packed activations and NCHW ones (`HOOD_VK_NCHW`; without split-K): the layout
+/// changes where values are read and written, not what is summed in which order.
 #[cfg(feature = "vulkan")]
 #[test]
 fn large_tiles_equal_the_small_tiles() {
@@ -397,18 +399,19 @@ fn large_tiles_equal_the_small_tiles() {
     for name in FIXTURES {
         let model = converted(tmp.path(), name);
         for split_k in [None, Some(3)] {
-            let make = |large_tiles| {
+            let make = |large_tiles, nchw| {
                 let opts = VkOptions {
                     max_batch: 5,
                     no_bcast: true,
                     no_split_k: split_k.is_none(),
                     split_k,
                     large_tiles,
+                    nchw,
                     ..VkOptions::default()
                 };
                 VulkanExecutor::with_options(&model.graph, &model.host_tensors(), &opts)
             };
-            let (mut large, mut small) = match (make(true), make(false)) {
+            let (mut large, mut small) = match (make(true, false), make(false, false)) {
                 (Ok(l), Ok(s)) => (l, s),
                 (Err(e), _) | (_, Err(e)) if std::env::var("HOOD_VK_REQUIRE_DEVICE").is_err() => {
                     eprintln!("SKIPPED: no Vulkan backend here ({e})");
@@ -428,6 +431,28 @@ fn large_tiles_equal_the_small_tiles() {
                 assert_eq!(l.logits, s.logits, "{what}: logits");
                 assert_eq!(l.scores, s.scores, "{what}: scores");
                 assert_eq!(l.heatmaps, s.heatmaps, "{what}: heatmaps");
+            }
+            if split_k.is_some() {
+                continue;
+            }
+            assert!(
+                small.conv_kernels().packed_values > 0,
+                "{name}: nothing packed"
+            );
+            let mut nchw = make(false, true).unwrap();
+            assert_eq!(
+                nchw.conv_kernels().packed_values,
+                0,
+                "{name}: packed with nchw"
+            );
+            for b in [1usize, 5] {
+                let input = &batch5[..b * per];
+                let n = nchw.run(input, b, true).unwrap();
+                let s = small.run(input, b, true).unwrap();
+                let what = format!("{name} packed vs NCHW, batch {b}");
+                assert_eq!(n.logits, s.logits, "{what}: logits");
+                assert_eq!(n.scores, s.scores, "{what}: scores");
+                assert_eq!(n.heatmaps, s.heatmaps, "{what}: heatmaps");
             }
         }
     }
