@@ -51,6 +51,10 @@ pub struct VkContext {
     /// implementation): the executor then keeps its activation arena there and writes inputs
     /// to / reads outputs from their arena slots directly, with no staging copies.
     pub unified_memory: bool,
+    /// The cooperative-matrix shape `(M, N, K)` an fp16 × fp16 → fp32 tensor-core GEMM would use
+    /// (`VK_KHR_cooperative_matrix`, [`super::coopmat::gemm_shape`]); `None` where the device
+    /// has none (lavapipe). Read and logged only: no kernel uses it yet (issue #12).
+    pub coopmat: Option<(u32, u32, u32)>,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
     /// The options this context was created with that change what it enables.
@@ -252,6 +256,24 @@ impl VkContext {
         log::info!(
             "vulkan: fp16 arithmetic in element-wise kernels {fp16_math}; subgroup score sum {subgroup_score}"
         );
+        let coopmat = match super::coopmat::device_shapes(&pd) {
+            Ok(shapes) => {
+                let pick = super::coopmat::gemm_shape(&shapes);
+                log::info!(
+                    "vulkan: {} cooperative-matrix shapes (VK_KHR_cooperative_matrix); \
+                     fp16 → fp32 GEMM shape {pick:?}",
+                    shapes.len()
+                );
+                for s in &shapes {
+                    log::debug!("vulkan: cooperative matrix {s:?}");
+                }
+                pick
+            }
+            Err(e) => {
+                log::warn!("vulkan: cooperative-matrix query failed, taken as none: {e}");
+                None
+            }
+        };
         let mapped_device_local = MemoryPropertyFlags::DEVICE_LOCAL
             | MemoryPropertyFlags::HOST_VISIBLE
             | MemoryPropertyFlags::HOST_COHERENT;
@@ -284,6 +306,7 @@ impl VkContext {
             fp16_math,
             subgroup_score,
             unified_memory,
+            coopmat,
             description,
             made_with: Self::key(opts),
         })

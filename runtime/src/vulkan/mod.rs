@@ -75,6 +75,7 @@ mod binder;
 pub mod cache;
 mod conv2d;
 mod conv_transpose2d;
+pub mod coopmat;
 pub mod device;
 mod elementwise;
 pub mod executor;
