@@ -423,15 +423,18 @@ fn large_tiles_equal_the_small_tiles() {
             };
             use hood_runtime::backend::Executor;
             let (batch5, per) = batch_of_five(name);
-            for b in [1usize, 5] {
-                let input = &batch5[..b * per];
-                let l = large.run(input, b, true).unwrap();
-                let s = small.run(input, b, true).unwrap();
-                let what = format!("{name} split {split_k:?} batch {b}");
-                assert_eq!(l.logits, s.logits, "{what}: logits");
-                assert_eq!(l.scores, s.scores, "{what}: scores");
-                assert_eq!(l.heatmaps, s.heatmaps, "{what}: heatmaps");
-            }
+            // `a` and `b` give bit-identical outputs at batch 1 and 5.
+            let identical = |a: &mut VulkanExecutor, b: &mut VulkanExecutor, what: &str| {
+                for n in [1usize, 5] {
+                    let input = &batch5[..n * per];
+                    let x = a.run(input, n, true).unwrap();
+                    let y = b.run(input, n, true).unwrap();
+                    assert_eq!(x.logits, y.logits, "{what} batch {n}: logits");
+                    assert_eq!(x.scores, y.scores, "{what} batch {n}: scores");
+                    assert_eq!(x.heatmaps, y.heatmaps, "{what} batch {n}: heatmaps");
+                }
+            };
+            identical(&mut large, &mut small, &format!("{name} split {split_k:?}"));
             if split_k.is_some() {
                 continue;
             }
@@ -445,15 +448,7 @@ fn large_tiles_equal_the_small_tiles() {
                 0,
                 "{name}: packed with nchw"
             );
-            for b in [1usize, 5] {
-                let input = &batch5[..b * per];
-                let n = nchw.run(input, b, true).unwrap();
-                let s = small.run(input, b, true).unwrap();
-                let what = format!("{name} packed vs NCHW, batch {b}");
-                assert_eq!(n.logits, s.logits, "{what}: logits");
-                assert_eq!(n.scores, s.scores, "{what}: scores");
-                assert_eq!(n.heatmaps, s.heatmaps, "{what}: heatmaps");
-            }
+            identical(&mut nchw, &mut small, &format!("{name} packed vs NCHW,"));
         }
     }
 }

@@ -3,6 +3,7 @@
 //! family) and `fused.rs` depend on this module, not on the executor.
 
 use super::device::VkContext;
+use super::kernels::Kernel;
 use super::pipelines::{Builder, Pipelines};
 use super::tiles::SplitK;
 use super::vk_err;
@@ -66,14 +67,27 @@ impl Binder<'_> {
     pub fn split_slot(&self, j: usize) -> Option<SplitBuffers> {
         self.split.get(j).cloned().flatten()
     }
-    /// `bit` (a `LAYOUT_*` bit of the tiled kernels, [`super::kernels::layout`]) if value `id`
-    /// is stored channel-packed, else 0.
-    pub fn layout_bit(&self, id: ValueId, bit: u32) -> u32 {
-        if self.packed.get(id).copied().unwrap_or(false) {
-            bit
-        } else {
-            0
+    /// The `packing` push constant of a conv dispatch on `kernel`: the `LAYOUT_*` bit
+    /// ([`super::kernels::layout`]) of each `(value, bit)` whose value the plan stores
+    /// channel-packed. Only the tiled kernels read it, so any bit for another kernel is a
+    /// planning error (`op` names the dispatch in it).
+    pub fn packing(
+        &self,
+        op: &str,
+        kernel: Kernel,
+        buffers: &[(Option<ValueId>, u32)],
+    ) -> Result<u32> {
+        let packing = buffers
+            .iter()
+            .filter(|(id, _)| id.is_some_and(|v| self.packed.get(v).copied().unwrap_or(false)))
+            .fold(0, |acc, (_, bit)| acc | bit);
+        if packing != 0 && !kernel.tiled() {
+            return Err(vk_err(format!(
+                "{op} on {} planned with channel-packed values",
+                kernel.name()
+            )));
         }
+        Ok(packing)
     }
     /// Per-image shape of value `id`.
     pub fn shape(&self, id: ValueId) -> &[usize] {

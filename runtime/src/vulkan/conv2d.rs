@@ -104,19 +104,17 @@ pub(super) fn conv2d(
         None => (0, 1, 1),
     };
     // Channel-packed buffers (plan.rs): only the tiled kernel is ever handed one.
-    let packing = bx.layout_bit(node.inputs[0], layout::X)
-        | shortcut.map_or(0, |s| bx.layout_bit(s.node.inputs[0], layout::X2))
-        | match (a.residual, shortcut) {
-            (true, None) => bx.layout_bit(node.inputs[1], layout::SIDE),
-            _ => 0,
-        }
-        | bx.layout_bit(node.outputs[0], layout::Y);
-    if packing != 0 && !kernel.tiled() {
-        return Err(super::vk_err(format!(
-            "conv2d on {} planned with channel-packed values",
-            kernel.name()
-        )));
-    }
+    let residual_in = (a.residual && shortcut.is_none()).then(|| node.inputs[1]);
+    let packing = bx.packing(
+        "conv2d",
+        kernel,
+        &[
+            (Some(node.inputs[0]), layout::X),
+            (shortcut.map(|s| s.node.inputs[0]), layout::X2),
+            (residual_in, layout::SIDE),
+            (Some(node.outputs[0]), layout::Y),
+        ],
+    )?;
     let (pscale, pshift, has_prologue, prologue_relu) = match &a.prologue {
         Some(p) => (bx.weight(&p.scale)?, bx.weight(&p.shift)?, 1, p.relu as u32),
         None => (bx.dummy(), bx.dummy(), 0, 0),

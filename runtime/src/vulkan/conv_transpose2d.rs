@@ -35,18 +35,15 @@ pub(super) fn conv_transpose2d(
     };
     let act = act_code(a.act);
     // Channel-packed buffers (plan.rs): only the tiled kernel is ever handed one.
-    let packing = bx.layout_bit(node.inputs[0], layout::X)
-        | match a.add {
-            Some(_) => bx.layout_bit(node.inputs[1], layout::SIDE),
-            None => 0,
-        }
-        | bx.layout_bit(node.outputs[0], layout::Y);
-    if packing != 0 && !kernel.tiled() {
-        return Err(super::vk_err(format!(
-            "conv_transpose2d on {} planned with channel-packed values",
-            kernel.name()
-        )));
-    }
+    let packing = bx.packing(
+        "conv_transpose2d",
+        kernel,
+        &[
+            (Some(node.inputs[0]), layout::X),
+            (a.add.map(|_| node.inputs[1]), layout::SIDE),
+            (Some(node.outputs[0]), layout::Y),
+        ],
+    )?;
     let base = ConvTranspose2dParams {
         n: 0,
         cin: a.cin as u32,
