@@ -13,7 +13,8 @@
 # appsrc/appsink, videoconvert, JPEG, AVI, RTSP; PyGObject and gst-rtsp-server for the loopback
 # RTSP test server; libclang for the `v4l2` feature's bindgen; mosquitto and openssl for the MQTT
 # tests' broker and certificates; headless Chromium and a font for the live page's browser
-# test), and HOOD_TEST_FEATURES names
+# test; python3-venv for the tensor-core SPIR-V check's compiler, tools/coopmat/build.sh), and
+# HOOD_TEST_FEATURES names
 # the features the test build uses (one list, so the scripts share one build).
 set -euo pipefail
 
@@ -24,7 +25,7 @@ packages=(libvulkan1 mesa-vulkan-drivers vulkan-tools vulkan-validationlayers cm
 if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
   packages+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
              python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 libclang-dev mosquitto openssl
-             chromium fonts-dejavu-core)
+             chromium fonts-dejavu-core python3-venv)
 fi
 for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")
@@ -35,6 +36,12 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# The test build also checks the committed tensor-core SPIR-V against its GLSL
+# (tests/tests/coopmat_spirv.rs), with glslang and spirv-val from PyPI in a virtual environment.
+if [ "${HOOD_SETUP_TESTS:-0}" = 1 ]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/../tools/coopmat/build.sh" --install
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

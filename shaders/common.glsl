@@ -22,6 +22,15 @@
 #define VEC16_LEN 4u
 #endif
 
+// Element e of a 16-byte vector of stored values.
+float vec16_elem(uvec4 v, uint e) {
+#ifdef HOOD_FP16
+    return unpackHalf2x16(v[e >> 1u])[e & 1u];
+#else
+    return uintBitsToFloat(v[e]);
+#endif
+}
+
 // `MATH_T`: the arithmetic type of the add and max-pool kernels. float16_t only in the
 // third variant, HOOD_FP16_MATH (fp16 storage and the device feature shaderFloat16;
 // runtime/src/vulkan/pipelines.rs), where it is safe: an fp16 add (IEEE, correctly rounded)

@@ -101,15 +101,6 @@ uvec4 ra[AV_MAX];
 float rb[B_MAX];
 uvec4 rbv[BV_MAX];
 
-// Element e of a 16-byte vector of stored values.
-float vec16_elem(uvec4 v, uint e) {
-#ifdef HOOD_FP16
-    return unpackHalf2x16(v[e >> 1u])[e & 1u];
-#else
-    return uintBitsToFloat(v[e]);
-#endif
-}
-
 float gemm_a(uint gk, uint co) {
     return float(wt[gemm_a_row(gk) + co]);
 }

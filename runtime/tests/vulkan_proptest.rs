@@ -2,10 +2,10 @@
 //! reference (`reference::execute`) on proptest-generated shapes, attributes, weights and inputs,
 //! in both storage variants (fp16, fp32) and with every kernel switch: the generic kernel, the
 //! tiled implicit GEMM without split-K, and the tiled GEMM with split-K forced to 2–5 splits
-//! (small and large tiles); half the cases put the op between two identity 1×1 convs, so the
+//! (small and large tiles, and on the emulated fragment core of the tensor-core kernels); half the cases put the op between two identity 1×1 convs, so the
 //! tiled kernels read and write channel-packed (NHWC) values (`VkOptions::nchw` off);
 //! also a conv with a 1×1 shortcut joined into it (fused.rs), on every one of those kernels.
-//! Tolerances: `tolerance::VK_OP_FP32` / `VK_OP_FP16`.
+//! Tolerances: `tolerance::VK_OP_FP32` / `VK_OP_FP16`, `VK_OP_FRAGMENTS` for the fragment core.
 //!
 //! Minimised failures: proptest saves the seed of every failing case to
 //! `runtime/tests/vulkan_proptest.proptest-regressions` (commit that file; proptest replays its
@@ -20,14 +20,14 @@ use hood_runtime::backend::Executor;
 use hood_runtime::graph::{Graph, GraphBuilder, ValueId};
 use hood_runtime::ops::*;
 use hood_runtime::tensor::HostTensor;
-use hood_runtime::tolerance::{Tol, VK_OP_FP16, VK_OP_FP32};
+use hood_runtime::tolerance::{Tol, VK_OP_FP16, VK_OP_FP32, VK_OP_FRAGMENTS};
 use hood_runtime::vulkan::VkOptions;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use vulkan_common::*;
 
-/// Generated cases per property (each runs 12 executors: 2 storage variants × 6 kernel paths).
+/// Generated cases per property (each runs 14 executors: 2 storage variants × 7 kernel paths).
 const CASES: u32 = 24;
 
 /// Weights, inputs and affine parameters are `q / QUANT · scale` with `q` in `-QUANT..=QUANT`,
@@ -522,8 +522,11 @@ fn join_graph(c: &JoinCase) -> Built {
 /// The kernel paths every case runs on, per storage variant: generic kernel; tiled GEMM without
 /// split-K, all values NCHW (`HOOD_VK_NCHW`); tiled GEMM with `split_k` splits forced (capped by
 /// the op's K chunks), with the small and the large tile configuration, and with the plain
-/// loop (these three with channel-packed values where the case wraps its op); the device's
-/// default (the register-broadcast kernels on lavapipe).
+/// loop (these three with channel-packed values where the case wraps its op); the fragment
+/// GEMM core, emulated (the tensor-core kernels' tiling, gathers, epilogue and split-K, with
+/// fp16 operands: `VK_OP_FRAGMENTS`; the real tensor-core kernels with `HOOD_TEST_GEMM=coopmat`,
+/// `vulkan_common::fragment_core`), split as the others; the device's default (the
+/// register-broadcast kernels on lavapipe).
 fn variants(split_k: u32) -> Vec<VkOptions> {
     let mut all = Vec::new();
     for fp16 in [true, false] {
@@ -562,6 +565,11 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
             no_pipelined_gemm: true,
             ..base.clone()
         });
+        all.push(VkOptions {
+            split_k: Some(split_k),
+            gemm: fragment_core(),
+            ..base.clone()
+        });
         all.push(base);
     }
     all
@@ -597,7 +605,11 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
             return Ok(());
         };
         let fp16 = ex.fp16_storage();
-        let tol = if fp16 { VK_OP_FP16 } else { VK_OP_FP32 };
+        let tol = match (opts.gemm.fragments(), fp16) {
+            (true, _) => VK_OP_FRAGMENTS,
+            (false, true) => VK_OP_FP16,
+            (false, false) => VK_OP_FP32,
+        };
         let what = format!(
             "fp16={fp16} kernels {:?} split_k={:?} n={}",
             ex.conv_kernels(),

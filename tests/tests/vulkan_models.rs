@@ -175,6 +175,54 @@ fn plain_loop_matches_the_cpu_reference() {
     });
 }
 
+/// The tensor-core kernels' fragment GEMM core, emulated (`HOOD_VK_GEMM=emulated`: 16×16×16
+/// fp16 fragments through shared memory, fragment_gemm.glsl; with `HOOD_TEST_GEMM=coopmat` the
+/// real cooperative-matrix kernels, as tools/device/gpu_bench.sh runs it on a GPU), on whole
+/// models: the same bounds, with split-K forced on channel-packed values (small tiles), and
+/// without split-K on the large tiles. The core rounds the WideResNet prologues' fp32 outputs
+/// to fp16 once more; the score bound must hold regardless.
+#[cfg(feature = "vulkan")]
+#[test]
+fn fragments_match_the_cpu_reference() {
+    use hood_runtime::vulkan::{GemmCore, VkOptions};
+    let core = match std::env::var("HOOD_TEST_GEMM").as_deref() {
+        Ok("coopmat") => GemmCore::CoopMat,
+        _ => GemmCore::Emulated,
+    };
+    let split = VkOptions {
+        max_batch: 4,
+        split_k: Some(3),
+        gemm: core,
+        ..VkOptions::default()
+    };
+    models_match_the_cpu_reference(
+        &split,
+        &format!("{core:?} fragments, split-K"),
+        &|name, gpu| {
+            let k = gpu.conv_kernels();
+            assert_eq!(k.tiles.core, core, "{name}: GEMM core");
+            assert!(k.tiled_conv && k.tiled_deconv, "{name}: tiled kernels");
+            assert!(gpu.split_k_scratch_bytes() > 0, "{name}: nothing split");
+            assert!(k.packed_values > 0, "{name}: no channel-packed activations");
+        },
+    );
+    let large = VkOptions {
+        max_batch: 4,
+        no_split_k: true,
+        large_tiles: true,
+        gemm: core,
+        ..VkOptions::default()
+    };
+    models_match_the_cpu_reference(
+        &large,
+        &format!("{core:?} fragments, large tiles"),
+        &|name, gpu| {
+            let t = gpu.conv_kernels().tiles;
+            assert_eq!((t.core, t.threads), (core, 256), "{name}: tiles");
+        },
+    );
+}
+
 /// `HOOD_VK_NO_FUSION=1` on whole models: the same bounds as above with every fused prologue
 /// (WideResNet), residual add (ResNet-18), bias / ReLU and decoder feature add as separate ops.
 #[cfg(feature = "vulkan")]

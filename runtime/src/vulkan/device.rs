@@ -53,8 +53,12 @@ pub struct VkContext {
     pub unified_memory: bool,
     /// The cooperative-matrix shape `(M, N, K)` an fp16 × fp16 → fp32 tensor-core GEMM would use
     /// (`VK_KHR_cooperative_matrix`, [`super::coopmat::gemm_shape`]); `None` where the device
-    /// has none (lavapipe). Read and logged only: no kernel uses it yet (issue #12).
+    /// has none (lavapipe).
     pub coopmat: Option<(u32, u32, u32)>,
+    /// The device can run the cooperative-matrix GEMM kernels (`HOOD_VK_GEMM=coopmat`): shape
+    /// 16×16×16, the extension and its features enabled, compute-stage support, 32-wide
+    /// subgroups.
+    pub coopmat_kernels: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
     /// The options this context was created with that change what it enables.
@@ -180,18 +184,28 @@ impl VkContext {
 
         let supported = pd.supported_features();
         let has16 = supported.storage_buffer16_bit_access;
+        let ext = pd.supported_extensions();
+        // What the cooperative-matrix kernels declare (shaders/fragments.glsl): the
+        // CooperativeMatrixKHR, VulkanMemoryModel and Float16 capabilities.
+        let coopmat_features = ext.khr_cooperative_matrix
+            && supported.cooperative_matrix
+            && supported.vulkan_memory_model
+            && supported.shader_float16;
         let want = DeviceFeatures {
             storage_buffer16_bit_access: has16,
             shader_float16: supported.shader_float16,
+            cooperative_matrix: coopmat_features,
+            vulkan_memory_model: coopmat_features,
             ..DeviceFeatures::empty()
         };
         // Before Vulkan 1.1/1.2 these features live in extensions; enabling a supported
         // extension is always valid.
-        let ext = pd.supported_extensions();
         let enabled_extensions = DeviceExtensions {
             khr_16bit_storage: ext.khr_16bit_storage,
             khr_storage_buffer_storage_class: ext.khr_storage_buffer_storage_class,
             khr_shader_float16_int8: ext.khr_shader_float16_int8,
+            khr_cooperative_matrix: coopmat_features,
+            khr_vulkan_memory_model: coopmat_features && ext.khr_vulkan_memory_model,
             ..DeviceExtensions::empty()
         };
         let (device, mut queues) = Device::new(
@@ -274,6 +288,18 @@ impl VkContext {
                 None
             }
         };
+        // The cooperative-matrix kernels are written for 16×16×16 fragments owned by 32-wide
+        // subgroups (shaders/fragment_gemm.glsl).
+        let coopmat_kernels = coopmat == Some((16, 16, 16))
+            && coopmat_features
+            && props
+                .cooperative_matrix_supported_stages
+                .is_some_and(|s| s.intersects(ShaderStages::COMPUTE))
+            && props.subgroup_size == Some(32)
+            && compute_subgroups(SubgroupFeatures::BASIC);
+        if coopmat.is_some() {
+            log::info!("vulkan: cooperative-matrix GEMM kernels runnable: {coopmat_kernels}");
+        }
         let mapped_device_local = MemoryPropertyFlags::DEVICE_LOCAL
             | MemoryPropertyFlags::HOST_VISIBLE
             | MemoryPropertyFlags::HOST_COHERENT;
@@ -307,6 +333,7 @@ impl VkContext {
             subgroup_score,
             unified_memory,
             coopmat,
+            coopmat_kernels,
             description,
             made_with: Self::key(opts),
         })

@@ -14,6 +14,7 @@ use super::arena::{self, Live};
 use super::binder::{Binder, SplitBuffers, Step};
 use super::device::VkContext;
 use super::fused::{Fused, Kind};
+use super::kernels::GemmCore;
 use super::pipelines::{Builder, ConvKernels, Pipelines};
 use super::tiles::SplitK;
 use super::weights::{write_storage, WeightStore};
@@ -310,6 +311,15 @@ impl VulkanExecutor {
         let split_k = SplitK::new(opts, ctx.target_groups);
         // The kernel choice (plan.rs): families for this device and these switches.
         let families = super::plan::families(opts, ctx.cpu_subgroup8);
+        if families.tiles.core == GemmCore::CoopMat && !ctx.coopmat_kernels {
+            return Err(vk_err(format!(
+                "HOOD_VK_GEMM=coopmat: {} cannot run the cooperative-matrix kernels (they need \
+                 VK_KHR_cooperative_matrix with the 16x16x16 fp16 -> fp32 shape, the \
+                 cooperativeMatrix and vulkanMemoryModel features, shaderFloat16 and 32-wide \
+                 subgroups; `hood -v` logs what the device reports)",
+                ctx.description
+            )));
+        }
         if families.tiled_conv || families.tiled_deconv {
             let t = families.tiles;
             let props = ctx.device.physical_device().properties();

@@ -76,6 +76,39 @@ pub(super) mod layout {
 /// K elements per chunk of the tiled GEMMs (`TK` in tiled_gemm.glsl).
 pub(super) const TILE_K: u32 = 16;
 
+/// The multiply inside the tiled GEMM kernels: fp32 FMAs on 8×8 register blocks
+/// (shaders/tiled_gemm.glsl), or 16×16×16 fp16 fragments (shaders/fragment_gemm.glsl) on
+/// tensor cores or emulated. Same tiles, gathers, epilogues and split-K; the fragment cores
+/// round their operands to fp16 (fragments.glsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GemmCore {
+    /// fp32 FMAs (the default, the reference for the other two).
+    Fma,
+    /// Fragments emulated through shared memory: runs on any device (`HOOD_VK_GEMM=emulated`);
+    /// it is how CI tests the tensor-core kernels' tiling on lavapipe.
+    Emulated,
+    /// Cooperative matrices (`VK_KHR_cooperative_matrix`, `HOOD_VK_GEMM=coopmat`): devices with
+    /// 32-wide subgroups reporting the 16×16×16 fp16 → fp32 shape (device.rs).
+    CoopMat,
+}
+
+impl GemmCore {
+    /// Parses `HOOD_VK_GEMM`'s value.
+    pub fn parse(v: &str) -> Option<GemmCore> {
+        match v.trim() {
+            "fma" => Some(GemmCore::Fma),
+            "emulated" => Some(GemmCore::Emulated),
+            "coopmat" => Some(GemmCore::CoopMat),
+            _ => None,
+        }
+    }
+
+    /// Whether it multiplies 16×16×16 fragments (fragment_gemm.glsl).
+    pub fn fragments(self) -> bool {
+        self != GemmCore::Fma
+    }
+}
+
 /// The tile configuration of the tiled GEMM kernels (shaders/tiled_gemm.glsl, specialization
 /// constants 2-5): invocations per workgroup, the pixel width of the wide and the narrow
 /// tile, and the loop; each invocation accumulates 8×8 outputs, so a tile has
@@ -89,8 +122,10 @@ pub struct TileConfig {
     pub narrow: u32,
     /// The pipelined loop (the next K chunk's loads in registers while the current one is
     /// multiplied, 16-byte weight loads, the tap-major gather of [`super::tiles::tap_major`])
-    /// instead of the plain one.
+    /// instead of the plain one. Always on with the fragment cores.
     pub pipelined: bool,
+    /// The multiply.
+    pub core: GemmCore,
 }
 
 impl TileConfig {
@@ -100,6 +135,7 @@ impl TileConfig {
         wide: 64,
         narrow: 16,
         pipelined: true,
+        core: GemmCore::Fma,
     };
     /// 256 invocations: 128 × 128 tiles, narrow 256 × 64 (24 KiB of shared memory, within
     /// lavapipe's 32 KiB so it is tested there).
@@ -108,15 +144,31 @@ impl TileConfig {
         wide: 128,
         narrow: 64,
         pipelined: true,
+        core: GemmCore::Fma,
     };
 
     /// Bytes of shared memory the kernel declares with this configuration (tiled_gemm.glsl:
     /// the A tile sized for the taller of the two shapes, the B tile for the wide one, the
-    /// split-K flag).
+    /// split-K flag; fragment_gemm.glsl: the same tiles, of float16_t with cooperative
+    /// matrices plus a 16×16 fp32 staging block per 32 invocations; emulated, fp32 tiles
+    /// with the staging in the A tile).
     pub fn shared_bytes(&self) -> u64 {
         let tk = TILE_K as u64;
         let tm = (self.threads * 64 / self.narrow).max(self.threads * 64 / self.wide) as u64;
-        tk * tm * 4 + tk * self.wide as u64 * 4 + 4
+        let tiles = tk * tm + tk * self.wide as u64;
+        match self.core {
+            GemmCore::Fma | GemmCore::Emulated => tiles * 4 + 4,
+            GemmCore::CoopMat => tiles * 2 + self.threads as u64 * 8 * 4 + 4,
+        }
+    }
+
+    /// The same tiles with the multiply `core` (the fragment cores always pipeline).
+    pub const fn with_core(self, core: GemmCore) -> TileConfig {
+        TileConfig {
+            core,
+            pipelined: self.pipelined || !matches!(core, GemmCore::Fma),
+            ..self
+        }
     }
 
     /// `(output channels, pixels)` of the tile for a GEMM over `pixels` columns: wide, or
@@ -145,7 +197,12 @@ impl TileConfig {
             ""
         };
         let plain = if self.pipelined { "" } else { " plain loop" };
-        format!("{large}{plain}")
+        let core = match self.core {
+            GemmCore::Fma => "",
+            GemmCore::Emulated => " emulated fragments",
+            GemmCore::CoopMat => " cooperative matrix",
+        };
+        format!("{large}{plain}{core}")
     }
 }
 
@@ -249,5 +306,29 @@ mod tests {
         assert_eq!(TileConfig::SMALL.tile(63), (256, 16));
         assert_eq!(TileConfig::LARGE.tile(128), (128, 128));
         assert_eq!(TileConfig::LARGE.tile(100), (256, 64));
+    }
+
+    /// The fragment core's blocks (fragment_gemm.glsl) tile both shapes of both
+    /// configurations: each 32-invocation group owns BM × BN = 2048 outputs (8 accumulator
+    /// fragments of 16 × 16), BN = min(TN, 64), in one of the three arrangements the shader
+    /// multiplies; the emulated tiles fit lavapipe's 32 KiB, the cooperative-matrix ones the
+    /// 48 KiB every desktop GPU has; the fragment cores always run the pipelined loop.
+    #[test]
+    fn fragment_blocks_tile_the_tiles() {
+        for t in [TileConfig::SMALL, TileConfig::LARGE] {
+            for width in [t.wide, t.narrow] {
+                let tm = t.threads * 64 / width;
+                let bn = width.min(64);
+                let bm = 2048 / bn;
+                assert!(tm % bm == 0 && width % bn == 0, "{t:?} {width}");
+                assert_eq!((tm / bm) * (width / bn), t.threads / 32, "{t:?} {width}");
+                assert!(matches!((bm / 16, bn / 16), (2, 4) | (4, 2) | (8, 1)));
+            }
+            let emulated = t.plain().with_core(GemmCore::Emulated);
+            assert!(emulated.pipelined && emulated.shared_bytes() <= 32 * 1024);
+            assert!(t.with_core(GemmCore::CoopMat).shared_bytes() <= 48 * 1024);
+        }
+        assert_eq!(GemmCore::parse(" emulated"), Some(GemmCore::Emulated));
+        assert_eq!(GemmCore::parse("tensor"), None);
     }
 }

@@ -58,6 +58,13 @@
 //!   chunk into shared memory, multiply, repeat) instead of the pipelined one (the next
 //!   chunk's loads in registers while the current one is multiplied, 16-byte weight loads,
 //!   the tap-major gather; shaders/tiled_gemm.glsl).
+//! * `HOOD_VK_GEMM=emulated` / `HOOD_VK_GEMM=coopmat` — the tiled GEMM kernels multiply
+//!   16×16×16 fp16 fragments (shaders/fragment_gemm.glsl) instead of fp32 FMAs: emulated
+//!   through shared memory on any device (how CI tests the tensor-core kernels on lavapipe),
+//!   or on tensor cores through `VK_KHR_cooperative_matrix` (devices with 32-wide subgroups
+//!   that report the 16×16×16 fp16 → fp32 shape; an error elsewhere). Operands are rounded to
+//!   fp16. Opt-in: the cooperative-matrix kernels have not yet run on a GPU
+//!   (docs/TENSOR_CORES.md). `fma` (the default) is the fp32 path.
 //! * `HOOD_VK_NCHW=1` — keep every activation NCHW; by default a value that the tiled GEMM
 //!   kernels write and only they read is stored channel-packed, NHWC (plan.rs
 //!   `packed_values`), so a tap-major K chunk is 16 contiguous channels, read as 16-byte
@@ -93,6 +100,7 @@ pub mod unfuse;
 pub mod weights;
 
 pub use executor::VulkanExecutor;
+pub use kernels::GemmCore;
 
 use crate::error::{HoodError, Result};
 use std::sync::Arc;
@@ -158,6 +166,10 @@ pub struct VkOptions {
     /// Never use the register-broadcast conv kernels (bcast.rs) that CPU implementations
     /// (lavapipe) otherwise get; those devices then run the tiled kernels.
     pub no_bcast: bool,
+    /// The multiply inside the tiled GEMM kernels (`HOOD_VK_GEMM=fma|emulated|coopmat`;
+    /// kernels.rs [`GemmCore`]). A fragment core implies the tiled kernels (no
+    /// register-broadcast ones); `CoopMat` on a device that cannot run it is an error.
+    pub gemm: GemmCore,
 }
 
 impl Default for VkOptions {
@@ -181,13 +193,14 @@ impl Default for VkOptions {
             no_subgroup: false,
             no_specialised: false,
             no_zero_copy: false,
+            gemm: GemmCore::Fma,
         }
     }
 }
 
 impl VkOptions {
     /// Defaults, overridden by `HOOD_VK_NO_FP16`, `HOOD_VK_NO_TILED_CONV`,
-    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_PIPELINED_GEMM`, `HOOD_VK_NCHW`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY` and
+    /// `HOOD_VK_NO_SPLIT_K`, `HOOD_VK_SPLIT_K`, `HOOD_VK_NO_TILED_DECONV`, `HOOD_VK_NO_PIPELINE_CACHE`, `HOOD_VK_NO_BCAST`, `HOOD_VK_NO_FUSION`, `HOOD_VK_NO_DISPATCH_FUSION`, `HOOD_VK_NO_SHORTCUT_JOIN`, `HOOD_VK_TILES`, `HOOD_VK_NO_PIPELINED_GEMM`, `HOOD_VK_NCHW`, `HOOD_VK_NO_FP16_MATH`, `HOOD_VK_NO_SUBGROUP`, `HOOD_VK_NO_SPECIALISED`, `HOOD_VK_NO_ZERO_COPY`, `HOOD_VK_GEMM` and
     /// `HOOD_VK_MAX_BATCH`.
     pub fn from_env() -> VkOptions {
         let flag = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0");
@@ -218,6 +231,13 @@ impl VkOptions {
             no_subgroup: flag("HOOD_VK_NO_SUBGROUP"),
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),
             no_zero_copy: flag("HOOD_VK_NO_ZERO_COPY"),
+            gemm: match std::env::var("HOOD_VK_GEMM") {
+                Ok(v) => GemmCore::parse(&v).unwrap_or_else(|| {
+                    log::warn!("HOOD_VK_GEMM={v} is not fma, emulated or coopmat; using fma");
+                    GemmCore::Fma
+                }),
+                Err(_) => GemmCore::Fma,
+            },
         }
     }
 }

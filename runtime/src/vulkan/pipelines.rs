@@ -8,7 +8,7 @@
 
 use super::cache::DiskCache;
 use super::device::VkContext;
-use super::kernels::{Kernel, TileConfig};
+use super::kernels::{GemmCore, Kernel, TileConfig};
 use super::vk_err;
 use crate::error::Result;
 use crate::ops::OpKind;
@@ -58,6 +58,11 @@ macro_rules! hood_kernels {
                 conv_transpose2d_tiled: {
                     ty: "compute",
                     path: "../shaders/conv_transpose2d_tiled.comp",
+                },
+                conv2d_fragment: { ty: "compute", path: "../shaders/conv2d_fragment.comp" },
+                conv_transpose2d_fragment: {
+                    ty: "compute",
+                    path: "../shaders/conv_transpose2d_fragment.comp",
                 },
                 conv_transpose2d_bcast: {
                     ty: "compute",
@@ -117,6 +122,22 @@ mod fp16math {
         },
         vulkan_version: "1.1",
         define: [("HOOD_FP16", "1"), ("HOOD_FP16_MATH", "1")],
+    }
+}
+
+/// The cooperative-matrix kernels (shaders/*_coopmat.comp), compiled ahead of time to
+/// shaders/spirv/ by tools/coopmat/build.sh (the glslang built here does not know
+/// `GL_KHR_cooperative_matrix`); CI checks that those modules are up to date and valid.
+#[allow(dead_code, clippy::all)]
+mod coopmat {
+    vulkano_shaders::shader! {
+        shaders: {
+            conv2d_fp16: { ty: "compute", bytes: "../shaders/spirv/conv2d_coopmat.fp16.spv" },
+            conv2d_fp32: { ty: "compute", bytes: "../shaders/spirv/conv2d_coopmat.fp32.spv" },
+            conv_transpose2d_fp16: { ty: "compute", bytes: "../shaders/spirv/conv_transpose2d_coopmat.fp16.spv" },
+            conv_transpose2d_fp32: { ty: "compute", bytes: "../shaders/spirv/conv_transpose2d_coopmat.fp32.spv" },
+        },
+        generate_structs: false,
     }
 }
 
@@ -231,8 +252,17 @@ impl Pipelines {
                     };
                     (load, ConvSpec::GENERIC)
                 }
-                Kernel::Conv2dTiled(spec, _) => {
-                    (pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled), spec)
+                Kernel::Conv2dTiled(spec, t) => {
+                    let load = match t.core {
+                        GemmCore::Fma => pick(fp16::load_conv2d_tiled, fp32::load_conv2d_tiled),
+                        GemmCore::Emulated => {
+                            pick(fp16::load_conv2d_fragment, fp32::load_conv2d_fragment)
+                        }
+                        GemmCore::CoopMat => {
+                            pick(coopmat::load_conv2d_fp16, coopmat::load_conv2d_fp32)
+                        }
+                    };
+                    (load, spec)
                 }
                 Kernel::Conv2dBcast { wide: true, spec } => (
                     pick(fp16::load_conv2d_bcast16, fp32::load_conv2d_bcast16),
@@ -241,13 +271,23 @@ impl Pipelines {
                 Kernel::Conv2dBcast { wide: false, spec } => {
                     (pick(fp16::load_conv2d_bcast, fp32::load_conv2d_bcast), spec)
                 }
-                Kernel::ConvTranspose2dTiled(_) => (
-                    pick(
-                        fp16::load_conv_transpose2d_tiled,
-                        fp32::load_conv_transpose2d_tiled,
-                    ),
-                    ConvSpec::GENERIC,
-                ),
+                Kernel::ConvTranspose2dTiled(t) => {
+                    let load = match t.core {
+                        GemmCore::Fma => pick(
+                            fp16::load_conv_transpose2d_tiled,
+                            fp32::load_conv_transpose2d_tiled,
+                        ),
+                        GemmCore::Emulated => pick(
+                            fp16::load_conv_transpose2d_fragment,
+                            fp32::load_conv_transpose2d_fragment,
+                        ),
+                        GemmCore::CoopMat => pick(
+                            coopmat::load_conv_transpose2d_fp16,
+                            coopmat::load_conv_transpose2d_fp32,
+                        ),
+                    };
+                    (load, ConvSpec::GENERIC)
+                }
                 Kernel::ConvTranspose2dBcast { wide: true } => (
                     pick(
                         fp16::load_conv_transpose2d_bcast16,

@@ -7,7 +7,10 @@
 //! * Kernel families ([`families`]): on a CPU implementation with 8-lane subgroups (lavapipe)
 //!   the register-broadcast conv kernels (bcast.rs), elsewhere (or with `HOOD_VK_NO_BCAST`) the
 //!   tiled implicit GEMMs with split-K (tiles.rs); `HOOD_VK_NO_TILED_CONV` /
-//!   `HOOD_VK_NO_TILED_DECONV` select the generic one-invocation-per-output kernels.
+//!   `HOOD_VK_NO_TILED_DECONV` select the generic one-invocation-per-output kernels. The
+//!   tiled kernels' multiply ([`super::kernels::GemmCore`]) is `HOOD_VK_GEMM`'s: fp32 FMAs by
+//!   default, fp16 fragments emulated or on tensor cores (a fragment core implies the tiled
+//!   kernels, on lavapipe too).
 //! * Fused runs (fused.rs): the head, the tail and the shortcut joins, one dispatch each.
 //! * Activation layouts ([`packed_values`]): a value is stored channel-packed (NHWC) when the
 //!   tiled kernels write it and only tiled kernels read it (`HOOD_VK_NCHW=1`: never); every
@@ -50,7 +53,7 @@ pub(super) struct Plan {
 /// subgroups) under the switches of `opts`; `split_k`, `head`, `tail` and `shortcut_joins`
 /// are filled in by [`plan`].
 pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
-    let bcast = cpu_subgroup8 && !opts.no_bcast;
+    let bcast = cpu_subgroup8 && !opts.no_bcast && !opts.gemm.fragments();
     ConvKernels {
         tiled_conv: !opts.no_tiled_conv && !bcast,
         tiled_deconv: !opts.no_tiled_deconv && !bcast,
@@ -63,7 +66,8 @@ pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
             (true, false) => TileConfig::LARGE,
             (false, true) => TileConfig::SMALL.plain(),
             (true, true) => TileConfig::LARGE.plain(),
-        },
+        }
+        .with_core(opts.gemm),
         head: false,
         tail: false,
         shortcut_joins: 0,

@@ -17,6 +17,18 @@ use hood_runtime::weights::Weights;
 use hood_runtime::HoodError;
 use std::sync::{Arc, Mutex};
 
+/// The fragment GEMM core the fragment variants of the tests run: emulated (the only one
+/// lavapipe can run, what CI tests), or the cooperative-matrix kernels with
+/// `HOOD_TEST_GEMM=coopmat` (tools/device/gpu_bench.sh sets it for its second pass on a GPU;
+/// on a device without them every executor then fails to build, loudly).
+pub fn fragment_core() -> hood_runtime::vulkan::GemmCore {
+    use hood_runtime::vulkan::GemmCore;
+    match std::env::var("HOOD_TEST_GEMM").as_deref() {
+        Ok("coopmat") => GemmCore::CoopMat,
+        _ => GemmCore::Emulated,
+    }
+}
+
 /// The generator of a case: [`Lcg::scrambled`], so every case is reproducible from its seed.
 pub fn rng(seed: u64) -> Lcg {
     Lcg::scrambled(seed)
