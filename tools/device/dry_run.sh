@@ -10,4 +10,4 @@ NO_GL=1 bash tools/device/prepare.sh
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
 DRY=1 OUT="$w/out" WORK="$w/work" bash tools/device/gpu_bench.sh
-rm -f .carry.tar.gz
+rm -f .carry.tar.xz

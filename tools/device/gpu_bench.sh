@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # The prepared run on a lent NVIDIA machine for the Vulkan v2 / tensor-core issues: one script,
-# at most ~5 minutes. Needs .carry.tar.gz (tools/device/prepare.sh) and, on the GPU, the Vulkan
+# at most ~8 minutes. Needs .carry.tar.xz (tools/device/prepare.sh) and, on the GPU, the Vulkan
 # loader from .gl/ (see README.md here).
 #  1. correctness on the device: the carried Vulkan test binaries (op tests, proptests, the HEAT
-#     pipeline tests, every committed model fixture vs the CPU reference), then per kernel
-#     variant `hood selftest` of the bundled model and of the ResNet-18 benchmark model;
+#     pipeline tests, every committed model fixture vs the CPU reference), the proptests and the
+#     whole-model fragment test again on the tensor-core kernels (HOOD_TEST_GEMM=coopmat), then
+#     per kernel variant `hood selftest` of the bundled model and of the ResNet-18 benchmark
+#     model;
 #  2. speed: the ResNet-18 CIFAR-10 HEAT pipeline (tools/bench/torch_peer.py) timed with PyTorch
 #     eager fp16 and CUDA graphs, and with `hood bench --json` for every variant, batch 1, 8, 64,
 #     256 (HOOD_VK_MAX_BATCH = 256: no batch is split), plus the batch-1 profile as JSON;
 #  3. one JSON ($OUT/gpu_bench.json) and the table for docs/BENCHMARKS.md ($OUT/gpu_bench.md).
 # DRY=1: the same steps on whatever Vulkan device is here (lavapipe), small batches, few
-# iterations, test binaries filtered by TEST_FILTER (the CI dry run: tools/device/dry_run.sh).
+# iterations, test binaries filtered by TEST_FILTER, the cooperative-matrix variants and tests
+# listed as not run in the report (the CI dry run: tools/device/dry_run.sh).
 # Environment: OUT, WORK, PY (python with torch), CARRY (the tarball), TEST_FILTER.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-/tmp/hood-gpu-out}
 W=${WORK:-/tmp/hood-gpu-work}
 PY=${PY:-python3}
-CARRY=${CARRY:-$ROOT/.carry.tar.gz}
+CARRY=${CARRY:-$ROOT/.carry.tar.xz}
 DRY=${DRY:-0}
 # T_PROF bounds the profiled run: generous when dry, as lavapipe runs the generic kernels at
 # ~10 s per image on a loaded 2-core machine (a CI run timed out at 60 s).
@@ -31,7 +34,11 @@ L=$W/logs
 rm -rf "$L" "$W/carry"
 mkdir -p "$OUT" "$L" "$W/carry"
 trap 'tar czf "$OUT/logs.tar.gz" -C "$W" logs 2>/dev/null' EXIT
-tar xzf "$CARRY" -C "$W/carry" || { echo "gpu_bench: cannot unpack $CARRY" >&2; exit 1; }
+# Unpacked with Python's tarfile (lzma built in), so the machine needs no xz binary.
+"$PY" -c 'import sys, tarfile
+kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+tarfile.open(sys.argv[1]).extractall(sys.argv[2], **kw)' "$CARRY" "$W/carry" \
+    || { echo "gpu_bench: cannot unpack $CARRY" >&2; exit 1; }
 BIN=$W/carry/bin
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi";
   date -u; git -C "$ROOT" log -1 --format=%H 2>/dev/null || echo "no git"; } | tee "$L/machine.txt"
@@ -49,6 +56,22 @@ for t in "$W"/carry/tests/*; do
         > "$L/test_$name.txt" 2>&1
     echo "test $name: rc $? ($(grep -E '^test result' "$L/test_$name.txt" | tail -1))" | tee -a "$L/tests.txt"
 done
+# The tensor-core kernels' correctness: the proptests (their fragment variant) and the
+# whole-model fragment test again, on the cooperative-matrix kernels (HOOD_TEST_GEMM=coopmat).
+# Not on a dry run: lavapipe has no cooperative matrices (CI tests the emulated fragments).
+: > "$L/skipped.txt"
+if [ "$DRY" = 1 ]; then
+    echo "tests with HOOD_TEST_GEMM=coopmat: not run (dry run, no cooperative-matrix device)" >> "$L/skipped.txt"
+else
+    for t in vulkan_proptest vulkan_models; do
+        filter=""
+        [ "$t" = vulkan_models ] && filter=fragments
+        (cd "$ROOT/runtime" && HOOD_TEST_GEMM=coopmat timeout "$T_TEST" "$W/carry/tests/$t" \
+            --test-threads 4 $filter) > "$L/test_${t}_coopmat.txt" 2>&1
+        echo "test $t (coopmat): rc $? ($(grep -E '^test result' "$L/test_${t}_coopmat.txt" | tail -1))" \
+            | tee -a "$L/tests.txt"
+    done
+fi
 
 # 2. Variants: name and the switches that select it.
 VARIANTS=(
@@ -59,6 +82,10 @@ VARIANTS=(
     "tiled_large|HOOD_VK_NO_BCAST=1 HOOD_VK_TILES=large"
     "tiled_nchw|HOOD_VK_NO_BCAST=1 HOOD_VK_NCHW=1"
     "tiled_plain|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_PIPELINED_GEMM=1 HOOD_VK_NCHW=1"
+    "emulated|HOOD_VK_GEMM=emulated"
+    "coopmat|HOOD_VK_GEMM=coopmat"
+    "coopmat_large|HOOD_VK_GEMM=coopmat HOOD_VK_TILES=large"
+    "coopmat_no_split_k|HOOD_VK_GEMM=coopmat HOOD_VK_NO_SPLIT_K=1"
     "no_dispatch_fusion|HOOD_VK_NO_BCAST=1 HOOD_VK_NO_DISPATCH_FUSION=1"
     "generic|HOOD_VK_NO_TILED_CONV=1 HOOD_VK_NO_TILED_DECONV=1"
 )
@@ -67,6 +94,10 @@ VARIANTS=(
 for v in "${VARIANTS[@]}"; do
     name=${v%%|*}
     sw=${v#*|}
+    if [ "$DRY" = 1 ] && [[ "$sw" == *GEMM=coopmat* ]]; then
+        echo "variant $name: not run (dry run, no cooperative-matrix device)" >> "$L/skipped.txt"
+        continue
+    fi
     for model in "$M" "$R"; do
         line=$(env $sw timeout 60 "$BIN/hood" selftest "$model" --backend vulkan 2>&1 | tail -1)
         echo "$name $(basename "$model"): $line" | tee -a "$L/selftest.txt"

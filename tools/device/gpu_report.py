@@ -31,6 +31,7 @@ def main():
     for t in tests:
         if not re.search(r": rc 0 \(test result: ok\.", t):
             problems.append("test failed: " + t)
+    skipped = lines(os.path.join(logs, "skipped.txt"))
     selftests = lines(os.path.join(logs, "selftest.txt"))
     for s in selftests:
         if not s.endswith("PASS"):
@@ -60,7 +61,8 @@ def main():
         problems.append("no torch_peer.json")
     if len(variants) < 6:
         problems.append(f"only {len(variants)} variants timed: {variants}")
-    result = {"machine": machine, "tests": tests, "selftests": selftests, "bench": bench,
+    result = {"machine": machine, "tests": tests, "skipped": skipped, "selftests": selftests,
+              "bench": bench,
               "profiles_batch1": profiles, "torch_peer": peer, "problems": problems}
     with open(out_json, "w") as f:
         json.dump(result, f, indent=1)
@@ -95,6 +97,8 @@ def main():
     for v, p in profiles.items():
         md.append(f"| {v} | {p['dispatches']} | {p['gpu_ms']:.3f} | {p['wall_ms']:.3f} |")
     md += ["", "Tests: " + "; ".join(tests), "", "Self-tests:", ""] + ["    " + s for s in selftests]
+    if skipped:
+        md += ["", "Not run:", ""] + ["- " + s for s in skipped]
     if problems:
         md += ["", "**Problems:**", ""] + ["- " + p for p in problems]
     with open(out_md, "w") as f:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepares the carried files of tools/device/gpu_bench.sh (the lent GPU machine has no Rust
 # toolchain): builds hood, convert and the Vulkan test binaries (the workspace's optimised dev
-# profile), strips them into .carry.tar.gz (ignored by git) with the file list the run expects,
+# profile), strips them into .carry.tar.xz (ignored by git; xz: half gzip's size, which the
+# 64 MiB limit needs) with the file list the run expects,
 # downloads the Vulkan loader + glvnd packages into .gl/ unless they are there, and checks that
-# the whole transfer (tracked + untracked files + .carry.tar.gz + .gl) is under 64 MiB.
+# the whole transfer (tracked + untracked files + .carry.tar.xz + .gl) is under 64 MiB.
 #   bash tools/device/prepare.sh            # then give the device tool the printed command
 # CARGO_TARGET_DIR is honoured. NO_GL=1 skips the .gl download (the lavapipe dry run needs none).
 set -euo pipefail
@@ -32,8 +33,9 @@ while read -r name exe; do
 done <<< "$tests"
 [ "$n" = 4 ] || { echo "prepare: expected 4 Vulkan test binaries, found $n" >&2; exit 1; }
 strip "$stage"/bin/* "$stage"/tests/*
-tar czf .carry.tar.gz.tmp -C "$stage" bin tests
-mv .carry.tar.gz.tmp .carry.tar.gz
+tar cf - -C "$stage" bin tests | xz -6 -T0 > .carry.tar.xz.tmp
+mv .carry.tar.xz.tmp .carry.tar.xz
+rm -f .carry.tar.gz # the gzip carry of earlier versions would count against the limit
 if [ "${NO_GL:-0}" != 1 ] && [ ! -d .gl ]; then
     mkdir -p .gl /tmp/amd64/partial
     o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -45,9 +47,9 @@ fi
 total=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | python3 -c '
 import os, sys
 names = [f for f in sys.stdin.read().split("\0") if f and os.path.isfile(f)]
-extra = [".carry.tar.gz"] + [os.path.join(".gl", f) for f in (os.listdir(".gl") if os.path.isdir(".gl") else [])]
+extra = [".carry.tar.xz"] + [os.path.join(".gl", f) for f in (os.listdir(".gl") if os.path.isdir(".gl") else [])]
 print(sum(os.path.getsize(f) for f in names + extra))')
-echo "prepare: transfer $((total / 1048576)) MiB of 64 (.carry.tar.gz $(( $(stat -c %s .carry.tar.gz) / 1048576 )) MiB)"
+echo "prepare: transfer $((total / 1048576)) MiB of 64 (.carry.tar.xz $(( $(stat -c %s .carry.tar.xz) / 1048576 )) MiB)"
 [ "$total" -lt $((64 * 1048576)) ] || { echo "prepare: over the 64 MiB transfer limit" >&2; exit 1; }
-echo 'run: carry [".carry.tar.gz", ".gl"], command:'
+echo 'run: carry [".carry.tar.xz", ".gl"], command:'
 echo '  for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; bash tools/device/gpu_bench.sh'
