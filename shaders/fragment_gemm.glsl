@@ -181,6 +181,32 @@ void put_out(uint g, uint co, uint npix, float v, uint nsplit, uint split, uint 
     store_out(g, co, o, v, p.has_bias != 0u ? float(bias[co]) : 0.0);
 }
 
+// The split-K hand-over between a tile's workgroups: every invocation's partial sums are made
+// visible device-wide before invocation 0 counts the workgroup in, and the last to arrive sees
+// all of them. The cooperative-matrix kernels run under the Vulkan memory model (required by
+// the extension), so there the barrier and the counting atomic carry device-scope
+// acquire-release semantics explicitly; elsewhere they are tiled_gemm.glsl's.
+void split_barrier() {
+#ifdef HOOD_COOPMAT
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice,
+                   gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                   gl_SemanticsAcquireRelease);
+#else
+    memoryBarrierBuffer();
+    barrier();
+    memoryBarrierBuffer();
+#endif
+}
+
+uint split_arrive(uint tile) {
+#ifdef HOOD_COOPMAT
+    return atomicAdd(counter[tile], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                     gl_SemanticsAcquireRelease);
+#else
+    return atomicAdd(counter[tile], 1u);
+#endif
+}
+
 // The GEMM of K steps over npix columns (arguments as tiled_gemm.glsl's).
 void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint part_stride) {
     uint tid = gl_LocalInvocationID.x;
@@ -262,21 +288,19 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     }
     // Split-K fix-up (tiled_gemm.glsl's): the last of the tile's workgroups to arrive adds the
     // partials in split order and applies the epilogue.
-    memoryBarrierBuffer();
-    barrier();
+    split_barrier();
     if (tid == 0u) {
         uint tile = (layer * gl_NumWorkGroups.y + gl_WorkGroupID.y) * gl_NumWorkGroups.x
             + gl_WorkGroupID.x;
-        last_split = atomicAdd(counter[tile], 1u) == nsplit - 1u ? 1u : 0u;
+        last_split = split_arrive(tile) == nsplit - 1u ? 1u : 0u;
         if (last_split != 0u) {
             atomicExchange(counter[tile], 0u);
         }
     }
-    barrier();
+    split_barrier();
     if (last_split == 0u) {
         return;
     }
-    memoryBarrierBuffer();
     for (uint e = tid; e < TM * TN; e += GEMM_THREADS) {
         uint g = n0 + e % TN;
         uint co = m0 + e / TN;

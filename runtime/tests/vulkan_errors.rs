@@ -1,5 +1,6 @@
 //! The Vulkan executor reports problems as errors, never panics: an unknown device selector,
-//! a shared context made with other options, a bad input batch, a graph whose weights are missing, a corrupt or unwritable pipeline
+//! a shared context made with other options, the tensor-core kernels forced on a device without
+//! them, a bad input batch, a graph whose weights are missing, a corrupt or unwritable pipeline
 //! cache. One test function, because it sets `HOOD_VULKAN_DEVICE` and `XDG_CACHE_HOME` for
 //! this process.
 #![cfg(feature = "vulkan")]
@@ -51,7 +52,26 @@ fn errors_are_values() {
         Err(e) => assert!(e.to_string().contains("shared context"), "{e}"),
         Ok(_) => panic!("a context with fp16 storage served an fp32 executor"),
     }
-    assert!(VulkanExecutor::with_context(Some(ctx), &graph, &t.0, &VkOptions::default()).is_ok());
+    assert!(
+        VulkanExecutor::with_context(Some(ctx.clone()), &graph, &t.0, &VkOptions::default())
+            .is_ok()
+    );
+    // The tensor-core kernels on a device that cannot run them (lavapipe): an error that says
+    // so, not a silent fallback; where the device can, an executor.
+    let coopmat = VkOptions {
+        gemm: hood_runtime::vulkan::GemmCore::CoopMat,
+        ..VkOptions::default()
+    };
+    match VulkanExecutor::with_context(Some(ctx.clone()), &graph, &t.0, &coopmat) {
+        Err(e) => {
+            assert!(!ctx.coopmat_kernels, "{e}");
+            assert!(e.to_string().contains("HOOD_VK_GEMM=coopmat"), "{e}");
+        }
+        Ok(_) => assert!(
+            ctx.coopmat_kernels,
+            "coopmat kernels on a device without them"
+        ),
+    }
     // Wrong input length and an empty batch.
     assert!(matches!(
         ex.run(&[0.0; 5], 1, false),
