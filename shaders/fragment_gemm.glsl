@@ -45,21 +45,13 @@ const uint TM_NARROW = GEMM_THREADS * 64u / TN_NARROW;
 #define FRAG_B_LEN (TK * TN_WIDE)
 #define FRAG_C_LEN (GEMM_THREADS * 8u)
 #include "fragments.glsl"
-shared uint last_split;
+#include "split_k.glsl"
 
 // Accumulator fragments of this invocation's group: fragment (i, j) of its block at
 // acc[i * FN + j].
 FRAG_C acc[8];
 
-// The register stage, as tiled_gemm.glsl's: A as 16-byte vectors of A_VE weights, B as single
-// values or 16-byte vectors of raw values.
-#define A_VE VEC16_LEN
-const uint AV_MAX = TK * TM_NARROW / (A_VE * GEMM_THREADS);
-const uint B_MAX = TK * TN_WIDE / GEMM_THREADS;
-const uint BV_MAX = (B_MAX + VEC16_LEN - 1u) / VEC16_LEN;
-uvec4 ra[AV_MAX];
-float rb[B_MAX];
-uvec4 rbv[BV_MAX];
+#include "gemm_stage.glsl"
 
 // The A tile of the chunk at k0 straight into shared memory, element by element (cout not a
 // multiple of the vector width).
@@ -70,20 +62,6 @@ void gather_a(uint k0, uint K, uint m0, uint TM) {
         uint gk = k0 + kk;
         uint co = m0 + m;
         frag_put_a(kk * TM + m, (gk < K && co < p.cout) ? float(wt[gemm_a_row(gk) + co]) : 0.0);
-    }
-}
-
-// Chunk k0's A vectors into registers (vector e: channels m0 + (e % (TM / A_VE)) * A_VE ..
-// + A_VE - 1 of step e / (TM / A_VE)).
-void load_a(uint k0, uint K, uint m0, uint TM, uint av) {
-    uint per_row = TM / A_VE;
-    for (uint i = 0u; i < AV_MAX; ++i) {
-        if (i < av) {
-            uint e = gl_LocalInvocationID.x + i * GEMM_THREADS;
-            uint gk = k0 + e / per_row;
-            uint co = m0 + (e % per_row) * A_VE;
-            ra[i] = (gk < K && co < p.cout) ? wt4[(gemm_a_row(gk) + co) / A_VE] : uvec4(0u);
-        }
     }
 }
 
@@ -100,33 +78,7 @@ void store_a(uint TM, uint av) {
     }
 }
 
-// Chunk k0's B values of this invocation's column, rows brow * bn .. + bn - 1, into registers:
-// 16-byte vectors where the chunk allows it (chunk_vec) and bn is a multiple of the vector
-// length, else value by value.
-bool b_vectors(uint bn) {
-    return chunk_vec && bn % VEC16_LEN == 0u;
-}
-
-void load_b(uint k0, uint K, uint brow, uint bn) {
-    gemm_chunk(k0);
-    uint r0 = brow * bn;
-    if (b_vectors(bn)) {
-        for (uint i = 0u; i < BV_MAX; ++i) {
-            if (i < bn / VEC16_LEN) {
-                uint c = r0 + i * VEC16_LEN;
-                rbv[i] = k0 + c < K ? gemm_b_vec(c) : uvec4(0u);
-            }
-        }
-        return;
-    }
-    for (uint i = 0u; i < B_MAX; ++i) {
-        if (i < bn) {
-            uint gk = k0 + r0 + i;
-            rb[i] = gk < K ? gemm_b(gk) : 0.0;
-        }
-    }
-}
-
+// store_a, store_b: the register stage (gemm_stage.glsl) into the fp16 tiles.
 void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn) {
     uint r0 = brow * bn;
     if (b_vectors(bn)) {
@@ -179,32 +131,6 @@ void put_out(uint g, uint co, uint npix, float v, uint nsplit, uint split, uint 
         return;
     }
     store_out(g, co, o, v, p.has_bias != 0u ? float(bias[co]) : 0.0);
-}
-
-// The split-K hand-over between a tile's workgroups: every invocation's partial sums are made
-// visible device-wide before invocation 0 counts the workgroup in, and the last to arrive sees
-// all of them. The cooperative-matrix kernels run under the Vulkan memory model (required by
-// the extension), so there the barrier and the counting atomic carry device-scope
-// acquire-release semantics explicitly; elsewhere they are tiled_gemm.glsl's.
-void split_barrier() {
-#ifdef HOOD_COOPMAT
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice,
-                   gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
-                   gl_SemanticsAcquireRelease);
-#else
-    memoryBarrierBuffer();
-    barrier();
-    memoryBarrierBuffer();
-#endif
-}
-
-uint split_arrive(uint tile) {
-#ifdef HOOD_COOPMAT
-    return atomicAdd(counter[tile], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                     gl_SemanticsAcquireRelease);
-#else
-    return atomicAdd(counter[tile], 1u);
-#endif
 }
 
 // The GEMM of K steps over npix columns (arguments as tiled_gemm.glsl's).
@@ -288,17 +214,7 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     }
     // Split-K fix-up (tiled_gemm.glsl's): the last of the tile's workgroups to arrive adds the
     // partials in split order and applies the epilogue.
-    split_barrier();
-    if (tid == 0u) {
-        uint tile = (layer * gl_NumWorkGroups.y + gl_WorkGroupID.y) * gl_NumWorkGroups.x
-            + gl_WorkGroupID.x;
-        last_split = split_arrive(tile) == nsplit - 1u ? 1u : 0u;
-        if (last_split != 0u) {
-            atomicExchange(counter[tile], 0u);
-        }
-    }
-    split_barrier();
-    if (last_split == 0u) {
+    if (!split_k_last(layer, nsplit)) {
         return;
     }
     for (uint e = tid; e < TM * TN; e += GEMM_THREADS) {

@@ -86,20 +86,10 @@ const uint TM_NARROW = GEMM_THREADS * RM * RN / TN_NARROW;
 // keeps those in memory).
 shared vec4 As[TK * TM_NARROW / 4u];
 shared vec4 Bs[TK * TN_WIDE / 4u];
-shared uint last_split;
+#include "split_k.glsl"
 vec4 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
 
-// The pipelined loop's register stage: A as 16-byte vectors of A_VE weights (at most AV_MAX
-// per invocation, the narrow tile being the tallest), B as single values (at most B_MAX, the
-// wide tile being the widest) or, from a packed input, as 16-byte vectors of raw values (at
-// most BV_MAX).
-#define A_VE VEC16_LEN
-const uint AV_MAX = TK * TM_NARROW / (A_VE * GEMM_THREADS);
-const uint B_MAX = TK * TN_WIDE / GEMM_THREADS;
-const uint BV_MAX = (B_MAX + VEC16_LEN - 1u) / VEC16_LEN;
-uvec4 ra[AV_MAX];
-float rb[B_MAX];
-uvec4 rbv[BV_MAX];
+#include "gemm_stage.glsl"
 
 float gemm_a(uint gk, uint co) {
     return float(wt[gemm_a_row(gk) + co]);
@@ -139,21 +129,6 @@ void multiply_chunk(uint TM, uint TN, uint tx, uint ty) {
     }
 }
 
-// Pipelined loop: chunk k0's A vectors into registers (av per invocation; vector e covers
-// channels m0 + (e % (TM / A_VE)) * A_VE .. + A_VE - 1 of step e / (TM / A_VE)). cout is a
-// multiple of A_VE here, so a vector is wholly inside or wholly outside the output channels.
-void load_a(uint k0, uint K, uint m0, uint TM, uint av) {
-    uint per_row = TM / A_VE;
-    for (uint i = 0u; i < AV_MAX; ++i) {
-        if (i < av) {
-            uint e = gl_LocalInvocationID.x + i * GEMM_THREADS;
-            uint gk = k0 + e / per_row;
-            uint co = m0 + (e % per_row) * A_VE;
-            ra[i] = (gk < K && co < p.cout) ? wt4[(gemm_a_row(gk) + co) / A_VE] : uvec4(0u);
-        }
-    }
-}
-
 void store_a(uint TM, uint av) {
     uint per_row = TM / A_VE;
     for (uint i = 0u; i < AV_MAX; ++i) {
@@ -166,33 +141,6 @@ void store_a(uint TM, uint av) {
 #else
             As[at] = uintBitsToFloat(ra[i]);
 #endif
-        }
-    }
-}
-
-// Pipelined loop: chunk k0's B values of this invocation's column into registers, rows
-// brow * bn .. brow * bn + bn - 1: as 16-byte vectors of raw values where the chunk allows
-// (chunk_vec) and bn is a multiple of the vector length, else value by value.
-bool b_vectors(uint bn) {
-    return chunk_vec && bn % VEC16_LEN == 0u;
-}
-
-void load_b(uint k0, uint K, uint brow, uint bn) {
-    gemm_chunk(k0);
-    uint r0 = brow * bn;
-    if (b_vectors(bn)) {
-        for (uint i = 0u; i < BV_MAX; ++i) {
-            if (i < bn / VEC16_LEN) {
-                uint c = r0 + i * VEC16_LEN;
-                rbv[i] = k0 + c < K ? gemm_b_vec(c) : uvec4(0u);
-            }
-        }
-        return;
-    }
-    for (uint i = 0u; i < B_MAX; ++i) {
-        if (i < bn) {
-            uint gk = k0 + r0 + i;
-            rb[i] = gk < K ? gemm_b(gk) : 0.0;
         }
     }
 }
@@ -335,21 +283,9 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     // Split-K fix-up, in this dispatch: the last of the tile's S workgroups to arrive adds the
     // S partials in the fixed order z = 0, 1, ..., S-1 and applies the epilogue; it resets the
     // tile's counter for the next dispatch. A tile is (x, y, layer).
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0u) {
-        uint tile = (layer * gl_NumWorkGroups.y + gl_WorkGroupID.y) * gl_NumWorkGroups.x
-            + gl_WorkGroupID.x;
-        last_split = atomicAdd(counter[tile], 1u) == nsplit - 1u ? 1u : 0u;
-        if (last_split != 0u) {
-            atomicExchange(counter[tile], 0u);
-        }
-    }
-    barrier();
-    if (last_split == 0u) {
+    if (!split_k_last(layer, nsplit)) {
         return;
     }
-    memoryBarrierBuffer();
     for (uint i = 0u; i < RM; ++i) {
         uint co = m0 + ty * RM + i;
         if (co >= p.cout) {
