@@ -13,12 +13,13 @@
 // 16-wide ones). Small configuration: 64 invocations, 64 x 64 and 256 x 16 tiles; large: 256
 // invocations, 128 x 128 and 256 x 64.
 //
-// Per K chunk of TK = 16 steps (one fragment deep), as tiled_gemm.glsl's pipelined loop: the
-// chunk's A and B values are staged in registers (the next chunk's loads are issued before
-// this chunk's products) and stored to the shared A and B tiles rounded to fp16; then each
-// group loads its B fragments once and, per row of fragments, its A fragment, and multiplies.
-// The K order is the pipelined loop's (tap-major where the host chose it: tiles.rs
-// `tap_major`), so the weights are the same copies.
+// Per K chunk of TK = 16 steps (one fragment deep): each group loads its B fragments once and,
+// per row of fragments, its A fragment, and multiplies. The shared A and B tiles (fp16) are
+// two-stage: while the groups multiply chunk c from one stage, the invocations store chunk
+// c + 1 (staged in registers by gemm_stage.glsl, loaded from global memory during chunk c - 1's
+// products) into the other stage and issue chunk c + 2's loads, so one barrier per chunk
+// separates the stages. The K order is the pipelined loop's (tap-major where the host chose
+// it: tiles.rs `tap_major`), so the weights are the same copies.
 //
 // Epilogue, staged through shared memory: fragment by fragment each group stores its
 // accumulator to its own 16x16 staging block, and its lanes read the block back element by
@@ -39,10 +40,15 @@ const uint TM_NARROW = GEMM_THREADS * 64u / TN_NARROW;
 #define GEMM_NO_PIXEL 0xFFFFFFFFu
 #endif
 
-// Shared tiles (fragments.glsl declares them): A as [TK][TM] (element (m, kk) at kk*TM + m),
-// B as [TK][TN] (element (kk, n) at kk*TN + n), and one 16x16 fp32 staging block per group.
-#define FRAG_A_LEN (TK * TM_NARROW)
-#define FRAG_B_LEN (TK * TN_WIDE)
+// Shared tiles (fragments.glsl declares them): two stages of FRAG_STAGE elements in Ts, each
+// with the A tile as [TK][TM] (element (m, kk) at kk*TM + m) followed by the B tile as
+// [TK][TN] (element (kk, n) at TK*TM + kk*TN + n), sized for the larger of the two tile shapes;
+// and one 16x16 fp32 staging block per group in Cs. kernels.rs `shared_bytes` is the host's
+// copy of these sizes.
+const uint FRAG_WIDE = TM_WIDE + TN_WIDE;
+const uint FRAG_NARROW = TM_NARROW + TN_NARROW;
+const uint FRAG_STAGE = TK * (FRAG_WIDE > FRAG_NARROW ? FRAG_WIDE : FRAG_NARROW);
+#define FRAG_T_LEN (2u * FRAG_STAGE)
 #define FRAG_C_LEN (GEMM_THREADS * 8u)
 #include "fragments.glsl"
 #include "split_k.glsl"
@@ -53,33 +59,34 @@ FRAG_C acc[8];
 
 #include "gemm_stage.glsl"
 
-// The A tile of the chunk at k0 straight into shared memory, element by element (cout not a
-// multiple of the vector width).
-void gather_a(uint k0, uint K, uint m0, uint TM) {
+// The A tile of the chunk at k0 straight into the stage at `base`, element by element (cout
+// not a multiple of the vector width).
+void gather_a(uint k0, uint K, uint m0, uint TM, uint base) {
     for (uint e = gl_LocalInvocationID.x; e < TM * TK; e += GEMM_THREADS) {
         uint m = e % TM;
         uint kk = e / TM;
         uint gk = k0 + kk;
         uint co = m0 + m;
-        frag_put_a(kk * TM + m, (gk < K && co < p.cout) ? float(wt[gemm_a_row(gk) + co]) : 0.0);
+        frag_put(base + kk * TM + m, (gk < K && co < p.cout) ? float(wt[gemm_a_row(gk) + co]) : 0.0);
     }
 }
 
-void store_a(uint TM, uint av) {
+void store_a(uint TM, uint av, uint base) {
     uint per_row = TM / A_VE;
     for (uint i = 0u; i < AV_MAX; ++i) {
         if (i < av) {
             uint e = gl_LocalInvocationID.x + i * GEMM_THREADS;
-            uint at = (e / per_row) * TM + (e % per_row) * A_VE;
+            uint at = base + (e / per_row) * TM + (e % per_row) * A_VE;
             for (uint j = 0u; j < A_VE; ++j) {
-                frag_put_a(at + j, vec16_elem(ra[i], j));
+                frag_put(at + j, vec16_elem(ra[i], j));
             }
         }
     }
 }
 
-// store_a, store_b: the register stage (gemm_stage.glsl) into the fp16 tiles.
-void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn) {
+// store_a, store_b: the register stage (gemm_stage.glsl) into the fp16 tiles of the stage at
+// `base` (store_b: its B tile at `bt`).
+void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn, uint bt) {
     uint r0 = brow * bn;
     if (b_vectors(bn)) {
         for (uint i = 0u; i < BV_MAX; ++i) {
@@ -87,7 +94,7 @@ void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn) {
                 for (uint e = 0u; e < VEC16_LEN; ++e) {
                     uint c = r0 + i * VEC16_LEN + e;
                     float v = k0 + c < K ? gemm_b_value(c, vec16_elem(rbv[i], e)) : 0.0;
-                    frag_put_b(c * TN + bcol, v);
+                    frag_put(bt + c * TN + bcol, v);
                 }
             }
         }
@@ -95,25 +102,45 @@ void store_b(uint k0, uint K, uint TN, uint brow, uint bcol, uint bn) {
     }
     for (uint i = 0u; i < B_MAX; ++i) {
         if (i < bn) {
-            frag_put_b((r0 + i) * TN + bcol, rb[i]);
+            frag_put(bt + (r0 + i) * TN + bcol, rb[i]);
         }
     }
 }
 
-// The products of the chunk in the shared tiles: this group's FM x FN fragments, its block at
-// rows am, columns an of the tile. Called with constant fm, fn (fm * fn = 8).
-void multiply_chunk(uint fm, uint fn, uint am, uint an, uint TM, uint TN) {
+// The products of the chunk in the stage at `base`: this group's FM x FN fragments, its block
+// at rows am, columns an of the tile. Called with constant fm, fn (fm * fn = 8).
+void multiply_chunk(uint fm, uint fn, uint am, uint an, uint TM, uint TN, uint base) {
     FRAG_B b[4];
     for (uint j = 0u; j < fn; ++j) {
-        frag_load_b(b[j], an + j * 16u, TN);
+        frag_load_b(b[j], base + TK * TM + an + j * 16u, TN);
     }
     for (uint i = 0u; i < fm; ++i) {
         FRAG_A a;
-        frag_load_a(a, am + i * 16u, TM);
+        frag_load_a(a, base + am + i * 16u, TM);
         for (uint j = 0u; j < fn; ++j) {
             frag_mul_add(acc[i * fn + j], a, b[j]);
         }
     }
+}
+
+// Chunk k0's A and B values into registers (gemm_stage.glsl; A only when it goes as vectors).
+void stage_chunk(uint k0, uint K, uint m0, uint TM, uint brow, uint bn, bool a_vec, uint av) {
+    if (a_vec) {
+        load_a(k0, K, m0, TM, av);
+    }
+    load_b(k0, K, brow, bn);
+}
+
+// Chunk k0 into the stage at `base`: from the registers stage_chunk filled (the last chunk it
+// staged must be k0: load_b's gemm_chunk state is store_b's), or gathered (A, element-wise).
+void put_chunk(uint k0, uint K, uint m0, uint TM, uint TN, uint brow, uint bcol, uint bn,
+               bool a_vec, uint av, uint base) {
+    if (a_vec) {
+        store_a(TM, av, base);
+    } else {
+        gather_a(k0, K, m0, TM, base);
+    }
+    store_b(k0, K, TN, brow, bcol, bn, base + TK * TM);
 }
 
 // The output (column g, channel co) with value v: stored through the epilogue, or as split
@@ -164,33 +191,30 @@ void tiled_gemm(uint K, uint npix, uint nsplit, uint split, uint layer, uint par
     bool a_vec = p.cout % A_VE == 0u;
     uint av = TK * TM / (A_VE * GEMM_THREADS);
     uint bn = TK * TN / GEMM_THREADS;
+    // Iteration k puts chunk k (staged in registers) into stage ((k - kbeg) / TK) % 2, stages
+    // chunk k + TK in registers and multiplies chunk k - TK from the other stage; one barrier
+    // per iteration. (One call site per step keeps the kernel small: lavapipe compiles it for
+    // every specialisation.)
     if (kbeg < kend) {
-        if (a_vec) {
-            load_a(kbeg, K, m0, TM, av);
-        }
-        load_b(kbeg, K, brow, bn);
+        stage_chunk(kbeg, K, m0, TM, brow, bn, a_vec, av);
     }
-    for (uint k0 = kbeg; k0 < kend; k0 += TK) {
-        if (a_vec) {
-            store_a(TM, av);
-        } else {
-            gather_a(k0, K, m0, TM);
-        }
-        store_b(k0, K, TN, brow, bcol, bn);
-        barrier();
-        uint k1 = k0 + TK;
-        if (k1 < kend) {
-            if (a_vec) {
-                load_a(k1, K, m0, TM, av);
+    for (uint k = kbeg; k < kend + TK; k += TK) {
+        uint stage = ((k - kbeg) / TK) & 1u;
+        if (k < kend) {
+            put_chunk(k, K, m0, TM, TN, brow, bcol, bn, a_vec, av, stage * FRAG_STAGE);
+            if (k + TK < kend) {
+                stage_chunk(k + TK, K, m0, TM, brow, bn, a_vec, av);
             }
-            load_b(k1, K, brow, bn);
         }
-        if (FN == 4u) {
-            multiply_chunk(2u, 4u, am, an, TM, TN);
-        } else if (FN == 2u) {
-            multiply_chunk(4u, 2u, am, an, TM, TN);
-        } else {
-            multiply_chunk(8u, 1u, am, an, TM, TN);
+        if (k > kbeg) {
+            uint base = (stage ^ 1u) * FRAG_STAGE;
+            if (FN == 4u) {
+                multiply_chunk(2u, 4u, am, an, TM, TN, base);
+            } else if (FN == 2u) {
+                multiply_chunk(4u, 2u, am, an, TM, TN, base);
+            } else {
+                multiply_chunk(8u, 1u, am, an, TM, TN, base);
+            }
         }
         barrier();
     }

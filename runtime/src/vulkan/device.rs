@@ -51,6 +51,9 @@ pub struct VkContext {
     /// implementation): the executor then keeps its activation arena there and writes inputs
     /// to / reads outputs from their arena slots directly, with no staging copies.
     pub unified_memory: bool,
+    /// The device feature shaderFloat16, enabled: fp16 values in shared memory, which both
+    /// fragment GEMM cores' tiles are (shaders/fragments.glsl).
+    pub shader_float16: bool,
     /// The cooperative-matrix shape `(M, N, K)` an fp16 × fp16 → fp32 tensor-core GEMM would use
     /// (`VK_KHR_cooperative_matrix`, [`super::coopmat::gemm_shape`]); `None` where the device
     /// has none (lavapipe).
@@ -61,6 +64,9 @@ pub struct VkContext {
     pub coopmat_kernels: bool,
     /// "name (type, driver ...)" for logs and errors.
     pub description: String,
+    /// The cooperative-matrix kernels' self-check on this device (self_check.rs), run by the
+    /// first executor that would pick them by default.
+    pub(super) coopmat_checked: std::sync::OnceLock<bool>,
     /// The options this context was created with that change what it enables.
     made_with: (bool, bool, bool),
 }
@@ -332,9 +338,11 @@ impl VkContext {
             fp16_math,
             subgroup_score,
             unified_memory,
+            shader_float16: supported.shader_float16,
             coopmat,
             coopmat_kernels,
             description,
+            coopmat_checked: std::sync::OnceLock::new(),
             made_with: Self::key(opts),
         })
     }
