@@ -59,7 +59,7 @@ fn errors_are_values() {
     // The tensor-core kernels on a device that cannot run them (lavapipe): an error that says
     // so, not a silent fallback; where the device can, an executor.
     let coopmat = VkOptions {
-        gemm: hood_runtime::vulkan::GemmCore::CoopMat,
+        gemm: Some(hood_runtime::vulkan::GemmCore::CoopMat),
         ..VkOptions::default()
     };
     match VulkanExecutor::with_context(Some(ctx.clone()), &graph, &t.0, &coopmat) {
@@ -72,6 +72,20 @@ fn errors_are_values() {
             "coopmat kernels on a device without them"
         ),
     }
+    // The self-check that guards the default choice of the tensor-core kernels: the
+    // emulated fragment core (their source, on lavapipe) agrees with the CPU reference; kernels
+    // that cannot run here fail it, so the plan keeps the fp32 core (a warning, no error).
+    use hood_runtime::vulkan::{self_check, GemmCore};
+    let emulated = self_check::fragment_core_error(&ctx, GemmCore::Emulated, &VkOptions::default())
+        .expect("the emulated fragment core runs the self-check graph");
+    assert!(
+        emulated <= 1.0,
+        "emulated fragments: error {emulated} × the bound"
+    );
+    assert_eq!(
+        self_check::fragment_core_agrees(&ctx, GemmCore::CoopMat, &VkOptions::default()),
+        ctx.coopmat_kernels
+    );
     // Wrong input length and an empty batch.
     assert!(matches!(
         ex.run(&[0.0; 5], 1, false),

@@ -567,7 +567,7 @@ fn variants(split_k: u32) -> Vec<VkOptions> {
         });
         all.push(VkOptions {
             split_k: Some(split_k),
-            gemm: fragment_core(),
+            gemm: Some(fragment_core()),
             ..base.clone()
         });
         all.push(base);
@@ -605,7 +605,7 @@ fn check(b: &Built) -> Result<(), TestCaseError> {
             return Ok(());
         };
         let fp16 = ex.fp16_storage();
-        let tol = match (opts.gemm.fragments(), fp16) {
+        let tol = match (opts.gemm.is_some_and(|c| c.fragments()), fp16) {
             (true, _) => VK_OP_FRAGMENTS,
             (false, true) => VK_OP_FP16,
             (false, false) => VK_OP_FP32,

@@ -192,7 +192,7 @@ fn fragments_match_the_cpu_reference() {
     let split = VkOptions {
         max_batch: 4,
         split_k: Some(3),
-        gemm: core,
+        gemm: Some(core),
         ..VkOptions::default()
     };
     models_match_the_cpu_reference(
@@ -210,7 +210,7 @@ fn fragments_match_the_cpu_reference() {
         max_batch: 4,
         no_split_k: true,
         large_tiles: true,
-        gemm: core,
+        gemm: Some(core),
         ..VkOptions::default()
     };
     models_match_the_cpu_reference(

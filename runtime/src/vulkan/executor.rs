@@ -310,7 +310,22 @@ impl VulkanExecutor {
         };
         let split_k = SplitK::new(opts, ctx.target_groups);
         // The kernel choice (plan.rs): families for this device and these switches.
-        let families = super::plan::families(opts, ctx.cpu_subgroup8);
+        // The tensor-core kernels are the default only where the device runs them and they
+        // pass their self-check (once per context).
+        let coopmat = ctx.coopmat_kernels
+            && opts.gemm.is_none()
+            && !(opts.no_tiled_conv && opts.no_tiled_deconv)
+            && *ctx.coopmat_checked.get_or_init(|| {
+                super::self_check::fragment_core_agrees(&ctx, GemmCore::CoopMat, opts)
+            });
+        let families = super::plan::families(opts, ctx.cpu_subgroup8, coopmat);
+        if families.tiles.core == GemmCore::Emulated && !ctx.shader_float16 {
+            return Err(vk_err(format!(
+                "HOOD_VK_GEMM=emulated: {} lacks the shaderFloat16 feature the fragment kernels \
+                 need (fp16 tiles in shared memory)",
+                ctx.description
+            )));
+        }
         if families.tiles.core == GemmCore::CoopMat && !ctx.coopmat_kernels {
             return Err(vk_err(format!(
                 "HOOD_VK_GEMM=coopmat: {} cannot run the cooperative-matrix kernels (they need \

@@ -58,13 +58,14 @@
 //!   chunk into shared memory, multiply, repeat) instead of the pipelined one (the next
 //!   chunk's loads in registers while the current one is multiplied, 16-byte weight loads,
 //!   the tap-major gather; shaders/tiled_gemm.glsl).
-//! * `HOOD_VK_GEMM=emulated` / `HOOD_VK_GEMM=coopmat` — the tiled GEMM kernels multiply
-//!   16×16×16 fp16 fragments (shaders/fragment_gemm.glsl) instead of fp32 FMAs: emulated
-//!   through shared memory on any device (how CI tests the tensor-core kernels on lavapipe),
-//!   or on tensor cores through `VK_KHR_cooperative_matrix` (devices with 32-wide subgroups
-//!   that report the 16×16×16 fp16 → fp32 shape; an error elsewhere). Operands are rounded to
-//!   fp16. Opt-in: the cooperative-matrix kernels have not yet run on a GPU
-//!   (docs/TENSOR_CORES.md). `fma` (the default) is the fp32 path.
+//! * `HOOD_VK_GEMM=auto|fma|emulated|coopmat` — the multiply inside the tiled GEMM kernels.
+//!   `fma`: fp32 FMAs. `emulated` / `coopmat`: 16×16×16 fp16 fragments
+//!   (shaders/fragment_gemm.glsl), emulated through shared memory on any device with
+//!   shaderFloat16 (how CI tests the tensor-core kernels on lavapipe), or on tensor cores
+//!   through `VK_KHR_cooperative_matrix` (devices with 32-wide subgroups that report the
+//!   16×16×16 fp16 → fp32 shape; an error elsewhere). Operands are rounded to fp16. `auto`
+//!   (the default): the tensor-core kernels where the device can run them and they pass their
+//!   self-check against the CPU reference (self_check.rs, once per device), else `fma`.
 //! * `HOOD_VK_NCHW=1` — keep every activation NCHW; by default a value that the tiled GEMM
 //!   kernels write and only they read is stored channel-packed, NHWC (plan.rs
 //!   `packed_values`), so a tap-major K chunk is 16 contiguous channels, read as 16-byte
@@ -95,6 +96,7 @@ pub mod pipelines;
 mod plan;
 mod pool;
 pub mod profile;
+pub mod self_check;
 mod tiles;
 pub mod unfuse;
 pub mod weights;
@@ -167,9 +169,10 @@ pub struct VkOptions {
     /// (lavapipe) otherwise get; those devices then run the tiled kernels.
     pub no_bcast: bool,
     /// The multiply inside the tiled GEMM kernels (`HOOD_VK_GEMM=fma|emulated|coopmat`;
-    /// kernels.rs [`GemmCore`]). A fragment core implies the tiled kernels (no
+    /// kernels.rs [`GemmCore`]); `None` (`auto`, the default): the plan's choice
+    /// (plan.rs `families`). A chosen fragment core implies the tiled kernels (no
     /// register-broadcast ones); `CoopMat` on a device that cannot run it is an error.
-    pub gemm: GemmCore,
+    pub gemm: Option<GemmCore>,
 }
 
 impl Default for VkOptions {
@@ -193,7 +196,7 @@ impl Default for VkOptions {
             no_subgroup: false,
             no_specialised: false,
             no_zero_copy: false,
-            gemm: GemmCore::Fma,
+            gemm: None,
         }
     }
 }
@@ -232,11 +235,12 @@ impl VkOptions {
             no_specialised: flag("HOOD_VK_NO_SPECIALISED"),
             no_zero_copy: flag("HOOD_VK_NO_ZERO_COPY"),
             gemm: match std::env::var("HOOD_VK_GEMM") {
-                Ok(v) => GemmCore::parse(&v).unwrap_or_else(|| {
-                    log::warn!("HOOD_VK_GEMM={v} is not fma, emulated or coopmat; using fma");
+                Ok(v) if v.trim() == "auto" || v.trim().is_empty() => None,
+                Ok(v) => Some(GemmCore::parse(&v).unwrap_or_else(|| {
+                    log::warn!("HOOD_VK_GEMM={v} is not auto, fma, emulated or coopmat; using fma");
                     GemmCore::Fma
-                }),
-                Err(_) => GemmCore::Fma,
+                })),
+                Err(_) => None,
             },
         }
     }

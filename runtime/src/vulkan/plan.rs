@@ -8,9 +8,10 @@
 //!   the register-broadcast conv kernels (bcast.rs), elsewhere (or with `HOOD_VK_NO_BCAST`) the
 //!   tiled implicit GEMMs with split-K (tiles.rs); `HOOD_VK_NO_TILED_CONV` /
 //!   `HOOD_VK_NO_TILED_DECONV` select the generic one-invocation-per-output kernels. The
-//!   tiled kernels' multiply ([`super::kernels::GemmCore`]) is `HOOD_VK_GEMM`'s: fp32 FMAs by
-//!   default, fp16 fragments emulated or on tensor cores (a fragment core implies the tiled
-//!   kernels, on lavapipe too).
+//!   tiled kernels' multiply ([`super::kernels::GemmCore`]) is `HOOD_VK_GEMM`'s where set
+//!   (fp32 FMAs, or fp16 fragments emulated or on tensor cores; a fragment core implies the
+//!   tiled kernels, on lavapipe too); by default the tensor-core kernels where the device
+//!   runs them and they passed their self-check (self_check.rs), else fp32 FMAs.
 //! * Fused runs (fused.rs): the head, the tail and the shortcut joins, one dispatch each.
 //! * Activation layouts ([`packed_values`]): a value is stored channel-packed (NHWC) when the
 //!   tiled kernels write it and only tiled kernels read it (`HOOD_VK_NCHW=1`: never); every
@@ -22,7 +23,7 @@
 //! the context's, chosen in device.rs and applied when pipelines.rs loads the module.
 
 use super::fused::{Fused, Kind};
-use super::kernels::{ConvKernels, ConvSpec, Kernel, TileConfig};
+use super::kernels::{ConvKernels, ConvSpec, GemmCore, Kernel, TileConfig};
 use super::tiles::{wide, SplitK, TiledGemm};
 use super::VkOptions;
 use crate::graph::Graph;
@@ -50,10 +51,16 @@ pub(super) struct Plan {
 }
 
 /// The conv kernel families for a device (`cpu_subgroup8`: a CPU implementation with 8-lane
-/// subgroups) under the switches of `opts`; `split_k`, `head`, `tail` and `shortcut_joins`
+/// subgroups; `coopmat`: it runs the cooperative-matrix kernels and they passed their
+/// self-check) under the switches of `opts`; `split_k`, `head`, `tail` and `shortcut_joins`
 /// are filled in by [`plan`].
-pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
-    let bcast = cpu_subgroup8 && !opts.no_bcast && !opts.gemm.fragments();
+pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool, coopmat: bool) -> ConvKernels {
+    let core = opts.gemm.unwrap_or(if coopmat {
+        GemmCore::CoopMat
+    } else {
+        GemmCore::Fma
+    });
+    let bcast = cpu_subgroup8 && !opts.no_bcast && !core.fragments();
     ConvKernels {
         tiled_conv: !opts.no_tiled_conv && !bcast,
         tiled_deconv: !opts.no_tiled_deconv && !bcast,
@@ -67,7 +74,7 @@ pub(super) fn families(opts: &VkOptions, cpu_subgroup8: bool) -> ConvKernels {
             (false, true) => TileConfig::SMALL.plain(),
             (true, true) => TileConfig::LARGE.plain(),
         }
-        .with_core(opts.gemm),
+        .with_core(core),
         head: false,
         tail: false,
         shortcut_joins: 0,
@@ -276,15 +283,15 @@ mod tests {
     #[test]
     fn families_follow_the_device_and_the_switches() {
         let o = VkOptions::default();
-        let f = families(&o, true);
+        let f = families(&o, true, false);
         assert!(f.bcast_conv && f.bcast_deconv && !f.tiled_conv && !f.tiled_deconv);
-        let f = families(&o, false);
+        let f = families(&o, false, false);
         assert!(!f.bcast_conv && !f.bcast_deconv && f.tiled_conv && f.tiled_deconv);
         let no_bcast = VkOptions {
             no_bcast: true,
             ..VkOptions::default()
         };
-        let f = families(&no_bcast, true);
+        let f = families(&no_bcast, true, false);
         assert!(!f.bcast_conv && f.tiled_conv);
         let generic = VkOptions {
             no_tiled_conv: true,
@@ -292,7 +299,7 @@ mod tests {
             ..VkOptions::default()
         };
         for cpu in [true, false] {
-            let f = families(&generic, cpu);
+            let f = families(&generic, cpu, false);
             assert!(!f.bcast_conv && !f.tiled_conv && !f.bcast_deconv && !f.tiled_deconv);
         }
         assert!(
@@ -301,10 +308,34 @@ mod tests {
                     no_specialised: true,
                     ..VkOptions::default()
                 },
-                true
+                true,
+                false
             )
             .specialised
         );
+    }
+
+    /// The GEMM core: `HOOD_VK_GEMM`'s where set, whatever the device; by default the
+    /// cooperative-matrix kernels exactly where the device runs them and they passed their
+    /// self-check, else fp32 FMAs (and the register-broadcast kernels stay lavapipe's).
+    #[test]
+    fn gemm_core_follows_the_switch_then_the_device() {
+        let auto = VkOptions::default();
+        assert_eq!(families(&auto, false, true).tiles.core, GemmCore::CoopMat);
+        assert_eq!(families(&auto, false, false).tiles.core, GemmCore::Fma);
+        let f = families(&auto, true, false);
+        assert!(f.bcast_conv && f.tiles.core == GemmCore::Fma);
+        for core in [GemmCore::Fma, GemmCore::Emulated, GemmCore::CoopMat] {
+            let set = VkOptions {
+                gemm: Some(core),
+                ..VkOptions::default()
+            };
+            for coopmat in [false, true] {
+                let f = families(&set, true, coopmat);
+                assert_eq!(f.tiles.core, core);
+                assert_eq!(f.tiled_conv, core.fragments(), "{core:?}");
+            }
+        }
     }
 
     #[test]
@@ -327,22 +358,22 @@ mod tests {
         let o = VkOptions::default();
         let spec = |k, stride| ConvSpec { k, stride };
         assert_eq!(
-            node_kernel(&conv(128, 3, 1), families(&o, true)),
+            node_kernel(&conv(128, 3, 1), families(&o, true, false)),
             Kernel::Conv2dBcast {
                 wide: true,
                 spec: spec(3, 1)
             }
         );
         assert_eq!(
-            node_kernel(&conv(64, 1, 2), families(&o, false)),
+            node_kernel(&conv(64, 1, 2), families(&o, false, false)),
             Kernel::Conv2dTiled(spec(1, 2), TileConfig::SMALL)
         );
         assert_eq!(
-            node_kernel(&conv(64, 5, 1), families(&o, false)),
+            node_kernel(&conv(64, 5, 1), families(&o, false, false)),
             Kernel::Conv2dTiled(ConvSpec::GENERIC, TileConfig::SMALL)
         );
         assert_eq!(
-            node_kernel(&Op::Argmax, families(&o, false)),
+            node_kernel(&Op::Argmax, families(&o, false, false)),
             Kernel::Generic(OpKind::Argmax)
         );
     }

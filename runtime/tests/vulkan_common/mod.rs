@@ -255,8 +255,14 @@ fn shared_context(opts: &VkOptions) -> Result<Arc<VkContext>, HoodError> {
 }
 
 /// An executor with explicit options on the process's shared context; `None` (test skipped)
-/// without a Vulkan device.
+/// without a Vulkan device. Options that leave the GEMM core to the plan (`gemm: None`) get
+/// the fp32 core, whose numerics the op tests' bounds are for (on a tensor-core GPU the
+/// plan's own choice would be the fragment core); the fragment variants set theirs.
 pub fn executor_opts(graph: &Graph, t: &Tensors, opts: &VkOptions) -> Option<VulkanExecutor> {
+    let opts = &VkOptions {
+        gemm: opts.gemm.or(Some(hood_runtime::vulkan::GemmCore::Fma)),
+        ..opts.clone()
+    };
     let made = shared_context(opts)
         .and_then(|ctx| VulkanExecutor::with_context(Some(ctx), graph, &t.0, opts));
     match made {
