@@ -3,8 +3,9 @@
 
     python3 tools/device/gpu_report.py LOGS OUT.json OUT.md
 
-Exits 1 (after writing both files) when a test binary failed, a self-test did not pass, or a
-variant has no timing, so a dry run that CI runs fails loudly.
+Exits 1 (after writing both files) when a test binary failed, a self-test did not pass, a
+variant has no timing, or an evaluation failed or exceeded its bounds (compare_eval.py's exit
+status), so a dry run that CI runs fails loudly.
 """
 import glob
 import json
@@ -36,6 +37,13 @@ def main():
     for s in selftests:
         if not s.endswith("PASS"):
             problems.append("self-test: " + s)
+    evals = lines(os.path.join(logs, "evals.txt"))
+    for e in evals:
+        if not re.search(r": rc 0(, compare rc 0)?$", e):
+            problems.append("evaluation: " + e)
+    compares = {}
+    for p in sorted(glob.glob(os.path.join(logs, "compare_*.md"))):
+        compares[os.path.basename(p)[len("compare_"):-len(".md")]] = lines(p)
     bench = [json.loads(l) for l in lines(os.path.join(logs, "bench.jsonl")) if l.strip()]
     variants = []
     for b in bench:
@@ -62,7 +70,7 @@ def main():
     if len(variants) < 6:
         problems.append(f"only {len(variants)} variants timed: {variants}")
     result = {"machine": machine, "tests": tests, "skipped": skipped, "selftests": selftests,
-              "bench": bench,
+              "bench": bench, "evals": evals, "eval_compare": compares,
               "profiles_batch1": profiles, "torch_peer": peer, "problems": problems}
     with open(out_json, "w") as f:
         json.dump(result, f, indent=1)
@@ -97,6 +105,11 @@ def main():
     for v, p in profiles.items():
         md.append(f"| {v} | {p['dispatches']} | {p['gpu_ms']:.3f} | {p['wall_ms']:.3f} |")
     md += ["", "Tests: " + "; ".join(tests), "", "Self-tests:", ""] + ["    " + s for s in selftests]
+    if evals:
+        md += ["", "Evaluation of the demo model, PyTorch vs `hood eval --backend vulkan` "
+               "(tools/train/compare_eval.py):", ""] + ["    " + e for e in evals]
+        for core, text in compares.items():
+            md += ["", f"GEMM core `{core}`:", ""] + text
     if skipped:
         md += ["", "Not run:", ""] + ["- " + s for s in skipped]
     if problems:
